@@ -1,0 +1,20 @@
+// The whole suite: unit tests, then integration tests with real processes on loopback.
+// Runs files one at a time (2-core machine; integration tests start several processes).
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const files = (dir) =>
+  readdirSync(join(root, dir), { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith(".test.ts"))
+    .sort()
+    .map((f) => join(dir, f));
+const only = process.argv.slice(2);
+const all = only.length ? only : [...files("test/unit"), ...files("test/integration")];
+const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...all], {
+  cwd: root,
+  stdio: "inherit",
+});
+process.exit(r.status ?? 1);

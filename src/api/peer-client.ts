@@ -1,0 +1,11 @@
+import { callJson } from "./http-json.js";
+import { PEER_PATHS, PrefetchReply, type PrefetchRequestInput } from "./peer.js";
+
+/** Control calls to a peer's upload port (the byte path lives in src/peer). */
+export class PeerControlClient {
+  constructor(readonly baseUrl: string) {}
+
+  prefetch(req: PrefetchRequestInput) {
+    return callJson(this.baseUrl, PEER_PATHS.prefetch, PrefetchReply, { body: req, timeoutMs: 5_000 });
+  }
+}

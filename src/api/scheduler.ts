@@ -1,0 +1,164 @@
+/** Wire shapes of the scheduler's HTTP/JSON API (one source of truth for server and client). */
+import { z } from "zod";
+import { Digest, DownloadSpec, SafeId, TaskError, TaskId } from "./common.js";
+
+export const SCHEDULER_API = "/api/v1";
+
+export const HostAnnounce = z.object({
+  id: SafeId,
+  hostname: z.string().min(1).max(255),
+  ip: z.string().min(1).max(64),
+  uploadPort: z.number().int().min(1).max(65535),
+  isSeed: z.boolean(),
+  location: z.string().max(255).default(""),
+  idc: z.string().max(255).default(""),
+  uploadSlots: z.number().int().min(0),
+  freeUploadSlots: z.number().int().min(0),
+});
+export type HostAnnounce = z.infer<typeof HostAnnounce>;
+
+export const HostAnnounceReply = z.object({ keepAliveMs: z.number().int() });
+export type HostAnnounceReply = z.infer<typeof HostAnnounceReply>;
+
+export const TaskState = z.enum(["pending", "running", "succeeded", "failed"]);
+export type TaskState = z.infer<typeof TaskState>;
+
+export const TaskInfo = z.object({
+  id: TaskId,
+  state: TaskState,
+  contentLength: z.number().int().min(0).nullable(),
+  pieceLength: z.number().int().min(1).nullable(),
+  totalPieces: z.number().int().min(0).nullable(),
+  error: TaskError.nullable(),
+});
+export type TaskInfo = z.infer<typeof TaskInfo>;
+
+export const RegisterPeer = z.object({
+  peerId: SafeId,
+  hostId: SafeId,
+  download: DownloadSpec,
+});
+export type RegisterPeer = z.infer<typeof RegisterPeer>;
+export type RegisterPeerInput = z.input<typeof RegisterPeer>;
+
+export const PieceInfo = z.object({
+  number: z.number().int().min(0),
+  digest: Digest,
+  length: z.number().int().min(0),
+});
+export type PieceInfo = z.infer<typeof PieceInfo>;
+
+export const ParentInfo = z.object({
+  peerId: SafeId,
+  hostId: SafeId,
+  ip: z.string(),
+  uploadPort: z.number().int(),
+  isSeed: z.boolean(),
+  /** Base64 bitmap of the pieces the parent holds. */
+  pieces: z.string(),
+});
+export type ParentInfo = z.infer<typeof ParentInfo>;
+
+/**
+ * What a peer should do now: `p2p` fetch from the parents listed, `back_to_source`
+ * fetch from the origin (and become the source of piece digests), `wait` for
+ * parents, `failed` give up with `task.error`.
+ */
+export const ScheduleAction = z.enum(["p2p", "back_to_source", "wait", "failed"]);
+export type ScheduleAction = z.infer<typeof ScheduleAction>;
+
+export const ScheduleReply = z.object({
+  version: z.number().int(),
+  action: ScheduleAction,
+  task: TaskInfo,
+  /** Canonical piece digests known so far, from whoever fetched them from the origin. */
+  pieces: z.array(PieceInfo),
+  parents: z.array(ParentInfo),
+});
+export type ScheduleReply = z.infer<typeof ScheduleReply>;
+
+export const RegisterPeerReply = ScheduleReply.extend({ taskId: TaskId });
+export type RegisterPeerReply = z.infer<typeof RegisterPeerReply>;
+
+export const ScheduleQuery = z.object({
+  /** Answer once the task's version is above this (long poll). */
+  since: z.coerce.number().int().min(-1).default(-1),
+  /** Parents wanted; a peer that is stuck asks for more. */
+  count: z.coerce.number().int().min(1).max(64).optional(),
+  waitMs: z.coerce.number().int().min(0).max(30_000).optional(),
+});
+export type ScheduleQuery = z.infer<typeof ScheduleQuery>;
+
+export const PieceReport = z.object({
+  /** Sent by the peer fetching from the origin once it knows them. */
+  contentLength: z.number().int().min(0).nullable().optional(),
+  pieceLength: z.number().int().min(1).optional(),
+  pieces: z.array(PieceInfo).max(100_000),
+});
+export type PieceReport = z.infer<typeof PieceReport>;
+
+export const PieceReportReply = z.object({
+  rejected: z.array(z.object({ number: z.number().int(), reason: z.string() })),
+});
+export type PieceReportReply = z.infer<typeof PieceReportReply>;
+
+export const FailureKind = z.enum(["digest_mismatch", "unreachable", "timeout", "http_error"]);
+export type FailureKind = z.infer<typeof FailureKind>;
+
+export const FailureReport = z.object({
+  parentId: SafeId,
+  pieceNumber: z.number().int().min(0),
+  kind: FailureKind,
+  message: z.string().max(2000),
+});
+export type FailureReport = z.infer<typeof FailureReport>;
+
+export const PeerResult = z.discriminatedUnion("state", [
+  z.object({ state: z.literal("succeeded"), contentLength: z.number().int().min(0) }),
+  z.object({ state: z.literal("failed"), error: TaskError }),
+]);
+export type PeerResult = z.infer<typeof PeerResult>;
+
+export const PreheatScope = z.enum(["single_seed_peer", "all_seed_peers", "all_peers"]);
+export type PreheatScope = z.infer<typeof PreheatScope>;
+
+/** Manager → scheduler: make peers fetch a task ahead of demand. */
+export const PreheatRequest = z.object({
+  download: DownloadSpec,
+  scope: PreheatScope.default("single_seed_peer"),
+  /** Only hosts with these IPs (scope all_peers / all_seed_peers). */
+  ips: z.array(z.string()).optional(),
+  count: z.number().int().min(1).optional(),
+  percentage: z.number().min(1).max(100).optional(),
+});
+export type PreheatRequest = z.infer<typeof PreheatRequest>;
+export type PreheatRequestInput = z.input<typeof PreheatRequest>;
+
+export const PreheatReply = z.object({
+  taskId: TaskId,
+  /** Hosts asked to fetch, and whether each accepted. */
+  hosts: z.array(
+    z.object({ hostId: SafeId, hostname: z.string(), ip: z.string(), accepted: z.boolean(), error: z.string().optional() }),
+  ),
+});
+export type PreheatReply = z.infer<typeof PreheatReply>;
+
+export const PeerState = z.enum(["pending", "running", "back_to_source", "succeeded", "failed", "left"]);
+export type PeerState = z.infer<typeof PeerState>;
+
+export const TaskStatus = z.object({
+  task: TaskInfo,
+  peers: z.array(
+    z.object({
+      peerId: SafeId,
+      hostId: SafeId,
+      hostname: z.string(),
+      ip: z.string(),
+      isSeed: z.boolean(),
+      state: PeerState,
+      finishedPieces: z.number().int(),
+      error: TaskError.nullable(),
+    }),
+  ),
+});
+export type TaskStatus = z.infer<typeof TaskStatus>;

@@ -1,0 +1,26 @@
+import { InvalidArgumentError } from "commander";
+
+/** Commander argument parsers shared by sub-commands. */
+export function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number 0-65535 (0 = any free port)");
+  return n;
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
+  return n;
+}
+
+/** `1024`, `4MiB`, `64M`, `1G` → bytes. */
+export function parseBytes(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`not a size: ${value} (try 4MiB, 512M, 1G)`);
+  const scale = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"];
+  return Math.round(Number(m[1]) * scale);
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,70 @@
+/** Every default kiln uses, in one place. Components and the CLI import from here. */
+
+export const MiB = 1024 * 1024;
+
+export const PORTS = {
+  manager: 8080,
+  scheduler: 8002,
+  peerUpload: 4000,
+  peerProxy: 4001,
+  peerMetrics: 4002,
+  /** The all-in-one seed peer needs its own ports beside the regular peer. */
+  seedUpload: 4010,
+  seedMetrics: 4012,
+} as const;
+
+export const PIECE = {
+  /** Number of pieces the default piece length aims for. */
+  targetCount: 500,
+  minDefault: 4 * MiB,
+  maxDefault: 64 * MiB,
+  minExplicit: 4 * MiB,
+  maxExplicit: 1024 * MiB,
+} as const;
+
+/** Dragonfly's proxy.defaultFilter recommendation for containerd (seed 001). */
+export const DEFAULT_PROXY_FILTER = "Expires&Signature&ns";
+/** The Open API's default filteredQueryParams (seed 001). */
+export const DEFAULT_PREHEAT_FILTER = "Expires&Signature";
+
+export const SCHEDULER = {
+  /** How often hosts re-announce themselves. */
+  keepAliveMs: 2_000,
+  /** A host not heard from for this long is dead; its peers are dropped. */
+  hostTimeoutMs: 10_000,
+  /** Tasks with no peers left are forgotten after this long. */
+  taskIdleTtlMs: 10 * 60_000,
+  gcIntervalMs: 1_000,
+  /** Parents handed out per schedule answer. */
+  parentsPerSchedule: 4,
+  /** Long-poll window of the schedule endpoint. */
+  scheduleWaitMs: 5_000,
+} as const;
+
+export const PEER = {
+  /** Pieces fetched at once by one download. */
+  concurrentPieces: 8,
+  /** In-flight pieces per parent. */
+  piecesPerParent: 3,
+  /** A piece that makes no progress for this long is retried elsewhere. */
+  pieceStallMs: 10_000,
+  /** With no parent able to serve for this long, go to the origin. */
+  noParentFallbackMs: 15_000,
+  /** Upload server: concurrent piece uploads. */
+  uploadConcurrency: 32,
+  /** Upload bandwidth in bytes/s; 0 = unlimited. */
+  uploadRateBytes: 0,
+  taskTtlMs: 6 * 60 * 60_000,
+  gcIntervalMs: 30_000,
+  /** Disk-usage watermarks, in percent of the data directory's filesystem. */
+  gcHighWatermarkPercent: 90,
+  gcLowWatermarkPercent: 80,
+  /** Back-to-source request timeout until response headers arrive. */
+  originHeadersTimeoutMs: 30_000,
+} as const;
+
+export const HEADERS = {
+  pieceDigest: "x-kiln-piece-digest",
+  taskId: "x-dragonfly-task-id",
+  error: "x-kiln-error",
+} as const;

@@ -1,0 +1,10 @@
+import { createHash } from "node:crypto";
+
+/** Piece and content digests are written `sha256:<hex>`, as in OCI. */
+export function sha256(data: Buffer | string): string {
+  return "sha256:" + createHash("sha256").update(data).digest("hex");
+}
+
+export function sha256Hex(data: Buffer | string): string {
+  return createHash("sha256").update(data).digest("hex");
+}

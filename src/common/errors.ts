@@ -1,0 +1,75 @@
+/** Errors that carry what a user or a remote component needs to know. */
+
+export type ErrorCode =
+  | "BAD_REQUEST"
+  | "NOT_FOUND"
+  | "CONFLICT"
+  | "ORIGIN_STATUS"
+  | "ORIGIN_UNREACHABLE"
+  | "DIGEST_MISMATCH"
+  | "DISK_FULL"
+  | "NO_SCHEDULER"
+  | "UNAVAILABLE"
+  | "INTERNAL";
+
+export class KilnError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** HTTP status to answer with; for ORIGIN_STATUS it is the origin's status. */
+    readonly status: number = statusFor(code),
+  ) {
+    super(message);
+    this.name = "KilnError";
+  }
+}
+
+export function statusFor(code: ErrorCode): number {
+  switch (code) {
+    case "BAD_REQUEST":
+      return 400;
+    case "NOT_FOUND":
+      return 404;
+    case "CONFLICT":
+      return 409;
+    case "ORIGIN_STATUS":
+    case "ORIGIN_UNREACHABLE":
+    case "DIGEST_MISMATCH":
+      return 502;
+    case "DISK_FULL":
+    case "NO_SCHEDULER":
+    case "UNAVAILABLE":
+      return 503;
+    case "INTERNAL":
+      return 500;
+  }
+}
+
+/** Human-readable cause of a Node network error, naming the errno where there is one. */
+export function describeNetworkError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { cause?: unknown; hostname?: string };
+  if (e && typeof e === "object" && e.cause && !e.code) return describeNetworkError(e.cause);
+  const code = e?.code;
+  switch (code) {
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `host ${e.hostname ?? ""} cannot be resolved (${code})`.replace("host  ", "host ");
+    case "ECONNREFUSED":
+      return `connection refused (${code})`;
+    case "ECONNRESET":
+      return `connection reset by peer (${code})`;
+    case "ETIMEDOUT":
+      return `connection timed out (${code})`;
+    case "EPIPE":
+      return `connection closed while sending (${code})`;
+    case "ENOSPC":
+      return "no space left on device (ENOSPC)";
+    default:
+      return code ? `${e.message}` : String(e?.message ?? err);
+  }
+}
+
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}

@@ -1,0 +1,30 @@
+import { KilnError } from "./errors.js";
+import { PIECE } from "./defaults.js";
+
+/** Default piece length: content length / 500 rounded up to a power of two, clamped. */
+export function defaultPieceLength(contentLength: number | undefined): number {
+  if (contentLength === undefined || contentLength <= 0) return PIECE.minDefault;
+  const raw = Math.ceil(contentLength / PIECE.targetCount);
+  const pow2 = 2 ** Math.ceil(Math.log2(raw));
+  return Math.min(PIECE.maxDefault, Math.max(PIECE.minDefault, pow2));
+}
+
+export function validateExplicitPieceLength(length: number): number {
+  if (!Number.isInteger(length) || length < PIECE.minExplicit || length > PIECE.maxExplicit) {
+    throw new KilnError(
+      "BAD_REQUEST",
+      `piece length must be an integer between ${PIECE.minExplicit} and ${PIECE.maxExplicit} bytes, got ${length}`,
+    );
+  }
+  return length;
+}
+
+export function pieceCount(contentLength: number, pieceLength: number): number {
+  return contentLength === 0 ? 0 : Math.ceil(contentLength / pieceLength);
+}
+
+/** Byte range [start, end) of piece `n`. */
+export function pieceRange(n: number, contentLength: number, pieceLength: number): { start: number; end: number } {
+  const start = n * pieceLength;
+  return { start, end: Math.min(contentLength, start + pieceLength) };
+}

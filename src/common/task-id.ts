@@ -1,0 +1,109 @@
+import { createHash } from "node:crypto";
+import { KilnError } from "./errors.js";
+
+/**
+ * Task identity, as Dragonfly's (Rust) client computes it: lowercase hex SHA-256
+ * over the filtered URL, tag, application, revision, the piece length when given,
+ * and the literal "STANDARD". Empty parts add nothing.
+ */
+export interface TaskIdInput {
+  url: string;
+  tag?: string;
+  application?: string;
+  revision?: string;
+  /** Only an explicitly requested piece length takes part. */
+  pieceLength?: number;
+  /** Query keys to drop before hashing, e.g. ["Expires", "Signature", "ns"]. */
+  filteredQueryParams?: readonly string[];
+}
+
+/** `Expires&Signature&ns` → ["Expires", "Signature", "ns"]. */
+export function parseFilter(filter: string | undefined): string[] {
+  if (!filter) return [];
+  return filter
+    .split("&")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/**
+ * Removes every query pair whose key equals one of `filters` (case-sensitive),
+ * keeping the others in their original order; drops an empty query. Follows the
+ * WHATWG URL serialisation that Dragonfly's Rust client uses, except that a bare
+ * "/" path with nothing after it is written without the slash.
+ */
+export function filterUrl(rawUrl: string, filters: readonly string[]): string {
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    throw new KilnError("BAD_REQUEST", `invalid URL: ${JSON.stringify(rawUrl)}`);
+  }
+  if (url.search) {
+    const kept = new URLSearchParams();
+    for (const [k, v] of url.searchParams) if (!filters.includes(k)) kept.append(k, v);
+    url.search = kept.toString();
+  }
+  let out = url.toString();
+  if (url.pathname === "/" && !url.search && !url.hash && out.endsWith("/")) out = out.slice(0, -1);
+  return out;
+}
+
+export function urlTaskId(input: TaskIdInput): string {
+  const h = createHash("sha256");
+  h.update(filterUrl(input.url, input.filteredQueryParams ?? []));
+  if (input.tag) h.update(input.tag);
+  if (input.application) h.update(input.application);
+  if (input.revision) h.update(input.revision);
+  if (input.pieceLength !== undefined && input.pieceLength !== null) h.update(String(input.pieceLength));
+  h.update("STANDARD");
+  return h.digest("hex");
+}
+
+const DIGEST_HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
+const BLOB_PATH = /^\/v2\/(.+)\/blobs\/([a-z0-9]+):([a-f0-9]+)$/;
+
+export interface BlobRef {
+  repository: string;
+  algorithm: "sha256" | "sha512";
+  hex: string;
+  /** `sha256:<hex>` */
+  digest: string;
+}
+
+/** Recognises an OCI distribution blob URL, whatever its host, mirror prefix or query. */
+export function parseBlobUrl(rawUrl: string): BlobRef | undefined {
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    return undefined;
+  }
+  const m = BLOB_PATH.exec(url.pathname);
+  if (!m) return undefined;
+  const [, repository, algorithm, hex] = m as unknown as [string, string, string, string];
+  if (DIGEST_HEX_LENGTH[algorithm] !== hex.length) return undefined;
+  return { repository, algorithm: algorithm as BlobRef["algorithm"], hex, digest: `${algorithm}:${hex}` };
+}
+
+/**
+ * The task ID kiln uses. An OCI blob URL requested without tag, application or
+ * explicit piece length is keyed by its digest (Dragonfly's blob-digest ID: the hex
+ * part), so the same layer meets whatever registry host, mirror or query string
+ * it came through. Everything else gets the URL-based ID.
+ */
+export function taskIdFor(input: TaskIdInput): string {
+  const noExtras = !input.tag && !input.application && !input.revision && input.pieceLength === undefined;
+  if (noExtras) {
+    const blob = parseBlobUrl(input.url);
+    if (blob) return blob.hex;
+  }
+  return urlTaskId(input);
+}
+
+/** Task IDs are hex digests; anything else (path tricks included) is refused. */
+export const TASK_ID_PATTERN = /^(?:[a-f0-9]{64}|[a-f0-9]{128})$/;
+
+export function isTaskId(s: string): boolean {
+  return TASK_ID_PATTERN.test(s);
+}

@@ -1,0 +1,39 @@
+import { createLogger } from "../common/logger.js";
+import { SCHEDULER } from "../common/defaults.js";
+import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "./service.js";
+import { buildSchedulerApi } from "./server.js";
+
+export interface SchedulerConfig {
+  host: string;
+  port: number;
+  options?: Partial<SchedulerOptions>;
+}
+
+export interface RunningScheduler {
+  url: string;
+  port: number;
+  service: SchedulerService;
+  close(): Promise<void>;
+}
+
+export async function startScheduler(cfg: SchedulerConfig): Promise<RunningScheduler> {
+  const log = createLogger("scheduler");
+  const service = new SchedulerService(log, { ...defaultSchedulerOptions, ...cfg.options });
+  const app = buildSchedulerApi(service, log);
+  await app.listen({ host: cfg.host, port: cfg.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : cfg.port;
+  const gc = setInterval(() => service.collectGarbage(), SCHEDULER.gcIntervalMs);
+  gc.unref();
+  const url = `http://${cfg.host === "0.0.0.0" ? "127.0.0.1" : cfg.host}:${port}`;
+  log.info({ event: "ready", port, url }, "scheduler listening");
+  return {
+    url,
+    port,
+    service,
+    async close() {
+      clearInterval(gc);
+      await app.close();
+    },
+  };
+}
