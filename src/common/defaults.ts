@@ -39,6 +39,8 @@ export const SCHEDULER = {
   parentsPerSchedule: 4,
   /** Long-poll window of the schedule endpoint. */
   scheduleWaitMs: 5_000,
+  /** How long peers wait for a triggered seed peer before one of them goes to the origin. */
+  seedTriggerWaitMs: 10_000,
 } as const;
 
 export const PEER = {

@@ -35,7 +35,7 @@ export const defaultSchedulerOptions: SchedulerOptions = {
   taskIdleTtlMs: SCHEDULER.taskIdleTtlMs,
   parentsPerSchedule: SCHEDULER.parentsPerSchedule,
   scheduleWaitMs: SCHEDULER.scheduleWaitMs,
-  seedTriggerWaitMs: 10_000,
+  seedTriggerWaitMs: SCHEDULER.seedTriggerWaitMs,
 };
 
 export class SchedulerService {

@@ -1,0 +1,81 @@
+import type { Command } from "commander";
+import { PEER, PORTS } from "../common/defaults.js";
+import { defaultPeerConfig, startPeer } from "../peer/index.js";
+import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
+import { stopOnSignal } from "./signals.js";
+
+interface PeerFlags {
+  seed?: boolean;
+  scheduler: string;
+  dataDir?: string;
+  host: string;
+  advertiseIp?: string;
+  hostname?: string;
+  port?: number;
+  proxyPort?: number;
+  metricsPort?: number;
+  location: string;
+  idc: string;
+  uploadConcurrency: number;
+  uploadRate: number;
+  defaultFilter?: string;
+  pieceStallMs: number;
+  fallbackMs: number;
+  gcTtl: number;
+  gcHigh: number;
+  gcLow: number;
+  gcQuota?: number;
+  keepaliveMs?: number;
+}
+
+export function registerPeerCommand(program: Command): void {
+  program
+    .command("peer")
+    .description("run a peer (or, with --seed, a seed peer that fetches from origins)")
+    .option("--seed", "run as a seed peer: goes back to source when the scheduler asks; no proxy")
+    .option("--scheduler <url>", "scheduler URL", `http://127.0.0.1:${PORTS.scheduler}`)
+    .option("--data-dir <dir>", "where task content is stored (default .kiln/peer or .kiln/seed-peer)")
+    .option("--host <addr>", "address to listen on", "0.0.0.0")
+    .option("--advertise-ip <ip>", "IP other peers reach this one at (default: first non-loopback IPv4)")
+    .option("--hostname <name>", "host name reported to the scheduler")
+    .option("--port <port>", `upload port (default ${PORTS.peerUpload}; seed ${PORTS.seedUpload})`, parsePort)
+    .option("--proxy-port <port>", `proxy port (default ${PORTS.peerProxy})`, parsePort)
+    .option("--metrics-port <port>", `metrics port (default ${PORTS.peerMetrics}; seed ${PORTS.seedMetrics})`, parsePort)
+    .option("--location <loc>", "location, e.g. region|zone, preferred for parents", "")
+    .option("--idc <idc>", "data centre, preferred for parents", "")
+    .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
+    .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
+    .option("--default-filter <params>", "query parameters left out of task IDs", undefined)
+    .option("--piece-stall-ms <ms>", "retry a piece elsewhere after this long without progress", parsePositiveInt, PEER.pieceStallMs)
+    .option("--fallback-ms <ms>", "go to the origin after this long without any parent able to serve", parsePositiveInt, PEER.noParentFallbackMs)
+    .option("--gc-ttl <ms>", "evict tasks not accessed for this long", parsePositiveInt, PEER.taskTtlMs)
+    .option("--gc-high <percent>", "start evicting above this disk usage", parsePositiveInt, PEER.gcHighWatermarkPercent)
+    .option("--gc-low <percent>", "evict down to this disk usage", parsePositiveInt, PEER.gcLowWatermarkPercent)
+    .option("--gc-quota <bytes>", "apply the watermarks to this many bytes instead of the whole filesystem", parseBytes)
+    .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt)
+    .action(async (f: PeerFlags) => {
+      const seed = Boolean(f.seed);
+      const base = defaultPeerConfig();
+      const cfg = defaultPeerConfig({
+        seed,
+        schedulerUrl: f.scheduler,
+        dataDir: f.dataDir ?? (seed ? ".kiln/seed-peer" : ".kiln/peer"),
+        listenHost: f.host,
+        advertiseIp: f.advertiseIp ?? base.advertiseIp,
+        hostname: f.hostname ?? base.hostname,
+        uploadPort: f.port ?? (seed ? PORTS.seedUpload : PORTS.peerUpload),
+        proxyPort: seed ? null : (f.proxyPort ?? PORTS.peerProxy),
+        metricsPort: f.metricsPort ?? (seed ? PORTS.seedMetrics : PORTS.peerMetrics),
+        location: f.location,
+        idc: f.idc,
+        uploadConcurrency: f.uploadConcurrency,
+        uploadRateBytes: f.uploadRate,
+        defaultFilter: f.defaultFilter ?? base.defaultFilter,
+        gc: { intervalMs: base.gc.intervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
+        conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
+        keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
+      });
+      const peer = await startPeer(cfg);
+      stopOnSignal(() => peer.close());
+    });
+}

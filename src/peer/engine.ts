@@ -1,0 +1,78 @@
+/** The peer's download engine: one conductor per task, shared by every reader of it. */
+import { KilnError } from "../common/errors.js";
+import { filterUrl, parseBlobUrl, taskIdFor } from "../common/task-id.js";
+import type { Logger } from "../common/logger.js";
+import type { DownloadSpec } from "../api/common.js";
+import { Conductor, type ConductorContext } from "./conductor.js";
+import type { Storage } from "./storage.js";
+import type { StoredTask } from "./stored-task.js";
+import { contentStream, type ByteRange } from "./content-stream.js";
+
+export interface DownloadHandle {
+  taskId: string;
+  task: StoredTask;
+  /** Settles when every piece is verified and stored. */
+  done: Promise<void>;
+  stream(range?: ByteRange): NodeJS.ReadableStream;
+}
+
+export class PeerEngine {
+  private readonly active = new Map<string, { task: StoredTask; done: Promise<void> }>();
+  private readonly conductors = new Map<string, Conductor>();
+
+  constructor(
+    private readonly ctx: ConductorContext,
+    readonly storage: Storage,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts (or joins) the download of `spec`; resolves as soon as it is under way. */
+  async download(spec: DownloadSpec): Promise<DownloadHandle> {
+    const taskId = taskIdFor(spec);
+    const stored = this.storage.get(taskId);
+    if (stored?.complete) {
+      stored.touch();
+      return this.handle(taskId, stored, Promise.resolve());
+    }
+    const running = this.active.get(taskId);
+    if (running) return this.handle(taskId, running.task, running.done);
+
+    const task = await this.storage.create(taskId, filterUrl(spec.url, spec.filteredQueryParams));
+    const blob = parseBlobUrl(spec.url);
+    const conductor = new Conductor(this.ctx, spec, task, blob?.algorithm === "sha256" ? blob.digest : undefined);
+    task.pins++;
+    const done = conductor.run().then(
+      () => {
+        this.conductors.set(taskId, conductor);
+      },
+      async (err: KilnError) => {
+        task.fail(err);
+        await this.storage.remove(task).catch(() => undefined);
+        throw err;
+      },
+    );
+    const tracked = done.finally(() => {
+      task.pins--;
+      this.active.delete(taskId);
+    });
+    tracked.catch(() => undefined);
+    this.active.set(taskId, { task, done: tracked });
+    return this.handle(taskId, task, tracked);
+  }
+
+  private handle(taskId: string, task: StoredTask, done: Promise<void>): DownloadHandle {
+    return { taskId, task, done, stream: (range?: ByteRange) => contentStream(task, done, range) };
+  }
+
+  /** Tells the scheduler this peer no longer holds an evicted task. */
+  async evicted(task: StoredTask): Promise<void> {
+    const c = this.conductors.get(task.taskId);
+    this.conductors.delete(task.taskId);
+    await c?.leave();
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.conductors.values()].map((c) => c.leave()));
+    this.log.info("engine stopped");
+  }
+}

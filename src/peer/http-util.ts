@@ -1,0 +1,60 @@
+/** Small helpers for the peer's node:http servers (no framework on the byte path). */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { z } from "zod";
+import { KilnError } from "../common/errors.js";
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers }).end(text);
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  const e = err instanceof KilnError ? err : new KilnError("INTERNAL", "internal error");
+  sendJson(res, e.status, { message: e.message, code: e.code }, { "x-kiln-error": encodeURIComponent(e.message).slice(0, 1000) });
+}
+
+/** Reads and validates a JSON body (at most `limit` bytes). */
+export async function readJson<S extends z.ZodType>(req: IncomingMessage, schema: S, limit = 1024 * 1024): Promise<z.infer<S>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new KilnError("BAD_REQUEST", `body larger than ${limit} bytes`, 413);
+    chunks.push(chunk);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch (err) {
+    throw new KilnError("BAD_REQUEST", `malformed JSON body: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new KilnError("BAD_REQUEST", `${first?.path.join(".") || "body"}: ${first?.message ?? "invalid"}`);
+  }
+  return parsed.data;
+}
+
+/** Parses a single `bytes=a-b` / `bytes=a-` / `bytes=-n` range against `length`. */
+export function parseRange(header: string | undefined, length: number): { start: number; end: number } | undefined | "invalid" {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    start = Math.max(0, length - suffix);
+    end = length;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? length : Math.min(length, Number(m[2]) + 1);
+  }
+  if (start >= length || start >= end) return "invalid";
+  return { start, end };
+}

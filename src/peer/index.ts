@@ -1,0 +1,160 @@
+/** Starts a peer (or seed peer): storage, engine, upload/proxy/metrics servers, host keepalive, GC. */
+import os from "node:os";
+import { KilnError } from "../common/errors.js";
+import { DEFAULT_PROXY_FILTER, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
+import { createLogger } from "../common/logger.js";
+import { SchedulerClient } from "../api/scheduler-client.js";
+import type { HostAnnounce } from "../api/scheduler.js";
+import { PeerEngine } from "./engine.js";
+import { PeerMetrics } from "./metrics.js";
+import { ProxyServer } from "./proxy-server.js";
+import { Storage, type GcPolicy } from "./storage.js";
+import { UploadServer } from "./upload-server.js";
+import type { ConductorOptions } from "./conductor.js";
+
+export interface PeerConfig {
+  seed: boolean;
+  schedulerUrl: string;
+  dataDir: string;
+  listenHost: string;
+  advertiseIp: string;
+  hostname: string;
+  uploadPort: number;
+  /** Not started when null (seed peers have no proxy). */
+  proxyPort: number | null;
+  metricsPort: number | null;
+  location: string;
+  idc: string;
+  uploadConcurrency: number;
+  uploadRateBytes: number;
+  defaultFilter: string;
+  gc: GcPolicy & { intervalMs: number };
+  conductor: ConductorOptions;
+  keepAliveMs: number;
+}
+
+export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConfig {
+  return {
+    seed: false,
+    schedulerUrl: `http://127.0.0.1:${PORTS.scheduler}`,
+    dataDir: ".kiln/peer",
+    listenHost: "0.0.0.0",
+    advertiseIp: firstExternalIPv4() ?? "127.0.0.1",
+    hostname: os.hostname(),
+    uploadPort: PORTS.peerUpload,
+    proxyPort: PORTS.peerProxy,
+    metricsPort: PORTS.peerMetrics,
+    location: "",
+    idc: "",
+    uploadConcurrency: PEER.uploadConcurrency,
+    uploadRateBytes: PEER.uploadRateBytes,
+    defaultFilter: DEFAULT_PROXY_FILTER,
+    gc: {
+      intervalMs: PEER.gcIntervalMs,
+      taskTtlMs: PEER.taskTtlMs,
+      highWatermarkPercent: PEER.gcHighWatermarkPercent,
+      lowWatermarkPercent: PEER.gcLowWatermarkPercent,
+    },
+    conductor: {
+      concurrentPieces: PEER.concurrentPieces,
+      piecesPerParent: PEER.piecesPerParent,
+      pieceStallMs: PEER.pieceStallMs,
+      noParentFallbackMs: PEER.noParentFallbackMs,
+      parentsPerSchedule: SCHEDULER.parentsPerSchedule,
+    },
+    keepAliveMs: SCHEDULER.keepAliveMs,
+    ...overrides,
+  };
+}
+
+export interface RunningPeer {
+  hostId: string;
+  uploadPort: number;
+  proxyPort: number | null;
+  metricsPort: number | null;
+  engine: PeerEngine;
+  close(): Promise<void>;
+}
+
+export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
+  const component = cfg.seed ? "seed-peer" : "peer";
+  const log = createLogger(component);
+  const metrics = new PeerMetrics();
+  const scheduler = new SchedulerClient(cfg.schedulerUrl);
+  let engine: PeerEngine | undefined;
+  const storage = new Storage(cfg.dataDir, log, (t) => void engine?.evicted(t));
+  await storage.load();
+
+  // The host ID must be known before the upload port is (port 0 in tests), so bind first.
+  const placeholder = "pending";
+  const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.conductor };
+  engine = new PeerEngine(ctx, storage, log);
+  const upload = new UploadServer(storage, engine, metrics, log, { concurrency: cfg.uploadConcurrency, rateBytesPerSec: cfg.uploadRateBytes });
+  const uploadPort = await upload.listen(cfg.listenHost, cfg.uploadPort);
+  const hostId = `${cfg.hostname}-${cfg.advertiseIp}-${uploadPort}`.replace(/[^A-Za-z0-9._:-]/g, "_");
+  ctx.hostId = hostId;
+
+  let proxy: ProxyServer | undefined;
+  let proxyPort: number | null = null;
+  if (cfg.proxyPort !== null) {
+    proxy = new ProxyServer(engine, log, { defaultFilter: cfg.defaultFilter });
+    proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
+  }
+  const metricsServer = cfg.metricsPort !== null ? await metrics.serve(cfg.listenHost, cfg.metricsPort) : undefined;
+  const metricsAddr = metricsServer?.address();
+  const metricsPort = typeof metricsAddr === "object" && metricsAddr ? metricsAddr.port : null;
+
+  const announce = (): HostAnnounce => ({
+    id: hostId,
+    hostname: cfg.hostname,
+    ip: cfg.advertiseIp,
+    uploadPort,
+    isSeed: cfg.seed,
+    location: cfg.location,
+    idc: cfg.idc,
+    uploadSlots: cfg.uploadConcurrency,
+    freeUploadSlots: upload.freeSlots,
+  });
+  let announced = false;
+  const keepAlive = async () => {
+    try {
+      await scheduler.announceHost(announce());
+      if (!announced) log.info({ scheduler: cfg.schedulerUrl }, "announced to scheduler");
+      announced = true;
+    } catch (err) {
+      if (announced || !(err instanceof KilnError)) log.warn({ err: (err as Error).message }, "scheduler keepalive failed");
+      announced = false;
+    }
+  };
+  await keepAlive();
+  const keepAliveTimer = setInterval(keepAlive, cfg.keepAliveMs);
+  const gcTimer = setInterval(() => {
+    metrics.tasks.set(storage.all().length);
+    storage.collectGarbage(cfg.gc).catch((err) => log.warn({ err: (err as Error).message }, "gc failed"));
+  }, cfg.gc.intervalMs);
+  keepAliveTimer.unref();
+  gcTimer.unref();
+
+  log.info({ event: "ready", hostId, uploadPort, proxyPort, metricsPort, seed: cfg.seed, dataDir: cfg.dataDir }, `${component} ready`);
+  return {
+    hostId,
+    uploadPort,
+    proxyPort,
+    metricsPort,
+    engine,
+    async close() {
+      clearInterval(keepAliveTimer);
+      clearInterval(gcTimer);
+      await engine!.shutdown();
+      await scheduler.leaveHost(hostId).catch(() => undefined);
+      await Promise.all([upload.close(), proxy?.close(), new Promise((r) => metricsServer ? metricsServer.close(r) : r(undefined))]);
+    },
+  };
+}
+
+function firstExternalIPv4(): string | undefined {
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return undefined;
+}

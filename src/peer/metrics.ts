@@ -1,0 +1,28 @@
+/** Prometheus metrics of a peer, served on its metrics port. */
+import http from "node:http";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+
+export class PeerMetrics {
+  readonly registry = new Registry();
+  readonly downloadBytes = new Counter({ name: "kiln_peer_download_bytes_total", help: "Bytes downloaded, by source (p2p or origin)", labelNames: ["source"], registers: [this.registry] });
+  readonly uploadBytes = new Counter({ name: "kiln_peer_upload_bytes_total", help: "Bytes served to other peers", registers: [this.registry] });
+  readonly pieceFailures = new Counter({ name: "kiln_peer_piece_failures_total", help: "Failed piece fetches, by kind", labelNames: ["kind"], registers: [this.registry] });
+  readonly uploadsRejected = new Counter({ name: "kiln_peer_uploads_rejected_total", help: "Uploads refused because all slots were busy", registers: [this.registry] });
+  readonly activeUploads = new Gauge({ name: "kiln_peer_active_uploads", help: "Uploads in progress", registers: [this.registry] });
+  readonly tasks = new Gauge({ name: "kiln_peer_tasks", help: "Tasks held on disk", registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  serve(host: string, port: number): Promise<http.Server> {
+    const server = http.createServer(async (req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ message: "try /metrics" }));
+        return;
+      }
+      res.writeHead(200, { "content-type": this.registry.contentType }).end(await this.registry.metrics());
+    });
+    return new Promise((resolve, reject) => server.once("error", reject).listen(port, host, () => resolve(server)));
+  }
+}

@@ -1,0 +1,257 @@
+/** One task's content on disk: a pre-sized file, verified pieces, and metadata. */
+import { EventEmitter } from "node:events";
+import { createReadStream, type ReadStream } from "node:fs";
+import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { createHash, type Hash } from "node:crypto";
+import { join } from "node:path";
+import { KilnError, isDiskFull } from "../common/errors.js";
+import { BitSet } from "../common/bitset.js";
+import { pieceCount, pieceRange } from "../common/piece.js";
+import type { PieceInfo } from "../api/scheduler.js";
+
+export interface TaskMeta {
+  taskId: string;
+  /** The URL with filtered query parameters removed; never credentials. */
+  url: string;
+  contentLength: number | null;
+  pieceLength: number | null;
+  pieces: PieceInfo[];
+  complete: boolean;
+  createdAt: number;
+  lastAccess: number;
+}
+
+export const CONTENT_FILE = "content";
+export const META_FILE = "meta.json";
+
+export class StoredTask extends EventEmitter {
+  private readonly done = new BitSet();
+  private readonly infos = new Map<number, PieceInfo>();
+  private fh: FileHandle | undefined;
+  /** Downloads and uploads in progress; garbage collection leaves pinned tasks alone. */
+  pins = 0;
+  failure: KilnError | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly meta: TaskMeta,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    for (const p of meta.pieces) {
+      this.done.add(p.number);
+      this.infos.set(p.number, p);
+    }
+  }
+
+  get taskId(): string {
+    return this.meta.taskId;
+  }
+  get contentPath(): string {
+    return join(this.dir, CONTENT_FILE);
+  }
+  get complete(): boolean {
+    return this.meta.complete;
+  }
+  get finishedPieces(): number {
+    return this.done.size;
+  }
+  get totalPieces(): number | null {
+    const { contentLength, pieceLength } = this.meta;
+    return contentLength === null || pieceLength === null ? null : pieceCount(contentLength, pieceLength);
+  }
+  get bytesOnDisk(): number {
+    let n = 0;
+    for (const p of this.infos.values()) n += p.length;
+    return n;
+  }
+
+  hasPiece(n: number): boolean {
+    return this.done.has(n);
+  }
+  piece(n: number): PieceInfo | undefined {
+    return this.infos.get(n);
+  }
+  pieces(): PieceInfo[] {
+    return [...this.infos.values()];
+  }
+
+  /** Fixes content and piece length, and sizes the file. */
+  async setLayout(contentLength: number | null, pieceLength: number): Promise<void> {
+    const m = this.meta;
+    if (m.pieceLength !== null && m.pieceLength !== pieceLength) {
+      throw new KilnError("CONFLICT", `piece length ${pieceLength} differs from the task's ${m.pieceLength}`);
+    }
+    if (m.contentLength !== null && contentLength !== null && m.contentLength !== contentLength) {
+      throw new KilnError("CONFLICT", `content length ${contentLength} differs from the task's ${m.contentLength}`);
+    }
+    m.pieceLength = pieceLength;
+    if (contentLength !== null && m.contentLength === null) {
+      m.contentLength = contentLength;
+      await this.handle().then((fh) => fh.truncate(contentLength)).catch(rethrowDisk);
+    }
+    this.emit("layout");
+  }
+
+  private async handle(): Promise<FileHandle> {
+    this.fh ??= await open(this.contentPath, "r+").catch(() => open(this.contentPath, "w+"));
+    return this.fh;
+  }
+
+  /**
+   * Writes piece `n` from `chunks` at its offset while hashing. The piece becomes
+   * visible (to readers, uploads and the scheduler) only when its length and,
+   * where one is known, its digest check. A failed piece is never marked.
+   */
+  async writePiece(n: number, chunks: AsyncIterable<Buffer>, expected?: { digest: string; length: number }): Promise<PieceInfo> {
+    const pieceLength = this.meta.pieceLength;
+    if (pieceLength === null) throw new KilnError("CONFLICT", "piece written before the task layout is known");
+    const fh = await this.handle();
+    const hash = createHash("sha256");
+    let offset = n * pieceLength;
+    let length = 0;
+    for await (const chunk of chunks) {
+      length += chunk.length;
+      if (length > pieceLength || (expected && length > expected.length)) {
+        throw new KilnError("DIGEST_MISMATCH", `piece ${n} is longer than expected`);
+      }
+      hash.update(chunk);
+      await writeAll(fh, chunk, offset);
+      offset += chunk.length;
+    }
+    return this.finishPiece(n, hash, length, expected);
+  }
+
+  private finishPiece(n: number, hash: Hash, length: number, expected?: { digest: string; length: number }): PieceInfo {
+    const digest = "sha256:" + hash.digest("hex");
+    const { contentLength, pieceLength } = this.meta;
+    if (contentLength !== null && pieceLength !== null) {
+      const want = pieceRange(n, contentLength, pieceLength);
+      if (length !== want.end - want.start) {
+        throw new KilnError("DIGEST_MISMATCH", `piece ${n} has ${length} bytes, expected ${want.end - want.start}`);
+      }
+    }
+    if (expected && (expected.digest !== digest || expected.length !== length)) {
+      throw new KilnError("DIGEST_MISMATCH", `piece ${n} digest ${digest} does not match ${expected.digest}`);
+    }
+    const info = { number: n, digest, length };
+    if (!this.done.has(n)) {
+      this.done.add(n);
+      this.infos.set(n, info);
+      this.meta.pieces.push(info);
+      this.emit("piece", n);
+    }
+    return info;
+  }
+
+  /** Reads `[start, end)` of verified content. */
+  read(start: number, end: number): ReadStream {
+    return createReadStream(this.contentPath, { start, end: end - 1, highWaterMark: 1024 * 1024 });
+  }
+
+  readPiece(n: number): ReadStream {
+    const info = this.infos.get(n);
+    if (!info || this.meta.pieceLength === null) throw new KilnError("NOT_FOUND", `piece ${n} is not available`);
+    const start = n * this.meta.pieceLength;
+    return this.read(start, start + info.length);
+  }
+
+  /** Resolves when piece `n` is verified; rejects if the task fails first. */
+  waitForPiece(n: number): Promise<void> {
+    if (this.done.has(n)) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const onPiece = (m: number) => {
+        if (m !== n) return;
+        cleanup();
+        resolve();
+      };
+      const onFail = (err: KilnError) => {
+        cleanup();
+        reject(err);
+      };
+      const cleanup = () => {
+        this.off("piece", onPiece);
+        this.off("failed", onFail);
+      };
+      this.on("piece", onPiece);
+      this.on("failed", onFail);
+    });
+  }
+
+  /** Resolves once the layout (content length) is known, or the task completes or fails. */
+  waitForLayout(): Promise<void> {
+    if (this.meta.contentLength !== null || this.complete) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const ok = () => {
+        cleanup();
+        resolve();
+      };
+      const fail = (err: KilnError) => {
+        cleanup();
+        reject(err);
+      };
+      const cleanup = () => {
+        this.off("layout", ok);
+        this.off("complete", ok);
+        this.off("failed", fail);
+      };
+      this.on("layout", ok);
+      this.on("complete", ok);
+      this.on("failed", fail);
+    });
+  }
+
+  /** Marks the task complete after every piece verified; persists the metadata. */
+  async markComplete(contentLength: number): Promise<void> {
+    this.meta.contentLength ??= contentLength;
+    const total = this.totalPieces ?? 0;
+    if (this.done.size !== total) throw new KilnError("INTERNAL", `task has ${this.done.size} of ${total} pieces`);
+    await this.fh?.datasync();
+    this.meta.complete = true;
+    this.meta.pieces.sort((a, b) => a.number - b.number);
+    await this.saveMeta();
+    await this.closeFile();
+    this.emit("complete");
+  }
+
+  fail(err: KilnError): void {
+    this.failure = err;
+    this.emit("failed", err);
+  }
+
+  touch(): void {
+    this.meta.lastAccess = Date.now();
+  }
+
+  async saveMeta(): Promise<void> {
+    const tmp = join(this.dir, META_FILE + ".tmp");
+    await writeFile(tmp, JSON.stringify(this.meta), { mode: 0o600 }).catch(rethrowDisk);
+    await rename(tmp, join(this.dir, META_FILE));
+  }
+
+  async closeFile(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close();
+  }
+
+  async destroy(): Promise<void> {
+    await this.closeFile().catch(() => undefined);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < buf.length) {
+    const { bytesWritten } = await fh.write(buf, written, buf.length - written, position + written).catch(rethrowDisk);
+    written += bytesWritten;
+  }
+}
+
+function rethrowDisk(err: unknown): never {
+  if (isDiskFull(err)) throw new KilnError("DISK_FULL", "no space left on device (ENOSPC) in the peer's data directory");
+  throw err;
+}

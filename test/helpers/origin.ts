@@ -1,0 +1,84 @@
+/** A test origin: serves in-memory files, counts the bytes it sends, and misbehaves on request. */
+import http from "node:http";
+import { createHash, randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+
+export interface OriginFile {
+  data: Buffer;
+  sha256: string;
+}
+
+export function makeFile(size: number): OriginFile {
+  const data = randomBytes(size);
+  return { data, sha256: createHash("sha256").update(data).digest("hex") };
+}
+
+export interface TestOrigin {
+  url: string;
+  port: number;
+  /** Body bytes sent, per path. */
+  sent: Map<string, number>;
+  requests: { path: string; headers: http.IncomingHttpHeaders }[];
+  totalSent(): number;
+  add(path: string, file: OriginFile): void;
+  close(): Promise<void>;
+}
+
+export interface OriginOptions {
+  /** Bytes per second per response; 0 = unlimited. */
+  rateBytes?: number;
+}
+
+/**
+ * Paths: anything added with `add`; `/status/<code>` answers that status;
+ * `/reset/<path>` sends half of <path> then resets the connection.
+ */
+export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin> {
+  const files = new Map<string, OriginFile>();
+  const sent = new Map<string, number>();
+  const requests: TestOrigin["requests"] = [];
+  const server = http.createServer(async (req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    requests.push({ path, headers: req.headers });
+    const status = /^\/status\/(\d{3})$/.exec(path);
+    if (status) return void res.writeHead(Number(status[1])).end(`status ${status[1]}`);
+    const reset = path.startsWith("/reset/");
+    const file = files.get(reset ? path.slice("/reset".length) : path);
+    if (!file) return void res.writeHead(404).end("not found");
+    let start = 0;
+    let end = file.data.length;
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    if (range) {
+      start = Number(range[1]);
+      end = range[2] ? Number(range[2]) + 1 : end;
+      res.writeHead(206, { "content-length": end - start, "content-range": `bytes ${start}-${end - 1}/${file.data.length}`, "accept-ranges": "bytes" });
+    } else {
+      res.writeHead(200, { "content-length": end - start, "accept-ranges": "bytes" });
+    }
+    const limit = reset ? start + Math.floor((end - start) / 2) : end;
+    const chunk = 256 * 1024;
+    for (let off = start; off < limit; off += chunk) {
+      const piece = file.data.subarray(off, Math.min(limit, off + chunk));
+      sent.set(path, (sent.get(path) ?? 0) + piece.length);
+      if (!res.write(piece)) await new Promise((r) => res.once("drain", r));
+      if (opts.rateBytes) await new Promise((r) => setTimeout(r, (piece.length / opts.rateBytes!) * 1000));
+      if (res.destroyed) return;
+    }
+    if (reset) return void req.socket.resetAndDestroy();
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    sent,
+    requests,
+    totalSent: () => [...sent.values()].reduce((a, b) => a + b, 0),
+    add: (path, file) => void files.set(path, file),
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
