@@ -25,6 +25,7 @@ interface PeerFlags {
   gcHigh: number;
   gcLow: number;
   gcQuota?: number;
+  gcIntervalMs: number;
   keepaliveMs?: number;
 }
 
@@ -52,6 +53,7 @@ export function registerPeerCommand(program: Command): void {
     .option("--gc-high <percent>", "start evicting above this disk usage", parsePositiveInt, PEER.gcHighWatermarkPercent)
     .option("--gc-low <percent>", "evict down to this disk usage", parsePositiveInt, PEER.gcLowWatermarkPercent)
     .option("--gc-quota <bytes>", "apply the watermarks to this many bytes instead of the whole filesystem", parseBytes)
+    .option("--gc-interval-ms <ms>", "how often garbage collection runs", parsePositiveInt, PEER.gcIntervalMs)
     .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt)
     .action(async (f: PeerFlags) => {
       const seed = Boolean(f.seed);
@@ -71,7 +73,7 @@ export function registerPeerCommand(program: Command): void {
         uploadConcurrency: f.uploadConcurrency,
         uploadRateBytes: f.uploadRate,
         defaultFilter: f.defaultFilter ?? base.defaultFilter,
-        gc: { intervalMs: base.gc.intervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
+        gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
         conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
         keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
       });

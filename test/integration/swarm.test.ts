@@ -1,0 +1,106 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile, readdir, writeFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
+import { TestCluster, metric } from "../helpers/cluster.js";
+
+const MiB = 1024 * 1024;
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+describe("a swarm of peers fetching the same file", () => {
+  let origin: TestOrigin;
+  let cluster: TestCluster;
+  before(async () => {
+    origin = await startOrigin();
+    cluster = await TestCluster.start();
+  });
+  after(async () => {
+    await cluster.stop();
+    await origin.close();
+  });
+
+  it("a seed and five peers fetch 64 MiB at once: every copy is right and the origin sends it once", async () => {
+    const file = makeFile(64 * MiB + 4321);
+    origin.add("/big.iso", file);
+    await cluster.addPeer("seed-1", { seed: true });
+    const peers = await Promise.all([1, 2, 3, 4, 5].map((i) => cluster.addPeer(`peer-${i}`)));
+    const results = await Promise.all(peers.map((p) => cluster.get(p, `${origin.url}/big.iso`, join(cluster.dir, `${p.name}.out`))));
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.code, 0, `peer-${i + 1}: ${r.stderr}`);
+      assert.equal(sha256(await readFile(join(cluster.dir, `peer-${i + 1}.out`))), file.sha256);
+    }
+    assert.equal(origin.sent.get("/big.iso"), file.data.length, "the origin sent the content exactly once");
+    const fromPeers = await Promise.all(peers.map((p) => metric(p.metricsUrl, "kiln_peer_download_bytes_total", { source: "p2p" })));
+    assert.equal(fromPeers.reduce((a, b) => a + b, 0), 5 * file.data.length, "all five peers got every byte from the swarm");
+  });
+
+  it("a second download of the same URL on a peer is served from its disk", async () => {
+    const before = origin.totalSent();
+    const peer = cluster.peers.find((p) => p.name === "peer-1")!;
+    const r = await cluster.get(peer, `${origin.url}/big.iso`, join(cluster.dir, "again.out"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(origin.totalSent(), before);
+  });
+});
+
+describe("failures in the swarm", () => {
+  let origin: TestOrigin;
+  let cluster: TestCluster;
+  before(async () => {
+    // A slow origin keeps transfers in flight long enough to kill a parent mid-way.
+    origin = await startOrigin({ rateBytes: 12 * MiB });
+    cluster = await TestCluster.start({ schedulerArgs: ["--host-timeout-ms", "1500"] });
+  });
+  after(async () => {
+    await cluster.stop();
+    await origin.close();
+  });
+
+  it("the seed peer is killed mid-transfer: its children still finish with correct content", async () => {
+    const file = makeFile(40 * MiB);
+    origin.add("/killed.bin", file);
+    const seed = await cluster.addPeer("seed-k", { seed: true, args: ["--keepalive-ms", "300"] });
+    const peers = await Promise.all(["kid-1", "kid-2", "kid-3"].map((n) => cluster.addPeer(n, { args: ["--keepalive-ms", "300", "--piece-stall-ms", "2000"] })));
+    const downloads = peers.map((p) => cluster.get(p, `${origin.url}/killed.bin`, join(cluster.dir, `${p.name}.out`)));
+    // Kill the seed once it has served part of the file to the children.
+    for (let i = 0; i < 200; i++) {
+      const got = await Promise.all(peers.map((p) => metric(p.metricsUrl, "kiln_peer_download_bytes_total", { source: "p2p" })));
+      if (got.some((b) => b >= 8 * MiB)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const servedBeforeKill = await metric(seed.metricsUrl, "kiln_peer_upload_bytes_total");
+    assert.ok(servedBeforeKill > 0, "the seed had served pieces before it was killed");
+    await seed.proc.kill("SIGKILL");
+    const results = await Promise.all(downloads);
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.code, 0, `${peers[i]!.name}: ${r.stderr}`);
+      assert.equal(sha256(await readFile(join(cluster.dir, `${peers[i]!.name}.out`))), file.sha256);
+    }
+  });
+
+  it("a peer serving corrupt bytes is rejected and avoided; the download is right and nothing corrupt is stored", async () => {
+    const file = makeFile(24 * MiB);
+    origin.add("/tamper.bin", file);
+    await cluster.addPeer("seed-t", { seed: true });
+    const bad = await cluster.addPeer("bad");
+    const r1 = await cluster.get(bad, `${origin.url}/tamper.bin`, join(cluster.dir, "bad.out"));
+    assert.equal(r1.code, 0, r1.stderr);
+    // Corrupt every byte the bad peer holds, behind its back (a flaky disk, or malice).
+    const [taskDir] = await readdir(join(bad.dataDir, "tasks"));
+    const content = join(bad.dataDir, "tasks", taskDir!, "content");
+    await writeFile(content, Buffer.alloc((await stat(content)).size, 0x5a));
+
+    const good = await cluster.addPeer("good", { args: ["--upload-concurrency", "8"] });
+    const r2 = await cluster.get(good, `${origin.url}/tamper.bin`, join(cluster.dir, "good.out"));
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(sha256(await readFile(join(cluster.dir, "good.out"))), file.sha256);
+    assert.ok((await metric(good.metricsUrl, "kiln_peer_piece_failures_total", { kind: "digest_mismatch" })) >= 1, "a piece from the bad peer was rejected");
+    // After its first wrong piece the bad peer gets no more requests beyond those already in flight (3 per parent).
+    const served = await metric(bad.metricsUrl, "kiln_peer_upload_bytes_total");
+    assert.ok(served <= 3 * 4 * MiB, `bad peer served ${served} bytes`);
+    const [goodTask] = await readdir(join(good.dataDir, "tasks"));
+    assert.equal(sha256(await readFile(join(good.dataDir, "tasks", goodTask!, "content"))), file.sha256, "the stored copy is correct");
+  });
+});
