@@ -1,7 +1,7 @@
 /** `kiln get URL -O FILE`: a download through the local peer's P2P proxy, dfget-style. */
 import http from "node:http";
 import { createWriteStream } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Transform } from "node:stream";
@@ -72,6 +72,8 @@ async function get(url: string, f: GetFlags): Promise<void> {
   } catch {
     throw new Error(`not a URL: ${url}`);
   }
+  const target = await stat(f.output).catch(() => undefined);
+  if (target?.isDirectory()) throw new Error(`${f.output} is a directory; give a file name to -O`);
   const peer = new URL(f.peer);
   const headers: Record<string, string> = {
     ...parseHeaders(f.header),

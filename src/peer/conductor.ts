@@ -183,6 +183,8 @@ export class Conductor {
         this.pieceDone(info);
       } catch (err) {
         if (this.finished || ac.signal.aborted) return;
+        // Our own disk failing is not the parent's fault, and no other parent can fix it.
+        if (err instanceof KilnError && err.code === "DISK_FULL") return void this.fail(err);
         const kind = failureKind(err);
         this.ctx.metrics.pieceFailures.inc({ kind });
         if (kind === "busy") {
