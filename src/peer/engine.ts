@@ -17,7 +17,7 @@ export interface DownloadHandle {
 }
 
 export class PeerEngine {
-  private readonly active = new Map<string, { task: StoredTask; done: Promise<void> }>();
+  private readonly active = new Map<string, Promise<{ task: StoredTask; done: Promise<void> }>>();
   private readonly conductors = new Map<string, Conductor>();
 
   constructor(
@@ -34,30 +34,43 @@ export class PeerEngine {
       stored.touch();
       return this.handle(taskId, stored, Promise.resolve());
     }
-    const running = this.active.get(taskId);
-    if (running) return this.handle(taskId, running.task, running.done);
+    // Registered synchronously, so concurrent requests for one task share one download.
+    let running = this.active.get(taskId);
+    if (!running) {
+      running = this.start(taskId, spec);
+      this.active.set(taskId, running);
+    }
+    const { task, done } = await running;
+    return this.handle(taskId, task, done);
+  }
 
-    const task = await this.storage.create(taskId, filterUrl(spec.url, spec.filteredQueryParams));
+  private async start(taskId: string, spec: DownloadSpec): Promise<{ task: StoredTask; done: Promise<void> }> {
+    let task: StoredTask;
+    try {
+      task = await this.storage.create(taskId, filterUrl(spec.url, spec.filteredQueryParams));
+    } catch (err) {
+      this.active.delete(taskId);
+      throw err;
+    }
     const blob = parseBlobUrl(spec.url);
     const conductor = new Conductor(this.ctx, spec, task, blob?.algorithm === "sha256" ? blob.digest : undefined);
     task.pins++;
-    const done = conductor.run().then(
-      () => {
-        this.conductors.set(taskId, conductor);
-      },
-      async (err: KilnError) => {
-        task.fail(err);
-        await this.storage.remove(task).catch(() => undefined);
-        throw err;
-      },
-    );
-    const tracked = done.finally(() => {
-      task.pins--;
-      this.active.delete(taskId);
-    });
-    tracked.catch(() => undefined);
-    this.active.set(taskId, { task, done: tracked });
-    return this.handle(taskId, task, tracked);
+    const done = conductor
+      .run()
+      .then(
+        () => void this.conductors.set(taskId, conductor),
+        async (err: KilnError) => {
+          task.fail(err);
+          await this.storage.remove(task).catch(() => undefined);
+          throw err;
+        },
+      )
+      .finally(() => {
+        task.pins--;
+        this.active.delete(taskId);
+      });
+    done.catch(() => undefined);
+    return { task, done };
   }
 
   private handle(taskId: string, task: StoredTask, done: Promise<void>): DownloadHandle {
