@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyError } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyError } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Logger } from "./logger.js";
 import { KilnError } from "./errors.js";
@@ -8,7 +8,12 @@ import { KilnError } from "./errors.js";
  * failures and unknown routes, is answered as `{"message": ..., "code": ...}`.
  */
 export function createJsonApi(logger: Logger, opts: { bodyLimit?: number } = {}) {
-  const app = Fastify({ loggerInstance: logger, bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024, disableRequestLogging: true })
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024,
+    // Per-request log lines would drown a scheduler polled by every peer.
+    logController: new LogController({ disableRequestLogging: true }),
+  })
     .withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
