@@ -1,0 +1,409 @@
+/**
+ * Wire shapes of the manager: the Dragonfly-compatible Open API (/oapi/v1), the
+ * console API (/api/v1: users, tokens) and the membership API schedulers and seed
+ * peers use to register and keep alive. One source of truth for server and clients.
+ */
+import { isIP } from "node:net";
+import { z } from "zod";
+import { PIECE } from "../common/defaults.js";
+import { PreheatScope } from "./scheduler.js";
+
+export const OPEN_API = "/oapi/v1";
+export const CONSOLE_API = "/api/v1";
+
+export const MANAGER_PATHS = {
+  jobs: `${OPEN_API}/jobs`,
+  job: (id: number) => `${OPEN_API}/jobs/${id}`,
+  clusters: `${OPEN_API}/clusters`,
+  cluster: (id: number) => `${OPEN_API}/clusters/${id}`,
+  openapi: `${OPEN_API}/openapi.json`,
+  signin: `${CONSOLE_API}/users/signin`,
+  resetPassword: (userId: number) => `${CONSOLE_API}/users/${userId}/reset_password`,
+  me: `${CONSOLE_API}/users/me`,
+  tokens: `${CONSOLE_API}/personal-access-tokens`,
+  token: (id: number) => `${CONSOLE_API}/personal-access-tokens/${id}`,
+  schedulers: `${CONSOLE_API}/schedulers`,
+  schedulerKeepAlive: (id: number) => `${CONSOLE_API}/schedulers/${id}/keepalive`,
+  scheduler: (id: number) => `${CONSOLE_API}/schedulers/${id}`,
+  seedPeers: `${CONSOLE_API}/seed-peers`,
+  seedPeerKeepAlive: (id: number) => `${CONSOLE_API}/seed-peers/${id}/keepalive`,
+  seedPeer: (id: number) => `${CONSOLE_API}/seed-peers/${id}`,
+  health: "/healthy",
+} as const;
+
+/* ------------------------------------------------------------------ common */
+
+export const ManagerError = z.object({ message: z.string(), code: z.string().optional() });
+export type ManagerError = z.infer<typeof ManagerError>;
+
+export const Id = z.coerce.number().int().min(1).max(2 ** 31 - 1);
+export const IdParams = z.object({ id: Id });
+
+export const TokenScope = z.enum(["job", "cluster"]);
+export type TokenScope = z.infer<typeof TokenScope>;
+
+export const JobState = z.enum(["PENDING", "SUCCESS", "FAILURE"]);
+export type JobState = z.infer<typeof JobState>;
+
+const HttpUrl = z
+  .string({ error: "must be a string URL" })
+  .max(8192, "must be at most 8192 characters")
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === "http:" || u.protocol === "https:") && u.hostname.length > 0;
+    } catch {
+      return false;
+    }
+  }, "must be an absolute http(s) URL");
+
+const HeaderName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
+const Headers = z
+  .record(
+    z.string().regex(HeaderName, "header names must be HTTP tokens"),
+    z.string({ error: "header values must be strings" }).max(8192).regex(/^[^\r\n\0]*$/, "header values must not contain CR, LF or NUL"),
+  )
+  .refine((h) => Object.keys(h).length <= 100, "at most 100 headers");
+
+const Platform = z
+  .string({ error: "must be a string like linux/amd64" })
+  .regex(/^(?:[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?)?$/, "must be os/arch or os/arch/variant, e.g. linux/amd64");
+
+const PieceLength = z
+  .number({ error: "must be a number of bytes" })
+  .int("must be an integer number of bytes")
+  .min(PIECE.minExplicit, `must be at least ${PIECE.minExplicit} bytes (4 MiB)`)
+  .max(PIECE.maxExplicit, `must be at most ${PIECE.maxExplicit} bytes (1024 MiB)`);
+
+const ShortString = z.string({ error: "must be a string" }).max(1024, "must be at most 1024 characters");
+
+/** Go duration strings ("90s", "1h30m", "500ms"). */
+const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A job timeout in seconds: a number of seconds, a Go duration string, or Go's time.Duration in nanoseconds (numbers ≥ 1e6). */
+export function timeoutSeconds(v: number | string): number {
+  if (typeof v === "number") return v >= 1e6 ? v / 1e9 : v;
+  let ms = 0;
+  for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * UNIT_MS[m[2]!]!;
+  return ms / 1000;
+}
+
+const Timeout = z
+  .union([z.number().positive(), z.string().regex(GO_DURATION)], { error: 'must be seconds (a number) or a duration such as "30m"' })
+  .refine((v) => {
+    const s = timeoutSeconds(v);
+    return s >= 1 && s <= 7 * 24 * 3600;
+  }, "must be between 1 second and 7 days");
+
+const MANIFEST_PATH = /^\/v2\/.+\/manifests\/[^/]+$/;
+
+/** Preheat `args` as clients send them: Dragonfly's camelCase and snake_case spellings both accepted. */
+export const PreheatArgsInput = z
+  .object({
+    type: z.enum(["image", "file"], { error: 'must be "image" or "file"' }),
+    url: HttpUrl.optional(),
+    urls: z.array(HttpUrl, { error: "must be an array of URLs" }).max(1000, "at most 1000 URLs").optional(),
+    filteredQueryParams: z.string({ error: "must be a string like Expires&Signature" }).max(1024).optional(),
+    filtered_query_params: z.string({ error: "must be a string like Expires&Signature" }).max(1024).optional(),
+    headers: Headers.nullable().optional(),
+    username: ShortString.optional(),
+    password: ShortString.optional(),
+    pieceLength: PieceLength.nullable().optional(),
+    piece_length: PieceLength.nullable().optional(),
+    platform: Platform.optional(),
+    tag: ShortString.optional(),
+    application: ShortString.optional(),
+    scope: PreheatScope.optional(),
+    ips: z
+      .array(z.string().refine((s) => isIP(s) !== 0, "must be an IP address"), { error: "must be an array of IP addresses" })
+      .max(1000)
+      .optional(),
+    count: z.number({ error: "must be a number" }).int().min(1).max(100_000).optional(),
+    percentage: z.number({ error: "must be a number" }).int().min(1).max(100).optional(),
+    concurrent_task_count: z.number({ error: "must be a number" }).int().min(1).max(1000).optional(),
+    concurrent_peer_count: z.number({ error: "must be a number" }).int().min(1).max(10_000).optional(),
+    timeout: Timeout.optional(),
+  }, { error: "must be an object" })
+  .superRefine((a, ctx) => {
+    if (!a.url && !(a.urls && a.urls.length)) ctx.addIssue({ code: "custom", path: ["url"], message: "url (or urls) is required" });
+    if (a.type === "image") {
+      for (const [i, u] of [a.url, ...(a.urls ?? [])].entries()) {
+        if (u && !MANIFEST_PATH.test(new URL(u).pathname)) {
+          ctx.addIssue({
+            code: "custom",
+            path: i === 0 ? ["url"] : ["urls", i - 1],
+            message: "an image URL must look like https://<registry>/v2/<repository>/manifests/<tag or digest>",
+          });
+        }
+      }
+    }
+  });
+export type PreheatArgsInput = z.infer<typeof PreheatArgsInput>;
+
+export const CreateJobBody = z.object(
+  {
+    type: z.literal("preheat", { error: 'must be "preheat" (the only job type kiln runs)' }),
+    args: PreheatArgsInput,
+    bio: ShortString.optional(),
+    /** Accepted for Dragonfly compatibility; the job belongs to the token's user. */
+    user_id: z.number().int().optional(),
+    scheduler_cluster_ids: z
+      .array(z.number({ error: "must be cluster ids (numbers)" }).int().min(1), { error: "must be an array of cluster ids" })
+      .max(1000)
+      .optional(),
+  },
+  { error: "the body must be a JSON object" },
+);
+export type CreateJobBody = z.infer<typeof CreateJobBody>;
+
+export const UpdateJobBody = z.object({ bio: ShortString.optional() }, { error: "the body must be a JSON object" });
+
+/**
+ * `args` as kiln stores them: canonical spelling, no credentials, defaults not filled
+ * in (an explicit pieceLength is part of the task ID, a default one is not).
+ */
+export const StoredPreheatArgs = z.object({
+  type: z.enum(["image", "file"]),
+  url: z.string(),
+  urls: z.array(z.string()).optional(),
+  filteredQueryParams: z.string().optional(),
+  headers: z.record(z.string(), z.string()).nullable().optional(),
+  pieceLength: z.number().int().optional(),
+  platform: z.string().optional(),
+  tag: z.string().optional(),
+  application: z.string().optional(),
+  scope: PreheatScope.optional(),
+  ips: z.array(z.string()).optional(),
+  count: z.number().int().optional(),
+  percentage: z.number().int().optional(),
+  concurrent_task_count: z.number().int().optional(),
+  concurrent_peer_count: z.number().int().optional(),
+  /** Seconds. */
+  timeout: z.number().optional(),
+});
+export type StoredPreheatArgs = z.infer<typeof StoredPreheatArgs>;
+
+/** `args` in responses: defaults filled in, keys in Dragonfly's (alphabetical) order; registry credentials never come back (as in seed 001). */
+export const PreheatArgsView = z.object({
+  application: z.string().optional(),
+  concurrent_peer_count: z.number().int().optional(),
+  concurrent_task_count: z.number().int().optional(),
+  count: z.number().int().optional(),
+  filteredQueryParams: z.string(),
+  headers: z.record(z.string(), z.string()).nullable(),
+  ips: z.array(z.string()).optional(),
+  password: z.literal(""),
+  percentage: z.number().int().optional(),
+  pieceLength: z.number().int(),
+  platform: z.string(),
+  scope: PreheatScope.optional(),
+  tag: z.string(),
+  timeout: z.number().optional(),
+  type: z.enum(["image", "file"]),
+  url: z.string(),
+  urls: z.array(z.string()).optional(),
+  username: z.literal(""),
+});
+export type PreheatArgsView = z.infer<typeof PreheatArgsView>;
+
+/** What happened to one URL on one peer (Dragonfly's success_tasks / failure_tasks entries). */
+export const TaskOutcome = z.object({
+  url: z.string(),
+  task_id: z.string(),
+  scheduler_cluster_id: z.number().int(),
+  hostname: z.string(),
+  ip: z.string(),
+  description: z.string(),
+});
+export type TaskOutcome = z.infer<typeof TaskOutcome>;
+
+export const JobResult = z.object({
+  /** Blob or file URLs the job preheats (an image resolved to its config and layers). */
+  urls: z.array(z.string()),
+  progress: z.object({ total: z.number().int(), succeeded: z.number().int(), failed: z.number().int() }),
+  success_tasks: z.array(TaskOutcome),
+  failure_tasks: z.array(TaskOutcome),
+  /** Readable log: what failed and why, in order. */
+  log: z.array(z.string()),
+  /** One-line cause when the job ended as FAILURE. */
+  error: z.string().optional(),
+});
+export type JobResult = z.infer<typeof JobResult>;
+
+export const ClusterRef = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  name: z.string(),
+});
+export type ClusterRef = z.infer<typeof ClusterRef>;
+
+export const JobView = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  task_id: z.string(),
+  type: z.string(),
+  state: JobState,
+  args: PreheatArgsView,
+  scheduler_clusters: z.array(ClusterRef),
+  bio: z.string(),
+  user_id: z.number().int().nullable(),
+  result: JobResult.nullable(),
+});
+export type JobView = z.infer<typeof JobView>;
+
+export const ListJobsQuery = z.object({
+  page: z.coerce.number({ error: "must be a page number" }).int().min(1).max(1_000_000).default(1),
+  per_page: z.coerce.number({ error: "must be a number" }).int().min(1).max(100).default(10),
+  state: JobState.optional(),
+  type: z.string().max(64).optional(),
+});
+export type ListJobsQuery = z.infer<typeof ListJobsQuery>;
+
+/* ---------------------------------------------------------------- clusters */
+
+export const ClusterConfig = z.object({
+  /** Jobs per second the cluster accepts (token bucket); 429 beyond. */
+  job_rate_limit: z.number().int().min(1).max(100_000),
+});
+export type ClusterConfig = z.infer<typeof ClusterConfig>;
+
+export const MemberState = z.enum(["active", "inactive"]);
+
+export const MemberView = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  hostname: z.string(),
+  ip: z.string(),
+  port: z.number().int(),
+  url: z.string(),
+  type: z.string(),
+  state: MemberState,
+  last_keepalive_at: z.string(),
+  scheduler_cluster_id: z.number().int(),
+});
+export type MemberView = z.infer<typeof MemberView>;
+
+export const ClusterView = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  name: z.string(),
+  bio: z.string(),
+  config: ClusterConfig,
+  is_default: z.boolean(),
+  schedulers: z.array(MemberView),
+  seed_peers: z.array(MemberView),
+});
+export type ClusterView = z.infer<typeof ClusterView>;
+
+const ClusterName = z.string().min(1).max(255).regex(/^[A-Za-z0-9._-]+$/, "may contain only letters, digits, '.', '_' and '-'");
+
+export const CreateClusterBody = z.object({
+  name: ClusterName,
+  bio: ShortString.optional(),
+  config: ClusterConfig.partial().optional(),
+  is_default: z.boolean().optional(),
+});
+export type CreateClusterBody = z.infer<typeof CreateClusterBody>;
+
+export const UpdateClusterBody = CreateClusterBody.partial();
+export type UpdateClusterBody = z.infer<typeof UpdateClusterBody>;
+
+/* ------------------------------------------------------- users and tokens */
+
+export const SignInBody = z.object({ name: z.string().min(1).max(255), password: z.string().min(1).max(1024) });
+export const SignInReply = z.object({
+  token: z.string(),
+  expires_at: z.string(),
+  user_id: z.number().int(),
+  /** The generated first password must be changed before anything else works. */
+  must_change_password: z.boolean(),
+});
+export type SignInReply = z.infer<typeof SignInReply>;
+
+export const ResetPasswordBody = z.object({
+  old_password: z.string().min(1).max(1024),
+  new_password: z.string().min(8, "must be at least 8 characters").max(1024),
+});
+
+export const UserView = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  name: z.string(),
+  email: z.string(),
+  state: z.string(),
+  must_change_password: z.boolean(),
+});
+export type UserView = z.infer<typeof UserView>;
+
+export const TokenState = z.enum(["active", "inactive"]);
+
+export const CreateTokenBody = z.object({
+  name: z.string().min(1).max(255),
+  bio: ShortString.optional(),
+  scopes: z.array(TokenScope).min(1, "at least one scope").max(2),
+  /** ISO-8601 time; default one year from now. */
+  expired_at: z.iso.datetime({ offset: true, error: "must be an ISO-8601 time, e.g. 2030-01-01T00:00:00Z" }).optional(),
+});
+export type CreateTokenBody = z.infer<typeof CreateTokenBody>;
+
+export const UpdateTokenBody = z.object({
+  name: z.string().min(1).max(255).optional(),
+  bio: ShortString.optional(),
+  state: TokenState.optional(),
+  expired_at: z.iso.datetime({ offset: true }).optional(),
+});
+
+export const TokenView = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  name: z.string(),
+  bio: z.string(),
+  scopes: z.array(TokenScope),
+  state: TokenState,
+  expired_at: z.string(),
+  user_id: z.number().int(),
+  /** Only in the reply that created the token; never again. */
+  token: z.string().optional(),
+});
+export type TokenView = z.infer<typeof TokenView>;
+
+/* ------------------------------------------------------------- membership */
+
+export const SchedulerRegistration = z.object({
+  hostname: z.string().min(1).max(255),
+  ip: z.string().refine((s) => isIP(s) !== 0, "must be an IP address"),
+  port: z.number().int().min(1).max(65535),
+  /** The scheduler API URL; default http://<ip>:<port>. */
+  url: HttpUrl.optional(),
+  /** Default: the default cluster. */
+  scheduler_cluster_id: z.number().int().min(1).optional(),
+});
+export type SchedulerRegistration = z.infer<typeof SchedulerRegistration>;
+
+export const SeedPeerRegistration = z.object({
+  hostname: z.string().min(1).max(255),
+  ip: z.string().refine((s) => isIP(s) !== 0, "must be an IP address"),
+  /** Upload port. */
+  port: z.number().int().min(1).max(65535),
+  type: z.enum(["super", "strong", "weak"]).default("super"),
+  scheduler_cluster_id: z.number().int().min(1).optional(),
+});
+export type SeedPeerRegistration = z.infer<typeof SeedPeerRegistration>;
+export type SeedPeerRegistrationInput = z.input<typeof SeedPeerRegistration>;
+
+export const RegistrationReply = z.object({
+  id: z.number().int(),
+  scheduler_cluster_id: z.number().int(),
+  /** Re-announce at least this often. */
+  keepalive_interval_ms: z.number().int(),
+});
+export type RegistrationReply = z.infer<typeof RegistrationReply>;
+
+export const Ok = z.object({ ok: z.literal(true) });

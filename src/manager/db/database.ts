@@ -1,0 +1,69 @@
+/** Opens the manager database named by a URL: sqlite:<path>, mysql://…, postgres://… */
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Dialect } from "kysely";
+import { KilnError } from "../../common/errors.js";
+import type { ManagerDatabase } from "./schema.js";
+
+export type DialectName = "sqlite" | "mysql" | "postgres";
+
+export interface Database {
+  db: Kysely<ManagerDatabase>;
+  dialect: DialectName;
+  /** The URL with any password masked, for logs. */
+  display: string;
+  close(): Promise<void>;
+}
+
+export interface DatabaseTarget {
+  dialect: DialectName;
+  /** File path (sqlite) or connection URL. */
+  location: string;
+}
+
+export function parseDatabaseUrl(url: string): DatabaseTarget {
+  if (url.startsWith("sqlite:")) {
+    const path = url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
+    if (!path) throw new KilnError("BAD_REQUEST", "sqlite database URL needs a path, e.g. sqlite:./manager.db");
+    return { dialect: "sqlite", location: path === ":memory:" ? path : resolve(path) };
+  }
+  if (/^mysql:\/\//i.test(url) || /^mariadb:\/\//i.test(url)) return { dialect: "mysql", location: url.replace(/^mariadb:/i, "mysql:") };
+  if (/^postgres(ql)?:\/\//i.test(url)) return { dialect: "postgres", location: url };
+  throw new KilnError("BAD_REQUEST", `unsupported database URL ${maskUrl(url)}: use sqlite:<path>, mysql://… or postgres://…`);
+}
+
+export function maskUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, "$1***@");
+}
+
+export async function openDatabase(url: string): Promise<Database> {
+  const target = parseDatabaseUrl(url);
+  const dialect = await createDialect(target);
+  const db = new Kysely<ManagerDatabase>({ dialect });
+  return { db, dialect: target.dialect, display: maskUrl(url), close: () => db.destroy() };
+}
+
+async function createDialect(t: DatabaseTarget): Promise<Dialect> {
+  switch (t.dialect) {
+    case "sqlite": {
+      const { default: SQLite } = await import("better-sqlite3");
+      if (t.location !== ":memory:") mkdirSync(dirname(t.location), { recursive: true });
+      const conn = new SQLite(t.location);
+      conn.pragma("journal_mode = WAL");
+      conn.pragma("foreign_keys = ON");
+      conn.pragma("busy_timeout = 5000");
+      return new SqliteDialect({ database: conn });
+    }
+    case "mysql": {
+      const { createPool } = await import("mysql2");
+      const pool = createPool({ uri: t.location, connectionLimit: 10, timezone: "Z", supportBigNumbers: true, bigNumberStrings: false });
+      return new MysqlDialect({ pool });
+    }
+    case "postgres": {
+      const { default: pg } = await import("pg");
+      const pool = new pg.Pool({ connectionString: t.location, max: 10 });
+      pool.on("error", () => undefined); // idle-client errors surface on the next query instead
+      return new PostgresDialect({ pool });
+    }
+  }
+}

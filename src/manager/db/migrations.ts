@@ -1,0 +1,122 @@
+/** Schema migrations, written once for all three dialects (only the id column differs). */
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type ColumnDefinitionBuilder } from "kysely";
+import type { DialectName } from "./database.js";
+
+type AnyDb = Kysely<unknown>;
+
+function withId(dialect: DialectName) {
+  return (c: ColumnDefinitionBuilder) => (dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement());
+}
+const idType = (dialect: DialectName) => (dialect === "postgres" ? "serial" : "integer");
+/** Long JSON documents: TEXT is 64 KiB on MySQL. */
+const longText = (dialect: DialectName) => (dialect === "mysql" ? sql`longtext` : sql`text`);
+const ts = "varchar(40)" as const;
+
+function initial(dialect: DialectName): Migration {
+  const id = withId(dialect);
+  return {
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable("users")
+        .addColumn("id", idType(dialect), id)
+        .addColumn("name", "varchar(255)", (c) => c.notNull().unique())
+        .addColumn("email", "varchar(255)", (c) => c.notNull().defaultTo(""))
+        .addColumn("password_hash", "varchar(255)", (c) => c.notNull())
+        .addColumn("state", "varchar(32)", (c) => c.notNull())
+        .addColumn("must_change_password", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("updated_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("sessions")
+        .addColumn("id", idType(dialect), id)
+        .addColumn("user_id", "integer", (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("token_hash", "varchar(64)", (c) => c.notNull().unique())
+        .addColumn("expires_at", ts, (c) => c.notNull())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("personal_access_tokens")
+        .addColumn("id", idType(dialect), id)
+        .addColumn("name", "varchar(255)", (c) => c.notNull())
+        .addColumn("bio", "varchar(1024)", (c) => c.notNull().defaultTo(""))
+        .addColumn("token_hash", "varchar(64)", (c) => c.notNull().unique())
+        .addColumn("scopes", "varchar(255)", (c) => c.notNull())
+        .addColumn("state", "varchar(32)", (c) => c.notNull())
+        .addColumn("expired_at", ts, (c) => c.notNull())
+        .addColumn("user_id", "integer", (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("updated_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("scheduler_clusters")
+        .addColumn("id", idType(dialect), id)
+        .addColumn("name", "varchar(255)", (c) => c.notNull().unique())
+        .addColumn("bio", "varchar(1024)", (c) => c.notNull().defaultTo(""))
+        .addColumn("config", "varchar(4096)", (c) => c.notNull())
+        .addColumn("is_default", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("updated_at", ts, (c) => c.notNull())
+        .execute();
+      for (const table of ["schedulers", "seed_peers"] as const) {
+        await db.schema
+          .createTable(table)
+          .addColumn("id", idType(dialect), id)
+          .addColumn("scheduler_cluster_id", "integer", (c) => c.notNull().references("scheduler_clusters.id").onDelete("cascade"))
+          .addColumn("hostname", "varchar(255)", (c) => c.notNull())
+          .addColumn("ip", "varchar(64)", (c) => c.notNull())
+          .addColumn("port", "integer", (c) => c.notNull())
+          .addColumn("url", "varchar(1024)", (c) => c.notNull())
+          .addColumn("type", "varchar(32)", (c) => c.notNull().defaultTo(""))
+          .addColumn("state", "varchar(32)", (c) => c.notNull())
+          .addColumn("last_keepalive_at", ts, (c) => c.notNull())
+          .addColumn("created_at", ts, (c) => c.notNull())
+          .addColumn("updated_at", ts, (c) => c.notNull())
+          .addUniqueConstraint(`${table}_member_unique`, ["scheduler_cluster_id", "hostname", "ip", "port"])
+          .execute();
+      }
+      await db.schema
+        .createTable("jobs")
+        .addColumn("id", idType(dialect), id)
+        .addColumn("task_id", "varchar(64)", (c) => c.notNull())
+        .addColumn("type", "varchar(32)", (c) => c.notNull())
+        .addColumn("state", "varchar(32)", (c) => c.notNull())
+        .addColumn("bio", "varchar(1024)", (c) => c.notNull().defaultTo(""))
+        .addColumn("args", longText(dialect), (c) => c.notNull())
+        .addColumn("secret", longText(dialect))
+        .addColumn("result", longText(dialect))
+        .addColumn("user_id", "integer", (c) => c.references("users.id").onDelete("set null"))
+        .addColumn("deadline_at", ts, (c) => c.notNull())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("updated_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("jobs_state_idx").on("jobs").columns(["state", "type"]).execute();
+      await db.schema
+        .createTable("job_scheduler_clusters")
+        .addColumn("job_id", "integer", (c) => c.notNull().references("jobs.id").onDelete("cascade"))
+        .addColumn("scheduler_cluster_id", "integer", (c) => c.notNull().references("scheduler_clusters.id").onDelete("cascade"))
+        .addPrimaryKeyConstraint("job_scheduler_clusters_pk", ["job_id", "scheduler_cluster_id"])
+        .execute();
+    },
+    async down(db: AnyDb) {
+      for (const t of ["job_scheduler_clusters", "jobs", "seed_peers", "schedulers", "scheduler_clusters", "personal_access_tokens", "sessions", "users"]) {
+        await db.schema.dropTable(t).ifExists().execute();
+      }
+    },
+  };
+}
+
+class CodeMigrations implements MigrationProvider {
+  constructor(private readonly dialect: DialectName) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return { "0001_initial": initial(this.dialect) };
+  }
+}
+
+/** Brings the schema up to date; returns the names of the migrations applied now. */
+export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new CodeMigrations(dialect), migrationTableName: "kiln_migrations", migrationLockTableName: "kiln_migrations_lock" });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw new Error(`database migration failed: ${(error as Error).message ?? String(error)}`);
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

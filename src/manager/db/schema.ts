@@ -1,0 +1,107 @@
+/** Table shapes of the manager database (kysely types). Timestamps are ISO-8601 UTC strings. */
+import type { Generated, Insertable, Selectable, Updateable } from "kysely";
+
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  email: string;
+  password_hash: string;
+  state: string;
+  /** 1 until the first password change of a generated password. */
+  must_change_password: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SessionsTable {
+  id: Generated<number>;
+  user_id: number;
+  token_hash: string;
+  expires_at: string;
+  created_at: string;
+}
+
+export interface PersonalAccessTokensTable {
+  id: Generated<number>;
+  name: string;
+  bio: string;
+  token_hash: string;
+  /** Comma-separated scopes, e.g. "job,cluster". */
+  scopes: string;
+  state: string;
+  expired_at: string;
+  user_id: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SchedulerClustersTable {
+  id: Generated<number>;
+  name: string;
+  bio: string;
+  /** JSON: ClusterConfig */
+  config: string;
+  is_default: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Schedulers and seed peers share one shape: a registered, kept-alive member of a cluster. */
+export interface MembersTable {
+  id: Generated<number>;
+  scheduler_cluster_id: number;
+  hostname: string;
+  ip: string;
+  port: number;
+  /** Scheduler: its API URL. Seed peer: its upload URL. */
+  url: string;
+  /** Seed peer type (super/strong/weak); "" for schedulers. */
+  type: string;
+  state: string;
+  last_keepalive_at: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface JobsTable {
+  id: Generated<number>;
+  task_id: string;
+  type: string;
+  state: string;
+  bio: string;
+  /** JSON: stored preheat args without the password, defaults not filled. */
+  args: string;
+  /** JSON: credentials needed while the job runs; cleared when it ends. */
+  secret: string | null;
+  /** JSON: JobResult */
+  result: string | null;
+  user_id: number | null;
+  deadline_at: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface JobClustersTable {
+  job_id: number;
+  scheduler_cluster_id: number;
+}
+
+export interface ManagerDatabase {
+  users: UsersTable;
+  sessions: SessionsTable;
+  personal_access_tokens: PersonalAccessTokensTable;
+  scheduler_clusters: SchedulerClustersTable;
+  schedulers: MembersTable;
+  seed_peers: MembersTable;
+  jobs: JobsTable;
+  job_scheduler_clusters: JobClustersTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type TokenRow = Selectable<PersonalAccessTokensTable>;
+export type ClusterRow = Selectable<SchedulerClustersTable>;
+export type MemberRow = Selectable<MembersTable>;
+export type JobRow = Selectable<JobsTable>;
+export type NewJob = Insertable<JobsTable>;
+export type JobUpdate = Updateable<JobsTable>;
+export type MemberTable = "schedulers" | "seed_peers";

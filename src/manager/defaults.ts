@@ -1,0 +1,43 @@
+/** Every manager default, in one place (the shared ones live in src/common/defaults.ts). */
+import { DEFAULT_PREHEAT_FILTER, MiB } from "../common/defaults.js";
+
+export const MANAGER = {
+  /** Name of the scheduler cluster created at first start. */
+  defaultClusterName: "cluster-1",
+  /** Data directory holding the SQLite file when no --database-url is given. */
+  dataDir: ".kiln/manager",
+  sqliteFile: "manager.db",
+  rootUser: "root",
+  /** Schedulers and seed peers re-register this often… */
+  keepAliveMs: 5_000,
+  /** …and are shown inactive (and not dispatched to) after this long without a word. */
+  memberTimeoutMs: 20_000,
+  /** Jobs per second a cluster accepts (Dragonfly's job_rate_limit), as a token bucket. */
+  jobRateLimit: 10,
+  /** Preheat jobs run at once by the in-process queue. */
+  jobConcurrency: 4,
+  /** A job with no `timeout` ends as FAILURE after this long. */
+  jobTimeoutMs: 60 * 60_000,
+  /** How often a running job asks the scheduler for its task's state. */
+  jobPollMs: 500,
+  /** URLs of one job dispatched at once (args.concurrent_task_count default). */
+  concurrentTaskCount: 8,
+  sessionTtlMs: 24 * 60 * 60_000,
+  tokenTtlMs: 365 * 24 * 60 * 60_000,
+  perPage: 10,
+  maxPerPage: 100,
+  /** Lines kept in a job's failure log. */
+  maxLogLines: 200,
+} as const;
+
+/** Values the Open API fills into `args` when the request leaves them out (seed 001). */
+export const PREHEAT_DEFAULTS = {
+  pieceLength: 4 * MiB,
+  filteredQueryParams: DEFAULT_PREHEAT_FILTER,
+  platform: "",
+  tag: "",
+  username: "",
+  password: "",
+} as const;
+
+export const TOKEN_PREFIX = { pat: "kiln_pat_", session: "kiln_session_" } as const;

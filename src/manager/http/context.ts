@@ -1,0 +1,18 @@
+/** What the manager's route modules share. */
+import type { FastifyBaseLogger, FastifyInstance, RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Logger } from "../../common/logger.js";
+import type { Store } from "../store.js";
+import type { Authenticator } from "../auth/authenticate.js";
+import type { JobService } from "../jobs/service.js";
+
+export type ManagerApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+
+export interface RouteContext {
+  store: Store;
+  auth: Authenticator;
+  jobs: JobService;
+  log: Logger;
+  keepAliveMs: number;
+  memberTimeoutMs: number;
+}

@@ -1,0 +1,57 @@
+/** Errors the manager answers with: always `{"message": ...}` and a status that says what went wrong. */
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { KilnError } from "../../common/errors.js";
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "HttpError";
+  }
+}
+
+export const unauthorized = () => new HttpError(401, "Unauthorized");
+export const forbidden = (message: string) => new HttpError(403, message);
+export const notFound = (message: string) => new HttpError(404, message);
+export const unprocessable = (message: string) => new HttpError(422, message);
+export const tooManyRequests = (message: string, retryAfterSeconds: number) =>
+  new HttpError(429, message, { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) });
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+}
+
+/** `/args/pieceLength` → `args.pieceLength`; `/` → the context (body, querystring…). */
+export function describeIssues(context: string, issues: readonly ValidationIssue[]): string {
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const i of issues) {
+    const path = (i.instancePath ?? "").split("/").filter(Boolean).join(".");
+    const line = `${path || context}: ${i.message ?? "invalid"}`;
+    if (!seen.has(line)) parts.push(line);
+    seen.add(line);
+  }
+  return parts.join("; ") || `${context}: invalid`;
+}
+
+export function managerErrorHandler(err: FastifyError | HttpError | KilnError, req: FastifyRequest, reply: FastifyReply) {
+  if (err instanceof HttpError) return reply.status(err.status).headers(err.headers).send({ message: err.message });
+  if (err instanceof KilnError) {
+    if (err.status >= 500) req.log.warn({ err }, "request failed");
+    return reply.status(err.status).send({ message: err.message });
+  }
+  const fe = err as FastifyError;
+  if (fe.validation) {
+    const context = fe.validationContext ?? "request";
+    // A body that parses but fails validation is 422 (Dragonfly clients expect it); bad query/params are 400.
+    const status = context === "body" ? 422 : 400;
+    return reply.status(status).send({ message: describeIssues(context, fe.validation) });
+  }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return reply.status(fe.statusCode).send({ message: fe.message });
+  req.log.error({ err }, "unhandled error");
+  return reply.status(500).send({ message: "internal error" });
+}

@@ -1,0 +1,98 @@
+/** `kiln manager`: database, bootstrap, HTTP API, job queue and runner. */
+import { join, resolve } from "node:path";
+import { createLogger, type Logger } from "../common/logger.js";
+import { MANAGER } from "./defaults.js";
+import { openStore, type Store } from "./store.js";
+import { bootstrap } from "./bootstrap.js";
+import { Authenticator } from "./auth/authenticate.js";
+import { InProcessQueue, type JobQueue } from "./jobs/queue.js";
+import { JobRunner } from "./jobs/runner.js";
+import { JobService } from "./jobs/service.js";
+import { buildManagerApi } from "./http/app.js";
+import { nowIso } from "./time.js";
+
+export interface ManagerConfig {
+  host: string;
+  port: number;
+  /** sqlite:<path> | mysql://… | postgres://…; default sqlite:<dataDir>/manager.db */
+  databaseUrl?: string;
+  dataDir?: string;
+  /** Initial root password (KILN_ROOT_PASSWORD); generated and printed once when absent. */
+  rootPassword?: string;
+  keepAliveMs?: number;
+  memberTimeoutMs?: number;
+  jobConcurrency?: number;
+  jobTimeoutMs?: number;
+  jobPollMs?: number;
+  /** Where the generated root password is written once (default: stderr). */
+  announce?: (line: string) => void;
+}
+
+export interface RunningManager {
+  url: string;
+  port: number;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export function defaultDatabaseUrl(dataDir: string = MANAGER.dataDir): string {
+  return `sqlite:${join(resolve(dataDir), MANAGER.sqliteFile)}`;
+}
+
+export async function startManager(cfg: ManagerConfig, log: Logger = createLogger("manager")): Promise<RunningManager> {
+  const databaseUrl = cfg.databaseUrl ?? defaultDatabaseUrl(cfg.dataDir);
+  const store = await openStore(databaseUrl);
+  const closers: (() => Promise<void>)[] = [() => store.close()];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => log.warn({ err }, "close failed"));
+  };
+  try {
+    if (store.migrated.length) log.info({ database: store.display, migrations: store.migrated }, "database migrated");
+    const boot = await bootstrap(store, { rootPassword: cfg.rootPassword });
+    if (boot.generatedRootPassword) {
+      const announce = cfg.announce ?? ((line: string) => process.stderr.write(line + "\n"));
+      announce(
+        `kiln manager: created user "root" with password ${boot.generatedRootPassword} (shown once; it must be changed at first sign-in)`,
+      );
+      log.info({ event: "root_created", user: MANAGER.rootUser }, "root user created; its generated password was printed on stderr");
+    }
+
+    const memberTimeoutMs = cfg.memberTimeoutMs ?? MANAGER.memberTimeoutMs;
+    const runner = new JobRunner(store, log, { pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs, memberTimeoutMs });
+    const queue: JobQueue = new InProcessQueue((id, signal) => runner.run(id, signal), cfg.jobConcurrency ?? MANAGER.jobConcurrency, (id, err) =>
+      log.error({ job: id, err }, "job runner crashed"),
+    );
+    closers.push(() => queue.close());
+    const jobs = new JobService(store, queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs });
+    const app = await buildManagerApi({
+      store,
+      auth: new Authenticator(store),
+      jobs,
+      log,
+      keepAliveMs: cfg.keepAliveMs ?? MANAGER.keepAliveMs,
+      memberTimeoutMs,
+    });
+    closers.push(() => app.close());
+    await app.listen({ host: cfg.host, port: cfg.port });
+
+    // Members that stopped keeping alive are marked inactive in the records.
+    const sweep = setInterval(() => {
+      const before = nowIso(Date.now() - memberTimeoutMs);
+      void Promise.all([store.schedulers.expire(before), store.seedPeers.expire(before)])
+        .then(([s, p]) => (s || p ? log.info({ schedulers: s, seed_peers: p }, "members without keepalive marked inactive") : undefined))
+        .catch((err) => log.warn({ err }, "member sweep failed"));
+    }, Math.max(500, Math.min(memberTimeoutMs / 2, 5_000)));
+    sweep.unref();
+    closers.push(async () => clearInterval(sweep));
+
+    await jobs.recover();
+    const address = app.server.address();
+    const port = typeof address === "object" && address ? address.port : cfg.port;
+    const url = `http://${cfg.host === "0.0.0.0" || cfg.host === "::" ? "127.0.0.1" : cfg.host}:${port}`;
+    log.info({ event: "ready", port, url, database: store.dialect }, "manager listening");
+    return { url, port, store, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

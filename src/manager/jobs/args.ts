@@ -1,0 +1,61 @@
+/** Preheat args: from what clients send, to what kiln stores, to what responses show. */
+import { z } from "zod";
+import { timeoutSeconds, type PreheatArgsInput, type PreheatArgsView, type StoredPreheatArgs } from "../../api/manager.js";
+import { PREHEAT_DEFAULTS } from "../defaults.js";
+
+/** Registry credentials: kept only while the job runs, never shown. */
+export const JobSecret = z.object({ username: z.string().optional(), password: z.string().optional() });
+export type JobSecret = z.infer<typeof JobSecret>;
+
+export function normalizeArgs(a: PreheatArgsInput): { stored: StoredPreheatArgs; secret: JobSecret } {
+  const stored: StoredPreheatArgs = { type: a.type, url: a.url ?? "" };
+  const set = <K extends keyof StoredPreheatArgs>(k: K, v: StoredPreheatArgs[K] | undefined | null) => {
+    if (v !== undefined && v !== null) stored[k] = v;
+  };
+  set("urls", a.urls);
+  set("filteredQueryParams", a.filteredQueryParams ?? a.filtered_query_params);
+  if (a.headers !== undefined) stored.headers = a.headers;
+  set("pieceLength", a.pieceLength ?? a.piece_length);
+  set("platform", a.platform);
+  set("tag", a.tag);
+  set("application", a.application);
+  set("scope", a.scope);
+  set("ips", a.ips);
+  set("count", a.count);
+  set("percentage", a.percentage);
+  set("concurrent_task_count", a.concurrent_task_count);
+  set("concurrent_peer_count", a.concurrent_peer_count);
+  if (a.timeout !== undefined) stored.timeout = timeoutSeconds(a.timeout);
+  const secret: JobSecret = {};
+  if (a.username) secret.username = a.username;
+  if (a.password) secret.password = a.password;
+  return { stored, secret };
+}
+
+export function viewArgs(s: StoredPreheatArgs): PreheatArgsView {
+  return {
+    ...(s.application !== undefined ? { application: s.application } : {}),
+    ...(s.concurrent_peer_count !== undefined ? { concurrent_peer_count: s.concurrent_peer_count } : {}),
+    ...(s.concurrent_task_count !== undefined ? { concurrent_task_count: s.concurrent_task_count } : {}),
+    ...(s.count !== undefined ? { count: s.count } : {}),
+    filteredQueryParams: s.filteredQueryParams ?? PREHEAT_DEFAULTS.filteredQueryParams,
+    headers: s.headers ?? null,
+    ...(s.ips !== undefined ? { ips: s.ips } : {}),
+    password: PREHEAT_DEFAULTS.password,
+    ...(s.percentage !== undefined ? { percentage: s.percentage } : {}),
+    pieceLength: s.pieceLength ?? PREHEAT_DEFAULTS.pieceLength,
+    platform: s.platform ?? PREHEAT_DEFAULTS.platform,
+    ...(s.scope !== undefined ? { scope: s.scope } : {}),
+    tag: s.tag ?? PREHEAT_DEFAULTS.tag,
+    ...(s.timeout !== undefined ? { timeout: s.timeout } : {}),
+    type: s.type,
+    url: s.url,
+    ...(s.urls !== undefined ? { urls: s.urls } : {}),
+    username: PREHEAT_DEFAULTS.username,
+  };
+}
+
+/** The URLs a job names (`url` then `urls`), without repeats. */
+export function argUrls(s: StoredPreheatArgs): string[] {
+  return [...new Set([s.url, ...(s.urls ?? [])].filter((u) => u.length > 0))];
+}

@@ -1,0 +1,119 @@
+/**
+ * One URL on one cluster: ask a scheduler of the cluster to preheat it, then
+ * follow the task until every host asked has the content or has failed.
+ */
+import { KilnError } from "../../common/errors.js";
+import { SchedulerClient } from "../../api/scheduler-client.js";
+import type { PreheatRequestInput, PreheatReply, TaskStatus } from "../../api/scheduler.js";
+import type { TaskOutcome } from "../../api/manager.js";
+
+export interface DispatchTarget {
+  clusterId: number;
+  clusterName: string;
+  /** Scheduler API URLs of the cluster's active schedulers, freshest first. */
+  schedulers: string[];
+}
+
+export interface DispatchOptions {
+  request: PreheatRequestInput;
+  signal: AbortSignal;
+  pollMs: number;
+  /** Called with each host's outcome as soon as it is known. */
+  onOutcome: (o: TaskOutcome, ok: boolean) => void;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/** Asks the cluster's schedulers in turn until one answers; a scheduler's own refusal is final. */
+async function askPreheat(target: DispatchTarget, req: PreheatRequestInput): Promise<{ client: SchedulerClient; reply: PreheatReply }> {
+  if (target.schedulers.length === 0) {
+    throw new KilnError("NO_SCHEDULER", `cluster ${target.clusterName} has no active scheduler`);
+  }
+  let last: unknown;
+  for (const url of target.schedulers) {
+    const client = new SchedulerClient(url);
+    try {
+      return { client, reply: await client.preheat(req) };
+    } catch (err) {
+      last = err;
+      if (!(err instanceof KilnError && err.code === "UNAVAILABLE" && /unreachable/.test(err.message))) break;
+    }
+  }
+  const msg = last instanceof Error ? last.message : String(last);
+  throw new KilnError("UNAVAILABLE", `scheduler of cluster ${target.clusterName}: ${msg}`);
+}
+
+export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions): Promise<void> {
+  const url = opts.request.download.url;
+  const base = { url, scheduler_cluster_id: target.clusterId };
+  let asked: { client: SchedulerClient; reply: PreheatReply };
+  try {
+    asked = await askPreheat(target, opts.request);
+  } catch (err) {
+    opts.onOutcome({ ...base, task_id: "", hostname: "", ip: "", description: (err as Error).message }, false);
+    return;
+  }
+  const { client, reply } = asked;
+  const outcome = (h: { hostname: string; ip: string }, description: string, ok: boolean) =>
+    opts.onOutcome({ ...base, task_id: reply.taskId, hostname: h.hostname, ip: h.ip, description }, ok);
+  const pending = new Map<string, { hostname: string; ip: string }>();
+  for (const h of reply.hosts) {
+    if (h.accepted) pending.set(h.hostId, h);
+    else outcome(h, `peer refused the preheat: ${h.error ?? "no reason given"}`, false);
+  }
+  let missing = 0;
+  let lastError = "";
+  while (pending.size && !opts.signal.aborted) {
+    let status: TaskStatus | undefined;
+    try {
+      status = await client.taskStatus(reply.taskId);
+      missing = 0;
+    } catch (err) {
+      lastError = (err as Error).message;
+      if (err instanceof KilnError && err.code === "NOT_FOUND" && ++missing >= 20) {
+        for (const h of pending.values()) outcome(h, `the scheduler lost the task: ${lastError}`, false);
+        return;
+      }
+    }
+    if (status) settle(status, pending, outcome);
+    if (pending.size) await sleep(opts.pollMs, opts.signal);
+  }
+  // Ended early (timeout, deletion, shutdown): what was still running is reported with the reason.
+  const reason = typeof opts.signal.reason === "string" ? opts.signal.reason : "stopped";
+  for (const h of pending.values()) outcome(h, `${reason}${lastError ? ` (last scheduler error: ${lastError})` : ""}`, false);
+}
+
+function settle(
+  status: TaskStatus,
+  pending: Map<string, { hostname: string; ip: string }>,
+  outcome: (h: { hostname: string; ip: string }, description: string, ok: boolean) => void,
+): void {
+  for (const [hostId, h] of [...pending]) {
+    const peers = status.peers.filter((p) => p.hostId === hostId);
+    const done = peers.find((p) => p.state === "succeeded");
+    if (done) {
+      outcome(h, `preheated by ${done.isSeed ? "seed peer" : "peer"} ${h.hostname}`, true);
+      pending.delete(hostId);
+      continue;
+    }
+    const active = peers.some((p) => p.state !== "failed" && p.state !== "left");
+    const failed = peers.find((p) => p.state === "failed");
+    if (!active && failed) {
+      outcome(h, failed.error?.message ?? "the peer failed without a reason", false);
+      pending.delete(hostId);
+    } else if (!active && status.task.state === "failed" && status.task.error) {
+      outcome(h, status.task.error.message, false);
+      pending.delete(hostId);
+    }
+  }
+}

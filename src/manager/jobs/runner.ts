@@ -1,0 +1,223 @@
+/** Runs one preheat job: resolve URLs, dispatch to every selected cluster, record what happened. */
+import type { Logger } from "../../common/logger.js";
+import { parseFilter } from "../../common/task-id.js";
+import type { JobResult, StoredPreheatArgs, TaskOutcome } from "../../api/manager.js";
+import type { DownloadSpecInput } from "../../api/common.js";
+import { resolveImage } from "../../registry/resolve.js";
+import type { Store } from "../store.js";
+import type { JobRow } from "../db/schema.js";
+import { MANAGER, PREHEAT_DEFAULTS } from "../defaults.js";
+import { nowIso } from "../time.js";
+import { JobSecret, argUrls } from "./args.js";
+import { readResult, readStoredArgs } from "./view.js";
+import { dispatchUrl, type DispatchTarget } from "./dispatch.js";
+
+export interface RunnerOptions {
+  pollMs: number;
+  memberTimeoutMs: number;
+}
+
+/** A URL ready to preheat, with what its download needs. */
+interface WorkItem {
+  url: string;
+  headers: Record<string, string>;
+}
+
+function emptyResult(): JobResult {
+  return { urls: [], progress: { total: 0, succeeded: 0, failed: 0 }, success_tasks: [], failure_tasks: [], log: [] };
+}
+
+/** Runs `fn` over `items`, at most `limit` at once. */
+async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+export class JobRunner {
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly opts: RunnerOptions,
+  ) {}
+
+  async run(jobId: number, outer: AbortSignal): Promise<void> {
+    const row = await this.store.jobs.byId(jobId);
+    if (!row || row.state !== "PENDING") return;
+    const args = readStoredArgs(row);
+    const secret = JobSecret.parse(row.secret ? JSON.parse(row.secret) : {});
+    const previous = readResult(row);
+    const result = emptyResult();
+    if (previous) result.log.push(...previous.log, `${nowIso()} resumed after a manager restart`);
+
+    // The job's own deadline aborts with a readable reason; an outer abort (delete, shutdown) passes its reason on.
+    const controller = new AbortController();
+    const timeoutSeconds = Math.round((Date.parse(row.deadline_at) - Date.parse(row.created_at)) / 1000);
+    const timer = setTimeout(
+      () => controller.abort(`job timed out after ${timeoutSeconds} s`),
+      Math.max(0, Date.parse(row.deadline_at) - Date.now()),
+    );
+    const onOuter = () => controller.abort(outer.reason);
+    outer.addEventListener("abort", onOuter, { once: true });
+    const signal = controller.signal;
+    const writer = new ResultWriter(this.store, jobId, result);
+    try {
+      const items = await this.resolve(args, secret, result, signal);
+      result.urls = items.map((i) => i.url);
+      const targets = await this.targets(row);
+      await this.dispatchAll(args, items, targets, result, writer, signal);
+      if (outer.aborted) return; // deleted or shutting down: leave the row alone (a pending job resumes at next start)
+      await writer.flush();
+      const ok = result.failure_tasks.length === 0 && result.success_tasks.length > 0 && !signal.aborted;
+      if (!ok) {
+        result.error =
+          (signal.aborted ? String(signal.reason) : undefined) ??
+          result.failure_tasks[0]?.description ??
+          (result.urls.length === 0 ? "nothing to preheat" : "no peer preheated anything");
+        if (result.success_tasks.length === 0 && result.failure_tasks.length === 0) result.log.push(`${nowIso()} ${result.error}`);
+      }
+      const ended = await this.store.jobs.finish(jobId, ok ? "SUCCESS" : "FAILURE", JSON.stringify(result));
+      if (ended) this.log.info({ job: jobId, state: ok ? "SUCCESS" : "FAILURE", error: result.error }, "job ended");
+    } finally {
+      clearTimeout(timer);
+      outer.removeEventListener("abort", onOuter);
+    }
+  }
+
+  /** File URLs as given; image manifests resolved to their config and layer blobs. */
+  private async resolve(args: StoredPreheatArgs, secret: JobSecret, result: JobResult, signal: AbortSignal): Promise<WorkItem[]> {
+    const headers = args.headers ?? {};
+    const urls = argUrls(args);
+    if (args.type === "file") return urls.map((url) => ({ url, headers }));
+    const items = new Map<string, WorkItem>();
+    for (const manifestUrl of urls) {
+      if (signal.aborted) break;
+      try {
+        const image = await resolveImage(manifestUrl, {
+          username: secret.username,
+          password: secret.password,
+          headers,
+          platform: args.platform || undefined,
+          signal,
+        });
+        result.log.push(
+          `${nowIso()} resolved ${image.name}${image.platform ? ` for ${image.platform}` : ""} to manifest ${image.manifestDigest}: config and ${image.layers.length} layer(s)`,
+        );
+        for (const url of image.blobUrls) if (!items.has(url)) items.set(url, { url, headers: image.headers });
+      } catch (err) {
+        if (signal.aborted) break;
+        const message = `cannot resolve image ${manifestUrl}: ${(err as Error).message}`;
+        result.log.push(`${nowIso()} ${message}`);
+        result.failure_tasks.push({ url: manifestUrl, task_id: "", scheduler_cluster_id: 0, hostname: "", ip: "", description: message });
+        result.error ??= message;
+      }
+    }
+    return [...items.values()];
+  }
+
+  private async targets(row: JobRow): Promise<DispatchTarget[]> {
+    const clusters = (await this.store.jobs.clustersOf([row.id])).get(row.id) ?? [];
+    const schedulers = await this.store.schedulers.byCluster(clusters.map((c) => c.id));
+    const fresh = Date.now() - this.opts.memberTimeoutMs;
+    return clusters.map((c) => ({
+      clusterId: c.id,
+      clusterName: c.name,
+      schedulers: schedulers
+        .filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh)
+        .map((s) => s.url),
+    }));
+  }
+
+  private async dispatchAll(
+    args: StoredPreheatArgs,
+    items: WorkItem[],
+    targets: DispatchTarget[],
+    result: JobResult,
+    writer: ResultWriter,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const pairs = targets.flatMap((target) => items.map((item) => ({ target, item })));
+    result.progress.total = pairs.length;
+    writer.schedule();
+    const filters = parseFilter(args.filteredQueryParams ?? PREHEAT_DEFAULTS.filteredQueryParams);
+    await eachLimit(pairs, args.concurrent_task_count ?? MANAGER.concurrentTaskCount, async ({ target, item }) => {
+      if (signal.aborted) return;
+      const download: DownloadSpecInput = {
+        url: item.url,
+        headers: item.headers,
+        tag: args.tag ?? "",
+        application: args.application ?? "",
+        filteredQueryParams: filters,
+        // Only an explicit piece length: the default one is not part of the task ID (kiln get / pulls meet the same task).
+        ...(args.pieceLength !== undefined ? { pieceLength: args.pieceLength } : {}),
+      };
+      let failed = false;
+      await dispatchUrl(target, {
+        request: {
+          download,
+          scope: args.scope ?? "single_seed_peer",
+          ...(args.ips ? { ips: args.ips } : {}),
+          ...(args.count !== undefined ? { count: args.count } : {}),
+          ...(args.percentage !== undefined ? { percentage: args.percentage } : {}),
+        },
+        signal,
+        pollMs: this.opts.pollMs,
+        onOutcome: (o: TaskOutcome, ok: boolean) => {
+          if (ok) result.success_tasks.push(o);
+          else {
+            failed = true;
+            result.failure_tasks.push(o);
+            const where = o.hostname ? ` on ${o.hostname} (${o.ip})` : "";
+            result.log.push(`${nowIso()} [${target.clusterName}] ${o.url}${where}: ${o.description}`);
+          }
+          writer.schedule();
+        },
+      });
+      if (failed) result.progress.failed++;
+      else result.progress.succeeded++;
+      writer.schedule();
+    });
+  }
+}
+
+/** Writes a running job's result, at most one write in flight, the latest state always last. */
+class ResultWriter {
+  private running: Promise<void> = Promise.resolve();
+  private dirty = false;
+  private inFlight = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly jobId: number,
+    private readonly result: JobResult,
+  ) {}
+
+  schedule(): void {
+    this.dirty = true;
+    if (this.inFlight) return;
+    this.inFlight = true;
+    this.running = (async () => {
+      while (this.dirty) {
+        this.dirty = false;
+        if (this.result.log.length > MANAGER.maxLogLines) this.result.log.splice(0, this.result.log.length - MANAGER.maxLogLines);
+        try {
+          await this.store.db
+            .updateTable("jobs")
+            .set({ result: JSON.stringify(this.result), updated_at: nowIso() })
+            .where("id", "=", this.jobId)
+            .where("state", "=", "PENDING")
+            .execute();
+        } catch {
+          /* progress is best effort; the final write reports errors */
+        }
+      }
+      this.inFlight = false;
+    })();
+  }
+
+  flush(): Promise<void> {
+    return this.running;
+  }
+}

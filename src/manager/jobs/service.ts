@@ -1,0 +1,113 @@
+/** Preheat jobs: create, read, list, update, delete, run, and resume after a restart. */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "../../common/logger.js";
+import type { CreateJobBody, JobResult, JobView, ListJobsQuery } from "../../api/manager.js";
+import type { Store } from "../store.js";
+import { readClusterConfig } from "../db/clusters.js";
+import { MANAGER } from "../defaults.js";
+import { nowIso } from "../time.js";
+import { notFound, tooManyRequests, unprocessable } from "../http/errors.js";
+import { normalizeArgs } from "./args.js";
+import { jobView, readResult } from "./view.js";
+import type { JobQueue } from "./queue.js";
+import { RateLimiter } from "./rate-limit.js";
+
+export interface JobServiceOptions {
+  defaultTimeoutMs: number;
+}
+
+export class JobService {
+  private readonly limiter = new RateLimiter();
+
+  constructor(
+    private readonly store: Store,
+    private readonly queue: JobQueue,
+    private readonly log: Logger,
+    private readonly opts: JobServiceOptions,
+  ) {}
+
+  async create(body: CreateJobBody, userId: number): Promise<JobView> {
+    const clusters = body.scheduler_cluster_ids
+      ? await this.store.clusters.byIds([...new Set(body.scheduler_cluster_ids)])
+      : await this.store.clusters.list();
+    if (body.scheduler_cluster_ids) {
+      const known = new Set(clusters.map((c) => c.id));
+      const unknown = body.scheduler_cluster_ids.filter((id) => !known.has(id));
+      if (unknown.length) throw unprocessable(`scheduler_cluster_ids: unknown scheduler cluster ${unknown.join(", ")}`);
+    }
+    if (clusters.length === 0) throw unprocessable("scheduler_cluster_ids: there is no scheduler cluster to preheat in");
+    const wait = this.limiter.take(clusters.map((c) => ({ clusterId: c.id, rate: readClusterConfig(c).job_rate_limit })));
+    if (wait > 0) {
+      const names = clusters.map((c) => `${c.name} (${readClusterConfig(c).job_rate_limit} jobs/s)`).join(", ");
+      throw tooManyRequests(`job rate limit reached for scheduler cluster ${names}; retry later`, wait);
+    }
+    const { stored, secret } = normalizeArgs(body.args);
+    const now = Date.now();
+    const timeoutMs = stored.timeout !== undefined ? stored.timeout * 1000 : this.opts.defaultTimeoutMs;
+    const id = await this.store.jobs.create(
+      {
+        task_id: `group_${randomUUID()}`,
+        type: body.type,
+        state: "PENDING",
+        bio: body.bio ?? "",
+        args: JSON.stringify(stored),
+        secret: Object.keys(secret).length ? JSON.stringify(secret) : null,
+        result: null,
+        user_id: userId,
+        deadline_at: nowIso(now + timeoutMs),
+        created_at: nowIso(now),
+        updated_at: nowIso(now),
+      },
+      clusters.map((c) => c.id),
+    );
+    this.log.info({ job: id, type: stored.type, urls: 1 + (stored.urls?.length ?? 0), clusters: clusters.map((c) => c.id) }, "job created");
+    this.queue.enqueue(id);
+    return this.get(id);
+  }
+
+  async get(id: number): Promise<JobView> {
+    const row = await this.store.jobs.byId(id);
+    if (!row) throw notFound(`job ${id} not found`);
+    const clusters = (await this.store.jobs.clustersOf([id])).get(id) ?? [];
+    return jobView(row, clusters);
+  }
+
+  async list(q: ListJobsQuery): Promise<{ jobs: JobView[]; total: number }> {
+    const { rows, total } = await this.store.jobs.list({ page: q.page, perPage: q.per_page, state: q.state, type: q.type });
+    const clusters = await this.store.jobs.clustersOf(rows.map((r) => r.id));
+    return { jobs: rows.map((r) => jobView(r, clusters.get(r.id) ?? [])), total };
+  }
+
+  async update(id: number, set: { bio?: string }): Promise<JobView> {
+    if (!(await this.store.jobs.byId(id))) throw notFound(`job ${id} not found`);
+    await this.store.jobs.update(id, set.bio !== undefined ? { bio: set.bio } : {});
+    return this.get(id);
+  }
+
+  async delete(id: number): Promise<void> {
+    this.queue.cancel(id, "job deleted");
+    if (!(await this.store.jobs.delete(id))) throw notFound(`job ${id} not found`);
+  }
+
+  /** At start: pending jobs whose deadline passed end as FAILURE with the reason; the others run again. */
+  async recover(): Promise<{ resumed: number; failed: number }> {
+    let resumed = 0;
+    let failed = 0;
+    for (const row of await this.store.jobs.pending()) {
+      if (Date.parse(row.deadline_at) <= Date.now()) {
+        const previous: JobResult = readResult(row) ?? { urls: [], progress: { total: 0, succeeded: 0, failed: 0 }, success_tasks: [], failure_tasks: [], log: [] };
+        const error = "the manager was down when the job's timeout passed; it ended without finishing";
+        previous.error = error;
+        previous.log.push(`${nowIso()} ${error}`);
+        if (await this.store.jobs.finish(row.id, "FAILURE", JSON.stringify(previous))) failed++;
+      } else {
+        this.queue.enqueue(row.id);
+        resumed++;
+      }
+    }
+    if (resumed || failed) this.log.info({ event: "jobs_recovered", resumed, failed }, "pending jobs from before the restart handled");
+    return { resumed, failed };
+  }
+}
+
+export const DEFAULT_JOB_SERVICE_OPTIONS: JobServiceOptions = { defaultTimeoutMs: MANAGER.jobTimeoutMs };
