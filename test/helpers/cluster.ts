@@ -16,10 +16,14 @@ export interface PeerHandle {
 export class TestCluster {
   scheduler!: KilnProcess;
   readonly peers: PeerHandle[] = [];
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    /** Flags every peer of this cluster gets (e.g. a keepalive shorter than the scheduler's host timeout). */
+    private readonly peerArgs: string[],
+  ) {}
 
-  static async start(opts: { schedulerArgs?: string[] } = {}): Promise<TestCluster> {
-    const c = new TestCluster(await mkdtemp(join(tmpdir(), "kiln-test-")));
+  static async start(opts: { schedulerArgs?: string[]; peerArgs?: string[] } = {}): Promise<TestCluster> {
+    const c = new TestCluster(await mkdtemp(join(tmpdir(), "kiln-test-")), opts.peerArgs ?? []);
     c.scheduler = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", "0", ...(opts.schedulerArgs ?? [])]);
     return c;
   }
@@ -34,7 +38,7 @@ export class TestCluster {
     args.push("--port", "0", "--metrics-port", "0", "--data-dir", dataDir);
     if (opts.seed) args.push("--seed");
     else args.push("--proxy-port", "0");
-    const proc = await spawnKiln([...args, ...(opts.args ?? [])]);
+    const proc = await spawnKiln([...args, ...this.peerArgs, ...(opts.args ?? [])]);
     const r = proc.ready;
     const handle: PeerHandle = {
       name,

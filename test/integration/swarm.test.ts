@@ -51,7 +51,8 @@ describe("failures in the swarm", () => {
   before(async () => {
     // A slow origin keeps transfers in flight long enough to kill a parent mid-way.
     origin = await startOrigin({ rateBytes: 12 * MiB });
-    cluster = await TestCluster.start({ schedulerArgs: ["--host-timeout-ms", "1500"] });
+    // Dead hosts are noticed within 1.5 s; live ones announce every 300 ms.
+    cluster = await TestCluster.start({ schedulerArgs: ["--host-timeout-ms", "1500"], peerArgs: ["--keepalive-ms", "300"] });
   });
   after(async () => {
     await cluster.stop();
@@ -61,8 +62,8 @@ describe("failures in the swarm", () => {
   it("the seed peer is killed mid-transfer: its children still finish with correct content", async () => {
     const file = makeFile(40 * MiB);
     origin.add("/killed.bin", file);
-    const seed = await cluster.addPeer("seed-k", { seed: true, args: ["--keepalive-ms", "300"] });
-    const peers = await Promise.all(["kid-1", "kid-2", "kid-3"].map((n) => cluster.addPeer(n, { args: ["--keepalive-ms", "300", "--piece-stall-ms", "2000"] })));
+    const seed = await cluster.addPeer("seed-k", { seed: true });
+    const peers = await Promise.all(["kid-1", "kid-2", "kid-3"].map((n) => cluster.addPeer(n, { args: ["--piece-stall-ms", "2000"] })));
     const downloads = peers.map((p) => cluster.get(p, `${origin.url}/killed.bin`, join(cluster.dir, `${p.name}.out`)));
     // Kill the seed once it has served part of the file to the children.
     for (let i = 0; i < 200; i++) {
