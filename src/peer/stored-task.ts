@@ -158,33 +158,21 @@ export class StoredTask extends EventEmitter {
 
   /** Resolves when piece `n` is verified; rejects if the task fails first. */
   waitForPiece(n: number): Promise<void> {
-    if (this.done.has(n)) return Promise.resolve();
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      const onPiece = (m: number) => {
-        if (m !== n) return;
-        cleanup();
-        resolve();
-      };
-      const onFail = (err: KilnError) => {
-        cleanup();
-        reject(err);
-      };
-      const cleanup = () => {
-        this.off("piece", onPiece);
-        this.off("failed", onFail);
-      };
-      this.on("piece", onPiece);
-      this.on("failed", onFail);
-    });
+    return this.waitFor(() => this.done.has(n), ["piece"]);
   }
 
   /** Resolves once the layout (content length) is known, or the task completes or fails. */
   waitForLayout(): Promise<void> {
-    if (this.meta.contentLength !== null || this.complete) return Promise.resolve();
+    return this.waitFor(() => this.meta.contentLength !== null || this.complete, ["layout", "complete"]);
+  }
+
+  /** Resolves when `ready()` holds, re-checked on each of `events`; rejects when the task fails. */
+  private waitFor(ready: () => boolean, events: string[]): Promise<void> {
+    if (ready()) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      const ok = () => {
+      const check = () => {
+        if (!ready()) return;
         cleanup();
         resolve();
       };
@@ -193,12 +181,10 @@ export class StoredTask extends EventEmitter {
         reject(err);
       };
       const cleanup = () => {
-        this.off("layout", ok);
-        this.off("complete", ok);
+        for (const e of events) this.off(e, check);
         this.off("failed", fail);
       };
-      this.on("layout", ok);
-      this.on("complete", ok);
+      for (const e of events) this.on(e, check);
       this.on("failed", fail);
     });
   }
