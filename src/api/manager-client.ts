@@ -1,0 +1,198 @@
+/**
+ * Clients of the manager: the Open API (personal access token), the console API
+ * (user sign-in, tokens), and the membership API schedulers and seed peers use to
+ * register and keep alive (`startManagerKeepAlive`).
+ */
+import { z } from "zod";
+import { KilnError } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import { callJson } from "./http-json.js";
+import {
+  ClusterView,
+  JobView,
+  MANAGER_PATHS,
+  Ok,
+  RegistrationReply,
+  SignInReply,
+  TokenView,
+  UserView,
+  type CreateTokenBody,
+  type SchedulerRegistration,
+  type SeedPeerRegistrationInput,
+} from "./manager.js";
+
+const Empty = z.unknown();
+
+/** The Dragonfly-compatible Open API, authenticated with a personal access token. */
+export class OpenApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+  ) {}
+
+  private get auth() {
+    return { authorization: `Bearer ${this.token}` };
+  }
+
+  /** `body` is sent as given (Dragonfly's request shape: { type: "preheat", args, scheduler_cluster_ids? }). */
+  createJob(body: unknown) {
+    return callJson(this.baseUrl, MANAGER_PATHS.jobs, JobView, { method: "POST", body, headers: this.auth });
+  }
+
+  getJob(id: number) {
+    return callJson(this.baseUrl, MANAGER_PATHS.job(id), JobView, { headers: this.auth });
+  }
+
+  listJobs(q: { page?: number; per_page?: number; state?: string; type?: string } = {}) {
+    return callJson(this.baseUrl, MANAGER_PATHS.jobs, z.array(JobView), { query: q, headers: this.auth });
+  }
+
+  deleteJob(id: number) {
+    return callJson(this.baseUrl, MANAGER_PATHS.job(id), Empty, { method: "DELETE", headers: this.auth });
+  }
+
+  listClusters() {
+    return callJson(this.baseUrl, MANAGER_PATHS.clusters, z.array(ClusterView), { headers: this.auth });
+  }
+}
+
+/** The console API: sign in as a user, change the password, manage personal access tokens. */
+export class ConsoleClient {
+  private session: string | undefined;
+
+  constructor(readonly baseUrl: string) {}
+
+  private get auth(): Record<string, string> {
+    if (!this.session) throw new KilnError("BAD_REQUEST", "sign in first");
+    return { authorization: `Bearer ${this.session}` };
+  }
+
+  async signIn(name: string, password: string) {
+    const reply = await callJson(this.baseUrl, MANAGER_PATHS.signin, SignInReply, { body: { name, password } });
+    this.session = reply.token;
+    return reply;
+  }
+
+  me() {
+    return callJson(this.baseUrl, MANAGER_PATHS.me, UserView, { headers: this.auth });
+  }
+
+  resetPassword(userId: number, oldPassword: string, newPassword: string) {
+    return callJson(this.baseUrl, MANAGER_PATHS.resetPassword(userId), UserView, {
+      body: { old_password: oldPassword, new_password: newPassword },
+      headers: this.auth,
+    });
+  }
+
+  createToken(body: CreateTokenBody) {
+    return callJson(this.baseUrl, MANAGER_PATHS.tokens, TokenView, { body, headers: this.auth });
+  }
+
+  listTokens() {
+    return callJson(this.baseUrl, MANAGER_PATHS.tokens, z.array(TokenView), { headers: this.auth });
+  }
+
+  updateToken(id: number, body: { state?: "active" | "inactive"; name?: string; bio?: string; expired_at?: string }) {
+    return callJson(this.baseUrl, MANAGER_PATHS.token(id), TokenView, { method: "PATCH", body, headers: this.auth });
+  }
+
+  deleteToken(id: number) {
+    return callJson(this.baseUrl, MANAGER_PATHS.token(id), Empty, { method: "DELETE", headers: this.auth });
+  }
+}
+
+export type MemberKind = "scheduler" | "seed_peer";
+
+/** Registration and keepalive of schedulers and seed peers. */
+export class ManagerMembershipClient {
+  constructor(readonly baseUrl: string) {}
+
+  register(kind: "scheduler", body: SchedulerRegistration): Promise<RegistrationReply>;
+  register(kind: "seed_peer", body: SeedPeerRegistrationInput): Promise<RegistrationReply>;
+  register(kind: MemberKind, body: SchedulerRegistration | SeedPeerRegistrationInput): Promise<RegistrationReply> {
+    const path = kind === "scheduler" ? MANAGER_PATHS.schedulers : MANAGER_PATHS.seedPeers;
+    return callJson(this.baseUrl, path, RegistrationReply, { body, timeoutMs: 5_000 });
+  }
+
+  keepAlive(kind: MemberKind, id: number) {
+    const path = kind === "scheduler" ? MANAGER_PATHS.schedulerKeepAlive(id) : MANAGER_PATHS.seedPeerKeepAlive(id);
+    return callJson(this.baseUrl, path, Ok, { method: "POST", timeoutMs: 5_000 });
+  }
+
+  deregister(kind: MemberKind, id: number) {
+    const path = kind === "scheduler" ? MANAGER_PATHS.scheduler(id) : MANAGER_PATHS.seedPeer(id);
+    return callJson(this.baseUrl, path, Ok, { method: "DELETE", timeoutMs: 5_000 });
+  }
+}
+
+export type KeepAliveOptions =
+  | { managerUrl: string; kind: "scheduler"; registration: SchedulerRegistration; log?: Logger; intervalMs?: number }
+  | { managerUrl: string; kind: "seed_peer"; registration: SeedPeerRegistrationInput; log?: Logger; intervalMs?: number };
+
+export interface ManagerKeepAlive {
+  /** The member id once registered. */
+  readonly id: number | undefined;
+  /** Resolves after the first successful registration. */
+  readonly registered: Promise<void>;
+  /** Stops keeping alive and deregisters (best effort), so the member leaves the cluster's records at once. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Registers a scheduler or seed peer with the manager and keeps it alive. A
+ * manager that is down or restarted is retried every interval (and re-registered
+ * when it no longer knows the member); errors are logged, never thrown.
+ */
+export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive {
+  const client = new ManagerMembershipClient(opts.managerUrl);
+  let id: number | undefined;
+  let interval = opts.intervalMs ?? 5_000;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let warned = false;
+  let markRegistered: () => void = () => undefined;
+  const registered = new Promise<void>((resolve) => (markRegistered = resolve));
+
+  const register = () =>
+    opts.kind === "scheduler" ? client.register("scheduler", opts.registration) : client.register("seed_peer", opts.registration);
+
+  const tick = async () => {
+    try {
+      if (id === undefined) {
+        const reply = await register();
+        if (stopped) {
+          await client.deregister(opts.kind, reply.id).catch(() => undefined); // stopped while registering
+          return;
+        }
+        id = reply.id;
+        if (opts.intervalMs === undefined) interval = reply.keepalive_interval_ms;
+        opts.log?.info({ manager: opts.managerUrl, kind: opts.kind, id, cluster: reply.scheduler_cluster_id }, "registered with the manager");
+        markRegistered();
+      } else {
+        await client.keepAlive(opts.kind, id);
+      }
+      warned = false;
+    } catch (err) {
+      if (err instanceof KilnError && err.status === 404) id = undefined; // the manager forgot us: register again now
+      if (!warned) opts.log?.warn({ manager: opts.managerUrl, err: (err as Error).message }, "manager keepalive failed; retrying");
+      warned = true;
+    }
+    if (!stopped) {
+      timer = setTimeout(() => void tick(), id === undefined && !warned ? 0 : interval);
+      timer.unref();
+    }
+  };
+  void tick();
+
+  return {
+    get id() {
+      return id;
+    },
+    registered,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      if (id !== undefined) await client.deregister(opts.kind, id).catch(() => undefined);
+    },
+  };
+}
