@@ -41,8 +41,11 @@ export const RegisterPeer = z.object({
 export type RegisterPeer = z.infer<typeof RegisterPeer>;
 export type RegisterPeerInput = z.input<typeof RegisterPeer>;
 
+/** 4 TiB at the smallest piece length; a bound that keeps bitmaps small. */
+export const MAX_PIECES = 1 << 20;
+
 export const PieceInfo = z.object({
-  number: z.number().int().min(0),
+  number: z.number().int().min(0).max(MAX_PIECES - 1),
   digest: Digest,
   length: z.number().int().min(0),
 });

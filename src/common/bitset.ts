@@ -36,7 +36,9 @@ export class BitSet {
   }
 
   toBase64(): string {
-    return Buffer.from(this.bytes).toString("base64");
+    let used = this.bytes.length;
+    while (used > 0 && this.bytes[used - 1] === 0) used--;
+    return Buffer.from(this.bytes.subarray(0, used)).toString("base64");
   }
 
   *[Symbol.iterator](): IterableIterator<number> {

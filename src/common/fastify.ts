@@ -11,6 +11,8 @@ export function createJsonApi(logger: Logger, opts: { bodyLimit?: number } = {})
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024,
+    // sha512 blob task IDs are 128 hex characters.
+    routerOptions: { maxParamLength: 256 },
     // Per-request log lines would drown a scheduler polled by every peer.
     logController: new LogController({ disableRequestLogging: true }),
   })

@@ -60,7 +60,7 @@ export class UploadServer {
     const whole = TASK_PATH.exec(path);
     if (!piece && !whole) throw new KilnError("NOT_FOUND", `no route for ${req.method} ${path}`);
     if (req.method !== "GET" && req.method !== "HEAD") throw new KilnError("BAD_REQUEST", "use GET or HEAD", 405);
-    const taskId = decodeURIComponent((piece ?? whole)![1]!);
+    const taskId = (piece ?? whole)![1]!;
     if (!isTaskId(taskId)) throw new KilnError("BAD_REQUEST", "task id must be 64 or 128 lowercase hex characters");
     const task = this.storage.get(taskId);
     if (!task) throw new KilnError("NOT_FOUND", `task ${taskId} is not held by this peer`);

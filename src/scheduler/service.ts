@@ -69,6 +69,11 @@ export class SchedulerService {
     this.hosts.delete(host.id);
     for (const task of this.tasks.values()) {
       for (const peer of task.peers.values()) if (peer.host === host) this.removePeer(peer);
+      // Peers waiting for this seed go to the origin instead of waiting out the trigger.
+      if (task.seedTrigger?.hostId === host.id) {
+        task.seedTrigger = null;
+        task.touch();
+      }
     }
     this.log.info({ host: host.id, reason }, "host dropped; its children are rescheduled");
   }
@@ -200,7 +205,12 @@ export class SchedulerService {
       }
     }
     const rejected: PieceReportReply["rejected"] = [];
+    const total = task.totalPieces;
     for (const piece of report.pieces) {
+      if (total !== null && piece.number >= total) {
+        rejected.push({ number: piece.number, reason: `the task has ${total} pieces` });
+        continue;
+      }
       const canonical = task.digests.get(piece.number);
       if (canonical) {
         if (canonical.digest !== piece.digest || canonical.length !== piece.length) {
