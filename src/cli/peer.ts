@@ -19,6 +19,8 @@ interface PeerFlags {
   uploadConcurrency: number;
   uploadRate: number;
   defaultFilter?: string;
+  registry?: string;
+  registryInsecure?: boolean;
   pieceStallMs: number;
   fallbackMs: number;
   gcTtl: number;
@@ -47,6 +49,8 @@ export function registerPeerCommand(program: Command): void {
     .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
     .option("--default-filter <params>", "query parameters left out of task IDs", undefined)
+    .option("--registry <url>", "registry mirror: upstream for /v2/ requests that name none (no X-Dragonfly-Registry, no ?ns=)")
+    .option("--registry-insecure", "registry mirror: reach registries named by ?ns= over plain HTTP")
     .option("--piece-stall-ms <ms>", "retry a piece elsewhere after this long without progress", parsePositiveInt, PEER.pieceStallMs)
     .option("--fallback-ms <ms>", "go to the origin after this long without any parent able to serve", parsePositiveInt, PEER.noParentFallbackMs)
     .option("--gc-ttl <ms>", "evict tasks not accessed for this long", parsePositiveInt, PEER.taskTtlMs)
@@ -73,6 +77,7 @@ export function registerPeerCommand(program: Command): void {
         uploadConcurrency: f.uploadConcurrency,
         uploadRateBytes: f.uploadRate,
         defaultFilter: f.defaultFilter ?? base.defaultFilter,
+        registryMirror: { ...(f.registry ? { defaultRegistry: f.registry } : {}), insecure: Boolean(f.registryInsecure) },
         gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
         conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
         keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,

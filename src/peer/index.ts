@@ -28,6 +28,8 @@ export interface PeerConfig {
   uploadConcurrency: number;
   uploadRateBytes: number;
   defaultFilter: string;
+  /** Registry mirror mode of the proxy: upstream when a request names none, and plain HTTP for `ns=` hosts. */
+  registryMirror: { defaultRegistry?: string; insecure: boolean };
   gc: GcPolicy & { intervalMs: number };
   conductor: ConductorOptions;
   keepAliveMs: number;
@@ -49,6 +51,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     uploadConcurrency: PEER.uploadConcurrency,
     uploadRateBytes: PEER.uploadRateBytes,
     defaultFilter: DEFAULT_PROXY_FILTER,
+    registryMirror: { insecure: false },
     gc: {
       intervalMs: PEER.gcIntervalMs,
       taskTtlMs: PEER.taskTtlMs,
@@ -97,7 +100,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   let proxy: ProxyServer | undefined;
   let proxyPort: number | null = null;
   if (cfg.proxyPort !== null) {
-    proxy = new ProxyServer(engine, log, { defaultFilter: cfg.defaultFilter });
+    proxy = new ProxyServer(engine, log, { defaultFilter: cfg.defaultFilter, registryMirror: cfg.registryMirror });
     proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
   }
   const metricsServer = cfg.metricsPort !== null ? await metrics.serve(cfg.listenHost, cfg.metricsPort) : undefined;
@@ -118,8 +121,9 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   let announced = false;
   const keepAlive = async () => {
     try {
-      await scheduler.announceHost(announce());
+      const reply = await scheduler.announceHost(announce());
       if (!announced) log.info({ scheduler: cfg.schedulerUrl }, "announced to scheduler");
+      if (reply.created) await engine!.reannounce();
       announced = true;
     } catch (err) {
       if (announced || !(err instanceof KilnError)) log.warn({ err: (err as Error).message }, "scheduler keepalive failed");
