@@ -17,7 +17,11 @@ export const HostAnnounce = z.object({
 });
 export type HostAnnounce = z.infer<typeof HostAnnounce>;
 
-export const HostAnnounceReply = z.object({ keepAliveMs: z.number().int() });
+export const HostAnnounceReply = z.object({
+  keepAliveMs: z.number().int(),
+  /** The scheduler did not know this host (first announce, or it was dropped or restarted): re-register held tasks. */
+  created: z.boolean(),
+});
 export type HostAnnounceReply = z.infer<typeof HostAnnounceReply>;
 
 export const TaskState = z.enum(["pending", "running", "succeeded", "failed"]);
@@ -33,14 +37,6 @@ export const TaskInfo = z.object({
 });
 export type TaskInfo = z.infer<typeof TaskInfo>;
 
-export const RegisterPeer = z.object({
-  peerId: SafeId,
-  hostId: SafeId,
-  download: DownloadSpec,
-});
-export type RegisterPeer = z.infer<typeof RegisterPeer>;
-export type RegisterPeerInput = z.input<typeof RegisterPeer>;
-
 /** 4 TiB at the smallest piece length; a bound that keeps bitmaps small. */
 export const MAX_PIECES = 1 << 20;
 
@@ -50,6 +46,22 @@ export const PieceInfo = z.object({
   length: z.number().int().min(0),
 });
 export type PieceInfo = z.infer<typeof PieceInfo>;
+
+export const RegisterPeer = z.object({
+  peerId: SafeId,
+  hostId: SafeId,
+  download: DownloadSpec,
+  /** Set by a peer that already holds the whole task (after a restart, or after its host was dropped). */
+  completed: z
+    .object({
+      contentLength: z.number().int().min(0),
+      pieceLength: z.number().int().min(1),
+      pieces: z.array(PieceInfo).max(MAX_PIECES),
+    })
+    .optional(),
+});
+export type RegisterPeer = z.infer<typeof RegisterPeer>;
+export type RegisterPeerInput = z.input<typeof RegisterPeer>;
 
 export const ParentInfo = z.object({
   peerId: SafeId,

@@ -69,7 +69,7 @@ export class Conductor {
     /** `sha256:<hex>` of an OCI blob: the whole content is checked against it. */
     private readonly contentDigest: string | undefined,
   ) {
-    this.peerId = `${ctx.hostId}_${randomUUID().slice(0, 8)}`;
+    this.peerId = newPeerId(ctx.hostId);
     this.wantParents = ctx.opts.parentsPerSchedule;
     this.log = ctx.log.child({ task: task.taskId, peer: this.peerId });
   }
@@ -347,11 +347,11 @@ export class Conductor {
     }
     this.settle.reject(error);
   }
+}
 
-  /** Leaves the task at the scheduler (after eviction or on shutdown). */
-  async leave(): Promise<void> {
-    if (this.registered) await this.ctx.scheduler.leaveTask(this.task.taskId, this.peerId).catch(() => undefined);
-  }
+/** A peer's ID on one task: its host and a random suffix. */
+export function newPeerId(hostId: string): string {
+  return `${hostId}_${randomUUID().slice(0, 8)}`;
 }
 
 async function* iterate(chunks: Buffer[]): AsyncIterable<Buffer> {

@@ -3,7 +3,7 @@ import { KilnError } from "../common/errors.js";
 import { filterUrl, parseBlobUrl, taskIdFor } from "../common/task-id.js";
 import type { Logger } from "../common/logger.js";
 import type { DownloadSpec } from "../api/common.js";
-import { Conductor, type ConductorContext } from "./conductor.js";
+import { Conductor, newPeerId, type ConductorContext } from "./conductor.js";
 import type { Storage } from "./storage.js";
 import type { StoredTask } from "./stored-task.js";
 import { contentStream, type ByteRange } from "./content-stream.js";
@@ -18,7 +18,8 @@ export interface DownloadHandle {
 
 export class PeerEngine {
   private readonly active = new Map<string, Promise<{ task: StoredTask; done: Promise<void> }>>();
-  private readonly conductors = new Map<string, Conductor>();
+  /** Peer ID under which this peer holds each completed task at the scheduler. */
+  private readonly registrations = new Map<string, string>();
 
   constructor(
     private readonly ctx: ConductorContext,
@@ -47,7 +48,12 @@ export class PeerEngine {
   private async start(taskId: string, spec: DownloadSpec): Promise<{ task: StoredTask; done: Promise<void> }> {
     let task: StoredTask;
     try {
-      task = await this.storage.create(taskId, filterUrl(spec.url, spec.filteredQueryParams));
+      task = await this.storage.create(taskId, {
+        url: filterUrl(spec.url, spec.filteredQueryParams),
+        tag: spec.tag,
+        application: spec.application,
+        explicitPieceLength: spec.pieceLength ?? null,
+      });
     } catch (err) {
       this.active.delete(taskId);
       throw err;
@@ -58,7 +64,7 @@ export class PeerEngine {
     const done = conductor
       .run()
       .then(
-        () => void this.conductors.set(taskId, conductor),
+        () => void this.registrations.set(taskId, conductor.peerId),
         async (err: KilnError) => {
           task.fail(err);
           await this.storage.remove(task).catch(() => undefined);
@@ -79,13 +85,37 @@ export class PeerEngine {
 
   /** Tells the scheduler this peer no longer holds an evicted task. */
   async evicted(task: StoredTask): Promise<void> {
-    const c = this.conductors.get(task.taskId);
-    this.conductors.delete(task.taskId);
-    await c?.leave();
+    const peerId = this.registrations.get(task.taskId);
+    this.registrations.delete(task.taskId);
+    if (peerId) await this.ctx.scheduler.leaveTask(task.taskId, peerId).catch(() => undefined);
+  }
+
+  /**
+   * Registers every completed task on disk as held by this peer: after a restart,
+   * or when the scheduler forgot this host, so others can fetch from it again.
+   */
+  async reannounce(): Promise<void> {
+    for (const task of this.storage.all()) {
+      if (!task.complete || this.active.has(task.taskId)) continue;
+      const { url, tag, application, explicitPieceLength, contentLength, pieceLength } = task.meta;
+      const peerId = newPeerId(this.ctx.hostId);
+      try {
+        const reply = await this.ctx.scheduler.registerPeer({
+          peerId,
+          hostId: this.ctx.hostId,
+          download: { url, tag, application, filteredQueryParams: [], ...(explicitPieceLength ? { pieceLength: explicitPieceLength } : {}) },
+          completed: { contentLength: contentLength!, pieceLength: pieceLength!, pieces: task.pieces() },
+        });
+        if (reply.taskId !== task.taskId) throw new KilnError("INTERNAL", `scheduler computed task ${reply.taskId}`);
+        this.registrations.set(task.taskId, peerId);
+      } catch (err) {
+        this.log.warn({ task: task.taskId, err: (err as Error).message }, "could not re-register a held task");
+      }
+    }
   }
 
   async shutdown(): Promise<void> {
-    await Promise.all([...this.conductors.values()].map((c) => c.leave()));
+    await Promise.all([...this.registrations].map(([taskId, peerId]) => this.ctx.scheduler.leaveTask(taskId, peerId).catch(() => undefined)));
     this.log.info("engine stopped");
   }
 }

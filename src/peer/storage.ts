@@ -10,6 +10,9 @@ import { CONTENT_FILE, META_FILE, StoredTask, type TaskMeta } from "./stored-tas
 const TaskMetaSchema = z.object({
   taskId: z.string(),
   url: z.string(),
+  tag: z.string().default(""),
+  application: z.string().default(""),
+  explicitPieceLength: z.number().int().nullable().default(null),
   contentLength: z.number().int().nullable(),
   pieceLength: z.number().int().nullable(),
   pieces: z.array(PieceInfo),
@@ -68,13 +71,13 @@ export class Storage {
   }
 
   /** A fresh, empty task directory (any leftover is removed first). */
-  async create(taskId: string, url: string): Promise<StoredTask> {
+  async create(taskId: string, identity: Pick<TaskMeta, "url" | "tag" | "application" | "explicitPieceLength">): Promise<StoredTask> {
     if (!isTaskId(taskId)) throw new Error(`invalid task id ${taskId}`);
     const dir = join(this.tasksDir, taskId);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const now = Date.now();
-    const task = new StoredTask(dir, { taskId, url, contentLength: null, pieceLength: null, pieces: [], complete: false, createdAt: now, lastAccess: now });
+    const task = new StoredTask(dir, { taskId, ...identity, contentLength: null, pieceLength: null, pieces: [], complete: false, createdAt: now, lastAccess: now });
     this.tasks.set(taskId, task);
     return task;
   }

@@ -13,6 +13,10 @@ export interface TaskMeta {
   taskId: string;
   /** The URL with filtered query parameters removed; never credentials. */
   url: string;
+  /** The rest of the task's identity, to register it again after a restart. */
+  tag: string;
+  application: string;
+  explicitPieceLength: number | null;
   contentLength: number | null;
   pieceLength: number | null;
   pieces: PieceInfo[];

@@ -32,8 +32,8 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger) {
   app.get("/healthy", async () => ({ ok: true as const }));
 
   app.post(`${api}/hosts`, { schema: { body: HostAnnounce, response: { 200: HostAnnounceReply } } }, async (req) => {
-    service.announceHost(req.body);
-    return { keepAliveMs: SCHEDULER.keepAliveMs };
+    const created = service.announceHost(req.body);
+    return { keepAliveMs: SCHEDULER.keepAliveMs, created };
   });
 
   app.delete(`${api}/hosts/:hostId`, { schema: { params: z.object({ hostId: SafeId }), response: { 200: Ok } } }, async (req) => {

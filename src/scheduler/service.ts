@@ -2,6 +2,7 @@
 import { KilnError } from "../common/errors.js";
 import { SCHEDULER } from "../common/defaults.js";
 import { taskIdFor } from "../common/task-id.js";
+import { pieceCount } from "../common/piece.js";
 import type { Logger } from "../common/logger.js";
 import { PeerControlClient } from "../api/peer-client.js";
 import type { TaskError } from "../api/common.js";
@@ -47,15 +48,17 @@ export class SchedulerService {
     private readonly opts: SchedulerOptions = defaultSchedulerOptions,
   ) {}
 
-  announceHost(info: HostAnnounce): void {
+  /** Returns true when the host was not known (its peer should re-register the tasks it holds). */
+  announceHost(info: HostAnnounce): boolean {
     const existing = this.hosts.get(info.id);
     if (existing?.alive) {
       existing.info = info;
       existing.lastSeen = Date.now();
-      return;
+      return false;
     }
     this.hosts.set(info.id, new Host(info));
     this.log.info({ host: info.id, ip: info.ip, seed: info.isSeed }, "host joined");
+    return true;
   }
 
   leaveHost(hostId: string, reason: string): void {
@@ -89,6 +92,7 @@ export class SchedulerService {
       task.spec = req.download;
     }
     if (task.peers.has(req.peerId)) throw new KilnError("CONFLICT", `peer ${req.peerId} is already registered`);
+    if (req.completed) checkCompleted(task, req.completed);
     // A failed task, or a finished one whose copies are all gone, starts over.
     if (task.state === "failed" || (task.state === "succeeded" && !task.fullyAvailable())) {
       task.fsm.to("pending");
@@ -96,7 +100,8 @@ export class SchedulerService {
     }
     const peer = new Peer(req.peerId, host, task);
     task.peers.set(peer.id, peer);
-    this.assignRole(task, peer);
+    if (req.completed) adoptCompleted(task, peer, req.completed);
+    else this.assignRole(task, peer);
     task.touch();
     return { taskId, ...this.reply(task, peer, this.opts.parentsPerSchedule) };
   }
@@ -351,6 +356,45 @@ export class SchedulerService {
     if (!peer) throw new KilnError("NOT_FOUND", `unknown peer ${peerId} on task ${taskId}`);
     return peer;
   }
+}
+
+type Completed = NonNullable<RegisterPeer["completed"]>;
+
+/** A peer's claim to hold a whole task must agree with everything the task already knows. */
+function checkCompleted(task: Task, c: Completed): void {
+  if (task.pieceLength !== null && task.pieceLength !== c.pieceLength) {
+    throw new KilnError("CONFLICT", `piece length ${c.pieceLength} differs from the task's ${task.pieceLength}`);
+  }
+  if (task.contentLength !== null && task.contentLength !== c.contentLength) {
+    throw new KilnError("CONFLICT", `content length ${c.contentLength} differs from the task's ${task.contentLength}`);
+  }
+  const total = pieceCount(c.contentLength, c.pieceLength);
+  const numbers = new Set(c.pieces.map((p) => p.number));
+  if (numbers.size !== total || c.pieces.some((p) => p.number >= total)) {
+    throw new KilnError("BAD_REQUEST", `a completed task must list each of its ${total} pieces once`);
+  }
+  for (const p of c.pieces) {
+    const canonical = task.digests.get(p.number);
+    if (canonical && canonical.digest !== p.digest) {
+      throw new KilnError("CONFLICT", `piece ${p.number} digest ${p.digest} differs from the task's ${canonical.digest}`);
+    }
+  }
+}
+
+/** The peer verified every piece when it downloaded them; it becomes a parent holding all of them. */
+function adoptCompleted(task: Task, peer: Peer, c: Completed): void {
+  task.pieceLength = c.pieceLength;
+  task.contentLength = c.contentLength;
+  for (const p of c.pieces) {
+    if (!task.digests.has(p.number)) task.digests.set(p.number, p);
+    peer.pieces.add(p.number);
+  }
+  peer.fsm.to("running");
+  peer.fsm.to("succeeded");
+  if (task.state === "failed") task.fsm.to("pending");
+  if (task.state === "pending") task.fsm.to("running");
+  if (task.state === "running") task.fsm.to("succeeded");
+  task.error = null;
 }
 
 function isOriginError(e: TaskError): boolean {

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
-import { TestCluster } from "../helpers/cluster.js";
+import { TestCluster, metric } from "../helpers/cluster.js";
 import { taskIdFor } from "../../src/common/task-id.js";
 
 const MiB = 1024 * 1024;
@@ -137,5 +137,35 @@ describe("a full disk", () => {
     const ok = await cluster.get(peer, `${origin.url}/small.bin`, join(cluster.dir, "small.out"));
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(sha256(await readFile(join(cluster.dir, "small.out"))), small.sha256);
+  });
+});
+
+describe("a restarted peer", () => {
+  let origin: TestOrigin;
+  let cluster: TestCluster;
+  before(async () => {
+    origin = await startOrigin();
+    cluster = await TestCluster.start(); // no seed peer: the first peer fetches from the origin itself
+  });
+  after(async () => {
+    await cluster.stop();
+    await origin.close();
+  });
+
+  it("registers the tasks it holds again, so other peers fetch from it instead of the origin", async () => {
+    const file = makeFile(12 * MiB);
+    origin.add("/held.bin", file);
+    const first = await cluster.addPeer("holder");
+    assert.equal((await cluster.get(first, `${origin.url}/held.bin`, join(cluster.dir, "held1.out"))).code, 0);
+    assert.equal(origin.sent.get("/held.bin"), file.data.length);
+    await first.proc.kill("SIGTERM");
+
+    await cluster.addPeer("holder-again", { dataDir: first.dataDir });
+    const other = await cluster.addPeer("other");
+    const r = await cluster.get(other, `${origin.url}/held.bin`, join(cluster.dir, "held2.out"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha256(await readFile(join(cluster.dir, "held2.out"))), file.sha256);
+    assert.equal(origin.sent.get("/held.bin"), file.data.length, "the origin was not asked again");
+    assert.equal(await metric(other.metricsUrl, "kiln_peer_download_bytes_total", { source: "p2p" }), file.data.length);
   });
 });
