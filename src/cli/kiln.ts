@@ -3,6 +3,7 @@ import { registerSchedulerCommand } from "./scheduler.js";
 import { registerPeerCommand } from "./peer.js";
 import { registerGetCommand } from "./get.js";
 import { registerUpCommand } from "./up.js";
+import { registerConfigCommand } from "./config.js";
 
 const program = new Command("kiln")
   .description("P2P preheating and distribution of container images and large files")
@@ -13,6 +14,7 @@ registerSchedulerCommand(program);
 registerPeerCommand(program);
 registerGetCommand(program);
 registerUpCommand(program);
+registerConfigCommand(program);
 // Further components register themselves here (one file per sub-command).
 
 await program.parseAsync(process.argv);

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
+import { runKiln } from "../helpers/proc.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -215,15 +216,20 @@ describe("the peer as a registry mirror for containerd", async () => {
       .split("\n")
       .filter((l) => l.includes(`"GET /v2/test/app/blobs/${digest}`) && /" 200 /.test(l)).length;
 
-  /** Writes hosts.toml for the registry, pointing containerd at `peer`. */
-  const hostsDir = async (name: string, peer: PeerHandle): Promise<string> => {
+  /**
+   * Writes the hosts.toml `kiln config containerd` prints, pointing containerd at `peer`:
+   * for this registry (upstream named by the X-Dragonfly-Registry header), or the
+   * `_default` catch-all (upstream from containerd's `ns=`).
+   */
+  const hostsDir = async (name: string, peer: PeerHandle, catchAll: boolean): Promise<string> => {
     const d = join(dir, `hosts-${name}`);
     const host = `127.0.0.1:${registryPort}`;
-    await mkdir(join(d, host), { recursive: true });
-    await writeFile(
-      join(d, host, "hosts.toml"),
-      [`server = "http://${host}"`, "", `[host."${peer.proxyUrl}"]`, '  capabilities = ["pull", "resolve"]', ""].join("\n"),
-    );
+    const r = await runKiln(["config", "containerd", "--peer", peer.proxyUrl, ...(catchAll ? [] : ["--registry", host])]);
+    assert.equal(r.code, 0, r.stderr);
+    const sub = catchAll ? "_default" : host;
+    assert.ok(r.stdout.startsWith(`# /etc/containerd/certs.d/${sub}/hosts.toml`), r.stdout);
+    await mkdir(join(d, sub), { recursive: true });
+    await writeFile(join(d, sub, "hosts.toml"), r.stdout);
     return d;
   };
 
@@ -246,14 +252,14 @@ describe("the peer as a registry mirror for containerd", async () => {
     assert.ok(stdout.includes(`127.0.0.1:${registryPort}/test/app:v1`), stdout);
   };
 
-  it("containerd pulls through peer A then peer B; the registry serves each blob once", { skip }, async () => {
+  it("containerd pulls through peer A (hosts.toml for the registry) then peer B (_default hosts.toml); the registry serves each blob once", { skip }, async () => {
     await cluster.addPeer("seed-1", { seed: true });
     const peerA = await cluster.addPeer("peer-a");
     const peerB = await cluster.addPeer("peer-b");
 
-    const a = await pull("via-peer-a", ["--hosts-dir", await hostsDir("a", peerA)]);
+    const a = await pull("via-peer-a", ["--hosts-dir", await hostsDir("a", peerA, false)]);
     await assertContent(a);
-    const b = await pull("via-peer-b", ["--hosts-dir", await hostsDir("b", peerB)]);
+    const b = await pull("via-peer-b", ["--hosts-dir", await hostsDir("b", peerB, true)]);
     await assertContent(b);
 
     for (const blob of [image.config, ...image.layers]) assert.equal(blobGets(blob.digest), 1, `registry GETs of ${blob.digest}`);
