@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -158,12 +158,63 @@ class Containerd {
   }
 }
 
+/** Debian's docker-registry on a free loopback port, its access log kept in memory. */
+class Registry {
+  private proc: ChildProcess | undefined;
+  readonly log: string[] = [];
+  port = 0;
+  constructor(readonly dir: string) {}
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+  /** `htpasswd`: `user:password` to require basic auth with. */
+  async start(opts: { htpasswd?: string } = {}): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    this.port = await freePort();
+    const cfg = ["version: 0.1", "log:", "  level: info", "  accesslog:", "    disabled: false", "storage:", "  filesystem:", `    rootdirectory: ${join(this.dir, "data")}`];
+    cfg.push("http:", `  addr: 127.0.0.1:${this.port}`);
+    if (opts.htpasswd) {
+      const [user, password] = opts.htpasswd.split(":") as [string, string];
+      // distribution accepts bcrypt only; libxcrypt (through perl's crypt) makes one.
+      const { stdout: hash } = await run("perl", ["-e", `print crypt($ARGV[0], q($2b$05$) . $ARGV[1])`, password, randomBytes(16).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(22, "a").slice(0, 22)]);
+      assert.match(hash, /^\$2b\$05\$/, "bcrypt hash for htpasswd");
+      await writeFile(join(this.dir, "htpasswd"), `${user}:${hash}\n`);
+      cfg.push("auth:", "  htpasswd:", "    realm: kiln-test", `    path: ${join(this.dir, "htpasswd")}`);
+    }
+    await writeFile(join(this.dir, "registry.yml"), cfg.join("\n") + "\n");
+    this.proc = spawn("docker-registry", ["serve", join(this.dir, "registry.yml")], { stdio: ["ignore", "pipe", "pipe"] });
+    this.proc.stdout!.on("data", (d: Buffer) => this.log.push(String(d)));
+    this.proc.stderr!.on("data", (d: Buffer) => this.log.push(String(d)));
+    await waitFor("docker-registry", async () => {
+      if (this.proc!.exitCode !== null) throw new Error(`docker-registry exited: ${this.log.join("").slice(-2000)}`);
+      const r = await fetch(`http://${this.host}/v2/`);
+      return r.ok || r.status === 401;
+    });
+  }
+  /** Pushes the OCI layout's `v1` to `<repo>:v1` with skopeo. */
+  async push(layout: string, repo: string, creds?: string): Promise<void> {
+    await run("skopeo", ["--insecure-policy", "copy", "--dest-tls-verify=false", ...(creds ? ["--dest-creds", creds] : []), `oci:${layout}:v1`, `docker://${this.host}/${repo}:v1`], { timeout: 120_000 });
+  }
+  /** GETs of `digest` in the access log that the registry answered with 200. */
+  blobGets(repo: string, digest: string): number {
+    return this.log
+      .join("")
+      .split("\n")
+      .filter((l) => l.includes(`"GET /v2/${repo}/blobs/${digest}`) && /" 200 /.test(l)).length;
+  }
+  async stop(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null) {
+      const exited = new Promise((r) => this.proc!.once("exit", r));
+      this.proc.kill("SIGTERM");
+      await exited;
+    }
+  }
+}
+
 describe("the peer as a registry mirror for containerd", async () => {
   const skip = await missingPrerequisites();
   let dir: string;
-  let registryPort: number;
-  let registry: ChildProcess | undefined;
-  const registryLog: string[] = [];
+  let reg: Registry;
   let cluster: TestCluster;
   let image: Awaited<ReturnType<typeof buildLayout>>;
   const containerds: Containerd[] = [];
@@ -173,26 +224,10 @@ describe("the peer as a registry mirror for containerd", async () => {
     if (skip) return;
     dir = await mkdtemp(join(tmpdir(), "kiln-mirror-"));
     image = await buildLayout(join(dir, "layout"), [6 * MiB, 10 * MiB, 3 * MiB + 123]);
-    registryPort = await freePort();
-    const cfg = [
-      "version: 0.1",
-      "log:",
-      "  level: info",
-      "  accesslog:",
-      "    disabled: false",
-      "storage:",
-      "  filesystem:",
-      `    rootdirectory: ${join(dir, "registry")}`,
-      "http:",
-      `  addr: 127.0.0.1:${registryPort}`,
-    ].join("\n");
-    await writeFile(join(dir, "registry.yml"), cfg);
-    registry = spawn("docker-registry", ["serve", join(dir, "registry.yml")], { stdio: ["ignore", "pipe", "pipe"] });
-    registry.stdout!.on("data", (d: Buffer) => registryLog.push(String(d)));
-    registry.stderr!.on("data", (d: Buffer) => registryLog.push(String(d)));
-    await waitFor("docker-registry", async () => (await fetch(`http://127.0.0.1:${registryPort}/v2/`)).ok);
-    await run("skopeo", ["--insecure-policy", "copy", "--dest-tls-verify=false", `oci:${join(dir, "layout")}:v1`, `docker://127.0.0.1:${registryPort}/test/app:v1`], { timeout: 120_000 });
-    const head = await fetch(`http://127.0.0.1:${registryPort}/v2/test/app/manifests/v1`, { method: "HEAD", headers: { accept: image.manifest.mediaType } });
+    reg = new Registry(join(dir, "registry"));
+    await reg.start();
+    await reg.push(join(dir, "layout"), "test/app");
+    const head = await fetch(`http://${reg.host}/v2/test/app/manifests/v1`, { method: "HEAD", headers: { accept: image.manifest.mediaType } });
     assert.equal(head.headers.get("docker-content-digest"), image.manifest.digest, "the registry holds the manifest as built");
     cluster = await TestCluster.start();
   });
@@ -200,30 +235,20 @@ describe("the peer as a registry mirror for containerd", async () => {
   after(async () => {
     await Promise.all(containerds.map((c) => c.stop()));
     await cluster?.stop();
-    if (registry && registry.exitCode === null) {
-      const exited = new Promise((r) => registry!.once("exit", r));
-      registry.kill("SIGTERM");
-      await exited;
-    }
+    await reg?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
     if (Object.keys(timings).length) console.log(`# pull times (ms): ${JSON.stringify(timings)}`);
   });
 
-  /** GETs of `digest` in the registry's access log that it answered with 200. */
-  const blobGets = (digest: string) =>
-    registryLog
-      .join("")
-      .split("\n")
-      .filter((l) => l.includes(`"GET /v2/test/app/blobs/${digest}`) && /" 200 /.test(l)).length;
+  const blobGets = (digest: string) => reg.blobGets("test/app", digest);
 
   /**
    * Writes the hosts.toml `kiln config containerd` prints, pointing containerd at `peer`:
    * for this registry (upstream named by the X-Dragonfly-Registry header), or the
    * `_default` catch-all (upstream from containerd's `ns=`).
    */
-  const hostsDir = async (name: string, peer: PeerHandle, catchAll: boolean): Promise<string> => {
+  const hostsDir = async (name: string, peer: PeerHandle, catchAll: boolean, host = reg.host): Promise<string> => {
     const d = join(dir, `hosts-${name}`);
-    const host = `127.0.0.1:${registryPort}`;
     const r = await runKiln(["config", "containerd", "--peer", peer.proxyUrl, ...(catchAll ? [] : ["--registry", host])]);
     assert.equal(r.code, 0, r.stderr);
     const sub = catchAll ? "_default" : host;
@@ -233,23 +258,23 @@ describe("the peer as a registry mirror for containerd", async () => {
     return d;
   };
 
-  const pull = async (name: string, args: string[]): Promise<Containerd> => {
+  const pull = async (name: string, args: string[], ref = `${reg.host}/test/app:v1`): Promise<Containerd> => {
     const c = new Containerd(join(dir, `containerd-${name}`));
     containerds.push(c);
     await c.start();
     const t0 = performance.now();
-    await c.ctr(["images", "pull", "--snapshotter", "native", "--plain-http", ...args, `127.0.0.1:${registryPort}/test/app:v1`]);
+    await c.ctr(["images", "pull", "--snapshotter", "native", "--plain-http", ...args, ref]);
     timings[name] = Math.round(performance.now() - t0);
     return c;
   };
 
-  const assertContent = async (c: Containerd) => {
-    for (const b of [image.manifest, image.config, ...image.layers]) {
+  const assertContent = async (c: Containerd, img = image, ref = `${reg.host}/test/app:v1`) => {
+    for (const b of [img.manifest, img.config, ...img.layers]) {
       const hex = b.digest.slice("sha256:".length);
       assert.equal(sha256(await readFile(join(c.contentDir, hex))), hex, `${b.digest} in containerd's content store`);
     }
     const { stdout } = await c.ctr(["images", "ls", "-q"]);
-    assert.ok(stdout.includes(`127.0.0.1:${registryPort}/test/app:v1`), stdout);
+    assert.ok(stdout.includes(ref), stdout);
   };
 
   it("containerd pulls through peer A (hosts.toml for the registry) then peer B (_default hosts.toml); the registry serves each blob once", { skip }, async () => {
@@ -269,11 +294,11 @@ describe("the peer as a registry mirror for containerd", async () => {
 
   it("answers like a registry: forwarded manifests, blob headers, ranges, and a clear error without an upstream", { skip }, async () => {
     const peer = cluster.peers.find((p) => p.name === "peer-a")!;
-    const registryHeader = { "x-dragonfly-registry": `http://127.0.0.1:${registryPort}` };
+    const registryHeader = { "x-dragonfly-registry": `http://${reg.host}` };
     const v2 = await fetch(`${peer.proxyUrl}/v2/`, { headers: registryHeader });
     assert.equal(v2.status, 200);
     assert.equal(v2.headers.get("docker-distribution-api-version"), "registry/2.0");
-    const m = await fetch(`${peer.proxyUrl}/v2/test/app/manifests/v1?ns=127.0.0.1:${registryPort}`, { headers: { accept: image.manifest.mediaType } });
+    const m = await fetch(`${peer.proxyUrl}/v2/test/app/manifests/v1?ns=${reg.host}`, { headers: { accept: image.manifest.mediaType } });
     assert.equal(m.status, 200);
     assert.equal(m.headers.get("docker-content-digest"), image.manifest.digest);
     assert.equal(m.headers.get("content-type"), image.manifest.mediaType);
@@ -299,6 +324,50 @@ describe("the peer as a registry mirror for containerd", async () => {
     const push = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/uploads/`, { method: "POST", headers: registryHeader });
     assert.equal(push.status, 405);
     assert.equal(blobGets(layer.digest), 1, "still one registry GET of the layer");
+  });
+
+  it("a registry with basic auth: its 401 challenge reaches the client; with credentials containerd pulls through two peers", { skip }, async () => {
+    const creds = "kiln:s3cret-pw";
+    const authImage = await buildLayout(join(dir, "layout-auth"), [4 * MiB, 2 * MiB]);
+    const secure = new Registry(join(dir, "registry-auth"));
+    try {
+      await secure.start({ htpasswd: creds });
+      await secure.push(join(dir, "layout-auth"), "private/app", creds);
+      const [peerA, peerB] = ["peer-a", "peer-b"].map((n) => cluster.peers.find((p) => p.name === n)!) as [PeerHandle, PeerHandle];
+      const ref = `${secure.host}/private/app:v1`;
+
+      const anon = await fetch(`${peerA.proxyUrl}/v2/private/app/manifests/v1?ns=${secure.host}`);
+      assert.equal(anon.status, 401, "the registry's 401 is passed through");
+      assert.match(anon.headers.get("www-authenticate") ?? "", /^Basic realm="kiln-test"/);
+      const denied = await pull("auth-anonymous", ["--hosts-dir", await hostsDir("auth-anon", peerA, false, secure.host)], ref).then(
+        () => undefined,
+        (err: Error & { stderr?: string }) => err.stderr ?? err.message,
+      );
+      assert.ok(denied !== undefined, "a pull without credentials fails");
+      assert.match(denied, /401|unauthorized/i);
+
+      const a = await pull("auth-via-peer-a", ["--user", creds, "--hosts-dir", await hostsDir("auth-a", peerA, false, secure.host)], ref);
+      await assertContent(a, authImage, ref);
+      const b = await pull("auth-via-peer-b", ["--user", creds, "--hosts-dir", await hostsDir("auth-b", peerB, true, secure.host)], ref);
+      await assertContent(b, authImage, ref);
+      for (const blob of [authImage.config, ...authImage.layers]) assert.equal(secure.blobGets("private/app", blob.digest), 1, `registry GETs of ${blob.digest}`);
+      // The credentials never show up in kiln's logs.
+      const secret = Buffer.from(creds).toString("base64");
+      for (const p of [...cluster.peers, { name: "scheduler", proc: cluster.scheduler }]) {
+        const logs = [...p.proc.lines, ...p.proc.stderr].join("\n");
+        assert.ok(!logs.includes(secret) && !logs.includes("s3cret-pw"), `${p.name} logged the credentials`);
+      }
+      // Nor in what the peers keep on disk besides content.
+      for (const p of cluster.peers) {
+        for (const f of await readdir(p.dataDir, { recursive: true, withFileTypes: true })) {
+          if (!f.isFile() || f.name === "content") continue;
+          const text = await readFile(join(f.parentPath ?? f.path, f.name), "latin1");
+          assert.ok(!text.includes(secret) && !text.includes("s3cret-pw"), `${p.name} stored the credentials in ${f.name}`);
+        }
+      }
+    } finally {
+      await secure.stop();
+    }
   });
 
   it("for comparison, containerd pulls the same image straight from the registry", { skip }, async () => {
