@@ -95,7 +95,14 @@ export class ProxyServer {
     const useP2P = String(req.headers[DRAGONFLY_HEADERS.useP2P] ?? "").toLowerCase() !== "false";
     if (blob && req.method === "GET" && useP2P) {
       const digest = blob[2]!;
-      await this.serveP2P(req, res, this.specFrom(req, url), { "docker-content-digest": digest });
+      try {
+        await this.serveP2P(req, res, this.specFrom(req, url), { "docker-content-digest": digest });
+      } catch (err) {
+        // The registry refused the credentials: let the client see its own answer (WWW-Authenticate included).
+        if (!(err instanceof KilnError && (err.status === 401 || err.status === 403)) || res.headersSent) throw err;
+        res.removeHeader(HEADERS.taskId);
+        await this.forward(req, res, url);
+      }
       return;
     }
     await this.forward(req, res, url);

@@ -339,6 +339,10 @@ describe("the peer as a registry mirror for containerd", async () => {
       const anon = await fetch(`${peerA.proxyUrl}/v2/private/app/manifests/v1?ns=${secure.host}`);
       assert.equal(anon.status, 401, "the registry's 401 is passed through");
       assert.match(anon.headers.get("www-authenticate") ?? "", /^Basic realm="kiln-test"/);
+      const anonBlob = await fetch(`${peerA.proxyUrl}/v2/private/app/blobs/${authImage.layers[0]!.digest}?ns=${secure.host}`);
+      assert.equal(anonBlob.status, 401, "a blob GET without credentials gets the registry's 401");
+      assert.match(anonBlob.headers.get("www-authenticate") ?? "", /^Basic realm="kiln-test"/);
+      await anonBlob.arrayBuffer();
       const denied = await pull("auth-anonymous", ["--hosts-dir", await hostsDir("auth-anon", peerA, false, secure.host)], ref).then(
         () => undefined,
         (err: Error & { stderr?: string }) => err.stderr ?? err.message,
