@@ -222,7 +222,7 @@ export class ProxyServer {
     const pieceHeader = h[DRAGONFLY_HEADERS.pieceLength];
     const pieceLength = pieceHeader ? validateExplicitPieceLength(Number(pieceHeader)) : undefined;
     const filter = h[DRAGONFLY_HEADERS.filter];
-    return DownloadSpec.parse({
+    const spec = DownloadSpec.safeParse({
       url,
       headers: forward,
       tag: String(h[DRAGONFLY_HEADERS.tag] ?? ""),
@@ -230,6 +230,11 @@ export class ProxyServer {
       filteredQueryParams: parseFilter(typeof filter === "string" ? filter : this.opts.defaultFilter),
       ...(pieceLength ? { pieceLength } : {}),
     });
+    if (!spec.success) {
+      const issue = spec.error.issues[0];
+      throw new KilnError("BAD_REQUEST", `${issue?.path.join(".") || "request"}: ${issue?.message ?? "invalid"} (${redact(url)})`);
+    }
+    return spec.data;
   }
 
   listen(host: string, port: number): Promise<number> {

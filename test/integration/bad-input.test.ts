@@ -352,7 +352,7 @@ describe("bad input", () => {
     });
 
     it("piece numbers beyond the task's piece count are refused", async () => {
-      // BUG: reportPieces() never checks a piece number against the task's piece count.
+      // Regression test (this was a bug): reportPieces() never checks a piece number against the task's piece count.
       // Expected: a report of piece 1,000,000 for a 1-piece task is refused (listed in
       // `rejected`, or a 4xx), so the peer's bitmap stays within the task. Actual: it is
       // accepted ({"rejected":[]}); the source's bitmap grows to ~125 KB (piece
@@ -375,7 +375,7 @@ describe("bad input", () => {
     });
 
     it("a 128-hex task ID (an OCI sha512 blob) works on the task routes", async () => {
-      // BUG: fastify's default maxParamLength (100) is shorter than a valid 128-hex task
+      // Regression test (this was a bug): fastify's default maxParamLength (100) is shorter than a valid 128-hex task
       // ID. Expected: GET /api/v1/tasks/<128 hex> of a registered sha512 blob task is 200
       // (and so are schedule/pieces/result for its peers). Actual: 414
       // FST_ERR_MAX_PARAM_LENGTH, so peers of sha512 blobs can register but never poll,
@@ -450,7 +450,7 @@ describe("bad input", () => {
     });
 
     it("malformed percent-encoding in the task ID: 400 JSON, not a 500", async () => {
-      // BUG: upload-server.ts calls decodeURIComponent() on the task segment outside any
+      // Regression test (this was a bug): upload-server.ts calls decodeURIComponent() on the task segment outside any
       // guard; a URIError becomes a non-KilnError and is answered 500 "internal error"
       // (and logged as an unhandled error). Expected: 400 with a JSON message.
       for (const path of ["/pieces/%ZZ/0", "/tasks/%ZZ", `/tasks/${K}%E0%A4%A`]) {
@@ -593,7 +593,7 @@ describe("bad input", () => {
     });
 
     it("an absolute URL that cannot be parsed: 400 JSON, not a 500", async () => {
-      // BUG: proxy-server.ts builds the DownloadSpec with DownloadSpec.parse(); a target
+      // Regression test (this was a bug): proxy-server.ts builds the DownloadSpec with DownloadSpec.parse(); a target
       // that passes the /^https?:\/\// check but is not a valid URL makes zod throw a
       // ZodError, which is answered 500 "internal error". Expected: 400 with a message
       // saying the URL is invalid.

@@ -114,7 +114,7 @@ describe("BitSet", () => {
   });
 
   it("10,000 pieces cost ~1.7 KB of base64 on the wire, as bitset.ts promises", () => {
-    // BUG: the scheduler builds every peer's bitmap with `new BitSet()` + add(); add()
+    // Regression test (this was a bug): the scheduler builds every peer's bitmap with `new BitSet()` + add(); add()
     // grows the buffer by doubling and toBase64() sends the whole buffer, trailing
     // zero bytes included. Expected: 10,000 pieces → 1,250 bytes → 1,668 base64 chars
     // (the "~1.7 KB" of the class comment). Actual: 2,048 bytes → 2,732 chars, in every

@@ -162,7 +162,7 @@ describe("registration and the origin fetcher", () => {
   });
 
   it("when the triggered seed's host is dropped before it registers, a waiting peer becomes the origin fetcher at once", async () => {
-    // BUG: dropHost() only removes the dropped host's peers; it leaves task.seedTrigger
+    // Regression test (this was a bug): dropHost() only removes the dropped host's peers; it leaves task.seedTrigger
     // pointing at the dead seed host and touches nothing. Expected: the peer waiting for
     // that seed is rescheduled as the origin fetcher as soon as the seed host is dropped
     // (keepalive lapse or DELETE /hosts/<id>). Actual: rescueOrphan() still sees an
