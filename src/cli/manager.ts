@@ -1,0 +1,80 @@
+/** `kiln manager`: users, tokens, clusters and preheat jobs behind the Dragonfly Open API. */
+import { InvalidArgumentError, type Command } from "commander";
+import { PORTS } from "../common/defaults.js";
+import { MANAGER } from "../manager/defaults.js";
+import { startManager } from "../manager/index.js";
+import { parsePort, parsePositiveInt } from "./options.js";
+import { stopOnSignal } from "./signals.js";
+
+interface ManagerFlags {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl?: string;
+  keepaliveMs: number;
+  memberTimeoutMs: number;
+  jobConcurrency: number;
+  jobTimeoutMs: number;
+  jobPollMs: number;
+}
+
+export function registerManagerCommand(program: Command): void {
+  program
+    .command("manager")
+    .description("run the manager: Open API (/oapi/v1) for preheat jobs, users and tokens, scheduler clusters")
+    .option("--host <addr>", "address to listen on", "0.0.0.0")
+    .option("--port <port>", "port to listen on", parsePort, PORTS.manager)
+    .option("--data-dir <dir>", "where the default SQLite database lives", MANAGER.dataDir)
+    .option(
+      "--database-url <url>",
+      "sqlite:<path> | mysql://user:pass@host:3306/db | postgres://user:pass@host:5432/db (default sqlite:<data-dir>/manager.db; env KILN_DATABASE_URL)",
+      process.env.KILN_DATABASE_URL,
+    )
+    .option("--keepalive-ms <ms>", "how often schedulers and seed peers should re-announce", parsePositiveInt, MANAGER.keepAliveMs)
+    .option("--member-timeout-ms <ms>", "a scheduler or seed peer silent this long is inactive", parsePositiveInt, MANAGER.memberTimeoutMs)
+    .option("--job-concurrency <n>", "preheat jobs run at once", parsePositiveInt, MANAGER.jobConcurrency)
+    .option("--job-timeout-ms <ms>", "timeout of a job that sets none", parsePositiveInt, MANAGER.jobTimeoutMs)
+    .option("--job-poll-ms <ms>", "how often a running job asks its scheduler for progress", parsePositiveInt, MANAGER.jobPollMs)
+    .addHelpText(
+      "after",
+      "\nAt first start the manager creates the cluster cluster-1 and the user root. Root's password is\n" +
+        "KILN_ROOT_PASSWORD if set; otherwise a random one is printed once on stderr and must be changed\n" +
+        "at first sign-in (kiln token password). Create an Open API token with: kiln token create --scope job\n",
+    )
+    .action(async (f: ManagerFlags) => {
+      const m = await startManager({
+        host: f.host,
+        port: f.port,
+        dataDir: f.dataDir,
+        databaseUrl: f.databaseUrl,
+        rootPassword: process.env.KILN_ROOT_PASSWORD || undefined,
+        keepAliveMs: f.keepaliveMs,
+        memberTimeoutMs: f.memberTimeoutMs,
+        jobConcurrency: f.jobConcurrency,
+        jobTimeoutMs: f.jobTimeoutMs,
+        jobPollMs: f.jobPollMs,
+      });
+      stopOnSignal(() => m.close());
+    });
+}
+
+/* Flags shared by the CLI commands that talk to the manager (kiln token, kiln preheat). */
+
+export const DEFAULT_MANAGER_URL = process.env.KILN_MANAGER ?? `http://127.0.0.1:${PORTS.manager}`;
+
+export function addManagerOption(cmd: Command): Command {
+  return cmd.option("--manager <url>", "manager URL (env KILN_MANAGER)", DEFAULT_MANAGER_URL);
+}
+
+/** `30d`, `12h`, `90m`, `3600s` → milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`not a duration: ${value} (try 90s, 30m, 12h, 30d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+export function fail(command: string, err: unknown): void {
+  process.stderr.write(`kiln ${command}: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+}

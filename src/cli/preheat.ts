@@ -1,0 +1,179 @@
+/**
+ * `kiln preheat image|file URL...`: creates a preheat job through the Open API,
+ * shows its progress until it ends, and exits non-zero on FAILURE with the log.
+ */
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import cliProgress from "cli-progress";
+import { OpenApiClient } from "../api/manager-client.js";
+import { PreheatScope } from "../api/scheduler.js";
+import type { JobView } from "../api/manager.js";
+import { validateExplicitPieceLength } from "../common/piece.js";
+import { DEFAULT_PREHEAT_FILTER } from "../common/defaults.js";
+import { addManagerOption, fail, parseDuration } from "./manager.js";
+import { collect, parseBytes, parsePositiveInt } from "./options.js";
+
+interface PreheatFlags {
+  manager: string;
+  token?: string;
+  username?: string;
+  password?: string;
+  platform?: string;
+  tag?: string;
+  application?: string;
+  filter: string;
+  pieceLength?: number;
+  scope?: string;
+  ip: string[];
+  count?: number;
+  percentage?: number;
+  cluster: number[];
+  header: string[];
+  timeout?: number;
+  wait: boolean;
+  progress: boolean;
+  json?: boolean;
+  pollMs: number;
+}
+
+function parseHeader(line: string, previous: string[]): string[] {
+  if (!/^[^:\s]+:\s?.*$/.test(line)) throw new InvalidArgumentError(`header must look like 'Name: value', got ${JSON.stringify(line)}`);
+  return collect(line, previous);
+}
+
+function parseScope(value: string): string {
+  if (!PreheatScope.safeParse(value).success) throw new InvalidArgumentError(`scope must be one of ${PreheatScope.options.join(", ")}`);
+  return value;
+}
+
+function parseClusterId(value: string, previous: number[]): number[] {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("cluster ids are positive integers");
+  return [...previous, n];
+}
+
+/** The Open API request body, as a Dragonfly client would write it. */
+export function preheatBody(type: "image" | "file", urls: string[], f: PreheatFlags): Record<string, unknown> {
+  const headers = Object.fromEntries(
+    f.header.map((h) => {
+      const i = h.indexOf(":");
+      return [h.slice(0, i).trim(), h.slice(i + 1).trim()];
+    }),
+  );
+  const [url, ...more] = urls;
+  const args: Record<string, unknown> = { type, url, filteredQueryParams: f.filter };
+  if (more.length) args.urls = more;
+  if (f.header.length) args.headers = headers;
+  if (f.username) args.username = f.username;
+  const password = f.password ?? process.env.KILN_REGISTRY_PASSWORD;
+  if (password) args.password = password;
+  if (f.platform) args.platform = f.platform;
+  if (f.tag) args.tag = f.tag;
+  if (f.application) args.application = f.application;
+  if (f.pieceLength !== undefined) args.pieceLength = f.pieceLength;
+  if (f.scope) args.scope = f.scope;
+  if (f.ip.length) args.ips = f.ip;
+  if (f.count !== undefined) args.count = f.count;
+  if (f.percentage !== undefined) args.percentage = f.percentage;
+  if (f.timeout !== undefined) args.timeout = Math.ceil(f.timeout / 1000);
+  return { type: "preheat", args, ...(f.cluster.length ? { scheduler_cluster_ids: f.cluster } : {}) };
+}
+
+function progressLine(job: JobView): string {
+  const p = job.result?.progress;
+  if (!p) return `job ${job.id}: ${job.state}, resolving`;
+  return `job ${job.id}: ${job.state}, ${p.succeeded + p.failed}/${p.total} task(s) done (${p.failed} failed)`;
+}
+
+async function follow(client: OpenApiClient, job: JobView, f: PreheatFlags): Promise<JobView> {
+  const bar =
+    f.progress && process.stderr.isTTY
+      ? new cliProgress.SingleBar({ format: "preheat |{bar}| {value}/{total} tasks | {state}", stream: process.stderr }, cliProgress.Presets.shades_classic)
+      : undefined;
+  let last = "";
+  bar?.start(1, 0, { state: job.state });
+  try {
+    for (;;) {
+      const p = job.result?.progress;
+      if (bar) {
+        bar.setTotal(Math.max(1, p?.total ?? 1));
+        bar.update((p?.succeeded ?? 0) + (p?.failed ?? 0), { state: job.state });
+      } else if (f.progress) {
+        const line = progressLine(job);
+        if (line !== last) process.stderr.write(line + "\n");
+        last = line;
+      }
+      if (job.state !== "PENDING") return job;
+      await new Promise((r) => setTimeout(r, f.pollMs));
+      job = await client.getJob(job.id);
+    }
+  } finally {
+    bar?.stop();
+  }
+}
+
+function report(job: JobView, json: boolean | undefined): void {
+  if (json) process.stdout.write(JSON.stringify(job, null, 2) + "\n");
+  const r = job.result;
+  if (job.state === "SUCCESS") {
+    if (!json) {
+      const peers = new Set(r?.success_tasks.map((t) => `${t.hostname} (${t.ip})`));
+      process.stdout.write(`SUCCESS: job ${job.id} preheated ${r?.urls.length ?? 0} URL(s) on ${[...peers].join(", ") || "no peer"}\n`);
+    }
+    return;
+  }
+  process.stderr.write(`FAILURE: job ${job.id}: ${r?.error ?? "no reason recorded"}\n`);
+  for (const line of r?.log ?? []) process.stderr.write(`  ${line}\n`);
+  process.exitCode = 1;
+}
+
+function addPreheatCommand(parent: Command, type: "image" | "file", description: string): void {
+  addManagerOption(parent.command(type).description(description).argument("<url...>", type === "image" ? "https://<registry>/v2/<repo>/manifests/<tag>" : "file URL(s)"))
+    .option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)")
+    .option("--username <user>", "registry username (image)")
+    .option("--password <password>", "registry password (env KILN_REGISTRY_PASSWORD)")
+    .option("--platform <os/arch>", "platform to pick from a multi-arch image (default linux/amd64)")
+    .option("--tag <tag>", "task tag (part of the task ID)")
+    .option("--application <name>", "application (part of the task ID)")
+    .option("--filter <params>", "query parameters left out of the task ID, '&'-separated", DEFAULT_PREHEAT_FILTER)
+    .option("--piece-length <bytes>", "explicit piece length (part of the task ID)", (v) => {
+      try {
+        return validateExplicitPieceLength(parseBytes(v));
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+    })
+    .option("--scope <scope>", "single_seed_peer | all_seed_peers | all_peers", parseScope)
+    .option("--ip <ip>", "only these hosts (repeatable)", collect, [])
+    .option("--count <n>", "at most this many hosts", parsePositiveInt)
+    .option("--percentage <n>", "this percentage of the hosts", parsePositiveInt)
+    .option("--cluster <id>", "scheduler cluster id (repeatable; default all)", parseClusterId, [])
+    .option("-H, --header <header>", "origin request header 'Name: value' (repeatable)", parseHeader, [])
+    .option("--timeout <duration>", "job timeout, e.g. 10m", parseDuration)
+    .option("--no-wait", "print the job and return at once")
+    .option("--no-progress", "no progress output")
+    .option("--json", "print the job as JSON")
+    .option("--poll-ms <ms>", "how often to ask the manager", parsePositiveInt, 1000)
+    .action(async (urls: string[], f: PreheatFlags) => {
+      try {
+        const token = f.token ?? process.env.KILN_TOKEN;
+        if (!token) throw new Error("give a personal access token with --token or KILN_TOKEN (kiln token create --scope job)");
+        const client = new OpenApiClient(f.manager, token);
+        const job = await client.createJob(preheatBody(type, urls, f));
+        if (!f.wait) {
+          process.stdout.write(f.json ? JSON.stringify(job, null, 2) + "\n" : `job ${job.id} created (${job.task_id})\n`);
+          return;
+        }
+        if (f.progress && !f.json) process.stderr.write(`job ${job.id} created (${job.task_id})\n`);
+        report(await follow(client, job, f), f.json);
+      } catch (err) {
+        fail(`preheat ${type}`, err);
+      }
+    });
+}
+
+export function registerPreheatCommand(program: Command): void {
+  const preheat = program.command("preheat").description("preheat images or files into the P2P network through the manager's Open API");
+  addPreheatCommand(preheat, "image", "preheat an image: its config and every layer of the chosen platform");
+  addPreheatCommand(preheat, "file", "preheat one or more files");
+}

@@ -1,0 +1,103 @@
+/**
+ * `kiln token`: personal access tokens for the Open API. Signs in to the manager
+ * as a user (--user, default root; password from --password or
+ * KILN_MANAGER_PASSWORD), then creates, lists or revokes tokens.
+ */
+import type { Command } from "commander";
+import { ConsoleClient } from "../api/manager-client.js";
+import { TokenScope } from "../api/manager.js";
+import { InvalidArgumentError } from "commander";
+import { addManagerOption, fail, parseDuration } from "./manager.js";
+import { collect } from "./options.js";
+
+interface UserFlags {
+  manager: string;
+  user: string;
+  password?: string;
+}
+
+async function signIn(f: UserFlags): Promise<ConsoleClient> {
+  const password = f.password ?? process.env.KILN_MANAGER_PASSWORD;
+  if (!password) throw new Error("give the user's password with --password or KILN_MANAGER_PASSWORD");
+  const client = new ConsoleClient(f.manager);
+  const s = await client.signIn(f.user, password);
+  if (s.must_change_password) {
+    throw new Error(`the password of ${f.user} must be changed first: kiln token password --user ${f.user} --new-password <new>`);
+  }
+  return client;
+}
+
+function userOptions(cmd: Command): Command {
+  return addManagerOption(cmd)
+    .option("--user <name>", "user to sign in as", "root")
+    .option("--password <password>", "the user's password (env KILN_MANAGER_PASSWORD)");
+}
+
+function parseScope(value: string, previous: string[]): string[] {
+  if (!TokenScope.safeParse(value).success) throw new InvalidArgumentError(`scope must be one of ${TokenScope.options.join(", ")}`);
+  return collect(value, previous);
+}
+
+export function registerTokenCommand(program: Command): void {
+  const token = program.command("token").description("personal access tokens for the Open API (/oapi/v1)");
+
+  userOptions(
+    token
+      .command("create")
+      .description("create a token and print it (shown once) on stdout")
+      .option("--scope <scope>", "job (preheat jobs) or cluster (clusters); repeatable", parseScope, [])
+      .option("--name <name>", "token name", "kiln-cli")
+      .option("--bio <text>", "what the token is for", "")
+      .option("--expires-in <duration>", "lifetime, e.g. 30d, 12h", parseDuration, 365 * 86_400_000)
+      .option("--json", "print the whole token record as JSON"),
+  ).action(async (f: UserFlags & { scope: string[]; name: string; bio: string; expiresIn: number; json?: boolean }) => {
+    try {
+      const scopes = (f.scope.length ? f.scope : ["job"]) as TokenScope[];
+      const client = await signIn(f);
+      const t = await client.createToken({ name: f.name, bio: f.bio, scopes, expired_at: new Date(Date.now() + f.expiresIn).toISOString() });
+      process.stdout.write(f.json ? JSON.stringify(t, null, 2) + "\n" : `${t.token}\n`);
+      if (!f.json) process.stderr.write(`token ${t.id} (${t.scopes.join(",")}) expires ${t.expired_at}; it is not shown again\n`);
+    } catch (err) {
+      fail("token create", err);
+    }
+  });
+
+  userOptions(token.command("list").description("list tokens (never their values)")).action(async (f: UserFlags) => {
+    try {
+      const client = await signIn(f);
+      for (const t of await client.listTokens()) {
+        process.stdout.write(`${String(t.id).padEnd(5)} ${t.state.padEnd(8)} ${t.scopes.join(",").padEnd(12)} ${t.expired_at}  ${t.name}\n`);
+      }
+    } catch (err) {
+      fail("token list", err);
+    }
+  });
+
+  userOptions(token.command("revoke").description("make a token inactive").argument("<id>", "token id")).action(async (id: string, f: UserFlags) => {
+    try {
+      const client = await signIn(f);
+      const t = await client.updateToken(Number(id), { state: "inactive" });
+      process.stderr.write(`token ${t.id} is now ${t.state}\n`);
+    } catch (err) {
+      fail("token revoke", err);
+    }
+  });
+
+  userOptions(
+    token
+      .command("password")
+      .description("change the user's password (required after the first start)")
+      .requiredOption("--new-password <password>", "the new password (at least 8 characters)"),
+  ).action(async (f: UserFlags & { newPassword: string }) => {
+    try {
+      const password = f.password ?? process.env.KILN_MANAGER_PASSWORD;
+      if (!password) throw new Error("give the current password with --password or KILN_MANAGER_PASSWORD");
+      const client = new ConsoleClient(f.manager);
+      const s = await client.signIn(f.user, password);
+      await client.resetPassword(s.user_id, password, f.newPassword);
+      process.stderr.write(`password of ${f.user} changed\n`);
+    } catch (err) {
+      fail("token password", err);
+    }
+  });
+}
