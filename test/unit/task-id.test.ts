@@ -1,6 +1,6 @@
 /**
  * Task identity against the vectors taken from Dragonfly's own Go and Rust tests
- * (../shared/vectors/task-id.json), plus kiln's blob-digest keying rules.
+ * (a copy of shared/vectors/task-id.json in test/fixtures/), plus kiln's blob-digest keying rules.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -40,7 +40,7 @@ interface Vectors {
   default_filtered_query_params: string[];
 }
 
-const vectors = JSON.parse(readFileSync(new URL("../../../shared/vectors/task-id.json", import.meta.url), "utf8")) as Vectors;
+const vectors = JSON.parse(readFileSync(new URL("../fixtures/task-id.json", import.meta.url), "utf8")) as Vectors;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 const HEX64 = "b2c366cce7e68013d5441c6326d5a3e1b12aeb5ed58564d0fd3fa089bc29cb6e";
