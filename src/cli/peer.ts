@@ -3,6 +3,8 @@ import { PEER, PORTS } from "../common/defaults.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { createLogger } from "../common/logger.js";
+import { startManagerKeepAlive } from "../api/manager-client.js";
 
 interface PeerFlags {
   seed?: boolean;
@@ -29,6 +31,8 @@ interface PeerFlags {
   gcQuota?: number;
   gcIntervalMs: number;
   keepaliveMs?: number;
+  manager?: string;
+  clusterId?: number;
 }
 
 export function registerPeerCommand(program: Command): void {
@@ -58,6 +62,8 @@ export function registerPeerCommand(program: Command): void {
     .option("--gc-low <percent>", "evict down to this disk usage", parsePositiveInt, PEER.gcLowWatermarkPercent)
     .option("--gc-quota <bytes>", "apply the watermarks to this many bytes instead of the whole filesystem", parseBytes)
     .option("--gc-interval-ms <ms>", "how often garbage collection runs", parsePositiveInt, PEER.gcIntervalMs)
+    .option("--manager <url>", "seed peers: register with this manager and keep alive")
+    .option("--cluster-id <id>", "seed peers: scheduler cluster to join (default: the manager's default)", parsePositiveInt)
     .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt)
     .action(async (f: PeerFlags) => {
       const seed = Boolean(f.seed);
@@ -83,6 +89,19 @@ export function registerPeerCommand(program: Command): void {
         keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
       });
       const peer = await startPeer(cfg);
-      stopOnSignal(() => peer.close());
+      // Seed peers appear in the manager's cluster records.
+      const membership =
+        seed && f.manager
+          ? startManagerKeepAlive({
+              managerUrl: f.manager,
+              kind: "seed_peer",
+              registration: { hostname: cfg.hostname, ip: cfg.advertiseIp, port: peer.uploadPort, scheduler_cluster_id: f.clusterId },
+              log: createLogger("seed-peer"),
+            })
+          : undefined;
+      stopOnSignal(async () => {
+        await membership?.stop();
+        await peer.close();
+      });
     });
 }

@@ -1,8 +1,22 @@
 import type { Command } from "commander";
 import { PORTS, SCHEDULER } from "../common/defaults.js";
+import os from "node:os";
 import { startScheduler } from "../scheduler/index.js";
+import { defaultAdvertiseIp } from "../common/net.js";
+import { createLogger } from "../common/logger.js";
+import { startManagerKeepAlive } from "../api/manager-client.js";
 import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+
+interface SchedulerFlags {
+  host: string;
+  port: number;
+  hostTimeoutMs: number;
+  seedWaitMs: number;
+  manager?: string;
+  clusterId?: number;
+  advertiseIp?: string;
+}
 
 export function registerSchedulerCommand(program: Command): void {
   program
@@ -12,12 +26,26 @@ export function registerSchedulerCommand(program: Command): void {
     .option("--port <port>", "port to listen on", parsePort, PORTS.scheduler)
     .option("--host-timeout-ms <ms>", "drop hosts not heard from for this long", parsePositiveInt, SCHEDULER.hostTimeoutMs)
     .option("--seed-wait-ms <ms>", "how long peers wait for a triggered seed peer before going to the origin", parsePositiveInt, SCHEDULER.seedTriggerWaitMs)
-    .action(async (opts: { host: string; port: number; hostTimeoutMs: number; seedWaitMs: number }) => {
+    .option("--manager <url>", "register with this manager and keep alive (joins its scheduler cluster)")
+    .option("--cluster-id <id>", "scheduler cluster to join (default: the manager's default cluster)", parsePositiveInt)
+    .option("--advertise-ip <ip>", "IP the manager and peers reach this scheduler at (default: first non-loopback IPv4)")
+    .action(async (opts: SchedulerFlags) => {
       const s = await startScheduler({
         host: opts.host,
         port: opts.port,
         options: { hostTimeoutMs: opts.hostTimeoutMs, seedTriggerWaitMs: opts.seedWaitMs },
       });
-      stopOnSignal(() => s.close());
+      const membership = opts.manager
+        ? startManagerKeepAlive({
+            managerUrl: opts.manager,
+            kind: "scheduler",
+            registration: { hostname: os.hostname(), ip: opts.advertiseIp ?? defaultAdvertiseIp(), port: s.port, scheduler_cluster_id: opts.clusterId },
+            log: createLogger("scheduler"),
+          })
+        : undefined;
+      stopOnSignal(async () => {
+        await membership?.stop();
+        await s.close();
+      });
     });
 }

@@ -1,9 +1,10 @@
 /** `kiln up`: the all-in-one cluster in one process (scheduler, seed peer, peer, manager). */
-import http from "node:http";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { PORTS } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
+import { startManager } from "../manager/index.js";
+import { startManagerKeepAlive } from "../api/manager-client.js";
 import { startScheduler } from "../scheduler/index.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parsePort } from "./options.js";
@@ -27,6 +28,7 @@ export function registerUpCommand(program: Command): void {
     .option("--scheduler-port <port>", "scheduler port", parsePort, PORTS.scheduler)
     .option("--manager-port <port>", "manager port", parsePort, PORTS.manager)
     .action(async (f: UpFlags) => {
+      const manager = await startManager({ host: f.host, port: f.managerPort, dataDir: join(f.dataDir, "manager"), rootPassword: process.env.KILN_ROOT_PASSWORD || undefined });
       const scheduler = await startScheduler({ host: f.host, port: f.schedulerPort });
       const base = defaultPeerConfig();
       const common = {
@@ -38,9 +40,14 @@ export function registerUpCommand(program: Command): void {
         defaultPeerConfig({ ...common, seed: true, dataDir: join(f.dataDir, "seed-peer"), uploadPort: PORTS.seedUpload, proxyPort: null, metricsPort: PORTS.seedMetrics, hostname: `${base.hostname}-seed` }),
       );
       const peer = await startPeer(defaultPeerConfig({ ...common, dataDir: join(f.dataDir, "peer") }));
-      const manager = await startManagerStub(f.host, f.managerPort);
+      const managerUrl = `http://127.0.0.1:${manager.port}`;
+      const log = createLogger("up");
+      const memberships = [
+        startManagerKeepAlive({ managerUrl, kind: "scheduler", registration: { hostname: base.hostname, ip: "127.0.0.1", port: scheduler.port }, log }),
+        startManagerKeepAlive({ managerUrl, kind: "seed_peer", registration: { hostname: `${base.hostname}-seed`, ip: "127.0.0.1", port: seed.uploadPort }, log }),
+      ];
       const rows = [
-        ["manager", `http://127.0.0.1:${f.managerPort}`, "placeholder until the manager lands"],
+        ["manager", `${managerUrl}  (Open API /oapi/v1)`, join(f.dataDir, "manager")],
         ["scheduler", scheduler.url, "hosts, tasks, parent selection"],
         ["seed peer", `upload :${seed.uploadPort}, metrics :${seed.metricsPort}`, join(f.dataDir, "seed-peer")],
         ["peer", `upload :${peer.uploadPort}, proxy :${peer.proxyPort}, metrics :${peer.metricsPort}`, join(f.dataDir, "peer")],
@@ -51,24 +58,11 @@ export function registerUpCommand(program: Command): void {
           `\n\n  try: kiln get <url> -O <file>     (through the peer proxy at http://127.0.0.1:${peer.proxyPort})\n\n`,
       );
       stopOnSignal(async () => {
+        await Promise.all(memberships.map((m) => m.stop()));
         await peer.close();
         await seed.close();
         await scheduler.close();
-        manager.close();
+        await manager.close();
       });
     });
-}
-
-/** Answers on the manager port until the manager component exists. */
-function startManagerStub(host: string, port: number): Promise<http.Server> {
-  const log = createLogger("manager");
-  const server = http.createServer((_req, res) => {
-    res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ message: "the manager is not part of this build yet" }));
-  });
-  return new Promise((resolve, reject) =>
-    server.once("error", reject).listen(port, host, () => {
-      log.info({ event: "ready", port }, "manager placeholder listening");
-      resolve(server);
-    }),
-  );
 }

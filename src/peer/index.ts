@@ -3,6 +3,7 @@ import os from "node:os";
 import { KilnError } from "../common/errors.js";
 import { DEFAULT_PROXY_FILTER, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
+import { defaultAdvertiseIp } from "../common/net.js";
 import { SchedulerClient } from "../api/scheduler-client.js";
 import type { HostAnnounce } from "../api/scheduler.js";
 import { PeerEngine } from "./engine.js";
@@ -41,7 +42,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     schedulerUrl: `http://127.0.0.1:${PORTS.scheduler}`,
     dataDir: ".kiln/peer",
     listenHost: "0.0.0.0",
-    advertiseIp: firstExternalIPv4() ?? "127.0.0.1",
+    advertiseIp: defaultAdvertiseIp(),
     hostname: os.hostname(),
     uploadPort: PORTS.peerUpload,
     proxyPort: PORTS.peerProxy,
@@ -154,11 +155,4 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
       await Promise.all([upload.close(), proxy?.close(), new Promise((r) => metricsServer ? metricsServer.close(r) : r(undefined))]);
     },
   };
-}
-
-function firstExternalIPv4(): string | undefined {
-  for (const addrs of Object.values(os.networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  }
-  return undefined;
 }
