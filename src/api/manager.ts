@@ -62,6 +62,7 @@ const Headers = z
   .record(
     z.string().regex(HeaderName, "header names must be HTTP tokens"),
     z.string({ error: "header values must be strings" }).max(8192).regex(/^[^\r\n\0]*$/, "header values must not contain CR, LF or NUL"),
+    { error: (iss) => (iss.code === "invalid_key" ? "header names must be HTTP tokens" : "must be an object of header names to string values") },
   )
   .refine((h) => Object.keys(h).length <= 100, "at most 100 headers");
 

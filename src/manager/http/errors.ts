@@ -25,12 +25,23 @@ interface ValidationIssue {
   message?: string;
 }
 
-/** `/args/pieceLength` → `args.pieceLength`; `/` → the context (body, querystring…). */
+/** A path segment as JS would write it: `.name`, `.0`, or `["odd key"]`. */
+function segment(s: string, first: boolean): string {
+  if (/^[A-Za-z_][\w-]*$/.test(s) || /^\d+$/.test(s)) return first ? s : `.${s}`;
+  return `[${JSON.stringify(s)}]`;
+}
+
+/** `/args/pieceLength` → `args.pieceLength`; `/args/headers/a b` → `args.headers["a b"]`; `/` → the context (body, querystring…). */
 export function describeIssues(context: string, issues: readonly ValidationIssue[]): string {
   const seen = new Set<string>();
   const parts: string[] = [];
   for (const i of issues) {
-    const path = (i.instancePath ?? "").split("/").filter(Boolean).join(".");
+    const path = (i.instancePath ?? "")
+      .split("/")
+      .slice(1)
+      .filter((s, n, all) => s !== "" || n < all.length - 1)
+      .map((s, n) => segment(s, n === 0))
+      .join("");
     const line = `${path || context}: ${i.message ?? "invalid"}`;
     if (!seen.has(line)) parts.push(line);
     seen.add(line);
