@@ -225,12 +225,12 @@ export async function buildOciImage(opts: { platforms: string[]; layers?: number
   return { layout, tag, platforms, digest: top.digest, cleanup: () => rm(layout, { recursive: true, force: true }) };
 }
 
-/** skopeo copy (all platforms) of the layout into `<registry>/<repository>:<tag>`. */
-export async function pushImage(image: BuiltImage, registry: TestRegistry, repository: string): Promise<void> {
+/** skopeo copy (all platforms) of the layout into `<registry>/<repository>:<tag>`; `docker` converts to Docker v2 schema 2 media types. */
+export async function pushImage(image: BuiltImage, registry: TestRegistry, repository: string, format: "oci" | "docker" = "oci"): Promise<void> {
   const creds = registry.auth === "none" || registry.auth === "token-anonymous" ? [] : ["--dest-creds", `${REGISTRY_USER}:${REGISTRY_PASSWORD}`];
   await execFileP(
     "skopeo",
-    ["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", ...creds, `oci:${image.layout}:${image.tag}`, `docker://${registry.host}/${repository}:${image.tag}`],
+    ["copy", "--all", ...(format === "docker" ? ["--format", "v2s2"] : ["--preserve-digests"]), "--dest-tls-verify=false", ...creds, `oci:${image.layout}:${image.tag}`, `docker://${registry.host}/${repository}:${image.tag}`],
     { timeout: 60_000 },
   );
 }
