@@ -78,6 +78,7 @@ export class JobRunner {
           (result.urls.length === 0 ? "nothing to preheat" : "no peer preheated anything");
         if (result.success_tasks.length === 0 && result.failure_tasks.length === 0) result.log.push(`${nowIso()} ${result.error}`);
       }
+      if (result.log.length > MANAGER.maxLogLines) result.log.splice(0, result.log.length - MANAGER.maxLogLines);
       const ended = await this.store.jobs.finish(jobId, ok ? "SUCCESS" : "FAILURE", JSON.stringify(result));
       if (ended) this.log.info({ job: jobId, state: ok ? "SUCCESS" : "FAILURE", error: result.error }, "job ended");
     } finally {

@@ -27,12 +27,12 @@ export class JobService {
   ) {}
 
   async create(body: CreateJobBody, userId: number): Promise<JobView> {
-    const clusters = body.scheduler_cluster_ids
-      ? await this.store.clusters.byIds([...new Set(body.scheduler_cluster_ids)])
-      : await this.store.clusters.list();
-    if (body.scheduler_cluster_ids) {
+    // Absent or empty (as Dragonfly reads it): every cluster.
+    const wanted = body.scheduler_cluster_ids?.length ? body.scheduler_cluster_ids : undefined;
+    const clusters = wanted ? await this.store.clusters.byIds([...new Set(wanted)]) : await this.store.clusters.list();
+    if (wanted) {
       const known = new Set(clusters.map((c) => c.id));
-      const unknown = body.scheduler_cluster_ids.filter((id) => !known.has(id));
+      const unknown = wanted.filter((id) => !known.has(id));
       if (unknown.length) throw unprocessable(`scheduler_cluster_ids: unknown scheduler cluster ${unknown.join(", ")}`);
     }
     if (clusters.length === 0) throw unprocessable("scheduler_cluster_ids: there is no scheduler cluster to preheat in");
