@@ -66,7 +66,7 @@ export class JobRunner {
     try {
       const items = await this.resolve(args, secret, result, signal);
       result.urls = items.map((i) => i.url);
-      const targets = await this.targets(row);
+      const targets = await this.targets(row, signal);
       await this.dispatchAll(args, items, targets, result, writer, signal);
       if (outer.aborted) return; // deleted or shutting down: leave the row alone (a pending job resumes at next start)
       await writer.flush();
@@ -118,17 +118,29 @@ export class JobRunner {
     return [...items.values()];
   }
 
-  private async targets(row: JobRow): Promise<DispatchTarget[]> {
+  /**
+   * The selected clusters with their live schedulers. A cluster whose schedulers
+   * are known but silent (e.g. the manager just restarted) gets up to one member
+   * timeout to hear from them again; a cluster that never had one fails at once.
+   */
+  private async targets(row: JobRow, signal: AbortSignal): Promise<DispatchTarget[]> {
     const clusters = (await this.store.jobs.clustersOf([row.id])).get(row.id) ?? [];
-    const schedulers = await this.store.schedulers.byCluster(clusters.map((c) => c.id));
-    const fresh = Date.now() - this.opts.memberTimeoutMs;
-    return clusters.map((c) => ({
-      clusterId: c.id,
-      clusterName: c.name,
-      schedulers: schedulers
-        .filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh)
-        .map((s) => s.url),
-    }));
+    const deadline = Date.now() + this.opts.memberTimeoutMs;
+    for (;;) {
+      const schedulers = await this.store.schedulers.byCluster(clusters.map((c) => c.id));
+      const fresh = Date.now() - this.opts.memberTimeoutMs;
+      const targets = clusters.map((c) => ({
+        clusterId: c.id,
+        clusterName: c.name,
+        known: schedulers.filter((s) => s.scheduler_cluster_id === c.id).length,
+        schedulers: schedulers
+          .filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh)
+          .map((s) => s.url),
+      }));
+      const waiting = targets.some((t) => t.schedulers.length === 0 && t.known > 0);
+      if (!waiting || Date.now() >= deadline || signal.aborted) return targets;
+      await new Promise((r) => setTimeout(r, Math.min(500, this.opts.pollMs * 2)));
+    }
   }
 
   private async dispatchAll(
