@@ -8,6 +8,7 @@ import { KilnError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { callJson } from "./http-json.js";
 import {
+  CLUSTER_SECRET_HEADER,
   ClusterView,
   JobView,
   MANAGER_PATHS,
@@ -105,29 +106,46 @@ export type MemberKind = "scheduler" | "seed_peer";
 
 /** Registration and keepalive of schedulers and seed peers. */
 export class ManagerMembershipClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    /** The manager's shared cluster secret, if it has one (KILN_CLUSTER_SECRET). */
+    private readonly secret?: string,
+  ) {}
+
+  private get headers(): Record<string, string> {
+    return this.secret ? { [CLUSTER_SECRET_HEADER]: this.secret } : {};
+  }
 
   register(kind: "scheduler", body: SchedulerRegistration): Promise<RegistrationReply>;
   register(kind: "seed_peer", body: SeedPeerRegistrationInput): Promise<RegistrationReply>;
   register(kind: MemberKind, body: SchedulerRegistration | SeedPeerRegistrationInput): Promise<RegistrationReply> {
     const path = kind === "scheduler" ? MANAGER_PATHS.schedulers : MANAGER_PATHS.seedPeers;
-    return callJson(this.baseUrl, path, RegistrationReply, { body, timeoutMs: 5_000 });
+    return callJson(this.baseUrl, path, RegistrationReply, { body, timeoutMs: 5_000, headers: this.headers });
   }
 
   keepAlive(kind: MemberKind, id: number) {
     const path = kind === "scheduler" ? MANAGER_PATHS.schedulerKeepAlive(id) : MANAGER_PATHS.seedPeerKeepAlive(id);
-    return callJson(this.baseUrl, path, Ok, { method: "POST", timeoutMs: 5_000 });
+    return callJson(this.baseUrl, path, Ok, { method: "POST", timeoutMs: 5_000, headers: this.headers });
   }
 
   deregister(kind: MemberKind, id: number) {
     const path = kind === "scheduler" ? MANAGER_PATHS.scheduler(id) : MANAGER_PATHS.seedPeer(id);
-    return callJson(this.baseUrl, path, Ok, { method: "DELETE", timeoutMs: 5_000 });
+    return callJson(this.baseUrl, path, Ok, { method: "DELETE", timeoutMs: 5_000, headers: this.headers });
   }
 }
 
+interface KeepAliveCommon {
+  managerUrl: string;
+  log?: Logger;
+  /** Default: what the manager answers at registration. */
+  intervalMs?: number;
+  /** Shared cluster secret; default KILN_CLUSTER_SECRET from the environment. */
+  secret?: string;
+}
+
 export type KeepAliveOptions =
-  | { managerUrl: string; kind: "scheduler"; registration: SchedulerRegistration; log?: Logger; intervalMs?: number }
-  | { managerUrl: string; kind: "seed_peer"; registration: SeedPeerRegistrationInput; log?: Logger; intervalMs?: number };
+  | (KeepAliveCommon & { kind: "scheduler"; registration: SchedulerRegistration })
+  | (KeepAliveCommon & { kind: "seed_peer"; registration: SeedPeerRegistrationInput });
 
 export interface ManagerKeepAlive {
   /** The member id once registered. */
@@ -144,7 +162,7 @@ export interface ManagerKeepAlive {
  * when it no longer knows the member); errors are logged, never thrown.
  */
 export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive {
-  const client = new ManagerMembershipClient(opts.managerUrl);
+  const client = new ManagerMembershipClient(opts.managerUrl, opts.secret ?? (process.env.KILN_CLUSTER_SECRET || undefined));
   let id: number | undefined;
   let interval = opts.intervalMs ?? 5_000;
   let timer: NodeJS.Timeout | undefined;

@@ -39,7 +39,8 @@ export function registerManagerCommand(program: Command): void {
       "after",
       "\nAt first start the manager creates the cluster cluster-1 and the user root. Root's password is\n" +
         "KILN_ROOT_PASSWORD if set; otherwise a random one is printed once on stderr and must be changed\n" +
-        "at first sign-in (kiln token password). Create an Open API token with: kiln token create --scope job\n",
+        "at first sign-in (kiln token password). Create an Open API token with: kiln token create --scope job\n" +
+        "With KILN_CLUSTER_SECRET set, schedulers and seed peers must present the same secret to register.\n",
     )
     .action(async (f: ManagerFlags) => {
       const m = await startManager({
@@ -48,6 +49,7 @@ export function registerManagerCommand(program: Command): void {
         dataDir: f.dataDir,
         databaseUrl: f.databaseUrl,
         rootPassword: process.env.KILN_ROOT_PASSWORD || undefined,
+        clusterSecret: process.env.KILN_CLUSTER_SECRET || undefined,
         keepAliveMs: f.keepaliveMs,
         memberTimeoutMs: f.memberTimeoutMs,
         jobConcurrency: f.jobConcurrency,

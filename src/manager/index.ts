@@ -24,6 +24,8 @@ export interface ManagerConfig {
   jobConcurrency?: number;
   jobTimeoutMs?: number;
   jobPollMs?: number;
+  /** Shared secret schedulers and seed peers must present (KILN_CLUSTER_SECRET); none = open membership. */
+  clusterSecret?: string;
   /** Where the generated root password is written once (default: stderr). */
   announce?: (line: string) => void;
 }
@@ -71,6 +73,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
       log,
       keepAliveMs: cfg.keepAliveMs ?? MANAGER.keepAliveMs,
       memberTimeoutMs,
+      clusterSecret: cfg.clusterSecret,
     });
     closers.push(() => app.close());
     await app.listen({ host: cfg.host, port: cfg.port });

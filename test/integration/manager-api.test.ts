@@ -383,3 +383,23 @@ describe("manager first start", () => {
     await db.drop();
   });
 });
+
+describe("membership with a cluster secret", () => {
+  it("refuses schedulers and seed peers without the secret", async (t) => {
+    const db = await createTestDatabase("sqlite");
+    if ("skip" in db) return t.skip(db.skip);
+    const m = await startTestManager(db.url, { clusterSecret: "s3cret" });
+    try {
+      const body = { hostname: "rogue", ip: "127.0.0.1", port: 9999 };
+      assert.equal((await api(`${m.url}/api/v1/schedulers`, { body })).status, 401);
+      assert.equal((await api(`${m.url}/api/v1/schedulers`, { body, headers: { "x-kiln-cluster-secret": "wrong" } })).status, 401);
+      const ka = startManagerKeepAlive({ managerUrl: m.url, kind: "scheduler", registration: body, secret: "s3cret", intervalMs: 100 });
+      await ka.registered;
+      assert.ok(ka.id! > 0);
+      await ka.stop();
+    } finally {
+      await m.close();
+      await db.drop();
+    }
+  });
+});

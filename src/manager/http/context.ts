@@ -15,4 +15,6 @@ export interface RouteContext {
   log: Logger;
   keepAliveMs: number;
   memberTimeoutMs: number;
+  /** When set, schedulers and seed peers must send it to register and keep alive. */
+  clusterSecret?: string;
 }

@@ -1,12 +1,28 @@
-/** Schedulers and seed peers register here and keep alive (no token: they are cluster components). */
-import { IdParams, MANAGER_PATHS, ManagerError, Ok, RegistrationReply, SchedulerRegistration, SeedPeerRegistration } from "../../api/manager.js";
+/**
+ * Schedulers and seed peers register here and keep alive. No user token: they are
+ * cluster components; with a cluster secret configured, they must present it.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { FastifyRequest } from "fastify";
+import { CLUSTER_SECRET_HEADER, IdParams, MANAGER_PATHS, ManagerError, Ok, RegistrationReply, SchedulerRegistration, SeedPeerRegistration } from "../../api/manager.js";
 import type { MembersRepo } from "../db/members.js";
 import type { ManagerApp, RouteContext } from "./context.js";
-import { notFound, unprocessable } from "./errors.js";
+import { notFound, unauthorized, unprocessable } from "./errors.js";
 
-const errors = { 404: ManagerError, 422: ManagerError };
+const errors = { 401: ManagerError, 404: ManagerError, 422: ManagerError };
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
 
 export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
+  const onRequest = async (req: FastifyRequest) => {
+    if (!ctx.clusterSecret) return;
+    const given = req.headers[CLUSTER_SECRET_HEADER];
+    if (typeof given !== "string" || !sameSecret(given, ctx.clusterSecret)) throw unauthorized();
+  };
   const clusterFor = async (id: number | undefined) => {
     const c = id === undefined ? await ctx.store.clusters.defaultCluster() : await ctx.store.clusters.byId(id);
     if (!c) throw unprocessable(`scheduler_cluster_id: unknown scheduler cluster ${id ?? "(default)"}`);
@@ -16,13 +32,13 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
   const lifecycle = (repo: MembersRepo, base: string, what: string) => {
     app.post(
       `${base}/:id/keepalive`,
-      { schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } },
+      { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } },
       async (req) => {
         if (!(await repo.keepAlive(req.params.id))) throw notFound(`${what} ${req.params.id} is not registered`);
         return { ok: true as const };
       },
     );
-    app.delete(`${base}/:id`, { schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } }, async (req) => {
+    app.delete(`${base}/:id`, { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } }, async (req) => {
       if (!(await repo.remove(req.params.id))) throw notFound(`${what} ${req.params.id} is not registered`);
       ctx.log.info({ [what.replace(" ", "_")]: req.params.id }, `${what} left`);
       return { ok: true as const };
@@ -31,7 +47,7 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
 
   app.post(
     MANAGER_PATHS.schedulers,
-    { schema: { tags: ["members"], body: SchedulerRegistration, response: { 200: RegistrationReply, ...errors } } },
+    { onRequest, schema: { tags: ["members"], body: SchedulerRegistration, response: { 200: RegistrationReply, ...errors } } },
     async (req) => {
       const b = req.body;
       const clusterId = await clusterFor(b.scheduler_cluster_id);
@@ -44,7 +60,7 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
 
   app.post(
     MANAGER_PATHS.seedPeers,
-    { schema: { tags: ["members"], body: SeedPeerRegistration, response: { 200: RegistrationReply, ...errors } } },
+    { onRequest, schema: { tags: ["members"], body: SeedPeerRegistration, response: { 200: RegistrationReply, ...errors } } },
     async (req) => {
       const b = req.body;
       const clusterId = await clusterFor(b.scheduler_cluster_id);
