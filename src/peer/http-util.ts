@@ -1,5 +1,5 @@
 /** Small helpers for the peer's node:http servers (no framework on the byte path). */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { KilnError } from "../common/errors.js";
 
@@ -57,4 +57,20 @@ export function parseRange(header: string | undefined, length: number): { start:
   }
   if (start >= length || start >= end) return "invalid";
   return { start, end };
+}
+
+/** Listens and resolves with the bound port (port 0 picks a free one). */
+export function listenHttp(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject).listen(port, host, () => {
+      const a = server.address();
+      resolve(typeof a === "object" && a ? a.port : port);
+    });
+  });
+}
+
+/** Closes the server, cutting idle and in-flight connections. */
+export function closeHttp(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
 }

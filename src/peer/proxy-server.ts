@@ -19,7 +19,7 @@ import { validateExplicitPieceLength } from "../common/piece.js";
 import type { Logger } from "../common/logger.js";
 import { DownloadSpec } from "../api/common.js";
 import type { PeerEngine } from "./engine.js";
-import { parseRange, sendError } from "./http-util.js";
+import { closeHttp, listenHttp, parseRange, sendError } from "./http-util.js";
 import { redact } from "./origin.js";
 
 export interface RegistryMirrorOptions {
@@ -238,17 +238,11 @@ export class ProxyServer {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject).listen(port, host, () => {
-        const a = this.server.address();
-        resolve(typeof a === "object" && a ? a.port : port);
-      });
-    });
+    return listenHttp(this.server, host, port);
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeHttp(this.server);
   }
 }
 

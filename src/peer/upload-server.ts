@@ -12,7 +12,7 @@ import { PEER_PATHS, PrefetchRequest } from "../api/peer.js";
 import type { PeerEngine } from "./engine.js";
 import type { PeerMetrics } from "./metrics.js";
 import { TokenBucket } from "./throttle.js";
-import { parseRange, readJson, sendError, sendJson } from "./http-util.js";
+import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "./http-util.js";
 import type { Storage } from "./storage.js";
 
 export interface UploadOptions {
@@ -125,16 +125,10 @@ export class UploadServer {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject).listen(port, host, () => {
-        const a = this.server.address();
-        resolve(typeof a === "object" && a ? a.port : port);
-      });
-    });
+    return listenHttp(this.server, host, port);
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeHttp(this.server);
   }
 }
