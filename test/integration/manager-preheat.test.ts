@@ -18,7 +18,6 @@ import { buildOciImage, pushImage, registryToolsMissing, startRegistry, freePort
 import { REGISTRY_PASSWORD, REGISTRY_USER } from "../helpers/registry-fixtures.js";
 import { api, waitForJob } from "../helpers/manager.js";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
-import { startManagerKeepAlive, type ManagerKeepAlive } from "../../src/api/manager-client.js";
 import { taskIdFor } from "../../src/common/task-id.js";
 
 const ROOT_PASSWORD = "e2e-root-password";
@@ -80,12 +79,24 @@ describe("preheat end to end", () => {
   let managerUrl: string;
   let token: string;
   let origin: TestOrigin;
-  const keepAlives: ManagerKeepAlive[] = [];
+  let managerPort: number;
 
+  // A fixed port, so that the scheduler and seed peer find the manager again after it restarts.
   const startManagerProc = () =>
-    spawnKiln(["manager", "--host", "127.0.0.1", "--port", "0", "--database-url", `sqlite:${join(dir, "manager.db")}`, "--job-poll-ms", "100"], {
-      env: { KILN_ROOT_PASSWORD: ROOT_PASSWORD },
-    });
+    spawnKiln(
+      ["manager", "--host", "127.0.0.1", "--port", String(managerPort), "--database-url", `sqlite:${join(dir, "manager.db")}`, "--job-poll-ms", "100", "--keepalive-ms", "500"],
+      { env: { KILN_ROOT_PASSWORD: ROOT_PASSWORD } },
+    );
+
+  /** Until the scheduler and the seed peer show up active in cluster-1. */
+  const membersReady = async () => {
+    for (;;) {
+      const r = await api(`${managerUrl}/oapi/v1/clusters`, { token });
+      const c = r.json?.find?.((x: any) => x.name === "cluster-1");
+      if (c?.schedulers.some((s: any) => s.state === "active") && c?.seed_peers.some((s: any) => s.state === "active" && s.hostname === "seed-1")) return c;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  };
 
   before(async () => {
     skip = await registryToolsMissing();
@@ -97,26 +108,24 @@ describe("preheat end to end", () => {
     await pushImage(single, registry, "library/alpine");
     await pushImage(multi, registry, "team/multi");
     origin = await startOrigin();
-    cluster = await TestCluster.start();
-    seed = await cluster.addPeer("seed-1", { seed: true });
-    peer = await cluster.addPeer("peer-1");
+    managerPort = await freePort();
     manager = await startManagerProc();
     managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
-    // TODO(lead): schedulers and seed peers register themselves once `--manager` is wired; until then the test does it.
-    const schedulerPort = Number(new URL(cluster.schedulerUrl).port);
-    keepAlives.push(startManagerKeepAlive({ managerUrl, kind: "scheduler", registration: { hostname: "scheduler-1", ip: "127.0.0.1", port: schedulerPort }, intervalMs: 500 }));
-    keepAlives.push(startManagerKeepAlive({ managerUrl, kind: "seed_peer", registration: { hostname: "seed-1", ip: "127.0.0.1", port: seed.uploadPort }, intervalMs: 500 }));
-    await Promise.all(keepAlives.map((k) => k.registered));
-    const created = await runKiln(["token", "create", "--scope", "job", "--manager", managerUrl], { env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD } });
+    // The scheduler and the seed peer register with the manager themselves and keep alive.
+    cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1"] });
+    seed = await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
+    peer = await cluster.addPeer("peer-1");
+    const created = await runKiln(["token", "create", "--scope", "job", "--scope", "cluster", "--manager", managerUrl], { env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD } });
     assert.equal(created.code, 0, created.stderr);
     token = created.stdout.trim();
     assert.match(token, /^kiln_pat_/);
+    const c = await membersReady();
+    assert.equal(c.seed_peers[0].port, seed.uploadPort);
   });
 
   after(async () => {
-    await Promise.all(keepAlives.map((k) => k.stop()));
-    await manager?.kill();
     await cluster?.stop();
+    await manager?.kill();
     await registry?.stop();
     await origin?.close();
     await single?.cleanup();
@@ -236,11 +245,6 @@ describe("preheat end to end", () => {
       await manager.kill("SIGKILL");
       await new Promise((res) => setTimeout(res, 1100)); // the short job's deadline passes while the manager is down
       manager = await startManagerProc();
-      managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
-      for (const k of keepAlives.splice(0)) await k.stop();
-      const schedulerPort = Number(new URL(cluster.schedulerUrl).port);
-      keepAlives.push(startManagerKeepAlive({ managerUrl, kind: "scheduler", registration: { hostname: "scheduler-1", ip: "127.0.0.1", port: schedulerPort }, intervalMs: 500 }));
-      await keepAlives[0]!.registered;
       const shortJob = await waitForJob(managerUrl, token, short.json.id);
       assert.equal(shortJob.state, "FAILURE");
       assert.match(shortJob.result.error, /timed out after 1 s|timeout passed/);
