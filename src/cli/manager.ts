@@ -1,5 +1,5 @@
 /** `kiln manager`: users, tokens, clusters and preheat jobs behind the Dragonfly Open API. */
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { PORTS } from "../common/defaults.js";
 import { MANAGER } from "../manager/defaults.js";
 import { startManager } from "../manager/index.js";
@@ -60,23 +60,3 @@ export function registerManagerCommand(program: Command): void {
     });
 }
 
-/* Flags shared by the CLI commands that talk to the manager (kiln token, kiln preheat). */
-
-export const DEFAULT_MANAGER_URL = process.env.KILN_MANAGER ?? `http://127.0.0.1:${PORTS.manager}`;
-
-export function addManagerOption(cmd: Command): Command {
-  return cmd.option("--manager <url>", "manager URL (env KILN_MANAGER)", DEFAULT_MANAGER_URL);
-}
-
-/** `30d`, `12h`, `90m`, `3600s` → milliseconds. */
-export function parseDuration(value: string): number {
-  const m = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`not a duration: ${value} (try 90s, 30m, 12h, 30d)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
-  return Number(m[1]) * unit;
-}
-
-export function fail(command: string, err: unknown): void {
-  process.stderr.write(`kiln ${command}: ${(err as Error).message}\n`);
-  process.exitCode = 1;
-}

@@ -10,7 +10,7 @@ import { PreheatScope } from "../api/scheduler.js";
 import type { JobView } from "../api/manager.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import { DEFAULT_PREHEAT_FILTER } from "../common/defaults.js";
-import { addManagerOption, fail, parseDuration } from "./manager.js";
+import { addManagerOption, fail, parseDuration } from "./token.js";
 import { collect, parseBytes, parsePositiveInt } from "./options.js";
 
 interface PreheatFlags {
