@@ -34,7 +34,10 @@ export async function spawnKiln(
   createInterface({ input: proc.stderr! }).on("line", (l) => stderr.push(l));
   const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
   const ready = await new Promise<ReadyLine>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln ${args.join(" ")} not ready after ${opts.timeoutMs ?? 20_000} ms\n${stderr.join("\n")}\n${lines.slice(-20).join("\n")}`)), opts.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL"); // never leak a process that did not come up
+      reject(new Error(`kiln ${args.join(" ")} not ready after ${opts.timeoutMs ?? 20_000} ms\n${stderr.join("\n")}\n${lines.slice(-20).join("\n")}`));
+    }, opts.timeoutMs ?? 20_000);
     createInterface({ input: proc.stdout! }).on("line", (line) => {
       lines.push(line);
       if (!line.includes('"ready"')) return;
