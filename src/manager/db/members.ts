@@ -21,10 +21,8 @@ export class MembersRepo {
     readonly table: MemberTable,
   ) {}
 
-  /** Insert or refresh (same cluster, hostname, ip and port): registration doubles as keepalive. */
-  async register(m: MemberInfo): Promise<number> {
-    const now = nowIso();
-    const existing = await this.db
+  private findId(m: MemberInfo) {
+    return this.db
       .selectFrom(this.table)
       .select("id")
       .where("scheduler_cluster_id", "=", m.clusterId)
@@ -32,6 +30,12 @@ export class MembersRepo {
       .where("ip", "=", m.ip)
       .where("port", "=", m.port)
       .executeTakeFirst();
+  }
+
+  /** Insert or refresh (same cluster, hostname, ip and port): registration doubles as keepalive. */
+  async register(m: MemberInfo): Promise<number> {
+    const now = nowIso();
+    const existing = await this.findId(m);
     if (existing) {
       await this.db
         .updateTable(this.table)
@@ -55,14 +59,7 @@ export class MembersRepo {
       });
     } catch (err) {
       // Two registrations raced on the unique key: the other one won; refresh it.
-      const again = await this.db
-        .selectFrom(this.table)
-        .select("id")
-        .where("scheduler_cluster_id", "=", m.clusterId)
-        .where("hostname", "=", m.hostname)
-        .where("ip", "=", m.ip)
-        .where("port", "=", m.port)
-        .executeTakeFirst();
+      const again = await this.findId(m);
       if (!again) throw err;
       return again.id;
     }
