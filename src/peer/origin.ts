@@ -17,15 +17,17 @@ export interface OriginResponse {
 const MAX_REDIRECTS = 10;
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
-/** Headers never forwarded to an origin: hop-by-hop, and kiln's own. */
+/** Request headers that describe the hop, not the resource (Range: kiln asks for its own). */
+const HOP_BY_HOP = new Set(["connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "range"]);
+
+/** Whether a client's request header (lower-case name) may reach the origin: not hop-by-hop, not kiln's or Dragonfly's own. */
+export function isForwardable(key: string): boolean {
+  return !HOP_BY_HOP.has(key) && !key.startsWith("x-dragonfly-") && !key.startsWith("x-kiln-");
+}
+
 function originHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    const key = k.toLowerCase();
-    if (["host", "connection", "proxy-connection", "keep-alive", "transfer-encoding", "te", "upgrade", "range", "proxy-authorization"].includes(key)) continue;
-    if (key.startsWith("x-dragonfly-") || key.startsWith("x-kiln-")) continue;
-    out[key] = v;
-  }
+  for (const [k, v] of Object.entries(headers)) if (isForwardable(k.toLowerCase())) out[k.toLowerCase()] = v;
   return out;
 }
 

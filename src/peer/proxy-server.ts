@@ -20,7 +20,7 @@ import type { Logger } from "../common/logger.js";
 import { DownloadSpec } from "../api/common.js";
 import type { PeerEngine } from "./engine.js";
 import { closeHttp, listenHttp, parseRange, sendError } from "./http-util.js";
-import { redact } from "./origin.js";
+import { isForwardable, redact } from "./origin.js";
 
 export interface RegistryMirrorOptions {
   /** Upstream for mirror requests that name none (no X-Dragonfly-Registry header, no `ns=`), e.g. `https://registry.example.com`. */
@@ -39,9 +39,6 @@ export interface ProxyOptions {
 const RESPONSE_HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-authenticate", "trailer", "upgrade"]);
 const upstreamAgents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 const MIRROR_BLOB = /^\/v2\/(.+)\/blobs\/(sha256:[a-f0-9]{64})$/;
-
-/** Request headers that describe the hop, not the resource: never forwarded to the origin. */
-const HOP_BY_HOP = new Set(["connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "range"]);
 
 export const DRAGONFLY_HEADERS = {
   tag: "x-dragonfly-tag",
@@ -149,7 +146,7 @@ export class ProxyServer {
   private forward(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
-      if (v === undefined || (HOP_BY_HOP.has(k) && k !== "range") || k.startsWith("x-dragonfly-") || k.startsWith("x-kiln-")) continue;
+      if (v === undefined || (k !== "range" && !isForwardable(k))) continue;
       headers[k] = Array.isArray(v) ? v.join(", ") : v;
     }
     const u = new URL(url);
@@ -216,7 +213,7 @@ export class ProxyServer {
     const h = req.headers;
     const forward: Record<string, string> = {};
     for (const [k, v] of Object.entries(h)) {
-      if (v === undefined || HOP_BY_HOP.has(k) || k.startsWith("x-dragonfly-") || k.startsWith("x-kiln-")) continue;
+      if (v === undefined || !isForwardable(k)) continue;
       forward[k] = Array.isArray(v) ? v.join(", ") : v;
     }
     const pieceHeader = h[DRAGONFLY_HEADERS.pieceLength];
