@@ -1,7 +1,8 @@
 /** `kiln config containerd`: prints the client configuration that sends image pulls through a peer. */
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
 import { PORTS } from "../common/defaults.js";
+import { parseUrl } from "./options.js";
+import { registryServer } from "../common/net.js";
 
 export interface ContainerdHostsOptions {
   /** The peer's proxy, e.g. http://127.0.0.1:4001. */
@@ -10,18 +11,6 @@ export interface ContainerdHostsOptions {
   registry?: string;
   /** Reach a registry given without a scheme over plain HTTP. */
   insecure?: boolean;
-}
-
-/** The upstream URL containerd (and the peer) should use for a registry host or URL. */
-export function registryServer(registry: string, insecure = false): { host: string; server: string } {
-  if (/^https?:\/\//i.test(registry)) {
-    const u = new URL(registry);
-    return { host: u.host, server: u.origin };
-  }
-  if (registry === "docker.io") return { host: "docker.io", server: "https://registry-1.docker.io" };
-  const hostname = registry.replace(/:\d+$/, "");
-  const loopback = hostname === "localhost" || /^127\./.test(hostname);
-  return { host: registry, server: `${insecure || loopback ? "http" : "https"}://${registry}` };
 }
 
 /** containerd's hosts.toml for one registry (or `_default`), with its path under /etc/containerd/certs.d. */
@@ -38,16 +27,6 @@ export function containerdHostsToml(opts: ContainerdHostsOptions): { path: strin
     lines.push(`[host."${peer}"]`, '  capabilities = ["pull", "resolve"]');
   }
   return { path: `/etc/containerd/certs.d/${dir}/hosts.toml`, content: lines.join("\n") + "\n" };
-}
-
-function parseUrl(v: string): string {
-  try {
-    const u = new URL(v);
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
-    return u.origin;
-  } catch {
-    throw new InvalidArgumentError(`expected an http(s) URL, got ${JSON.stringify(v)}`);
-  }
 }
 
 export function registerConfigCommand(program: Command): void {

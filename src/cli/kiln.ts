@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<Register>> = {
   preheat: async () => (await import("./preheat.js")).registerPreheatCommand,
   token: async () => (await import("./token.js")).registerTokenCommand,
   config: async () => (await import("./config.js")).registerConfigCommand,
+  ca: async () => (await import("./ca.js")).registerCaCommand,
 };
 
 const program = new Command("kiln")

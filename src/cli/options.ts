@@ -24,3 +24,14 @@ export function parseBytes(value: string): number {
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
+
+/** An http(s) URL → its origin. */
+export function parseUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+    return u.origin;
+  } catch {
+    throw new InvalidArgumentError(`expected an http(s) URL, got ${JSON.stringify(value)}`);
+  }
+}

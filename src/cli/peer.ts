@@ -3,10 +3,11 @@ import { PEER, PORTS } from "../common/defaults.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 import { createLogger } from "../common/logger.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
 
-interface PeerFlags {
+interface PeerFlags extends ProxyFlags {
   seed?: boolean;
   scheduler: string;
   dataDir?: string;
@@ -20,9 +21,6 @@ interface PeerFlags {
   idc: string;
   uploadConcurrency: number;
   uploadRate: number;
-  defaultFilter?: string;
-  registry?: string;
-  registryInsecure?: boolean;
   pieceStallMs: number;
   fallbackMs: number;
   gcTtl: number;
@@ -36,7 +34,7 @@ interface PeerFlags {
 }
 
 export function registerPeerCommand(program: Command): void {
-  program
+  const cmd = program
     .command("peer")
     .description("run a peer (or, with --seed, a seed peer that fetches from origins)")
     .option("--seed", "run as a seed peer: goes back to source when the scheduler asks; no proxy")
@@ -52,9 +50,6 @@ export function registerPeerCommand(program: Command): void {
     .option("--idc <idc>", "data centre, preferred for parents", "")
     .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
-    .option("--default-filter <params>", "query parameters left out of task IDs", undefined)
-    .option("--registry <url>", "registry mirror: upstream for /v2/ requests that name none (no X-Dragonfly-Registry, no ?ns=)")
-    .option("--registry-insecure", "registry mirror: reach registries named by ?ns= over plain HTTP")
     .option("--piece-stall-ms <ms>", "retry a piece elsewhere after this long without progress", parsePositiveInt, PEER.pieceStallMs)
     .option("--fallback-ms <ms>", "go to the origin after this long without any parent able to serve", parsePositiveInt, PEER.noParentFallbackMs)
     .option("--gc-ttl <ms>", "evict tasks not accessed for this long", parsePositiveInt, PEER.taskTtlMs)
@@ -64,9 +59,10 @@ export function registerPeerCommand(program: Command): void {
     .option("--gc-interval-ms <ms>", "how often garbage collection runs", parsePositiveInt, PEER.gcIntervalMs)
     .option("--manager <url>", "seed peers: register with this manager and keep alive")
     .option("--cluster-id <id>", "seed peers: scheduler cluster to join (default: the manager's default)", parsePositiveInt)
-    .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt)
-    .action(async (f: PeerFlags) => {
+    .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt);
+  addProxyOptions(cmd).action(async (f: PeerFlags) => {
       const seed = Boolean(f.seed);
+      const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln peer: ${err.message}`, { exitCode: 2 }));
       const base = defaultPeerConfig();
       const cfg = defaultPeerConfig({
         seed,
@@ -82,8 +78,9 @@ export function registerPeerCommand(program: Command): void {
         idc: f.idc,
         uploadConcurrency: f.uploadConcurrency,
         uploadRateBytes: f.uploadRate,
-        defaultFilter: f.defaultFilter ?? base.defaultFilter,
-        registryMirror: { ...(f.registry ? { defaultRegistry: f.registry } : {}), insecure: Boolean(f.registryInsecure) },
+        proxy,
+        registryMirror: registryMirrorFrom(f),
+        caDir: f.caDir,
         gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
         conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
         keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,

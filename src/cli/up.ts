@@ -1,7 +1,7 @@
 /** `kiln up`: the all-in-one cluster in one process (scheduler, seed peer, peer, manager). */
 import { join } from "node:path";
 import type { Command } from "commander";
-import { PORTS } from "../common/defaults.js";
+import { DEFAULT_CA_DIR, PORTS } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
 import { startManager } from "../manager/index.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
@@ -9,8 +9,9 @@ import { startScheduler } from "../scheduler/index.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parsePort } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 
-interface UpFlags {
+interface UpFlags extends ProxyFlags {
   dataDir: string;
   host: string;
   advertiseIp?: string;
@@ -19,15 +20,16 @@ interface UpFlags {
 }
 
 export function registerUpCommand(program: Command): void {
-  program
+  const cmd = program
     .command("up")
     .description("run the all-in-one cluster: manager, scheduler, one seed peer and one peer")
     .option("--data-dir <dir>", "base directory for all state", ".kiln")
     .option("--host <addr>", "address to listen on", "0.0.0.0")
     .option("--advertise-ip <ip>", "IP other peers reach this node at")
     .option("--scheduler-port <port>", "scheduler port", parsePort, PORTS.scheduler)
-    .option("--manager-port <port>", "manager port", parsePort, PORTS.manager)
-    .action(async (f: UpFlags) => {
+    .option("--manager-port <port>", "manager port", parsePort, PORTS.manager);
+  addProxyOptions(cmd).action(async (f: UpFlags) => {
+      const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln up: ${err.message}`, { exitCode: 2 }));
       const manager = await startManager({ host: f.host, port: f.managerPort, dataDir: join(f.dataDir, "manager"), rootPassword: process.env.KILN_ROOT_PASSWORD || undefined });
       const scheduler = await startScheduler({ host: f.host, port: f.schedulerPort });
       const base = defaultPeerConfig();
@@ -39,7 +41,9 @@ export function registerUpCommand(program: Command): void {
       const seed = await startPeer(
         defaultPeerConfig({ ...common, seed: true, dataDir: join(f.dataDir, "seed-peer"), uploadPort: PORTS.seedUpload, proxyPort: null, metricsPort: PORTS.seedMetrics, hostname: `${base.hostname}-seed` }),
       );
-      const peer = await startPeer(defaultPeerConfig({ ...common, dataDir: join(f.dataDir, "peer") }));
+      const peer = await startPeer(
+        defaultPeerConfig({ ...common, dataDir: join(f.dataDir, "peer"), proxy, registryMirror: registryMirrorFrom(f), caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir }),
+      );
       const managerUrl = `http://127.0.0.1:${manager.port}`;
       const log = createLogger("up");
       const memberships = [

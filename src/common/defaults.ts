@@ -24,6 +24,8 @@ export const PIECE = {
 
 /** Dragonfly's proxy.defaultFilter recommendation for containerd (seed 001). */
 export const DEFAULT_PROXY_FILTER = "Expires&Signature&ns";
+/** kiln's TLS-interception CA (`kiln ca export`, `kiln peer --proxy-intercept`). */
+export const DEFAULT_CA_DIR = ".kiln/ca";
 /** The Open API's default filteredQueryParams (seed 001). */
 export const DEFAULT_PREHEAT_FILTER = "Expires&Signature";
 

@@ -2,6 +2,7 @@
 
 export type ErrorCode =
   | "BAD_REQUEST"
+  | "FORBIDDEN"
   | "NOT_FOUND"
   | "CONFLICT"
   | "ORIGIN_STATUS"
@@ -28,6 +29,8 @@ export function statusFor(code: ErrorCode): number {
   switch (code) {
     case "BAD_REQUEST":
       return 400;
+    case "FORBIDDEN":
+      return 403;
     case "NOT_FOUND":
       return 404;
     case "CONFLICT":

@@ -1,7 +1,7 @@
 /** Starts a peer (or seed peer): storage, engine, upload/proxy/metrics servers, host keepalive, GC. */
 import os from "node:os";
 import { KilnError } from "../common/errors.js";
-import { DEFAULT_PROXY_FILTER, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
+import { DEFAULT_CA_DIR, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
 import { defaultAdvertiseIp } from "../common/net.js";
 import { SchedulerClient } from "../api/scheduler-client.js";
@@ -9,6 +9,8 @@ import type { HostAnnounce } from "../api/scheduler.js";
 import { PeerEngine } from "./engine.js";
 import { PeerMetrics } from "./metrics.js";
 import { ProxyServer } from "./proxy-server.js";
+import { ProxyPolicy, defaultProxyPolicy, type ProxyPolicyOptions } from "./proxy-rules.js";
+import { CertificateAuthority } from "./ca.js";
 import { Storage, type GcPolicy } from "./storage.js";
 import { UploadServer } from "./upload-server.js";
 import type { ConductorOptions } from "./conductor.js";
@@ -28,9 +30,12 @@ export interface PeerConfig {
   idc: string;
   uploadConcurrency: number;
   uploadRateBytes: number;
-  defaultFilter: string;
+  /** What the proxy forwards, serves through P2P, intercepts or refuses. */
+  proxy: ProxyPolicyOptions;
   /** Registry mirror mode of the proxy: upstream when a request names none, and plain HTTP for `ns=` hosts. */
   registryMirror: { defaultRegistry?: string; insecure: boolean };
+  /** Where kiln's interception CA lives (created on first use); needed only with intercepted hosts. */
+  caDir: string;
   gc: GcPolicy & { intervalMs: number };
   conductor: ConductorOptions;
   keepAliveMs: number;
@@ -51,8 +56,9 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     idc: "",
     uploadConcurrency: PEER.uploadConcurrency,
     uploadRateBytes: PEER.uploadRateBytes,
-    defaultFilter: DEFAULT_PROXY_FILTER,
+    proxy: defaultProxyPolicy(),
     registryMirror: { insecure: false },
+    caDir: DEFAULT_CA_DIR,
     gc: {
       intervalMs: PEER.gcIntervalMs,
       taskTtlMs: PEER.taskTtlMs,
@@ -101,7 +107,13 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   let proxy: ProxyServer | undefined;
   let proxyPort: number | null = null;
   if (cfg.proxyPort !== null) {
-    proxy = new ProxyServer(engine, log, { defaultFilter: cfg.defaultFilter, registryMirror: cfg.registryMirror });
+    const { defaultRegistry } = cfg.registryMirror;
+    // The configured registry is always reachable; every other host must be allowed explicitly.
+    const allowHosts = [...cfg.proxy.allowHosts, ...(defaultRegistry ? [new URL(defaultRegistry).host] : [])];
+    const policy = new ProxyPolicy({ ...cfg.proxy, allowHosts });
+    if (policy.openProxy) log.warn("proxy allows every host (*): it is an open proxy to anyone who can reach its port");
+    const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
+    proxy = new ProxyServer(engine, log, { policy, registryMirror: cfg.registryMirror, ...(ca ? { ca } : {}) });
     proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
   }
   const metricsServer = cfg.metricsPort !== null ? await metrics.serve(cfg.listenHost, cfg.metricsPort) : undefined;

@@ -1,26 +1,36 @@
 /**
- * The peer's client-facing port (:4001): an HTTP proxy whose GET requests for
- * allowed URLs are served through the P2P swarm, streaming while downloading.
- * Honours Dragonfly's X-Dragonfly-* request headers and answers with
- * X-Dragonfly-Task-ID.
+ * The peer's client-facing port (:4001). Three ways in, one policy (proxy-rules.ts):
  *
- * Origin-form requests (`/v2/...`) make it a registry mirror (containerd's
- * hosts.toml, Podman's registries.conf): manifests, tag resolution and blob HEADs
- * are forwarded to the upstream registry as they are; blob GETs go through P2P.
+ * - Forward proxy (`HTTP_PROXY`): absolute-URL requests. Rule `p2p` GETs are
+ *   served through the swarm, streaming while downloading; `direct` ones are
+ *   forwarded as they are; anything else gets 403.
+ * - `CONNECT` (`HTTPS_PROXY`): tunnelled as is, or, for intercepted hosts,
+ *   terminated with a certificate from kiln's CA so the requests inside follow
+ *   the same rules as plain HTTP.
+ * - Registry mirror (containerd's hosts.toml, Podman's registries.conf):
+ *   origin-form `/v2/...` requests; the upstream comes from X-Dragonfly-Registry,
+ *   else `ns=`, else `--registry`. Pull-only.
+ *
+ * Honours Dragonfly's X-Dragonfly-* request headers and answers with X-Dragonfly-Task-ID.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
-import { isIP } from "node:net";
+import { isIP, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { TLSSocket } from "node:tls";
 import { KilnError } from "../common/errors.js";
+import { isLoopbackHost, registryServer } from "../common/net.js";
 import { HEADERS } from "../common/defaults.js";
 import { parseFilter } from "../common/task-id.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import type { Logger } from "../common/logger.js";
 import { DownloadSpec } from "../api/common.js";
 import type { PeerEngine } from "./engine.js";
+import type { CertificateAuthority } from "./ca.js";
+import { forwardRequest, rejectConnect, tunnel } from "./forward.js";
 import { closeHttp, listenHttp, parseRange, sendError } from "./http-util.js";
 import { isForwardable, redact } from "./origin.js";
+import type { ProxyPolicy } from "./proxy-rules.js";
 
 export interface RegistryMirrorOptions {
   /** Upstream for mirror requests that name none (no X-Dragonfly-Registry header, no `ns=`), e.g. `https://registry.example.com`. */
@@ -30,15 +40,13 @@ export interface RegistryMirrorOptions {
 }
 
 export interface ProxyOptions {
-  /** Query parameters left out of task IDs unless a request says otherwise. */
-  defaultFilter: string;
+  policy: ProxyPolicy;
   registryMirror?: RegistryMirrorOptions;
+  /** Needed to intercept CONNECT; without it every CONNECT is tunnelled. */
+  ca?: CertificateAuthority;
 }
 
-/** Upstream response headers a registry client needs; everything else hop-specific is dropped. */
-const RESPONSE_HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-authenticate", "trailer", "upgrade"]);
-const upstreamAgents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-const MIRROR_BLOB = /^\/v2\/(.+)\/blobs\/(sha256:[a-f0-9]{64})$/;
+const BLOB_PATH = /\/v2\/.+\/blobs\/(sha256:[a-f0-9]{64})$/;
 
 export const DRAGONFLY_HEADERS = {
   tag: "x-dragonfly-tag",
@@ -56,6 +64,8 @@ export const LENGTH_HEADER = "x-kiln-content-length";
 
 export class ProxyServer {
   readonly server: http.Server;
+  /** Intercepted TLS connections → the `https://host:port` their requests are for. */
+  private readonly intercepted = new WeakMap<Socket, string>();
 
   constructor(
     private readonly engine: PeerEngine,
@@ -65,44 +75,82 @@ export class ProxyServer {
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err) => {
         if (!(err instanceof KilnError)) this.log.error({ err }, "proxy request failed");
+        else if (err.status === 403) this.log.info({ method: req.method, url: redact(this.absoluteUrl(req) ?? req.url ?? ""), reason: err.message }, "proxy refused a request");
         sendError(res, err);
+      });
+    });
+    this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.connect(req, socket, head).catch((err: Error) => {
+        if (!(err instanceof KilnError)) this.log.error({ target: req.url, err }, "CONNECT failed");
+        if (!socket.destroyed) rejectConnect(socket, err);
       });
     });
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const target = req.url ?? "";
-    if (target === "/healthy") return void res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
-    if (target === "/v2" || target.startsWith("/v2/") || target.startsWith("/v2?")) return this.mirror(req, res);
-    if (!/^https?:\/\//i.test(target)) throw new KilnError("BAD_REQUEST", "send proxy requests with an absolute URL (http://host/path)");
-    if (req.method !== "GET" && req.method !== "HEAD") throw new KilnError("BAD_REQUEST", `method ${req.method} is not proxied`, 405);
-    if (!wantsP2P(req)) throw new KilnError("BAD_REQUEST", `proxy rules do not allow ${redact(target)}`, 403);
-    await this.serveP2P(req, res, this.specFrom(req, target));
+  /** The absolute URL a request is for, when it is not a registry mirror request. */
+  private absoluteUrl(req: IncomingMessage): string | undefined {
+    const base = this.intercepted.get(req.socket);
+    if (base) return base + (req.url ?? "/");
+    return /^https?:\/\//i.test(req.url ?? "") ? req.url : undefined;
   }
 
-  /** A registry mirror request (`/v2/...`): blob GETs through P2P, the rest forwarded to the upstream. */
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = req.url ?? "";
+    const absolute = this.absoluteUrl(req);
+    if (absolute) return this.proxy(req, res, parseTarget(absolute));
+    if (target === "/healthy") return void res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    if (target === "/v2" || target.startsWith("/v2/") || target.startsWith("/v2?")) return this.mirror(req, res);
+    throw new KilnError("BAD_REQUEST", "send proxy requests with an absolute URL (http://host/path), or registry mirror requests under /v2/");
+  }
+
+  /** One request for `url`, through P2P, forwarded, or refused, as the policy says. */
+  private async proxy(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const header = String(req.headers[DRAGONFLY_HEADERS.useP2P] ?? "").toLowerCase();
+    const local = isLoopbackHost(req.socket.remoteAddress) && !this.intercepted.has(req.socket);
+    const decision = this.opts.policy.decide(url, req.method ?? "GET", header === "true" ? true : header === "false" ? false : undefined, local);
+    if (decision.action === "refuse") throw new KilnError("FORBIDDEN", `proxy refused ${req.method} ${redact(url.toString())}: ${decision.reason}`);
+    if (decision.action === "direct") return forwardRequest(req, res, url, this.log);
+    const blob = BLOB_PATH.exec(url.pathname);
+    try {
+      await this.serveP2P(req, res, this.specFrom(req, url.toString()), blob ? { "docker-content-digest": blob[1]! } : {});
+    } catch (err) {
+      // The origin refused the credentials: let the client see its own answer (WWW-Authenticate included).
+      if (!(err instanceof KilnError && (err.status === 401 || err.status === 403)) || res.headersSent) throw err;
+      res.removeHeader(HEADERS.taskId);
+      await forwardRequest(req, res, url, this.log);
+    }
+  }
+
+  /** A registry mirror request (`/v2/...`) for the upstream the request names. */
   private async mirror(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== "GET" && req.method !== "HEAD") throw new KilnError("BAD_REQUEST", `method ${req.method} is not allowed on a pull-only registry mirror`, 405);
     const incoming = new URL(req.url ?? "/", "http://mirror.invalid");
     const upstream = this.upstreamFor(req, incoming);
     // `ns` names the registry for the mirror; the upstream itself does not need it.
     incoming.searchParams.delete("ns");
-    const url = new URL(incoming.pathname + incoming.search, upstream).toString();
-    const blob = MIRROR_BLOB.exec(incoming.pathname);
-    const useP2P = String(req.headers[DRAGONFLY_HEADERS.useP2P] ?? "").toLowerCase() !== "false";
-    if (blob && req.method === "GET" && useP2P) {
-      const digest = blob[2]!;
-      try {
-        await this.serveP2P(req, res, this.specFrom(req, url), { "docker-content-digest": digest });
-      } catch (err) {
-        // The registry refused the credentials: let the client see its own answer (WWW-Authenticate included).
-        if (!(err instanceof KilnError && (err.status === 401 || err.status === 403)) || res.headersSent) throw err;
-        res.removeHeader(HEADERS.taskId);
-        await this.forward(req, res, url);
-      }
-      return;
+    await this.proxy(req, res, new URL(incoming.pathname + incoming.search, upstream));
+  }
+
+  /** A CONNECT: refused, tunnelled, or (intercepted hosts) terminated with kiln's CA. */
+  private async connect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[^:/\s]+):(\d{1,5})$/.exec(req.url ?? "");
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) throw new KilnError("BAD_REQUEST", `CONNECT needs host:port, got ${JSON.stringify(req.url ?? "")}`);
+    const hostname = m[1]!.replace(/^\[|\]$/g, "");
+    const policy = this.opts.policy;
+    if (!policy.allowsHost(hostname, String(port))) {
+      this.log.info({ target: req.url }, "proxy refused a CONNECT");
+      throw new KilnError("FORBIDDEN", `proxy refused CONNECT ${req.url}: host ${hostname} is not on this proxy's allowed hosts (kiln peer --proxy-allow-host)`);
     }
-    await this.forward(req, res, url);
+    const ca = this.opts.ca;
+    if (!ca || !policy.intercepts(hostname, String(port))) return tunnel(socket, head, hostname, port, this.log);
+    const context = await ca.contextFor(hostname);
+    socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    if (head.length) socket.unshift(head);
+    const tls = new TLSSocket(socket as Socket, { isServer: true, secureContext: context, ALPNProtocols: ["http/1.1"] });
+    tls.on("error", (err) => this.log.debug({ target: req.url, err: err.message }, "intercepted TLS connection failed"));
+    this.intercepted.set(tls, `https://${isIP(hostname) === 6 ? `[${hostname}]` : hostname}${port === 443 ? "" : `:${port}`}`);
+    this.server.emit("connection", tls);
   }
 
   /** X-Dragonfly-Registry, else containerd's `ns=`, else the configured default. */
@@ -124,48 +172,11 @@ export class ProxyServer {
     return u.origin;
   }
 
-  /** `host[:port]` → URL: the default registry's scheme when it is that host, plain HTTP for loopback or --registry-insecure, else HTTPS. */
+  /** `host[:port]` → URL: the default registry's scheme when it is that host, else plain HTTP for loopback or --registry-insecure, else HTTPS. */
   private registryUrlForHost(host: string): string {
-    if (/^https?:\/\//i.test(host)) return host;
-    if (host === "docker.io") return "https://registry-1.docker.io";
     const cfg = this.opts.registryMirror ?? {};
-    if (cfg.defaultRegistry) {
-      try {
-        const d = new URL(cfg.defaultRegistry);
-        if (d.host === host) return d.origin;
-      } catch {
-        /* a bad default is reported when it is used */
-      }
-    }
-    const hostname = host.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-    const loopback = hostname === "localhost" || (isIP(hostname) === 4 && hostname.startsWith("127.")) || hostname === "::1";
-    return `${loopback || cfg.insecure ? "http" : "https"}://${host}`;
-  }
-
-  /** Passes a request to the upstream registry and its answer (status, headers, body: a 401 challenge too) back. */
-  private forward(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v === undefined || (k !== "range" && !isForwardable(k))) continue;
-      headers[k] = Array.isArray(v) ? v.join(", ") : v;
-    }
-    const u = new URL(url);
-    const mod = u.protocol === "https:" ? https : http;
-    return new Promise<void>((resolve, reject) => {
-      const up = mod.request(u, { method: req.method, headers, agent: u.protocol === "https:" ? upstreamAgents.https : upstreamAgents.http }, (ures) => {
-        const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(ures.headers)) if (v !== undefined && !RESPONSE_HOP_BY_HOP.has(k)) out[k] = v;
-        res.writeHead(ures.statusCode ?? 502, out);
-        pipeline(ures, res).then(resolve, (err: Error) => {
-          this.log.warn({ url: redact(url), err: err.message }, "forwarding to the registry failed mid-stream");
-          res.destroy();
-          resolve();
-        });
-      });
-      up.setTimeout(60_000, () => up.destroy(new Error("no answer from the registry within 60 s")));
-      up.on("error", (err) => reject(new KilnError("ORIGIN_UNREACHABLE", `registry ${u.origin} unreachable: ${err.message}`, 502)));
-      up.end();
-    });
+    if (cfg.defaultRegistry && registryServer(cfg.defaultRegistry).host === host) return new URL(cfg.defaultRegistry).origin;
+    return registryServer(host, cfg.insecure).server;
   }
 
   private async serveP2P(req: IncomingMessage, res: ServerResponse, spec: DownloadSpec, extra: Record<string, string> = {}): Promise<void> {
@@ -224,7 +235,7 @@ export class ProxyServer {
       headers: forward,
       tag: String(h[DRAGONFLY_HEADERS.tag] ?? ""),
       application: String(h[DRAGONFLY_HEADERS.application] ?? ""),
-      filteredQueryParams: parseFilter(typeof filter === "string" ? filter : this.opts.defaultFilter),
+      filteredQueryParams: parseFilter(typeof filter === "string" ? filter : this.opts.policy.defaultFilter),
       ...(pieceLength ? { pieceLength } : {}),
     });
     if (!spec.success) {
@@ -243,10 +254,12 @@ export class ProxyServer {
   }
 }
 
-function wantsP2P(req: IncomingMessage): boolean {
-  const flag = String(req.headers[DRAGONFLY_HEADERS.useP2P] ?? "").toLowerCase();
-  if (flag === "true") return true;
-  if (flag === "false") return false;
-  // Default rule until configurable rules land: registry blobs go through P2P.
-  return /\/v2\/.+\/blobs\/sha256:[a-f0-9]{64}/.test(req.url ?? "");
+function parseTarget(raw: string): URL {
+  try {
+    const u = new URL(raw);
+    if (u.protocol === "http:" || u.protocol === "https:") return u;
+  } catch {
+    /* reported below */
+  }
+  throw new KilnError("BAD_REQUEST", `invalid proxy target ${JSON.stringify(redact(raw))}`);
 }

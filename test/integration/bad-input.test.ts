@@ -565,7 +565,7 @@ describe("bad input", () => {
       assert4xxJson(await px("POST", blob, { "x-dragonfly-registry": origin.url }), "POST to a pull-only mirror", 405);
     });
 
-    it("a URL the proxy rules do not allow: 403 JSON, and the origin is not contacted", async () => {
+    it("a host the proxy does not allow, without an explicit local P2P download: 403 JSON, and the origin is not contacted", async () => {
       const before = origin.requests.length;
       const blob = `${origin.url}/v2/library/x/blobs/sha256:${"1".repeat(64)}`;
       for (const [t, h] of [
@@ -576,15 +576,16 @@ describe("bad input", () => {
         [blob, { "x-dragonfly-use-p2p": "false" }],
       ] as [string, Record<string, string>][]) {
         const body = assert4xxJson(await px("GET", t, h), `GET ${t} ${JSON.stringify(h)}`, 403);
-        assert.match(body.message, /proxy rules/);
+        assert.match(body.message, /^proxy refused GET http:\/\/127\.0\.0\.1:\d+\/.*: host 127\.0\.0\.1:\d+ is not on this proxy's allowed hosts/);
       }
       assert.equal(origin.requests.length, before);
     });
 
     it("methods other than GET/HEAD and bad X-Dragonfly headers: 4xx JSON, origin not contacted", async () => {
       const before = origin.requests.length;
-      assert4xxJson(await px("POST", `${origin.url}/held.bin`, { "x-dragonfly-use-p2p": "true" }), "POST", 405);
-      assert4xxJson(await px("DELETE", `${origin.url}/held.bin`, { "x-dragonfly-use-p2p": "true" }), "DELETE", 405);
+      // Only GETs are downloads; anything else is forwarding, which needs an allowed host.
+      assert4xxJson(await px("POST", `${origin.url}/held.bin`, { "x-dragonfly-use-p2p": "true" }), "POST", 403);
+      assert4xxJson(await px("DELETE", `${origin.url}/held.bin`, { "x-dragonfly-use-p2p": "true" }), "DELETE", 403);
       for (const v of ["abc", "1", "-4194304", String(2048 * MiB), "4194304.5"]) {
         const r = await px("GET", `${origin.url}/held.bin`, { "x-dragonfly-use-p2p": "true", "x-dragonfly-piece-length": v });
         assert4xxJson(r, `piece length header ${v}`, 400);

@@ -229,7 +229,8 @@ describe("the peer as a registry mirror for containerd", async () => {
     await reg.push(join(dir, "layout"), "test/app");
     const head = await fetch(`http://${reg.host}/v2/test/app/manifests/v1`, { method: "HEAD", headers: { accept: image.manifest.mediaType } });
     assert.equal(head.headers.get("docker-content-digest"), image.manifest.digest, "the registry holds the manifest as built");
-    cluster = await TestCluster.start();
+    // The registries of this test all listen on 127.0.0.1 (any port).
+    cluster = await TestCluster.start({ peerArgs: ["--proxy-allow-host", "127.0.0.1"] });
   });
 
   after(async () => {

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { containerdHostsToml, registryServer } from "../../src/cli/config.js";
+import { containerdHostsToml } from "../../src/cli/config.js";
+import { registryServer } from "../../src/common/net.js";
 
 describe("kiln config containerd", () => {
   it("picks the registry's scheme: https by default, http for loopback or --insecure, registry-1 for docker.io", () => {

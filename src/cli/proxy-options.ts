@@ -1,0 +1,48 @@
+/** The proxy flags `kiln peer` and `kiln up` share, and the policy they make. */
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { DEFAULT_CA_DIR, DEFAULT_PROXY_FILTER } from "../common/defaults.js";
+import { DEFAULT_PROXY_RULES, HostPattern, loadProxyConfigFile, type ProxyPolicyOptions } from "../peer/proxy-rules.js";
+import { collect, parseUrl } from "./options.js";
+
+export interface ProxyFlags {
+  proxyConfig?: string;
+  proxyAllowHost: string[];
+  proxyIntercept: string[];
+  defaultFilter?: string;
+  registry?: string;
+  registryInsecure?: boolean;
+  caDir: string;
+}
+
+function hostPattern(value: string, previous: string[]): string[] {
+  const parsed = HostPattern.safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError(`${JSON.stringify(value)}: ${parsed.error.issues[0]?.message ?? "invalid host"}`);
+  return collect(parsed.data, previous);
+}
+
+export function addProxyOptions(cmd: Command): Command {
+  return cmd
+    .option("--proxy-config <file>", "proxy rules file (YAML): allowHosts, rules [{regex, action: p2p|direct|refuse}], interceptHosts, defaultFilter")
+    .option("--proxy-allow-host <host>", "a host the proxy may reach (host, host:port, *.domain; * = open proxy); repeatable", hostPattern, [])
+    .option("--proxy-intercept <host>", "terminate CONNECT to this host with kiln's CA so its blobs go through P2P; repeatable", hostPattern, [])
+    .option("--default-filter <params>", `query parameters left out of task IDs (default ${DEFAULT_PROXY_FILTER})`)
+    .option("--registry <url>", "registry mirror: upstream for /v2/ requests that name none (no X-Dragonfly-Registry, no ?ns=); always allowed", parseUrl)
+    .option("--registry-insecure", "registry mirror: reach registries named by ?ns= over plain HTTP")
+    .option("--ca-dir <dir>", "where kiln's interception CA is kept (created on first use)", DEFAULT_CA_DIR);
+}
+
+/** Flags over the config file over the defaults; host lists are merged. */
+export async function proxyPolicyFrom(f: ProxyFlags): Promise<ProxyPolicyOptions> {
+  const file = f.proxyConfig ? await loadProxyConfigFile(f.proxyConfig) : undefined;
+  return {
+    allowHosts: [...(file?.allowHosts ?? []), ...f.proxyAllowHost],
+    rules: file?.rules ?? DEFAULT_PROXY_RULES,
+    interceptHosts: [...(file?.interceptHosts ?? []), ...f.proxyIntercept],
+    defaultFilter: f.defaultFilter ?? file?.defaultFilter ?? DEFAULT_PROXY_FILTER,
+  };
+}
+
+export function registryMirrorFrom(f: ProxyFlags): { defaultRegistry?: string; insecure: boolean } {
+  return { ...(f.registry ? { defaultRegistry: f.registry } : {}), insecure: Boolean(f.registryInsecure) };
+}
