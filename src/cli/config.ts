@@ -1,4 +1,4 @@
-/** `kiln config containerd`: prints the client configuration that sends image pulls through a peer. */
+/** `kiln config containerd|docker|podman`: prints the client configuration that sends image pulls through a peer. */
 import type { Command } from "commander";
 import { PORTS } from "../common/defaults.js";
 import { parseUrl } from "./options.js";
@@ -29,25 +29,88 @@ export function containerdHostsToml(opts: ContainerdHostsOptions): { path: strin
   return { path: `/etc/containerd/certs.d/${dir}/hosts.toml`, content: lines.join("\n") + "\n" };
 }
 
+/** Hosts a node's runtime should reach without the proxy (the seed's recommendation). */
+export const DEFAULT_NO_PROXY = "localhost,127.0.0.1,127.0.0.0/8,.cluster.local,.svc";
+
+/** A systemd drop-in that sends a service's HTTP(S) traffic through the peer's proxy. */
+export function systemdProxyDropIn(service: "containerd" | "docker", peerUrl: string, noProxy = DEFAULT_NO_PROXY): { path: string; content: string } {
+  const peer = new URL(peerUrl).origin;
+  const content = ["[Service]", `Environment="HTTP_PROXY=${peer}"`, `Environment="HTTPS_PROXY=${peer}"`, `Environment="NO_PROXY=${noProxy}"`].join("\n") + "\n";
+  return { path: `/etc/systemd/system/${service}.service.d/http-proxy.conf`, content };
+}
+
+/**
+ * A registries.conf drop-in (Podman, Buildah, CRI-O, skopeo) with the peer as
+ * the registry's mirror. Mirror requests carry no registry name, so the peer
+ * must be started with `--registry` set to the same registry.
+ */
+export function podmanRegistriesConf(opts: { peer: string; registry: string; insecure?: boolean }): { path: string; content: string; server: string } {
+  const peer = new URL(opts.peer);
+  const { host, server } = registryServer(opts.registry, opts.insecure);
+  const lines = ["[[registry]]", `prefix = "${host}"`, `location = "${host}"`];
+  if (server.startsWith("http:")) lines.push("insecure = true");
+  lines.push("", "[[registry.mirror]]", `location = "${peer.host}"`, ...(peer.protocol === "http:" ? ["insecure = true"] : []));
+  return { path: `/etc/containers/registries.conf.d/kiln-${host.replace(/[^A-Za-z0-9.-]/g, "_")}.conf`, content: lines.join("\n") + "\n", server };
+}
+
+function print(path: string, notes: string[], content: string, contentOnly?: boolean): void {
+  process.stdout.write(contentOnly ? content : [`# ${path}`, ...notes.map((n) => `# ${n}`), content].join("\n"));
+}
+
+const peerOption = ["--peer <url>", "the peer's proxy URL", parseUrl, `http://127.0.0.1:${PORTS.peerProxy}`] as const;
+const contentOnlyOption = ["--content-only", "print only the file content, without the path comment and setup notes"] as const;
+
 export function registerConfigCommand(program: Command): void {
   const config = program.command("config").description("print client configuration that sends pulls through a kiln peer");
   config
     .command("containerd")
-    .description("print a containerd hosts.toml (registry mirror through the peer); without --registry, the _default catch-all for every registry")
-    .option("--peer <url>", "the peer's proxy URL", parseUrl, `http://127.0.0.1:${PORTS.peerProxy}`)
+    .description("print a containerd hosts.toml (registry mirror through the peer; without --registry, the _default catch-all for every registry), or with --proxy its http-proxy.conf")
+    .option(...peerOption)
     .option("--registry <host>", "registry host (e.g. registry.example.com:5000, docker.io) or URL")
     .option("--insecure", "the registry speaks plain HTTP")
-    .option("--content-only", "print only the file content, without the path comment and setup notes")
-    .action((f: { peer: string; registry?: string; insecure?: boolean; contentOnly?: boolean }) => {
+    .option("--proxy", "print containerd's systemd http-proxy.conf (HTTP_PROXY mode) instead of a hosts.toml")
+    .option("--direct-hosts <hosts>", "with --proxy, NO_PROXY: hosts containerd reaches without the proxy", DEFAULT_NO_PROXY)
+    .option(...contentOnlyOption)
+    .action((f: { peer: string; registry?: string; insecure?: boolean; proxy?: boolean; directHosts: string; contentOnly?: boolean }) => {
+      if (f.proxy) {
+        const { path, content } = systemdProxyDropIn("containerd", f.peer, f.directHosts);
+        return print(path, proxyNotes("containerd"), content, f.contentOnly);
+      }
       const { path, content } = containerdHostsToml({ peer: f.peer, registry: f.registry, insecure: f.insecure });
-      if (f.contentOnly) return void process.stdout.write(content);
-      process.stdout.write(
-        [
-          `# ${path}`,
-          `# containerd reads it when its registry config_path is /etc/containerd/certs.d`,
-          `# ([plugins."io.containerd.grpc.v1.cri".registry] config_path, or ctr --hosts-dir).`,
-          content,
-        ].join("\n"),
+      print(
+        path,
+        ["containerd reads it when its registry config_path is /etc/containerd/certs.d", '([plugins."io.containerd.grpc.v1.cri".registry] config_path, or ctr --hosts-dir).'],
+        content,
+        f.contentOnly,
       );
     });
+  config
+    .command("docker")
+    .description("print Docker's systemd http-proxy.conf: pulls go through the peer's proxy (HTTP_PROXY/HTTPS_PROXY)")
+    .option(...peerOption)
+    .option("--direct-hosts <hosts>", "NO_PROXY: hosts Docker reaches without the proxy", DEFAULT_NO_PROXY)
+    .option(...contentOnlyOption)
+    .action((f: { peer: string; directHosts: string; contentOnly?: boolean }) => {
+      const { path, content } = systemdProxyDropIn("docker", f.peer, f.directHosts);
+      print(path, proxyNotes("docker"), content, f.contentOnly);
+    });
+  config
+    .command("podman")
+    .description("print a registries.conf drop-in that makes the peer the registry's mirror (Podman, Buildah, CRI-O, skopeo)")
+    .option(...peerOption)
+    .requiredOption("--registry <host>", "registry host (e.g. registry.example.com:5000, docker.io) or URL")
+    .option("--insecure", "the registry speaks plain HTTP")
+    .option(...contentOnlyOption)
+    .action((f: { peer: string; registry: string; insecure?: boolean; contentOnly?: boolean }) => {
+      const { path, content, server } = podmanRegistriesConf(f);
+      print(path, [`The peer must mirror this registry: kiln peer --registry ${server} (one registry per peer;`, "for several, use HTTP_PROXY/HTTPS_PROXY with the peer's proxy instead)."], content, f.contentOnly);
+    });
+}
+
+function proxyNotes(service: string): string[] {
+  return [
+    `then: systemctl daemon-reload && systemctl restart ${service}`,
+    "The peer forwards only hosts it allows (kiln peer --proxy-allow-host <registry>).",
+    "HTTPS registries: add --proxy-intercept <registry> and trust `kiln ca export`, or blobs are tunnelled without P2P.",
+  ];
 }

@@ -20,10 +20,12 @@ export class TestCluster {
     readonly dir: string,
     /** Flags every peer of this cluster gets (e.g. a keepalive shorter than the scheduler's host timeout). */
     private readonly peerArgs: string[],
+    /** Environment every peer of this cluster gets (e.g. NODE_EXTRA_CA_CERTS for a TLS origin). */
+    private readonly peerEnv: Record<string, string>,
   ) {}
 
-  static async start(opts: { schedulerArgs?: string[]; peerArgs?: string[] } = {}): Promise<TestCluster> {
-    const c = new TestCluster(await mkdtemp(join(tmpdir(), "kiln-test-")), opts.peerArgs ?? []);
+  static async start(opts: { schedulerArgs?: string[]; peerArgs?: string[]; peerEnv?: Record<string, string> } = {}): Promise<TestCluster> {
+    const c = new TestCluster(await mkdtemp(join(tmpdir(), "kiln-test-")), opts.peerArgs ?? [], opts.peerEnv ?? {});
     c.scheduler = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", "0", ...(opts.schedulerArgs ?? [])]);
     return c;
   }
@@ -32,13 +34,13 @@ export class TestCluster {
     return `http://127.0.0.1:${this.scheduler.ready.port as number}`;
   }
 
-  async addPeer(name: string, opts: { seed?: boolean; args?: string[]; dataDir?: string } = {}): Promise<PeerHandle> {
+  async addPeer(name: string, opts: { seed?: boolean; args?: string[]; dataDir?: string; env?: Record<string, string> } = {}): Promise<PeerHandle> {
     const dataDir = opts.dataDir ?? join(this.dir, name);
     const args = ["peer", "--scheduler", this.schedulerUrl, "--host", "127.0.0.1", "--advertise-ip", "127.0.0.1", "--hostname", name];
     args.push("--port", "0", "--metrics-port", "0", "--data-dir", dataDir);
     if (opts.seed) args.push("--seed");
     else args.push("--proxy-port", "0");
-    const proc = await spawnKiln([...args, ...this.peerArgs, ...(opts.args ?? [])]);
+    const proc = await spawnKiln([...args, ...this.peerArgs, ...(opts.args ?? [])], { env: { ...this.peerEnv, ...opts.env } });
     const r = proc.ready;
     const handle: PeerHandle = {
       name,

@@ -21,6 +21,8 @@ export interface TestOrigin {
   requests: { path: string; headers: http.IncomingHttpHeaders }[];
   totalSent(): number;
   add(path: string, file: OriginFile): void;
+  /** `path` answers 307 to `target` with a fresh S3-style `Expires`/`Signature` query each time, like a registry in front of object storage. */
+  redirect(path: string, target: string): void;
   close(): Promise<void>;
 }
 
@@ -30,11 +32,12 @@ export interface OriginOptions {
 }
 
 /**
- * Paths: anything added with `add`; `/status/<code>` answers that status;
+ * Paths: anything added with `add` or `redirect`; `/status/<code>` answers that status;
  * `/reset/<path>` sends half of <path> then resets the connection.
  */
 export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin> {
   const files = new Map<string, OriginFile>();
+  const redirects = new Map<string, string>();
   const sent = new Map<string, number>();
   const requests: TestOrigin["requests"] = [];
   const server = http.createServer(async (req, res) => {
@@ -42,6 +45,11 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin>
     requests.push({ path, headers: req.headers });
     const status = /^\/status\/(\d{3})$/.exec(path);
     if (status) return void res.writeHead(Number(status[1])).end(`status ${status[1]}`);
+    const target = redirects.get(path);
+    if (target) {
+      const signed = `${target}?Expires=${Math.floor(Date.now() / 1000) + 600}&Signature=${randomBytes(12).toString("hex")}`;
+      return void res.writeHead(307, { location: signed }).end();
+    }
     const reset = path.startsWith("/reset/");
     const file = files.get(reset ? path.slice("/reset".length) : path);
     if (!file) return void res.writeHead(404).end("not found");
@@ -76,6 +84,7 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin>
     requests,
     totalSent: () => [...sent.values()].reduce((a, b) => a + b, 0),
     add: (path, file) => void files.set(path, file),
+    redirect: (path, target) => void redirects.set(path, target),
     close: () => {
       server.closeAllConnections();
       return new Promise((r) => server.close(() => r()));

@@ -3,7 +3,7 @@
  * basic or token auth, and images built as OCI layouts and pushed with skopeo.
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { createServer as createNetServer } from "node:net";
+import { connect, createServer as createNetServer } from "node:net";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { mkdtemp, mkdir, writeFile, rm } from "node:fs/promises";
 import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
@@ -18,9 +18,9 @@ const execFileP = promisify(execFile);
 export type RegistryAuth = "none" | "basic" | "token-anonymous" | "token-credentials";
 
 export interface TestRegistry {
-  /** http://127.0.0.1:<port> */
+  /** http(s)://<address>:<port> */
   url: string;
-  /** 127.0.0.1:<port> */
+  /** <address>:<port> */
   host: string;
   auth: RegistryAuth;
   /** Access-log lines (method and path) seen so far. */
@@ -95,10 +95,19 @@ function startTokenServer(requireCredentials: boolean, service: string, issuer: 
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/token` })));
 }
 
-export async function startRegistry(auth: RegistryAuth = "none"): Promise<TestRegistry> {
+export interface RegistryOptions {
+  /** Address to listen on (default 127.0.0.1). Go clients never use a proxy for loopback targets. */
+  address?: string;
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
+}
+
+export async function startRegistry(auth: RegistryAuth = "none", opts: RegistryOptions = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), "kiln-registry-"));
   const port = await freePort();
-  const host = `127.0.0.1:${port}`;
+  const host = `${opts.address ?? "127.0.0.1"}:${port}`;
+  const scheme = opts.tls ? "https" : "http";
+  const tlsYaml = opts.tls ? `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n` : "";
   let authYaml = "";
   let tokenServer: Server | undefined;
   if (auth === "basic") {
@@ -124,7 +133,7 @@ storage:
 http:
   addr: ${host}
   secret: kiln-test-secret
-${authYaml}`;
+${tlsYaml}${authYaml}`;
   await writeFile(join(dir, "config.yml"), config);
   const proc: ChildProcess = spawn("docker-registry", ["serve", join(dir, "config.yml")], { stdio: ["ignore", "pipe", "pipe"] });
   const log: string[] = [];
@@ -134,8 +143,14 @@ ${authYaml}`;
   // Ready when /v2/ answers (200 or 401).
   for (let i = 0; ; i++) {
     try {
-      const r = await fetch(`http://${host}/v2/`);
-      await r.body?.cancel();
+      // Any answer, TLS or not, means it listens.
+      const up = await new Promise<boolean>((resolve) => {
+        const sock = connect(port, opts.address ?? "127.0.0.1", () => {
+          sock.destroy();
+          resolve(true);
+        }).on("error", () => resolve(false));
+      });
+      if (!up) throw new Error("not yet");
       break;
     } catch {
       if (proc.exitCode !== null || i > 200) throw new Error(`docker-registry did not start:\n${log.join("\n")}`);
@@ -144,7 +159,7 @@ ${authYaml}`;
   }
   const requests = () => log.filter((l) => /"(GET|HEAD|PUT|POST|PATCH|DELETE) \//.test(l)).map((l) => /"((?:GET|HEAD|PUT|POST|PATCH|DELETE) [^ ]+)/.exec(l)![1]!);
   return {
-    url: `http://${host}`,
+    url: `${scheme}://${host}`,
     host,
     auth,
     requests,
@@ -181,6 +196,40 @@ export interface BuiltImage {
   cleanup(): Promise<void>;
 }
 
+/** A one-file ustar archive: a valid, uncompressed image layer. */
+export function tarOf(name: string, data: Buffer): Buffer {
+  const header = Buffer.alloc(512);
+  const put = (text: string, off: number, len: number) => header.write(text.slice(0, len), off, len, "ascii");
+  const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, "0") + "\0";
+  put(name, 0, 100);
+  put(octal(0o644, 8), 100, 8);
+  put(octal(0, 8), 108, 8);
+  put(octal(0, 8), 116, 8);
+  put(octal(data.length, 12), 124, 12);
+  put(octal(1_700_000_000, 12), 136, 12);
+  put("        ", 148, 8);
+  put("0", 156, 1);
+  put("ustar\0", 257, 6);
+  put("00", 263, 2);
+  let sum = 0;
+  for (const b of header) sum += b;
+  put(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8);
+  const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
+  return Buffer.concat([header, data, pad, Buffer.alloc(1024)]);
+}
+
+/** A self-signed certificate (it is its own CA) for `ip`, made by openssl: cert.pem and key.pem in `dir`. */
+export async function selfSignedCert(dir: string, ip: string): Promise<{ cert: string; key: string }> {
+  await mkdir(dir, { recursive: true });
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  await execFileP("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+    "-keyout", key, "-out", cert, "-subj", `/CN=${ip}`, "-addext", `subjectAltName=IP:${ip}`,
+  ]);
+  return { cert, key };
+}
+
 /** Writes an OCI image layout with random layers: one platform, or an index of several. */
 export async function buildOciImage(opts: { platforms: string[]; layers?: number; layerBytes?: number; tag?: string }): Promise<BuiltImage> {
   const layout = await mkdtemp(join(tmpdir(), "kiln-oci-"));
@@ -198,9 +247,10 @@ export async function buildOciImage(opts: { platforms: string[]; layers?: number
     const layers: Blob[] = [];
     const diffIds: string[] = [];
     for (let i = 0; i < (opts.layers ?? 2); i++) {
-      const raw = randomBytes(opts.layerBytes ?? 64 * 1024);
-      diffIds.push(`sha256:${createHash("sha256").update(raw).digest("hex")}`);
-      layers.push(await put(gzipSync(raw, { level: 1 }), OCI.layer));
+      // A real (tar) layer, so that containerd and Podman can unpack it.
+      const tar = tarOf(`layer-${i}.bin`, randomBytes(opts.layerBytes ?? 64 * 1024));
+      diffIds.push(`sha256:${createHash("sha256").update(tar).digest("hex")}`);
+      layers.push(await put(gzipSync(tar, { level: 1 }), OCI.layer));
     }
     const config = await put(
       Buffer.from(JSON.stringify({ architecture, os, ...(variant ? { variant } : {}), rootfs: { type: "layers", diff_ids: diffIds }, config: {} })),
