@@ -8,8 +8,11 @@
  *    peer whose seed goes to the origin (cold), and through a second fresh peer
  *    that finds the content in the swarm (warm).
  *
+ * 3. Image pull: skopeo copies an image directly from docker-registry, then through
+ *    a peer as its mirror, cold and warm (bench/image-pull.ts).
+ *
  * Env: BENCH_PEERS (8), BENCH_SIZE_MIB (512), BENCH_ORIGIN_MBPS (50, MB = 10^6 B),
- * BENCH_QUICK=1 (4 peers, 64 MiB unless set explicitly).
+ * BENCH_IMAGE_MIB (256), BENCH_QUICK=1 (4 peers, 64 MiB file and image unless set explicitly).
  * Tables go to stdout and to bench/results/latest.md; progress goes to stderr.
  * Needs dist/kiln.mjs (`npm run bench` builds it; otherwise `node scripts/build.mjs`).
  */
@@ -38,6 +41,8 @@ import {
   type GetResult,
 } from "./procs.js";
 import { toMarkdown, toText, type Table } from "./table.js";
+import { startCluster } from "./cluster.js";
+import { imagePullPhase } from "./image-pull.js";
 import { cpuCount, machineCpu, processCpu, reapedChildrenCpu, selfCpu, type MachineCpu } from "./cpu.js";
 
 const MiB = 1024 * 1024;
@@ -48,6 +53,7 @@ interface Config {
   peers: number;
   sizeMiB: number;
   originMBps: number;
+  imageMiB: number;
 }
 
 function envNumber(name: string, fallback: number): number {
@@ -65,6 +71,7 @@ function config(): Config {
     peers: Math.round(envNumber("BENCH_PEERS", quick ? 4 : 8)),
     sizeMiB: envNumber("BENCH_SIZE_MIB", quick ? 64 : 512),
     originMBps: envNumber("BENCH_ORIGIN_MBPS", 50),
+    imageMiB: envNumber("BENCH_IMAGE_MIB", quick ? 64 : 256),
   };
 }
 
@@ -135,44 +142,6 @@ function directDownload(url: string, onBytes: (n: number) => void, timeoutMs: nu
       finish(`timed out after ${timeoutMs} ms`);
     }, timeoutMs);
   });
-}
-
-interface Cluster {
-  cluster: TestCluster;
-  seed: PeerHandle;
-  peers: PeerHandle[];
-  stop(): Promise<void>;
-}
-
-async function startCluster(peerNames: string[]): Promise<Cluster> {
-  const cluster = await TestCluster.start();
-  trackTempDir(cluster.dir);
-  adopt(cluster.scheduler.proc);
-  const unregister = onCleanup(() => cluster.stop());
-  try {
-    const seed = await cluster.addPeer("seed-1", { seed: true });
-    adopt(seed.proc.proc);
-    const peers: PeerHandle[] = [];
-    // A few at a time: on a 2-core machine, eight Node processes booting at once can miss the ready timeout.
-    for (let i = 0; i < peerNames.length; i += 4) {
-      const batch = await Promise.all(peerNames.slice(i, i + 4).map((n) => cluster.addPeer(n)));
-      for (const p of batch) adopt(p.proc.proc);
-      peers.push(...batch);
-    }
-    return {
-      cluster,
-      seed,
-      peers,
-      stop: async () => {
-        unregister();
-        await cluster.stop();
-      },
-    };
-  } catch (err) {
-    unregister();
-    await cluster.stop().catch(() => undefined);
-    throw err;
-  }
 }
 
 async function peerBytes(p: PeerHandle): Promise<{ p2p: number; origin: number; uploaded: number }> {
@@ -273,7 +242,7 @@ interface SwarmRow {
 async function swarmPhase(cfg: Config, tmp: string, file: string, size: number, sha: string, failures: string[]) {
   const rate = cfg.originMBps * MB;
   const getTimeout = Math.max(120_000, ((3 * cfg.peers * size) / rate) * 1000);
-  log(`phase 1/2: swarm — origin capped at ${cfg.originMBps} MB/s total`);
+  log(`phase 1/3: swarm — origin capped at ${cfg.originMBps} MB/s total`);
   const origin = await startBenchOrigin(file, rate);
   const unregisterOrigin = onCleanup(() => origin.close());
   const rows: SwarmRow[] = [];
@@ -388,7 +357,7 @@ interface SingleRow {
 }
 
 async function singlePhase(cfg: Config, tmp: string, file: string, size: number, sha: string, failures: string[]) {
-  log("phase 2/2: single peer — unlimited local origin");
+  log("phase 2/3: single peer — unlimited local origin");
   const origin: BenchOrigin = await startBenchOrigin(file, 0);
   const unregisterOrigin = onCleanup(() => origin.close());
   const rows: SingleRow[] = [];
@@ -492,6 +461,7 @@ async function main(): Promise<number> {
   log(`starting one \`kiln get\` process costs ~${fmt(startupMs, 0)} ms (median of 3 × \`kiln get --help\`)`);
   const swarm = await swarmPhase(cfg, tmp, file, size, sha, failures);
   const single = await singlePhase(cfg, tmp, file, size, sha, failures);
+  const imageTable = await imagePullPhase({ imageMiB: cfg.imageMiB, layers: 8, nodes: Math.min(cfg.peers, 4) }, tmp, failures);
 
   const swarmTable: Table = {
     title: `Swarm: ${cfg.peers} peers + 1 seed pull ${cfg.sizeMiB} MiB at once, origin capped at ${cfg.originMBps} MB/s total`,
@@ -520,7 +490,7 @@ async function main(): Promise<number> {
       `starting a \`kiln get\` process alone costs ~${fmt(startupMs / 1000, 2)} s (median of 3 × \`kiln get --help\`), included in every kiln time.`,
     ],
   };
-  const text = [toText(swarmTable), "", toText(cpuTable), "", toText(singleTable)].join("\n");
+  const text = [toText(swarmTable), "", toText(cpuTable), "", toText(singleTable), "", toText(imageTable)].join("\n");
   process.stdout.write(`\n${text}\n`);
   if (failures.length) {
     process.stdout.write(`\nFAILURES (${failures.length}):\n${failures.map((f) => `  - ${f}`).join("\n")}\n`);
@@ -532,7 +502,7 @@ async function main(): Promise<number> {
     `- date: ${started.toISOString()}`,
     `- commit: ${gitDescribe()}`,
     `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${fmt(os.totalmem() / 1024 ** 3, 0)} GiB RAM, Node ${process.version}, ${os.platform()}`,
-    `- parameters: BENCH_PEERS=${cfg.peers} BENCH_SIZE_MIB=${cfg.sizeMiB} BENCH_ORIGIN_MBPS=${cfg.originMBps} (MB = 10^6 bytes; the cap is one limiter shared by every origin connection)`,
+    `- parameters: BENCH_PEERS=${cfg.peers} BENCH_SIZE_MIB=${cfg.sizeMiB} BENCH_ORIGIN_MBPS=${cfg.originMBps} BENCH_IMAGE_MIB=${cfg.imageMiB} (MB = 10^6 bytes; the cap is one limiter shared by every origin connection)`,
     `- 1-minute load average: ${fmt(loadAtStart, 2)} at start, ${fmt(os.loadavg()[0]!, 2)} at end (the bench itself adds several busy processes)`,
     `- everything on loopback: scheduler, seed peer and peers are separate \`kiln\` processes; the origin is a separate Node process serving a file from disk`,
     "",
@@ -541,6 +511,8 @@ async function main(): Promise<number> {
     toMarkdown(cpuTable),
     "",
     toMarkdown(singleTable),
+    "",
+    toMarkdown(imageTable),
     "",
     failures.length ? `## Failures\n\n${failures.map((f) => `- ${f}`).join("\n")}\n` : "",
   ].join("\n");

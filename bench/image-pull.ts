@@ -1,0 +1,108 @@
+/**
+ * Image pulls: skopeo copies one image (all layers to an OCI layout on disk)
+ * straight from Debian's docker-registry, then through a kiln peer acting as its
+ * registries.conf mirror: cold (the seed peer fetches from the registry) and warm
+ * (a fresh peer finds every blob in the swarm); then several nodes pulling one
+ * image at once, directly and each through its own peer. Same images, same run.
+ */
+import { execFile } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { promisify } from "node:util";
+import { podmanRegistriesConf } from "../src/cli/config.js";
+import { buildOciImage, pushImage, startRegistry, type BuiltImage } from "../test/helpers/registry.js";
+import type { PeerHandle } from "../test/helpers/cluster.js";
+import { startCluster } from "./cluster.js";
+import { log, onCleanup } from "./procs.js";
+import type { Table } from "./table.js";
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+
+export interface ImagePullConfig {
+  /** Total layer bytes (before gzip, random so gzip cannot shrink them). */
+  imageMiB: number;
+  layers: number;
+  /** Nodes pulling a second image at once, each through its own peer. */
+  nodes: number;
+}
+
+interface PullRow {
+  path: string;
+  ms: number;
+  blobGets: number;
+  ok: boolean;
+}
+
+export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures: string[]): Promise<Table> {
+  log(`phase 3/3: image pull — ${cfg.imageMiB} MiB in ${cfg.layers} layers, skopeo as the client`);
+  const layerBytes = Math.round((cfg.imageMiB * MiB) / cfg.layers);
+  // A second image for the many-nodes rows, so that their kiln run starts cold too.
+  const [image, crowdImage] = await Promise.all([0, 1].map(() => buildOciImage({ platforms: ["linux/amd64"], layers: cfg.layers, layerBytes }))) as [BuiltImage, BuiltImage];
+  const registry = await startRegistry("none");
+  const unregister = onCleanup(async () => {
+    await registry.stop();
+    await Promise.all([image.cleanup(), crowdImage.cleanup()]);
+  });
+  const blobsOf = (img: BuiltImage) => [img.platforms["linux/amd64"]!.config, ...img.platforms["linux/amd64"]!.layers];
+  const blobGets = () => [...blobsOf(image), ...blobsOf(crowdImage)].reduce((sum, d) => sum + registry.blobGets(d), 0);
+  try {
+    await pushImage(image, registry, "bench/app");
+    await pushImage(crowdImage, registry, "bench/crowd");
+    const rows: PullRow[] = [];
+    let pulls = 0;
+    const skopeo = async (label: string, repo: string, extra: string[]): Promise<boolean> => {
+      const out = join(tmp, `pull-${pulls++}`);
+      try {
+        await run("skopeo", ["--insecure-policy", ...extra, "copy", "--src-tls-verify=false", `docker://${registry.host}/${repo}:v1`, `oci:${out}:v1`], { timeout: 600_000 });
+        return true;
+      } catch (err) {
+        failures.push(`image pull ${label}: ${(err as Error & { stderr?: string }).stderr ?? (err as Error).message}`);
+        return false;
+      }
+    };
+    /** One row: `clients` skopeo processes at once; the time is the slowest one's. */
+    const measure = async (label: string, repo: string, clients: string[][]) => {
+      log(label);
+      const before = blobGets();
+      const t0 = performance.now();
+      const ok = (await Promise.all(clients.map((extra) => skopeo(label, repo, extra)))).every(Boolean);
+      rows.push({ path: label, ms: performance.now() - t0, blobGets: blobGets() - before, ok });
+      log(`  ${(performance.now() - t0).toFixed(0)} ms`);
+    };
+    const viaPeer = async (peer: PeerHandle): Promise<string[]> => {
+      const conf = join(tmp, `registries-${peer.name}.conf`);
+      await writeFile(conf, podmanRegistriesConf({ peer: peer.proxyUrl, registry: registry.host }).content);
+      return ["--registries-conf", conf];
+    };
+
+    await measure("1 node, direct (skopeo ← registry)", "bench/app", [[]]);
+    const names = Array.from({ length: Math.max(2, cfg.nodes) }, (_, i) => `peer-${i + 1}`);
+    const cluster = await startCluster(names, ["--registry", registry.url]);
+    try {
+      await measure("1 node, kiln cold (skopeo ← peer ← seed ← registry)", "bench/app", [await viaPeer(cluster.peers[0]!)]);
+      await measure("1 node, kiln warm (skopeo ← fresh peer ← swarm)", "bench/app", [await viaPeer(cluster.peers[1]!)]);
+      await measure(`${cfg.nodes} nodes at once, direct`, "bench/crowd", Array.from({ length: cfg.nodes }, () => []));
+      await measure(`${cfg.nodes} nodes at once, kiln cold (one peer each)`, "bench/crowd", await Promise.all(cluster.peers.slice(0, cfg.nodes).map(viaPeer)));
+    } finally {
+      await cluster.stop();
+    }
+    return {
+      title: `Image pull: skopeo copies a ${cfg.imageMiB} MiB image (${cfg.layers} layers) from docker-registry on loopback`,
+      headers: ["path", "time (s)", "registry blob GETs", "ok"],
+      numeric: [false, true, true, false],
+      rows: rows.map((r) => [r.path, (r.ms / 1000).toFixed(2), String(r.blobGets), r.ok ? "yes" : "NO"]),
+      notes: [
+        `${blobsOf(image).length} blobs per pull (config + layers); skopeo verifies every digest and writes an OCI layout to disk in every row.`,
+        "kiln rows: the peer is the registry's mirror (registries.conf, as Podman uses it); manifests are forwarded, blobs come through P2P.",
+        "The registry is unthrottled on loopback and every node shares this machine's 2 cores, so direct is the floor for time here; kiln's gain is the registry GETs it saves per extra node.",
+        `the ${cfg.nodes}-node rows pull a second image of the same size (so the kiln run starts cold); their time is the slowest node's.`,
+      ],
+    };
+  } finally {
+    unregister();
+    await registry.stop();
+    await Promise.all([image.cleanup(), crowdImage.cleanup()]);
+  }
+}
