@@ -1,50 +1,46 @@
 /**
  * The peer's proxy port as a registry mirror for containerd: Debian's
- * docker-registry (distribution) is the origin, skopeo pushes an image the test
- * builds, and two containerd instances pull it through two different peers.
+ * docker-registry (distribution) is the origin, skopeo pushes a multi-arch image
+ * the test builds, and two containerd instances pull it through two different peers.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
 import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
 import { runKiln } from "../helpers/proc.js";
+import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
+import { REGISTRY_PASSWORD, REGISTRY_USER } from "../helpers/registry-fixtures.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-const BINARIES = ["docker-registry", "skopeo", "containerd", "ctr"];
+const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+/** The platform `ctr images pull` picks from an index; the other one is never pulled. */
+const HOST_PLATFORM = `linux/${process.arch === "x64" ? "amd64" : process.arch}`;
+const OTHER_PLATFORM = HOST_PLATFORM === "linux/arm64" ? "linux/amd64" : "linux/arm64";
 
 /** Missing tools skip the suite locally; under CI they fail it. */
 async function missingPrerequisites(): Promise<string | undefined> {
-  const missing: string[] = [];
-  for (const b of BINARIES) {
+  const problems: string[] = [];
+  const registryTools = await registryToolsMissing();
+  if (registryTools) problems.push(registryTools);
+  for (const b of ["containerd", "ctr"]) {
     try {
       await run("sh", ["-c", `command -v ${b}`]);
     } catch {
-      missing.push(b);
+      problems.push(`missing ${b}`);
     }
   }
-  const problems = [...(missing.length ? [`missing binaries: ${missing.join(", ")}`] : []), ...(process.getuid?.() !== 0 ? ["containerd needs root"] : [])];
+  if (process.getuid?.() !== 0) problems.push("containerd needs root");
   if (!problems.length) return undefined;
   if (process.env.CI === "true") throw new Error(`registry mirror test cannot run under CI: ${problems.join("; ")}`);
   return problems.join("; ");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject).listen(0, "127.0.0.1", () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -56,62 +52,9 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   throw new Error(`${what} not ready after ${timeoutMs} ms`);
 }
 
-/** A one-file ustar archive (a valid, uncompressed image layer). */
-function tarOf(name: string, data: Buffer): Buffer {
-  const header = Buffer.alloc(512);
-  const put = (s: string, off: number, len: number) => header.write(s.slice(0, len), off, len, "ascii");
-  const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, "0") + "\0";
-  put(name, 0, 100);
-  put(octal(0o644, 8), 100, 8);
-  put(octal(0, 8), 108, 8);
-  put(octal(0, 8), 116, 8);
-  put(octal(data.length, 12), 124, 12);
-  put(octal(1_700_000_000, 12), 136, 12);
-  put("        ", 148, 8);
-  put("0", 156, 1);
-  put("ustar\0", 257, 6);
-  put("00", 263, 2);
-  let sum = 0;
-  for (const b of header) sum += b;
-  put(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8);
-  const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
-  return Buffer.concat([header, data, pad, Buffer.alloc(1024)]);
-}
-
-interface Blob {
-  digest: string;
-  size: number;
-  mediaType: string;
-}
-
-/** Writes an OCI image layout with `layerSizes` random single-file layers; returns the manifest's blobs. */
-async function buildLayout(dir: string, layerSizes: number[]): Promise<{ layers: Blob[]; config: Blob; manifest: Blob }> {
-  await mkdir(join(dir, "blobs", "sha256"), { recursive: true });
-  const put = async (data: Buffer, mediaType: string): Promise<Blob> => {
-    const hex = sha256(data);
-    await writeFile(join(dir, "blobs", "sha256", hex), data);
-    return { digest: `sha256:${hex}`, size: data.length, mediaType };
-  };
-  const layers: Blob[] = [];
-  const diffIds: string[] = [];
-  for (const [i, size] of layerSizes.entries()) {
-    const tar = tarOf(`layer-${i}.bin`, randomBytes(size));
-    diffIds.push(`sha256:${sha256(tar)}`);
-    // Compressed already, so that skopeo pushes the blobs as they are.
-    layers.push(await put(gzipSync(tar, { level: 1 }), "application/vnd.oci.image.layer.v1.tar+gzip"));
-  }
-  const arch = process.arch === "x64" ? "amd64" : process.arch;
-  const config = await put(
-    Buffer.from(JSON.stringify({ architecture: arch, os: "linux", config: {}, rootfs: { type: "layers", diff_ids: diffIds } })),
-    "application/vnd.oci.image.config.v1+json",
-  );
-  const manifest = await put(
-    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers })),
-    "application/vnd.oci.image.manifest.v1+json",
-  );
-  await writeFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await writeFile(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifest, annotations: { "org.opencontainers.image.ref.name": "v1" } }] }));
-  return { layers, config, manifest };
+/** A blob of the image's OCI layout, as pushed. */
+function layoutBlob(img: BuiltImage, digest: string): Promise<Buffer> {
+  return readFile(join(img.layout, "blobs", "sha256", digest.slice("sha256:".length)));
 }
 
 class Containerd {
@@ -158,77 +101,23 @@ class Containerd {
   }
 }
 
-/** Debian's docker-registry on a free loopback port, its access log kept in memory. */
-class Registry {
-  private proc: ChildProcess | undefined;
-  readonly log: string[] = [];
-  port = 0;
-  constructor(readonly dir: string) {}
-  get host(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-  /** `htpasswd`: `user:password` to require basic auth with. */
-  async start(opts: { htpasswd?: string } = {}): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    this.port = await freePort();
-    const cfg = ["version: 0.1", "log:", "  level: info", "  accesslog:", "    disabled: false", "storage:", "  filesystem:", `    rootdirectory: ${join(this.dir, "data")}`];
-    cfg.push("http:", `  addr: 127.0.0.1:${this.port}`);
-    if (opts.htpasswd) {
-      const [user, password] = opts.htpasswd.split(":") as [string, string];
-      // distribution accepts bcrypt only; libxcrypt (through perl's crypt) makes one.
-      const { stdout: hash } = await run("perl", ["-e", `print crypt($ARGV[0], q($2b$05$) . $ARGV[1])`, password, randomBytes(16).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(22, "a").slice(0, 22)]);
-      assert.match(hash, /^\$2b\$05\$/, "bcrypt hash for htpasswd");
-      await writeFile(join(this.dir, "htpasswd"), `${user}:${hash}\n`);
-      cfg.push("auth:", "  htpasswd:", "    realm: kiln-test", `    path: ${join(this.dir, "htpasswd")}`);
-    }
-    await writeFile(join(this.dir, "registry.yml"), cfg.join("\n") + "\n");
-    this.proc = spawn("docker-registry", ["serve", join(this.dir, "registry.yml")], { stdio: ["ignore", "pipe", "pipe"] });
-    this.proc.stdout!.on("data", (d: Buffer) => this.log.push(String(d)));
-    this.proc.stderr!.on("data", (d: Buffer) => this.log.push(String(d)));
-    await waitFor("docker-registry", async () => {
-      if (this.proc!.exitCode !== null) throw new Error(`docker-registry exited: ${this.log.join("").slice(-2000)}`);
-      const r = await fetch(`http://${this.host}/v2/`);
-      return r.ok || r.status === 401;
-    });
-  }
-  /** Pushes the OCI layout's `v1` to `<repo>:v1` with skopeo. */
-  async push(layout: string, repo: string, creds?: string): Promise<void> {
-    await run("skopeo", ["--insecure-policy", "copy", "--dest-tls-verify=false", ...(creds ? ["--dest-creds", creds] : []), `oci:${layout}:v1`, `docker://${this.host}/${repo}:v1`], { timeout: 120_000 });
-  }
-  /** GETs of `digest` in the access log that the registry answered with 200. */
-  blobGets(repo: string, digest: string): number {
-    return this.log
-      .join("")
-      .split("\n")
-      .filter((l) => l.includes(`"GET /v2/${repo}/blobs/${digest}`) && /" 200 /.test(l)).length;
-  }
-  async stop(): Promise<void> {
-    if (this.proc && this.proc.exitCode === null) {
-      const exited = new Promise((r) => this.proc!.once("exit", r));
-      this.proc.kill("SIGTERM");
-      await exited;
-    }
-  }
-}
-
 describe("the peer as a registry mirror for containerd", async () => {
   const skip = await missingPrerequisites();
   let dir: string;
-  let reg: Registry;
+  let reg: TestRegistry;
   let cluster: TestCluster;
-  let image: Awaited<ReturnType<typeof buildLayout>>;
+  let image: BuiltImage;
   const containerds: Containerd[] = [];
   const timings: Record<string, number> = {};
 
   before(async () => {
     if (skip) return;
     dir = await mkdtemp(join(tmpdir(), "kiln-mirror-"));
-    image = await buildLayout(join(dir, "layout"), [6 * MiB, 10 * MiB, 3 * MiB + 123]);
-    reg = new Registry(join(dir, "registry"));
-    await reg.start();
-    await reg.push(join(dir, "layout"), "test/app");
-    const head = await fetch(`http://${reg.host}/v2/test/app/manifests/v1`, { method: "HEAD", headers: { accept: image.manifest.mediaType } });
-    assert.equal(head.headers.get("docker-content-digest"), image.manifest.digest, "the registry holds the manifest as built");
+    image = await buildOciImage({ platforms: [HOST_PLATFORM, OTHER_PLATFORM], layers: 3, layerBytes: 4 * MiB });
+    reg = await startRegistry("none");
+    await pushImage(image, reg, "test/app");
+    const head = await fetch(`${reg.url}/v2/test/app/manifests/${image.tag}`, { method: "HEAD", headers: { accept: OCI_INDEX } });
+    assert.equal(head.headers.get("docker-content-digest"), image.digest, "the registry serves the tag as the index built");
     // The registries of this test all listen on 127.0.0.1 (any port).
     cluster = await TestCluster.start({ peerArgs: ["--proxy-allow-host", "127.0.0.1"] });
   });
@@ -236,12 +125,10 @@ describe("the peer as a registry mirror for containerd", async () => {
   after(async () => {
     await Promise.all(containerds.map((c) => c.stop()));
     await cluster?.stop();
-    await reg?.stop();
+    await Promise.all([reg?.stop(), image?.cleanup()]);
     if (dir) await rm(dir, { recursive: true, force: true });
     if (Object.keys(timings).length) console.log(`# pull times (ms): ${JSON.stringify(timings)}`);
   });
-
-  const blobGets = (digest: string) => reg.blobGets("test/app", digest);
 
   /**
    * Writes the hosts.toml `kiln config containerd` prints, pointing containerd at `peer`:
@@ -259,7 +146,7 @@ describe("the peer as a registry mirror for containerd", async () => {
     return d;
   };
 
-  const pull = async (name: string, args: string[], ref = `${reg.host}/test/app:v1`): Promise<Containerd> => {
+  const pull = async (name: string, args: string[], ref = `${reg.host}/test/app:${image.tag}`): Promise<Containerd> => {
     const c = new Containerd(join(dir, `containerd-${name}`));
     containerds.push(c);
     await c.start();
@@ -269,16 +156,19 @@ describe("the peer as a registry mirror for containerd", async () => {
     return c;
   };
 
-  const assertContent = async (c: Containerd, img = image, ref = `${reg.host}/test/app:v1`) => {
-    for (const b of [img.manifest, img.config, ...img.layers]) {
-      const hex = b.digest.slice("sha256:".length);
-      assert.equal(sha256(await readFile(join(c.contentDir, hex))), hex, `${b.digest} in containerd's content store`);
+  /** containerd holds `ref` as `img` (its index, or its only manifest) and the host platform's manifest, config and layers, intact. */
+  const assertContent = async (c: Containerd, img = image, ref = `${reg.host}/test/app:${img.tag}`) => {
+    const host = img.platforms[HOST_PLATFORM]!;
+    for (const d of new Set([img.digest, host.manifest, host.config, ...host.layers])) {
+      const hex = d.slice("sha256:".length);
+      assert.equal(sha256(await readFile(join(c.contentDir, hex))), hex, `${d} in containerd's content store`);
     }
-    const { stdout } = await c.ctr(["images", "ls", "-q"]);
-    assert.ok(stdout.includes(ref), stdout);
+    const { stdout } = await c.ctr(["images", "ls"]);
+    const row = stdout.split("\n").find((l) => l.startsWith(`${ref} `));
+    assert.ok(row?.includes(img.digest), `containerd lists ${ref} at ${img.digest}:\n${stdout}`);
   };
 
-  it("containerd pulls through peer A (hosts.toml for the registry) then peer B (_default hosts.toml); the registry serves each blob once", { skip }, async () => {
+  it("containerd pulls a multi-arch image through peer A (hosts.toml for the registry) then peer B (_default hosts.toml); the registry serves each blob once", { skip }, async () => {
     await cluster.addPeer("seed-1", { seed: true });
     const peerA = await cluster.addPeer("peer-a");
     const peerB = await cluster.addPeer("peer-b");
@@ -288,59 +178,75 @@ describe("the peer as a registry mirror for containerd", async () => {
     const b = await pull("via-peer-b", ["--hosts-dir", await hostsDir("b", peerB, true)]);
     await assertContent(b);
 
-    for (const blob of [image.config, ...image.layers]) assert.equal(blobGets(blob.digest), 1, `registry GETs of ${blob.digest}`);
+    const host = image.platforms[HOST_PLATFORM]!;
+    for (const d of [host.config, ...host.layers]) assert.equal(reg.blobGets(d), 1, `registry GETs of ${d}`);
+    const other = image.platforms[OTHER_PLATFORM]!;
+    for (const d of [other.config, ...other.layers]) assert.equal(reg.blobGets(d), 0, `${OTHER_PLATFORM} blob ${d} was never fetched`);
+    // Manifests are forwarded, not served through P2P: each pull reads the registry's current one.
+    const manifestGets = reg.requests().filter((r) => r === `GET /v2/test/app/manifests/${host.manifest}`).length;
+    assert.equal(manifestGets, 2, "one GET of the host manifest per pull");
     // Both peers logged serving through the mirror (not containerd falling back to the registry).
-    for (const p of [peerA, peerB]) assert.ok(p.proc.lines.some((l) => l.includes(image.layers[0]!.digest.slice(7))), `${p.name} handled the layer`);
+    for (const p of [peerA, peerB]) assert.ok(p.proc.lines.some((l) => l.includes(host.layers[0]!.slice(7))), `${p.name} handled the layer`);
   });
 
   it("answers like a registry: forwarded manifests, blob headers, ranges, and a clear error without an upstream", { skip }, async () => {
     const peer = cluster.peers.find((p) => p.name === "peer-a")!;
-    const registryHeader = { "x-dragonfly-registry": `http://${reg.host}` };
+    const host = image.platforms[HOST_PLATFORM]!;
+    const registryHeader = { "x-dragonfly-registry": reg.url };
     const v2 = await fetch(`${peer.proxyUrl}/v2/`, { headers: registryHeader });
     assert.equal(v2.status, 200);
     assert.equal(v2.headers.get("docker-distribution-api-version"), "registry/2.0");
-    const m = await fetch(`${peer.proxyUrl}/v2/test/app/manifests/v1?ns=${reg.host}`, { headers: { accept: image.manifest.mediaType } });
-    assert.equal(m.status, 200);
-    assert.equal(m.headers.get("docker-content-digest"), image.manifest.digest);
-    assert.equal(m.headers.get("content-type"), image.manifest.mediaType);
-    assert.equal(sha256(Buffer.from(await m.arrayBuffer())), image.manifest.digest.slice(7));
+    // The tag (an index), then the host platform's manifest by digest.
+    for (const [reference, digest, mediaType] of [
+      [image.tag, image.digest, OCI_INDEX],
+      [host.manifest, host.manifest, OCI_MANIFEST],
+    ] as const) {
+      const m = await fetch(`${peer.proxyUrl}/v2/test/app/manifests/${reference}?ns=${reg.host}`, { headers: { accept: mediaType } });
+      assert.equal(m.status, 200, reference);
+      assert.equal(m.headers.get("docker-content-digest"), digest);
+      assert.equal(m.headers.get("content-type"), mediaType);
+      assert.equal(sha256(Buffer.from(await m.arrayBuffer())), digest.slice(7));
+    }
     const missing = await fetch(`${peer.proxyUrl}/v2/test/app/manifests/nope`, { headers: registryHeader });
     assert.equal(missing.status, 404, "the registry's 404 is passed through");
-    const layer = image.layers[1]!;
-    const blob = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/${layer.digest}`, { headers: registryHeader });
+    const layer = host.layers[1]!;
+    const bytes = await layoutBlob(image, layer);
+    const blob = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/${layer}`, { headers: registryHeader });
     assert.equal(blob.status, 200);
-    assert.equal(blob.headers.get("docker-content-digest"), layer.digest);
-    assert.equal(blob.headers.get("content-length"), String(layer.size));
-    assert.equal(blob.headers.get("x-dragonfly-task-id"), layer.digest.slice(7));
-    assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), layer.digest.slice(7));
-    const part = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/${layer.digest}`, { headers: { ...registryHeader, range: "bytes=10-19" } });
+    assert.equal(blob.headers.get("docker-content-digest"), layer);
+    assert.equal(blob.headers.get("content-length"), String(bytes.length));
+    assert.equal(blob.headers.get("x-dragonfly-task-id"), layer.slice(7));
+    assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), layer.slice(7));
+    const part = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/${layer}`, { headers: { ...registryHeader, range: "bytes=10-19" } });
     assert.equal(part.status, 206);
-    assert.equal((await part.arrayBuffer()).byteLength, 10);
-    const head = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/${layer.digest}`, { method: "HEAD", headers: registryHeader });
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), bytes.subarray(10, 20));
+    const head = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/${layer}`, { method: "HEAD", headers: registryHeader });
     assert.equal(head.status, 200);
-    assert.equal(head.headers.get("content-length"), String(layer.size));
-    const none = await fetch(`${peer.proxyUrl}/v2/test/app/manifests/v1`);
+    assert.equal(head.headers.get("content-length"), String(bytes.length));
+    const none = await fetch(`${peer.proxyUrl}/v2/test/app/manifests/${image.tag}`);
     assert.equal(none.status, 400);
     assert.match(await none.text(), /names no registry/);
     const push = await fetch(`${peer.proxyUrl}/v2/test/app/blobs/uploads/`, { method: "POST", headers: registryHeader });
     assert.equal(push.status, 405);
-    assert.equal(blobGets(layer.digest), 1, "still one registry GET of the layer");
+    assert.equal(reg.blobGets(layer), 1, "still one registry GET of the layer");
   });
 
   it("a registry with basic auth: its 401 challenge reaches the client; with credentials containerd pulls through two peers", { skip }, async () => {
-    const creds = "kiln:s3cret-pw";
-    const authImage = await buildLayout(join(dir, "layout-auth"), [4 * MiB, 2 * MiB]);
-    const secure = new Registry(join(dir, "registry-auth"));
+    const creds = `${REGISTRY_USER}:${REGISTRY_PASSWORD}`;
+    // One platform: a plain manifest under the tag, the other shape containerd resolves.
+    const authImage = await buildOciImage({ platforms: [HOST_PLATFORM], layers: 2, layerBytes: 3 * MiB });
+    const secure = await startRegistry("basic");
     try {
-      await secure.start({ htpasswd: creds });
-      await secure.push(join(dir, "layout-auth"), "private/app", creds);
+      await pushImage(authImage, secure, "private/app");
       const [peerA, peerB] = ["peer-a", "peer-b"].map((n) => cluster.peers.find((p) => p.name === n)!) as [PeerHandle, PeerHandle];
-      const ref = `${secure.host}/private/app:v1`;
+      const ref = `${secure.host}/private/app:${authImage.tag}`;
+      const { config, layers } = authImage.platforms[HOST_PLATFORM]!;
+      const blobs = [config, ...layers];
 
-      const anon = await fetch(`${peerA.proxyUrl}/v2/private/app/manifests/v1?ns=${secure.host}`);
+      const anon = await fetch(`${peerA.proxyUrl}/v2/private/app/manifests/${authImage.tag}?ns=${secure.host}`);
       assert.equal(anon.status, 401, "the registry's 401 is passed through");
       assert.match(anon.headers.get("www-authenticate") ?? "", /^Basic realm="kiln-test"/);
-      const anonBlob = await fetch(`${peerA.proxyUrl}/v2/private/app/blobs/${authImage.layers[0]!.digest}?ns=${secure.host}`);
+      const anonBlob = await fetch(`${peerA.proxyUrl}/v2/private/app/blobs/${layers[0]}?ns=${secure.host}`);
       assert.equal(anonBlob.status, 401, "a blob GET without credentials gets the registry's 401");
       assert.match(anonBlob.headers.get("www-authenticate") ?? "", /^Basic realm="kiln-test"/);
       await anonBlob.arrayBuffer();
@@ -351,33 +257,38 @@ describe("the peer as a registry mirror for containerd", async () => {
       assert.ok(denied !== undefined, "a pull without credentials fails");
       assert.match(denied, /401|unauthorized/i);
 
+      // blobGets counts every GET, 401s included, and the anonymous requests above were
+      // refused by the registry: count from here, so that one GET per blob means both
+      // credentialed pulls together fetched it once (and made no refused attempt either).
+      const gets = new Map(blobs.map((d) => [d, secure.blobGets(d)]));
       const a = await pull("auth-via-peer-a", ["--user", creds, "--hosts-dir", await hostsDir("auth-a", peerA, false, secure.host)], ref);
       await assertContent(a, authImage, ref);
       const b = await pull("auth-via-peer-b", ["--user", creds, "--hosts-dir", await hostsDir("auth-b", peerB, true, secure.host)], ref);
       await assertContent(b, authImage, ref);
-      for (const blob of [authImage.config, ...authImage.layers]) assert.equal(secure.blobGets("private/app", blob.digest), 1, `registry GETs of ${blob.digest}`);
+      for (const d of blobs) assert.equal(secure.blobGets(d) - gets.get(d)!, 1, `registry GETs of ${d} for the two pulls`);
       // The credentials never show up in kiln's logs.
       const secret = Buffer.from(creds).toString("base64");
       for (const p of [...cluster.peers, { name: "scheduler", proc: cluster.scheduler }]) {
         const logs = [...p.proc.lines, ...p.proc.stderr].join("\n");
-        assert.ok(!logs.includes(secret) && !logs.includes("s3cret-pw"), `${p.name} logged the credentials`);
+        assert.ok(!logs.includes(secret) && !logs.includes(REGISTRY_PASSWORD), `${p.name} logged the credentials`);
       }
       // Nor in what the peers keep on disk besides content.
       for (const p of cluster.peers) {
         for (const f of await readdir(p.dataDir, { recursive: true, withFileTypes: true })) {
           if (!f.isFile() || f.name === "content") continue;
           const text = await readFile(join(f.parentPath ?? f.path, f.name), "latin1");
-          assert.ok(!text.includes(secret) && !text.includes("s3cret-pw"), `${p.name} stored the credentials in ${f.name}`);
+          assert.ok(!text.includes(secret) && !text.includes(REGISTRY_PASSWORD), `${p.name} stored the credentials in ${f.name}`);
         }
       }
     } finally {
-      await secure.stop();
+      await Promise.all([secure.stop(), authImage.cleanup()]);
     }
   });
 
   it("for comparison, containerd pulls the same image straight from the registry", { skip }, async () => {
     const direct = await pull("direct", []);
     await assertContent(direct);
-    for (const blob of image.layers) assert.equal(blobGets(blob.digest), 2, `registry GETs of ${blob.digest} after the direct pull`);
+    const host = image.platforms[HOST_PLATFORM]!;
+    for (const d of [host.config, ...host.layers]) assert.equal(reg.blobGets(d), 2, `registry GETs of ${d} after the direct pull`);
   });
 });
