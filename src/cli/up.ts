@@ -59,7 +59,10 @@ export function registerUpCommand(program: Command): void {
       process.stderr.write(
         "\nkiln is up (all-in-one)\n\n" +
           rows.map(([a, b, c]) => `  ${a!.padEnd(10)} ${b!.padEnd(52)} ${c}`).join("\n") +
-          `\n\n  try: kiln get <url> -O <file>     (through the peer proxy at http://127.0.0.1:${peer.proxyPort})\n\n`,
+          `\n\n  try: kiln get <url> -O <file>     (through the peer proxy at http://127.0.0.1:${peer.proxyPort})\n` +
+          (proxy.allowHosts.length || f.registry
+            ? `  the proxy reaches: ${[...proxy.allowHosts, ...(f.registry ? [new URL(f.registry).host] : [])].join(", ")}\n\n`
+            : "  the proxy reaches no host yet: add --proxy-allow-host <registry> to pull images through it\n\n"),
       );
       stopOnSignal(async () => {
         await Promise.all(memberships.map((m) => m.stop()));

@@ -15,7 +15,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { isIP, type Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { TLSSocket } from "node:tls";
 import { KilnError } from "../common/errors.js";
@@ -200,10 +200,14 @@ export class ProxyServer {
       if (range) headers["content-range"] = `bytes ${range.start}-${range.end - 1}/${length}`;
     }
     if (trailers) headers["trailer"] = RESULT_TRAILER;
+    if (req.method === "HEAD") return void res.writeHead(range ? 206 : 200, headers).end();
+    // The status waits for the first verified byte: a download that fails before it
+    // (a blob that does not match its digest, an origin error) gets a JSON error, not a cut connection.
+    const bytes = handle.stream(range)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const first = await bytes.next();
     res.writeHead(range ? 206 : 200, headers);
-    if (req.method === "HEAD") return void res.end();
     try {
-      await pipeline(handle.stream(range), res, { end: !trailers });
+      await pipeline(Readable.from(resume(first, bytes)), res, { end: !trailers });
       if (trailers) {
         res.addTrailers({ [RESULT_TRAILER]: "ok" });
         res.end();
@@ -251,6 +255,15 @@ export class ProxyServer {
 
   close(): Promise<void> {
     return closeHttp(this.server);
+  }
+}
+
+/** The rest of a byte stream whose first chunk was already read. */
+async function* resume(first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    for (let next = first; !next.done; next = await rest.next()) yield next.value;
+  } finally {
+    await rest.return?.();
   }
 }
 

@@ -94,7 +94,8 @@ export class SchedulerService {
     if (task.peers.has(req.peerId)) throw new KilnError("CONFLICT", `peer ${req.peerId} is already registered`);
     if (req.completed) checkCompleted(task, req.completed);
     // A failed task, or a finished one whose copies are all gone, starts over.
-    if (task.state === "failed" || (task.state === "succeeded" && !task.fullyAvailable())) {
+    if (task.state === "failed") this.restartFailed(task);
+    else if (task.state === "succeeded" && !task.fullyAvailable()) {
       task.fsm.to("pending");
       task.error = null;
     }
@@ -104,6 +105,23 @@ export class SchedulerService {
     else this.assignRole(task, peer);
     task.touch();
     return { taskId, ...this.reply(task, peer, this.opts.parentsPerSchedule) };
+  }
+
+  /**
+   * A failed task starts over from the origin: its failed peers (the origin fetcher
+   * among them) are dropped with the pieces they reported, so the new download
+   * neither waits on them as parents nor skips the seed peer that failed before.
+   */
+  private restartFailed(task: Task): void {
+    for (const p of [...task.peers.values()]) if (p.state === "failed") this.removePeer(p);
+    if (![...task.peers.values()].some((p) => p.pieces.size > 0)) {
+      task.digests.clear();
+      task.contentLength = null;
+      task.pieceLength = null;
+    }
+    task.seedTrigger = null;
+    task.error = null;
+    task.fsm.to("pending");
   }
 
   /** Picks the origin fetcher for a task that has none, or makes `peer` a child. */

@@ -75,6 +75,7 @@ function fromNetwork(port: number, method: string, target: string, headers: Reco
         const body = Buffer.concat(chunks);
         resolve({ status: res.statusCode ?? 0, body, json: () => JSON.parse(body.toString()) as { message: string } });
       });
+      res.on("error", reject);
     });
     req.on("error", reject).end();
   });
@@ -276,6 +277,35 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     assert.equal(storageGets(), 2, "one more storage read for the file task, shared by both signatures");
   });
 
+  it("a registry blob whose bytes do not match its digest is never served as complete, through the mirror or the proxy", { skip }, async () => {
+    const wrong = makeFile(5 * MiB + 3);
+    const claimed = sha256(Buffer.from("the bytes the registry should have sent"));
+    const path = `/v2/r/bad/blobs/sha256:${claimed}`;
+    origin.add(path, wrong);
+    const attempts = [
+      () => fetch(`${peerA.proxyUrl}${path}?ns=127.0.0.1:${origin.port}`),
+      () => fetch(`${peerB.proxyUrl}${path}?ns=127.0.0.1:${origin.port}`),
+    ];
+    for (const attempt of attempts) {
+      // Bytes stream while downloading, but the last piece waits for the blob's digest check:
+      // the client gets a 502 naming the mismatch, or (if the first piece already went out) a body cut short.
+      const r = await attempt();
+      if (r.status === 200) {
+        const declared = Number(r.headers.get("content-length"));
+        const got = await r.arrayBuffer().then((b) => b.byteLength, () => -1);
+        assert.ok(got < declared, `a 200 body must end short of its ${declared} bytes, got ${got}`);
+      } else {
+        assert.equal(r.status, 502);
+        assert.match(((await r.json()) as { message: string }).message, /digest .* does not match the blob digest/);
+      }
+    }
+    const r = await fetchVia(peerA, `${origin.url}${path}`);
+    assert.ok(r.status !== 200 || !r.whole, `a local download gets no complete copy either (status ${r.status})`);
+    // Nothing was kept as if it were that blob: the scheduler knows no finished copy of it.
+    const status = await new SchedulerClient(cluster.schedulerUrl).taskStatus(claimed).catch(() => undefined);
+    assert.ok(!status?.peers.some((p) => p.state === "succeeded"), JSON.stringify(status?.peers));
+  });
+
   it("Podman pulls through the peer as a registries.conf mirror (kiln config podman); blobs come from the swarm", { skip }, async () => {
     const peerE = await cluster.addPeer("peer-e", { args: ["--registry", plain.url] });
     const conf = await runKiln(["config", "podman", "--peer", peerE.proxyUrl, "--registry", plain.host, "--insecure"]);
@@ -299,13 +329,15 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
   });
 });
 
-/** A local `kiln get`-style P2P download through a peer: status, task ID. */
-async function fetchVia(peer: PeerHandle, url: string): Promise<{ status: number; taskId: string }> {
+/** A local `kiln get`-style P2P download through a peer: status, task ID, and whether the body arrived whole. */
+async function fetchVia(peer: PeerHandle, url: string): Promise<{ status: number; taskId: string; whole: boolean }> {
   const port = Number(new URL(peer.proxyUrl).port);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: "127.0.0.1", port, method: "GET", path: url, headers: { "x-dragonfly-use-p2p": "true" }, agent: false }, (res) => {
+      const result = (whole: boolean) => resolve({ status: res.statusCode ?? 0, taskId: String(res.headers["x-dragonfly-task-id"] ?? ""), whole });
       res.resume();
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, taskId: String(res.headers["x-dragonfly-task-id"] ?? "") }));
+      res.on("end", () => result(true));
+      res.on("error", () => result(false));
     });
     req.on("error", reject).end();
   });

@@ -427,6 +427,34 @@ describe("keepalive loss, failure and starting over", () => {
     assert.equal(again.task.error, null);
   });
 
+  it("a task whose seed fetched every piece then failed (blob digest mismatch) starts over with the seed triggered again, not waiting on the failed copy", async () => {
+    // Regression test (this was a bug): the failed seed's reported pieces made the task look fully
+    // available, so a new peer waited as its child for the 15 s fallback instead of a new fetch.
+    const s = service({ seedTriggerWaitMs: 60_000 });
+    s.announceHost(hostInfo("seed-host", { isSeed: true, uploadPort: seedEndpoint.port }));
+    s.announceHost(hostInfo("h1"));
+    s.announceHost(hostInfo("h2"));
+    const u = nextUrl();
+    const before = seedEndpoint.calls.length;
+    const first = s.register({ peerId: "p1", hostId: "h1", download: spec(u) });
+    const seed = s.register({ peerId: "seed", hostId: "seed-host", download: spec(u) });
+    assert.equal(seed.action, "back_to_source");
+    s.reportPieces(first.taskId, "seed", { contentLength: LEN, pieceLength: PL, pieces: [piece(0), piece(1), piece(2)] });
+    const error = { code: "DIGEST_MISMATCH", status: 502, message: "content digest sha256:aa does not match the blob digest sha256:bb" };
+    s.reportResult(first.taskId, "seed", { state: "failed", error });
+    assert.equal((await now(s, first.taskId, "p1")).action, "failed");
+    s.reportResult(first.taskId, "p1", { state: "failed", error });
+
+    const again = s.register({ peerId: "p2", hostId: "h2", download: spec(u) });
+    assert.equal(again.action, "wait", "waits for the seed, triggered anew");
+    assert.deepEqual(again.parents, [], "the failed seed is no parent");
+    for (let i = 0; i < 100 && seedEndpoint.calls.length < before + 2; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.deepEqual(seedEndpoint.calls.slice(before), [{ taskId: first.taskId, url: u }, { taskId: first.taskId, url: u }], "the seed host was asked to fetch again");
+    const seedAgain = s.register({ peerId: "seed-2", hostId: "seed-host", download: spec(u) });
+    assert.equal(seedAgain.action, "back_to_source");
+    assert.equal(s.taskStatus(first.taskId).task.contentLength, null, "the failed fetch's layout is forgotten");
+  });
+
   it("a finished task serves later peers from the swarm; once its only copy leaves, the next peer fetches from the origin", async () => {
     const s = service();
     const taskId = sourcedTask(s);
