@@ -89,9 +89,10 @@ export class ProxyServer {
 
   /** The absolute URL a request is for, when it is not a registry mirror request. */
   private absoluteUrl(req: IncomingMessage): string | undefined {
+    const target = req.url ?? "/";
+    if (/^https?:\/\//i.test(target)) return target;
     const base = this.intercepted.get(req.socket);
-    if (base) return base + (req.url ?? "/");
-    return /^https?:\/\//i.test(req.url ?? "") ? req.url : undefined;
+    return base ? base + target : undefined;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
