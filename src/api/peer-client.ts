@@ -5,7 +5,8 @@ import { PEER_PATHS, PrefetchReply, type PrefetchRequestInput } from "./peer.js"
 export class PeerControlClient {
   constructor(readonly baseUrl: string) {}
 
-  prefetch(req: PrefetchRequestInput) {
-    return callJson(this.baseUrl, PEER_PATHS.prefetch, PrefetchReply, { body: req, timeoutMs: 5_000 });
+  /** `controlToken`: the secret the peer announced to its scheduler. */
+  prefetch(req: PrefetchRequestInput, controlToken: string) {
+    return callJson(this.baseUrl, PEER_PATHS.prefetch, PrefetchReply, { body: req, timeoutMs: 5_000, headers: { authorization: `Bearer ${controlToken}` } });
   }
 }

@@ -14,6 +14,8 @@ export const HostAnnounce = z.object({
   idc: z.string().max(255).default(""),
   uploadSlots: z.number().int().min(0),
   freeUploadSlots: z.number().int().min(0),
+  /** Secret the scheduler must present to trigger this host's prefetch (its upload port is reachable by every node). */
+  controlToken: z.string().regex(/^[A-Za-z0-9_-]{32,256}$/, "32 to 256 characters of [A-Za-z0-9_-]"),
 });
 export type HostAnnounce = z.infer<typeof HostAnnounce>;
 

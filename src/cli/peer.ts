@@ -6,6 +6,7 @@ import { stopOnSignal } from "./signals.js";
 import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 import { createLogger } from "../common/logger.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
+import { HostAnnounce } from "../api/scheduler.js";
 
 interface PeerFlags extends ProxyFlags {
   seed?: boolean;
@@ -63,6 +64,9 @@ export function registerPeerCommand(program: Command): void {
   addProxyOptions(cmd).action(async (f: PeerFlags) => {
       const seed = Boolean(f.seed);
       const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln peer: ${err.message}`, { exitCode: 2 }));
+      const envToken = process.env.KILN_CONTROL_TOKEN;
+      const token = envToken ? HostAnnounce.shape.controlToken.safeParse(envToken) : undefined;
+      if (token && !token.success) cmd.error(`kiln peer: KILN_CONTROL_TOKEN: ${token.error.issues[0]?.message ?? "invalid"}`, { exitCode: 2 });
       const base = defaultPeerConfig();
       const cfg = defaultPeerConfig({
         seed,
@@ -78,6 +82,8 @@ export function registerPeerCommand(program: Command): void {
         idc: f.idc,
         uploadConcurrency: f.uploadConcurrency,
         uploadRateBytes: f.uploadRate,
+        // A fixed token (several peers behind one address, tests); random per start otherwise.
+        controlToken: token?.data ?? base.controlToken,
         proxy,
         registryMirror: registryMirrorFrom(f),
         caDir: f.caDir,

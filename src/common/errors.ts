@@ -2,6 +2,7 @@
 
 export type ErrorCode =
   | "BAD_REQUEST"
+  | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "NOT_FOUND"
   | "CONFLICT"
@@ -29,6 +30,8 @@ export function statusFor(code: ErrorCode): number {
   switch (code) {
     case "BAD_REQUEST":
       return 400;
+    case "UNAUTHORIZED":
+      return 401;
     case "FORBIDDEN":
       return 403;
     case "NOT_FOUND":

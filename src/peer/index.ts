@@ -1,5 +1,6 @@
 /** Starts a peer (or seed peer): storage, engine, upload/proxy/metrics servers, host keepalive, GC. */
 import os from "node:os";
+import { randomBytes } from "node:crypto";
 import { KilnError } from "../common/errors.js";
 import { DEFAULT_CA_DIR, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
@@ -30,6 +31,8 @@ export interface PeerConfig {
   idc: string;
   uploadConcurrency: number;
   uploadRateBytes: number;
+  /** Announced to the scheduler, which must present it to trigger a prefetch. */
+  controlToken: string;
   /** What the proxy forwards, serves through P2P, intercepts or refuses. */
   proxy: ProxyPolicyOptions;
   /** Registry mirror mode of the proxy: upstream when a request names none, and plain HTTP for `ns=` hosts. */
@@ -56,6 +59,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     idc: "",
     uploadConcurrency: PEER.uploadConcurrency,
     uploadRateBytes: PEER.uploadRateBytes,
+    controlToken: randomBytes(32).toString("base64url"),
     proxy: defaultProxyPolicy(),
     registryMirror: { insecure: false },
     caDir: DEFAULT_CA_DIR,
@@ -99,7 +103,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const placeholder = "pending";
   const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.conductor };
   engine = new PeerEngine(ctx, storage, log);
-  const upload = new UploadServer(storage, engine, metrics, log, { concurrency: cfg.uploadConcurrency, rateBytesPerSec: cfg.uploadRateBytes });
+  const upload = new UploadServer(storage, engine, metrics, log, { concurrency: cfg.uploadConcurrency, rateBytesPerSec: cfg.uploadRateBytes, controlToken: cfg.controlToken });
   const uploadPort = await upload.listen(cfg.listenHost, cfg.uploadPort);
   const hostId = `${cfg.hostname}-${cfg.advertiseIp}-${uploadPort}`.replace(/[^A-Za-z0-9._:-]/g, "_");
   ctx.hostId = hostId;
@@ -130,6 +134,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     idc: cfg.idc,
     uploadSlots: cfg.uploadConcurrency,
     freeUploadSlots: upload.freeSlots,
+    controlToken: cfg.controlToken,
   });
   let announced = false;
   const keepAlive = async () => {

@@ -3,6 +3,7 @@
  * holds, and nothing else; takes the scheduler's prefetch triggers.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { timingSafeEqual } from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import { KilnError } from "../common/errors.js";
 import { HEADERS } from "../common/defaults.js";
@@ -18,6 +19,8 @@ import type { Storage } from "./storage.js";
 export interface UploadOptions {
   concurrency: number;
   rateBytesPerSec: number;
+  /** What the scheduler must send to trigger a prefetch. */
+  controlToken: string;
 }
 
 const PIECE_PATH = /^\/pieces\/([^/]+)\/([^/]+)$/;
@@ -116,6 +119,13 @@ export class UploadServer {
   }
 
   private async prefetch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Only the scheduler this peer announced its token to may make it fetch: otherwise anyone
+    // reaching the upload port could have it download any URL.
+    const sent = Buffer.from(String(req.headers.authorization ?? ""));
+    const want = Buffer.from(`Bearer ${this.opts.controlToken}`);
+    if (sent.length !== want.length || !timingSafeEqual(sent, want)) {
+      throw new KilnError("UNAUTHORIZED", "prefetch needs the control token this peer announced to its scheduler (Authorization: Bearer …)");
+    }
     const body = await readJson(req, PrefetchRequest);
     const expected = taskIdFor(body.download);
     if (expected !== body.taskId) throw new KilnError("BAD_REQUEST", `taskId ${body.taskId} does not match the download (${expected})`);

@@ -167,7 +167,7 @@ export class SchedulerService {
 
   private async trigger(host: Host, task: Task): Promise<string | undefined> {
     try {
-      await new PeerControlClient(`http://${host.info.ip}:${host.info.uploadPort}`).prefetch({ taskId: task.id, download: task.spec });
+      await new PeerControlClient(`http://${host.info.ip}:${host.info.uploadPort}`).prefetch({ taskId: task.id, download: task.spec }, host.info.controlToken);
       return undefined;
     } catch (err) {
       return (err as Error).message;

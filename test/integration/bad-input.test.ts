@@ -98,6 +98,9 @@ interface Case {
   status?: number;
 }
 
+/** The upload port's prefetch needs it: what the peer under test announced to its scheduler. */
+const CONTROL_TOKEN = "bad-input-control-token-0123456789abcdef";
+
 describe("bad input", () => {
   let origin: TestOrigin;
   let cluster: TestCluster;
@@ -117,7 +120,7 @@ describe("bad input", () => {
     // Long host timeout: the fake host announced below must not be collected mid-test.
     cluster = await TestCluster.start({ schedulerArgs: ["--host-timeout-ms", "600000"] });
     schedPort = cluster.scheduler.ready.port as number;
-    peer = await cluster.addPeer("peer");
+    peer = await cluster.addPeer("peer", { env: { KILN_CONTROL_TOKEN: CONTROL_TOKEN } });
     tmp = await mkdtemp(join(tmpdir(), "kiln-bad-input-"));
     const r = await cluster.get(peer, fileUrl, join(tmp, "held.bin"));
     assert.equal(r.code, 0, r.stderr);
@@ -138,7 +141,7 @@ describe("bad input", () => {
     const CHILD_HOST = "bad-input-child-host";
     const sched = (c: Case) => raw(schedPort, c.method, c.path, c);
 
-    const host = (o: Record<string, unknown> = {}) => ({ id: HOST, hostname: "h", ip: "127.0.0.1", uploadPort: 9, isSeed: false, uploadSlots: 4, freeUploadSlots: 4, ...o });
+    const host = (o: Record<string, unknown> = {}) => ({ id: HOST, hostname: "h", ip: "127.0.0.1", uploadPort: 9, isSeed: false, uploadSlots: 4, freeUploadSlots: 4, controlToken: "k".repeat(43), ...o });
     const piece = (n: number) => ({ number: n, digest: "sha256:" + "d".repeat(64), length: 10 });
     const failure = { parentId: "someone", pieceNumber: 0, kind: "timeout", message: "stalled" };
     const failed = { state: "failed", error: { code: "INTERNAL", status: 500, message: "m" } };
@@ -242,6 +245,9 @@ describe("bad input", () => {
         [{ ...host(), id: "" }, "empty id"],
         [{ ...host(), freeUploadSlots: -1 }, "negative slots"],
         [{ ...host(), hostname: "" }, "empty hostname"],
+        [{ ...host(), controlToken: "short" }, "control token too short"],
+        [{ ...host(), controlToken: "x".repeat(40) + " ;" }, "control token with other characters"],
+        [(({ controlToken: _t, ...rest }) => rest)(host()), "missing control token"],
         [{}, "empty object"],
         [(({ id: _id, ...rest }) => rest)(host()), "missing id"],
         [[host()], "array"],
@@ -494,8 +500,18 @@ describe("bad input", () => {
       }
     });
 
+    it("prefetch without the control token the peer announced: 401 JSON, nothing fetched", async () => {
+      const body = JSON.stringify({ taskId: taskIdFor({ url: `${origin.url}/prefetch-never` }), download: { url: `${origin.url}/prefetch-never` } });
+      for (const authorization of [undefined, "", "Bearer", `Bearer ${CONTROL_TOKEN}x`, `Bearer ${CONTROL_TOKEN.slice(1)}`, CONTROL_TOKEN, `Basic ${CONTROL_TOKEN}`]) {
+        const r = await up("POST", "/api/v1/prefetch", { body, headers: { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) } });
+        const e = assert4xxJson(r, `prefetch with authorization ${JSON.stringify(authorization)}`, 401);
+        assert.match(e.message, /control token/);
+      }
+      assert.ok(!origin.requests.some((r) => r.path === "/prefetch-never"), "nothing was fetched");
+    });
+
     it("prefetch: malformed JSON, invalid bodies and a taskId that does not match the download are 400 JSON", async () => {
-      const post = (body: string | Buffer) => up("POST", "/api/v1/prefetch", json(body));
+      const post = (body: string | Buffer) => up("POST", "/api/v1/prefetch", { body, headers: { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` } });
       const download = { url: `${origin.url}/prefetch-never` };
       const rightId = taskIdFor({ url: download.url });
       const bad: [string, string][] = [
@@ -523,7 +539,8 @@ describe("bad input", () => {
     it("property: random bytes to prefetch never yield a 5xx", async () => {
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
-          assert4xxJson(await up("POST", "/api/v1/prefetch", json(Buffer.from(bytes))), "random prefetch body", 400);
+          const r = await up("POST", "/api/v1/prefetch", { body: Buffer.from(bytes), headers: { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` } });
+          assert4xxJson(r, "random prefetch body", 400);
         }),
         { numRuns: 100 },
       );

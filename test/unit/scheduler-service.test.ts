@@ -20,7 +20,12 @@ const LEN = 3 * PL;
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return { id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, ...o };
+  return { id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: tokenOf(id), ...o };
+}
+
+/** Each test host's control token: the one its prefetch triggers must carry. */
+function tokenOf(hostId: string): string {
+  return createHash("sha256").update(hostId).digest("base64url");
 }
 
 function spec(url: string) {
@@ -58,13 +63,15 @@ function sourcedTask(s: SchedulerService, hostId = "src-host", peerId = "src") {
   return r.taskId;
 }
 
-/** A trivial stand-in for a seed peer's upload port: records prefetch triggers, answers 202. */
-let seedEndpoint: { server: http.Server; port: number; calls: { taskId: string; url: string }[] };
+/** A trivial stand-in for a seed peer's upload port: records prefetch triggers (with the token they carried), answers 202. */
+let seedEndpoint: { server: http.Server; port: number; calls: { taskId: string; url: string }[]; tokens: string[] };
 let closedPort: number;
 
 before(async () => {
   const calls: { taskId: string; url: string }[] = [];
+  const tokens: string[] = [];
   const server = http.createServer((req, res) => {
+    tokens.push(String(req.headers.authorization ?? ""));
     let body = "";
     req.on("data", (c: Buffer) => (body += c));
     req.on("end", () => {
@@ -74,7 +81,7 @@ before(async () => {
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  seedEndpoint = { server, port: (server.address() as AddressInfo).port, calls };
+  seedEndpoint = { server, port: (server.address() as AddressInfo).port, calls, tokens };
   const probe = net.createServer();
   await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
   closedPort = (probe.address() as AddressInfo).port;
@@ -138,6 +145,7 @@ describe("registration and the origin fetcher", () => {
     // The trigger reaches the seed's upload port.
     for (let i = 0; i < 100 && seedEndpoint.calls.length === before; i++) await new Promise((res) => setTimeout(res, 10));
     assert.deepEqual(seedEndpoint.calls.slice(before), [{ taskId: r1.taskId, url: u }]);
+    assert.deepEqual(seedEndpoint.tokens.slice(before), [`Bearer ${tokenOf("seed-host")}`], "the trigger carries the token the seed host announced");
     // A peer still waiting for the triggered seed is not rescued to the origin.
     assert.notEqual((await now(s, r1.taskId, "p1")).action, "back_to_source");
     // The seed registers and fetches from the origin.
