@@ -11,6 +11,7 @@ import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { prerequisitesMissing } from "./prereq.js";
 import { HTPASSWD, REGISTRY_PASSWORD, REGISTRY_USER, TOKEN_CERT_PEM, TOKEN_KEY_PEM } from "./registry-fixtures.js";
 
 const execFileP = promisify(execFile);
@@ -42,19 +43,8 @@ export async function freePort(): Promise<number> {
 }
 
 /** Tools the registry tests need; under CI=true their absence fails the test instead of skipping it. */
-export async function registryToolsMissing(): Promise<string | undefined> {
-  const missing: string[] = [];
-  for (const tool of ["docker-registry", "skopeo"]) {
-    try {
-      await execFileP(tool, ["--version"]);
-    } catch {
-      missing.push(tool);
-    }
-  }
-  if (!missing.length) return undefined;
-  const msg = `missing ${missing.join(", ")} (apt-get install docker-registry skopeo)`;
-  if (process.env.CI === "true") throw new Error(`CI: ${msg}`);
-  return msg;
+export function registryToolsMissing(): Promise<string | undefined> {
+  return prerequisitesMissing("registry test", { "docker-registry": "docker-registry", skopeo: "skopeo" });
 }
 
 function b64url(b: Buffer | string): string {

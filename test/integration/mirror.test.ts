@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
 import { runKiln } from "../helpers/proc.js";
-import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
+import { prerequisitesMissing } from "../helpers/prereq.js";
+import { buildOciImage, pushImage, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
 import { REGISTRY_PASSWORD, REGISTRY_USER } from "../helpers/registry-fixtures.js";
 
 const run = promisify(execFile);
@@ -26,21 +27,9 @@ const HOST_PLATFORM = `linux/${process.arch === "x64" ? "amd64" : process.arch}`
 const OTHER_PLATFORM = HOST_PLATFORM === "linux/arm64" ? "linux/amd64" : "linux/arm64";
 
 /** Missing tools skip the suite locally; under CI they fail it. */
-async function missingPrerequisites(): Promise<string | undefined> {
-  const problems: string[] = [];
-  const registryTools = await registryToolsMissing();
-  if (registryTools) problems.push(registryTools);
-  for (const b of ["containerd", "ctr"]) {
-    try {
-      await run("sh", ["-c", `command -v ${b}`]);
-    } catch {
-      problems.push(`missing ${b}`);
-    }
-  }
-  if (process.getuid?.() !== 0) problems.push("containerd needs root");
-  if (!problems.length) return undefined;
-  if (process.env.CI === "true") throw new Error(`registry mirror test cannot run under CI: ${problems.join("; ")}`);
-  return problems.join("; ");
+function missingPrerequisites(): Promise<string | undefined> {
+  const root = process.getuid?.() === 0 ? [] : ["containerd needs root"];
+  return prerequisitesMissing("registry mirror test", { "docker-registry": "docker-registry", skopeo: "skopeo", containerd: "containerd", ctr: "containerd" }, root);
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
