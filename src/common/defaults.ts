@@ -43,6 +43,14 @@ export const SCHEDULER = {
   scheduleWaitMs: 5_000,
   /** How long peers wait for a triggered seed peer before one of them goes to the origin. */
   seedTriggerWaitMs: 10_000,
+  /**
+   * Piece spreading: a piece new at the origin fetcher is offered to this many
+   * children at first; the others get it from them, so the fetcher's uplink
+   * carries each piece about this many times instead of once per node.
+   */
+  firstReceiversPerPiece: 2,
+  /** After this long, a piece is offered from the origin fetcher to every child anyway. */
+  spreadWaitMs: 2_000,
 } as const;
 
 export const PEER = {

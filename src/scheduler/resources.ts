@@ -69,6 +69,8 @@ export class Task {
   readonly fsm = new StateMachine<TaskState>("pending", TASK_TRANSITIONS, "task");
   readonly peers = new Map<string, Peer>();
   readonly digests = new Map<number, PieceInfo>();
+  /** When each piece's digest became known (the origin fetcher first held it). */
+  readonly pieceSeenAt = new Map<number, number>();
   contentLength: number | null = null;
   pieceLength: number | null = null;
   error: TaskError | null = null;

@@ -20,7 +20,7 @@ import type {
   TaskStatus,
 } from "../api/scheduler.js";
 import { Host, Peer, Task } from "./resources.js";
-import { selectParents } from "./selection.js";
+import { offeredPieces, selectParents } from "./selection.js";
 
 export interface SchedulerOptions {
   hostTimeoutMs: number;
@@ -29,6 +29,9 @@ export interface SchedulerOptions {
   scheduleWaitMs: number;
   /** How long to wait for a triggered seed peer to register before others may go to the origin. */
   seedTriggerWaitMs: number;
+  /** Piece spreading (see SCHEDULER.firstReceiversPerPiece). */
+  firstReceiversPerPiece: number;
+  spreadWaitMs: number;
 }
 
 export const defaultSchedulerOptions: SchedulerOptions = {
@@ -37,6 +40,8 @@ export const defaultSchedulerOptions: SchedulerOptions = {
   parentsPerSchedule: SCHEDULER.parentsPerSchedule,
   scheduleWaitMs: SCHEDULER.scheduleWaitMs,
   seedTriggerWaitMs: SCHEDULER.seedTriggerWaitMs,
+  firstReceiversPerPiece: SCHEDULER.firstReceiversPerPiece,
+  spreadWaitMs: SCHEDULER.spreadWaitMs,
 };
 
 export class SchedulerService {
@@ -116,6 +121,7 @@ export class SchedulerService {
     for (const p of [...task.peers.values()]) if (p.state === "failed") this.removePeer(p);
     if (![...task.peers.values()].some((p) => p.pieces.size > 0)) {
       task.digests.clear();
+      task.pieceSeenAt.clear();
       task.contentLength = null;
       task.pieceLength = null;
     }
@@ -197,13 +203,14 @@ export class SchedulerService {
     const base = { version: task.version, task: task.info(), pieces };
     if (task.state === "failed") return { ...base, action: "failed", parents: [] };
     if (peer.state === "back_to_source") return { ...base, action: "back_to_source", parents: [] };
-    const parents = selectParents(peer, count).map((p) => ({
+    const now = Date.now();
+    const parents = selectParents(peer, count, now).map((p) => ({
       peerId: p.id,
       hostId: p.host.id,
       ip: p.host.info.ip,
       uploadPort: p.host.info.uploadPort,
       isSeed: p.host.info.isSeed,
-      pieces: p.pieces.toBase64(),
+      pieces: offeredPieces(p, peer, now, this.opts).toBase64(),
     }));
     return { ...base, action: parents.length ? "p2p" : "wait", parents };
   }
@@ -243,6 +250,7 @@ export class SchedulerService {
         }
       } else if (isSource) {
         task.digests.set(piece.number, piece);
+        task.pieceSeenAt.set(piece.number, Date.now());
       } else {
         rejected.push({ number: piece.number, reason: "no digest known for this piece; only the origin fetcher may report it first" });
         continue;

@@ -13,6 +13,7 @@ import { DownloadSpec } from "../../src/api/common.js";
 import type { HostAnnounce, PieceInfo, ScheduleReply } from "../../src/api/scheduler.js";
 import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "../../src/scheduler/service.js";
 import { taskIdFor } from "../../src/common/task-id.js";
+import { BitSet } from "../../src/common/bitset.js";
 
 const MiB = 1024 * 1024;
 const PL = 4 * MiB;
@@ -345,6 +346,61 @@ describe("parent scoring", () => {
     assert.equal((await now(s, taskId, "child", 1)).parents.length, 1);
     assert.equal((await now(s, taskId, "child", 2)).parents.length, 2);
     assert.equal((await now(s, taskId, "child", 64)).parents.length, 3);
+  });
+});
+
+describe("piece spreading", () => {
+  /** A seed host fetching from the origin with pieces 0..7 reported, and `children` peers on their own hosts. */
+  function spreading(children: number, o: Partial<SchedulerOptions> = {}) {
+    const s = service({ firstReceiversPerPiece: 2, spreadWaitMs: 60_000, ...o });
+    s.announceHost(hostInfo("seed-host", { isSeed: true }));
+    const u = nextUrl();
+    const src = s.register({ peerId: "seed", hostId: "seed-host", download: spec(u) });
+    assert.equal(src.action, "back_to_source");
+    const ids = Array.from({ length: children }, (_, i) => `c${i + 1}`);
+    for (const id of ids) {
+      s.announceHost(hostInfo(`h-${id}`));
+      s.register({ peerId: id, hostId: `h-${id}`, download: spec(u) });
+    }
+    s.reportPieces(src.taskId, "seed", { contentLength: 8 * PL, pieceLength: PL, pieces: Array.from({ length: 8 }, (_, n) => piece(n)) });
+    return { s, taskId: src.taskId, ids };
+  }
+  const offeredBy = (r: ScheduleReply, parent: string) => {
+    const p = r.parents.find((x) => x.peerId === parent);
+    return p ? [...BitSet.fromBase64(p.pieces)] : [];
+  };
+
+  it("a piece new at the seed goes to about two children first; each child is a first receiver of some pieces", async () => {
+    const { s, taskId, ids } = spreading(4);
+    const offered = new Map<string, number[]>();
+    for (const id of ids) offered.set(id, offeredBy(await now(s, taskId, id, 64), "seed"));
+    for (let n = 0; n < 8; n++) {
+      const receivers = ids.filter((id) => offered.get(id)!.includes(n));
+      assert.equal(receivers.length, 2, `piece ${n} offered by the seed to ${receivers.join(",")}`);
+    }
+    for (const id of ids) assert.equal(offered.get(id)!.length, 4, `${id} is a first receiver of half the pieces`);
+  });
+
+  it("the others get the piece from a first receiver as soon as it reports it", async () => {
+    const { s, taskId, ids } = spreading(4);
+    const first = await now(s, taskId, "c1", 64);
+    const mine = offeredBy(first, "seed");
+    const n = mine[0]!;
+    s.reportPieces(taskId, "c1", { pieces: [piece(n)] });
+    // A child that is not a first receiver of piece n.
+    let later: string | undefined;
+    for (const id of ids.slice(1)) if (!offeredBy(await now(s, taskId, id, 64), "seed").includes(n)) later ??= id;
+    assert.ok(later, "some child waits for piece " + n);
+    const r = await now(s, taskId, later, 64);
+    assert.ok(!offeredBy(r, "seed").includes(n), `the seed does not offer piece ${n} to ${later} yet`);
+    assert.ok(offeredBy(r, "c1").includes(n), `${later} is offered piece ${n} by c1`);
+  });
+
+  it("after the wait, the seed offers every piece to everyone; with few children it never holds back", async () => {
+    const waited = spreading(4, { spreadWaitMs: 0 });
+    for (const id of waited.ids) assert.equal(offeredBy(await now(waited.s, waited.taskId, id, 64), "seed").length, 8, id);
+    const small = spreading(2);
+    for (const id of small.ids) assert.equal(offeredBy(await now(small.s, small.taskId, id, 64), "seed").length, 8, id);
   });
 });
 
