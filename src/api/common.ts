@@ -39,3 +39,9 @@ export const DownloadSpec = z.object({
 });
 export type DownloadSpec = z.infer<typeof DownloadSpec>;
 export type DownloadSpecInput = z.input<typeof DownloadSpec>;
+
+/**
+ * Header carrying the shared cluster secret (KILN_CLUSTER_SECRET), when one is set:
+ * on membership calls to the manager and on every scheduler API call.
+ */
+export const CLUSTER_SECRET_HEADER = "x-kiln-cluster-secret";

@@ -409,5 +409,4 @@ export type RegistrationReply = z.infer<typeof RegistrationReply>;
 
 export const Ok = z.object({ ok: z.literal(true) });
 
-/** Header carrying the shared cluster secret on membership calls, when the manager has one. */
-export const CLUSTER_SECRET_HEADER = "x-kiln-cluster-secret";
+export { CLUSTER_SECRET_HEADER } from "./common.js";

@@ -3,6 +3,7 @@ import { PEER, PORTS } from "../common/defaults.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { clusterSecretFromEnv } from "./cluster-secret.js";
 import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 import { createLogger } from "../common/logger.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
@@ -71,6 +72,7 @@ export function registerPeerCommand(program: Command): void {
       const cfg = defaultPeerConfig({
         seed,
         schedulerUrl: f.scheduler,
+        clusterSecret: clusterSecretFromEnv(),
         dataDir: f.dataDir ?? (seed ? ".kiln/seed-peer" : ".kiln/peer"),
         listenHost: f.host,
         advertiseIp: f.advertiseIp ?? base.advertiseIp,

@@ -7,6 +7,7 @@ import { createLogger } from "../common/logger.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
 import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { clusterSecretFromEnv } from "./cluster-secret.js";
 
 interface SchedulerFlags {
   host: string;
@@ -37,6 +38,7 @@ export function registerSchedulerCommand(program: Command): void {
       const s = await startScheduler({
         host: opts.host,
         port: opts.port,
+        clusterSecret: clusterSecretFromEnv(),
         options: { hostTimeoutMs: opts.hostTimeoutMs, seedTriggerWaitMs: opts.seedWaitMs, firstReceiversPerPiece: opts.spreadReceivers, spreadWaitMs: opts.spreadWaitMs },
       });
       const membership = opts.manager

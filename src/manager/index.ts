@@ -60,7 +60,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     }
 
     const memberTimeoutMs = cfg.memberTimeoutMs ?? MANAGER.memberTimeoutMs;
-    const runner = new JobRunner(store, log, { pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs, memberTimeoutMs });
+    const runner = new JobRunner(store, log, { pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs, memberTimeoutMs, clusterSecret: cfg.clusterSecret });
     const queue: JobQueue = new InProcessQueue((id, signal) => runner.run(id, signal), cfg.jobConcurrency ?? MANAGER.jobConcurrency, (id, err) =>
       log.error({ job: id, err }, "job runner crashed"),
     );

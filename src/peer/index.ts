@@ -19,6 +19,8 @@ import type { ConductorOptions } from "./conductor.js";
 export interface PeerConfig {
   seed: boolean;
   schedulerUrl: string;
+  /** The scheduler's cluster secret, when it has one. */
+  clusterSecret?: string;
   dataDir: string;
   listenHost: string;
   advertiseIp: string;
@@ -94,7 +96,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const component = cfg.seed ? "seed-peer" : "peer";
   const log = createLogger(component);
   const metrics = new PeerMetrics();
-  const scheduler = new SchedulerClient(cfg.schedulerUrl);
+  const scheduler = new SchedulerClient(cfg.schedulerUrl, cfg.clusterSecret);
   let engine: PeerEngine | undefined;
   const storage = new Storage(cfg.dataDir, log, (t) => void engine?.evicted(t));
   await storage.load();

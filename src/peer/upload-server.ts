@@ -3,7 +3,7 @@
  * holds, and nothing else; takes the scheduler's prefetch triggers.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { timingSafeEqual } from "node:crypto";
+import { sameSecret } from "../common/secret.js";
 import { pipeline } from "node:stream/promises";
 import { KilnError } from "../common/errors.js";
 import { HEADERS } from "../common/defaults.js";
@@ -121,9 +121,7 @@ export class UploadServer {
   private async prefetch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Only the scheduler this peer announced its token to may make it fetch: otherwise anyone
     // reaching the upload port could have it download any URL.
-    const sent = Buffer.from(String(req.headers.authorization ?? ""));
-    const want = Buffer.from(`Bearer ${this.opts.controlToken}`);
-    if (sent.length !== want.length || !timingSafeEqual(sent, want)) {
+    if (!sameSecret(req.headers.authorization, `Bearer ${this.opts.controlToken}`)) {
       throw new KilnError("UNAUTHORIZED", "prefetch needs the control token this peer announced to its scheduler (Authorization: Bearer …)");
     }
     const body = await readJson(req, PrefetchRequest);

@@ -7,6 +7,8 @@ export interface SchedulerConfig {
   host: string;
   port: number;
   options?: Partial<SchedulerOptions>;
+  /** Required on every API call when set (KILN_CLUSTER_SECRET). */
+  clusterSecret?: string;
 }
 
 export interface RunningScheduler {
@@ -19,7 +21,8 @@ export interface RunningScheduler {
 export async function startScheduler(cfg: SchedulerConfig): Promise<RunningScheduler> {
   const log = createLogger("scheduler");
   const service = new SchedulerService(log, { ...defaultSchedulerOptions, ...cfg.options });
-  const app = buildSchedulerApi(service, log);
+  const app = buildSchedulerApi(service, log, cfg.clusterSecret);
+  if (!cfg.clusterSecret) log.warn("no KILN_CLUSTER_SECRET: anyone who reaches this scheduler can announce hosts and ask for preheats");
   await app.listen({ host: cfg.host, port: cfg.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : cfg.port;

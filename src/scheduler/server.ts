@@ -2,7 +2,9 @@
 import { z } from "zod";
 import { createJsonApi } from "../common/fastify.js";
 import type { Logger } from "../common/logger.js";
-import { SafeId, TaskId } from "../api/common.js";
+import { CLUSTER_SECRET_HEADER, SafeId, TaskId } from "../api/common.js";
+import { KilnError } from "../common/errors.js";
+import { sameSecret } from "../common/secret.js";
 import {
   SCHEDULER_API,
   FailureReport,
@@ -25,9 +27,19 @@ import type { SchedulerService } from "./service.js";
 const Ok = z.object({ ok: z.literal(true) });
 const PeerParams = z.object({ taskId: TaskId, peerId: SafeId });
 
-export function buildSchedulerApi(service: SchedulerService, log: Logger) {
+/** `clusterSecret`: when set, every API call must carry it (peers, seed peers and the manager all do). */
+export function buildSchedulerApi(service: SchedulerService, log: Logger, clusterSecret?: string) {
   const app = createJsonApi(log);
   const api = SCHEDULER_API;
+
+  if (clusterSecret) {
+    app.addHook("onRequest", async (req) => {
+      if (!req.url.startsWith(`${api}/`)) return;
+      if (!sameSecret(req.headers[CLUSTER_SECRET_HEADER], clusterSecret)) {
+        throw new KilnError("UNAUTHORIZED", `this scheduler needs the cluster secret (${CLUSTER_SECRET_HEADER}, KILN_CLUSTER_SECRET)`);
+      }
+    });
+  }
 
   app.get("/healthy", async () => ({ ok: true as const }));
 

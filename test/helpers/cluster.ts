@@ -24,9 +24,11 @@ export class TestCluster {
     private readonly peerEnv: Record<string, string>,
   ) {}
 
-  static async start(opts: { schedulerArgs?: string[]; peerArgs?: string[]; peerEnv?: Record<string, string> } = {}): Promise<TestCluster> {
+  static async start(
+    opts: { schedulerArgs?: string[]; schedulerEnv?: Record<string, string>; peerArgs?: string[]; peerEnv?: Record<string, string> } = {},
+  ): Promise<TestCluster> {
     const c = new TestCluster(await mkdtemp(join(tmpdir(), "kiln-test-")), opts.peerArgs ?? [], opts.peerEnv ?? {});
-    c.scheduler = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", "0", ...(opts.schedulerArgs ?? [])]);
+    c.scheduler = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", "0", ...(opts.schedulerArgs ?? [])], { env: opts.schedulerEnv });
     return c;
   }
 

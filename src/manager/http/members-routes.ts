@@ -2,7 +2,7 @@
  * Schedulers and seed peers register here and keep alive. No user token: they are
  * cluster components; with a cluster secret configured, they must present it.
  */
-import { timingSafeEqual } from "node:crypto";
+import { sameSecret } from "../../common/secret.js";
 import type { FastifyRequest } from "fastify";
 import { CLUSTER_SECRET_HEADER, IdParams, MANAGER_PATHS, ManagerError, Ok, RegistrationReply, SchedulerRegistration, SeedPeerRegistration } from "../../api/manager.js";
 import type { MembersRepo } from "../db/members.js";
@@ -11,17 +11,10 @@ import { notFound, unauthorized, unprocessable } from "./errors.js";
 
 const errors = { 401: ManagerError, 404: ManagerError, 422: ManagerError };
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
   const onRequest = async (req: FastifyRequest) => {
     if (!ctx.clusterSecret) return;
-    const given = req.headers[CLUSTER_SECRET_HEADER];
-    if (typeof given !== "string" || !sameSecret(given, ctx.clusterSecret)) throw unauthorized();
+    if (!sameSecret(req.headers[CLUSTER_SECRET_HEADER], ctx.clusterSecret)) throw unauthorized();
   };
   const clusterFor = async (id: number | undefined) => {
     const c = id === undefined ? await ctx.store.clusters.defaultCluster() : await ctx.store.clusters.byId(id);

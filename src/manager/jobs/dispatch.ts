@@ -12,6 +12,7 @@ export interface DispatchTarget {
   clusterName: string;
   /** Scheduler API URLs of the cluster's active schedulers, freshest first. */
   schedulers: string[];
+  clusterSecret?: string;
 }
 
 export interface DispatchOptions {
@@ -41,7 +42,7 @@ async function askPreheat(target: DispatchTarget, req: PreheatRequestInput): Pro
   }
   let last: unknown;
   for (const url of target.schedulers) {
-    const client = new SchedulerClient(url);
+    const client = new SchedulerClient(url, target.clusterSecret);
     try {
       return { client, reply: await client.preheat(req) };
     } catch (err) {

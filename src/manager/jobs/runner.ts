@@ -15,6 +15,8 @@ import { dispatchUrl, type DispatchTarget } from "./dispatch.js";
 export interface RunnerOptions {
   pollMs: number;
   memberTimeoutMs: number;
+  /** Presented to the cluster's schedulers (KILN_CLUSTER_SECRET). */
+  clusterSecret?: string;
 }
 
 /** A URL ready to preheat, with what its download needs. */
@@ -132,6 +134,7 @@ export class JobRunner {
       const targets = clusters.map((c) => ({
         clusterId: c.id,
         clusterName: c.name,
+        clusterSecret: this.opts.clusterSecret,
         known: schedulers.filter((s) => s.scheduler_cluster_id === c.id).length,
         schedulers: schedulers
           .filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh)
