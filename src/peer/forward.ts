@@ -47,8 +47,12 @@ export function forwardRequest(req: IncomingMessage, res: ServerResponse, url: U
       if (res.headersSent) return void res.destroy();
       reject(new KilnError("ORIGIN_UNREACHABLE", `${url.origin} unreachable: ${describeNetworkError(err)}`, 502));
     });
-    // A request body (a push through the proxy, a POST) streams straight through.
+    // A request body (a push through the proxy, a POST) streams straight through;
+    // a client that goes away mid-body does not leave the upstream request hanging.
     req.pipe(up);
+    req.on("close", () => {
+      if (!req.complete) up.destroy();
+    });
   });
 }
 

@@ -138,6 +138,15 @@ export class ProxyPolicy {
     return hostMatches(this.allow, hostname, port);
   }
 
+  /**
+   * Whether a CONNECT tunnel to host:port is allowed: a pattern that names a port
+   * allows that port, one without a port allows 443 only, so an allowed registry
+   * host cannot be used to tunnel to its SSH or database ports.
+   */
+  allowsConnect(hostname: string, port: string): boolean {
+    return hostMatches(this.allow.filter((p) => p.port !== undefined || port === "443"), hostname, port);
+  }
+
   /** Whether a CONNECT to this host is terminated (TLS interception) rather than tunnelled. */
   intercepts(hostname: string, port: string): boolean {
     return hostMatches(this.intercept, hostname, port);

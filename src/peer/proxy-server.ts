@@ -139,9 +139,12 @@ export class ProxyServer {
     if (!m || port < 1 || port > 65535) throw new KilnError("BAD_REQUEST", `CONNECT needs host:port, got ${JSON.stringify(req.url ?? "")}`);
     const hostname = m[1]!.replace(/^\[|\]$/g, "");
     const policy = this.opts.policy;
-    if (!policy.allowsHost(hostname, String(port))) {
+    if (!policy.allowsConnect(hostname, String(port))) {
       this.log.info({ target: req.url }, "proxy refused a CONNECT");
-      throw new KilnError("FORBIDDEN", `proxy refused CONNECT ${req.url}: host ${hostname} is not on this proxy's allowed hosts (kiln peer --proxy-allow-host)`);
+      const why = policy.allowsHost(hostname, String(port))
+        ? `port ${port} is not allowed for CONNECT (allow ${hostname}:${port} explicitly; a host without a port allows 443 only)`
+        : `host ${hostname} is not on this proxy's allowed hosts (kiln peer --proxy-allow-host)`;
+      throw new KilnError("FORBIDDEN", `proxy refused CONNECT ${req.url}: ${why}`);
     }
     const ca = this.opts.ca;
     if (!ca || !policy.intercepts(hostname, String(port))) return tunnel(socket, head, hostname, port, this.log);

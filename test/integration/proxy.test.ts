@@ -125,11 +125,12 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     // Every kiln process that may reach the TLS registry trusts its certificate.
     cluster = await TestCluster.start({ peerEnv: { NODE_EXTRA_CA_CERTS: tlsCert.cert } });
     await cluster.addPeer("seed", { seed: true });
-    const allow = ["--host", "0.0.0.0", "--proxy-allow-host", IP, "--proxy-allow-host", `127.0.0.1:${origin.port}`];
+    // IP alone: plain HTTP to any port of it; CONNECT needs the TLS registry's port named.
+    const allow = ["--host", "0.0.0.0", "--proxy-allow-host", IP, "--proxy-allow-host", secure.host, "--proxy-allow-host", `127.0.0.1:${origin.port}`];
     const intercept = [...allow, "--proxy-intercept", IP, "--ca-dir", caDir];
     peerA = await cluster.addPeer("peer-a", { args: intercept });
     peerB = await cluster.addPeer("peer-b", { args: intercept });
-    peerC = await cluster.addPeer("peer-c", { args: ["--host", "0.0.0.0", "--proxy-allow-host", IP] });
+    peerC = await cluster.addPeer("peer-c", { args: ["--host", "0.0.0.0", "--proxy-allow-host", IP, "--proxy-allow-host", secure.host] });
   });
 
   after(async () => {
@@ -205,6 +206,9 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     const tunnel = await connectFromNetwork(port, `127.0.0.1:${origin.port}`);
     assert.equal(tunnel.status, 403);
     assert.match(JSON.parse(tunnel.body).message, /proxy refused CONNECT 127\.0\.0\.1:\d+: host 127\.0\.0\.1 is not on this proxy's allowed hosts/);
+    const otherPort = await connectFromNetwork(port, plain.host);
+    assert.equal(otherPort.status, 403, "CONNECT to a port of an allowed host that the list does not name");
+    assert.match(JSON.parse(otherPort.body).message, /port \d+ is not allowed for CONNECT/);
     const metadata = await fromNetwork(port, "GET", "http://169.254.169.254/latest/meta-data/");
     assert.equal(metadata.status, 403);
     const mirrored = await fromNetwork(port, "GET", `/v2/x/manifests/v1?ns=127.0.0.1:${origin.port}`);

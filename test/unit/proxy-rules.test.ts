@@ -47,6 +47,19 @@ describe("proxy policy", () => {
     assert.equal(p.allowsHost("reg.local", "443"), false);
   });
 
+  it("CONNECT: a port-less pattern allows 443 only; a pattern with a port allows that port", () => {
+    const p = policy({ allowHosts: ["registry.example.com", "reg.local:5000", "*.example.org"] });
+    assert.equal(p.allowsConnect("registry.example.com", "443"), true);
+    assert.equal(p.allowsConnect("registry.example.com", "22"), false);
+    assert.equal(p.allowsConnect("registry.example.com", "5000"), false);
+    assert.equal(p.allowsConnect("reg.local", "5000"), true);
+    assert.equal(p.allowsConnect("reg.local", "443"), false);
+    assert.equal(p.allowsConnect("a.example.org", "443"), true);
+    assert.equal(p.allowsConnect("a.example.org", "3306"), false);
+    assert.equal(p.allowsConnect("other.example.com", "443"), false);
+    assert.equal(policy({ allowHosts: ["*"] }).allowsConnect("any.host", "22"), false, "even * tunnels only to 443 without a port");
+  });
+
   it("a port-less pattern means the URL's effective port (80/443) too", () => {
     const p = policy({ allowHosts: ["reg.local:443"] });
     assert.equal(act(p, "https://reg.local/v2/"), "direct");
