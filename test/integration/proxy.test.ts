@@ -8,7 +8,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
@@ -33,7 +33,7 @@ function missingPrerequisites(): Promise<string | undefined> {
   const problems: string[] = [];
   if (IP === "127.0.0.1") problems.push("no non-loopback IPv4 address (Go clients bypass proxies for loopback)");
   if (process.getuid?.() !== 0) problems.push("podman storage here needs root");
-  return prerequisitesMissing("proxy test", { "docker-registry": "docker-registry", skopeo: "skopeo", podman: "podman", openssl: "openssl" }, problems);
+  return prerequisitesMissing("proxy test", { "docker-registry": "docker-registry", skopeo: "skopeo", podman: "podman", openssl: "openssl", dockerd: "docker.io" }, problems);
 }
 
 /** A client environment with no proxy settings but the ones given. */
@@ -299,6 +299,43 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     // Nothing was kept as if it were that blob: the scheduler knows no finished copy of it.
     const status = await new SchedulerClient(cluster.schedulerUrl).taskStatus(claimed).catch(() => undefined);
     assert.ok(!status?.peers.some((p) => p.state === "succeeded"), JSON.stringify(status?.peers));
+  });
+
+  it("Docker pulls through HTTP_PROXY set as `kiln config docker` prints it; blobs come from the swarm", { skip }, async () => {
+    const conf = await runKiln(["config", "docker", "--peer", peerB.proxyUrl, "--content-only"]);
+    assert.equal(conf.code, 0, conf.stderr);
+    // The drop-in's Environment= lines, as systemd would hand them to dockerd.
+    const env = Object.fromEntries([...conf.stdout.matchAll(/^Environment="([A-Z_]+)=(.*)"$/gm)].map((m) => [m[1]!, m[2]!]));
+    assert.deepEqual(Object.keys(env).sort(), ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"]);
+    const before = Object.fromEntries(allBlobs(image).map((d) => [d, plain.blobGets(d)]));
+    const root = join(dir, "dockerd");
+    await mkdir(root, { recursive: true });
+    const sock = `unix://${join(root, "d.sock")}`;
+    const daemon = spawn(
+      "dockerd",
+      ["--data-root", join(root, "data"), "--exec-root", join(root, "exec"), "--pidfile", join(root, "d.pid"), "-H", sock, "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", "--insecure-registry", plain.host],
+      { env: proxyEnv(env), stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const daemonLog: string[] = [];
+    daemon.stdout!.on("data", (d: Buffer) => daemonLog.push(String(d)));
+    daemon.stderr!.on("data", (d: Buffer) => daemonLog.push(String(d)));
+    const docker = (args: string[]) => run("docker", ["--host", sock, ...args], { env: proxyEnv({}), timeout: 120_000 });
+    try {
+      for (let i = 0; ; i++) {
+        if (await docker(["version"]).then(() => true, () => false)) break;
+        assert.ok(i < 100 && daemon.exitCode === null, `dockerd did not start: ${daemonLog.join("").slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await docker(["pull", "--quiet", `${plain.host}/test/app:v1`]);
+      const { stdout } = await docker(["image", "inspect", "--format", "{{json .RepoDigests}}", `${plain.host}/test/app:v1`]);
+      assert.match(stdout, new RegExp(image.digest), "Docker holds the image at the index digest");
+      // Docker has every blob, yet the registry was not asked for one: they came through the peer.
+      for (const d of allBlobs(image)) assert.equal(plain.blobGets(d), before[d], `no new registry GET of ${d}: the peer served it`);
+    } finally {
+      const exited = new Promise((r) => daemon.once("exit", r));
+      daemon.kill("SIGTERM");
+      await exited;
+    }
   });
 
   it("Podman pulls through the peer as a registries.conf mirror (kiln config podman); blobs come from the swarm", { skip }, async () => {
