@@ -233,6 +233,27 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     assert.equal(allowed.status, 200, "other repositories still pass");
   });
 
+  it("an allowed origin that does not answer: 502 JSON naming the cause, for forwarding and for CONNECT", { skip }, async () => {
+    // A port on the allowed address that nothing listens on.
+    const closed = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, IP, () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const rules = join(dir, "proxy-closed.yaml");
+    await writeFile(rules, `allowHosts: ["${IP}:${closed}"]\n`);
+    const peer = await cluster.addPeer("peer-closed", { args: ["--host", "0.0.0.0", "--proxy-config", rules] });
+    const port = Number(new URL(peer.proxyUrl).port);
+    const forwarded = await fromNetwork(port, "GET", `http://${IP}:${closed}/v2/`);
+    assert.equal(forwarded.status, 502);
+    assert.match(forwarded.json().message, /unreachable: connection refused \(ECONNREFUSED\)/);
+    const tunnelled = await connectFromNetwork(port, `${IP}:${closed}`);
+    assert.equal(tunnelled.status, 502);
+    assert.match(JSON.parse(tunnelled.body).message, new RegExp(`${IP.replace(/\./g, "\\.")}:${closed} unreachable: connection refused`));
+    assert.equal((await fromNetwork(port, "GET", "/healthy")).status, 200, "the proxy keeps serving");
+  });
+
   it("a registry that redirects blobs (307) to signed storage URLs: the preheat and the pulls share one task, storage is read once", { skip }, async () => {
     const file = makeFile(3 * MiB + 17);
     const blobPath = `/v2/r/app/blobs/sha256:${file.sha256}`;
