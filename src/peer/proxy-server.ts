@@ -28,7 +28,7 @@ import { DownloadSpec } from "../api/common.js";
 import type { PeerEngine } from "./engine.js";
 import type { CertificateAuthority } from "./ca.js";
 import { forwardRequest, rejectConnect, tunnel } from "./forward.js";
-import { closeHttp, listenHttp, parseRange, sendError } from "./http-util.js";
+import { closeHttp, headerEncode, listenHttp, parseRange, sendError } from "./http-util.js";
 import { isForwardable, redact } from "./origin.js";
 import type { ProxyPolicy } from "./proxy-rules.js";
 
@@ -220,7 +220,7 @@ export class ProxyServer {
       const message = err instanceof Error ? err.message : String(err);
       this.log.warn({ task: handle.taskId, err: message }, "proxied download failed mid-stream");
       if (trailers && !res.destroyed) {
-        res.addTrailers({ [RESULT_TRAILER]: `error: ${encodeURIComponent(message)}` });
+        res.addTrailers({ [RESULT_TRAILER]: `error: ${headerEncode(message)}` });
         res.end();
       } else {
         res.destroy();

@@ -536,6 +536,17 @@ describe("bad input", () => {
       assert.ok(!origin.requests.some((r) => r.path === "/prefetch-never"), "nothing was fetched for a refused prefetch");
     });
 
+    it("a body whose JSON error quotes half an emoji: 400 JSON, and the peer lives", async () => {
+      // Regression test (this was a bug): V8's JSON.parse message cuts its excerpt mid surrogate
+      // pair, and encoding that message into the x-kiln-error header threw and killed the peer.
+      const headers = { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` };
+      for (const body of ["x" + "😀".repeat(20), "[1," + "😀".repeat(9) + "a"]) {
+        const e = assert4xxJson(await up("POST", "/api/v1/prefetch", { body, headers }), `prefetch ${body.slice(0, 8)}`, 400);
+        assert.match(e.message, /not valid JSON|Unexpected token/);
+      }
+      assert.equal((await up("GET", "/healthy")).status, 200);
+    });
+
     it("property: random bytes to prefetch never yield a 5xx", async () => {
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
