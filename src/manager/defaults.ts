@@ -23,6 +23,9 @@ export const MANAGER = {
   /** URLs of one job dispatched at once (args.concurrent_task_count default). */
   concurrentTaskCount: 8,
   sessionTtlMs: 24 * 60 * 60_000,
+  /** Failed sign-ins one client may make for one user name within the window before it gets 429. */
+  signInMaxFailures: 5,
+  signInWindowMs: 15 * 60_000,
   tokenTtlMs: 365 * 24 * 60 * 60_000,
   perPage: 10,
   maxPerPage: 100,

@@ -403,3 +403,25 @@ describe("membership with a cluster secret", () => {
     }
   });
 });
+
+describe("sign-in guessing", () => {
+  it("after 5 failed sign-ins for a name from one address, that pair gets 429 with Retry-After, even with the right password", async (t) => {
+    const db = await createTestDatabase("sqlite");
+    if ("skip" in db) return t.skip(db.skip);
+    const m = await startTestManager(db.url);
+    try {
+      const signin = (name: string, password: string) => api(`${m.url}/api/v1/users/signin`, { body: { name, password } });
+      for (let i = 0; i < 5; i++) assert.equal((await signin("root", `guess-${i}`)).status, 401, `guess ${i}`);
+      const locked = await signin("root", ROOT_PASSWORD);
+      assert.equal(locked.status, 429);
+      assert.match(locked.json.message, /too many failed sign-ins for root from this address; try again in \d+ s/);
+      const retry = Number(locked.headers.get("retry-after"));
+      assert.ok(retry > 0 && retry <= 15 * 60, `Retry-After ${retry}`);
+      // Other names from the same address are counted on their own.
+      assert.equal((await signin("nobody", "x")).status, 401);
+    } finally {
+      await m.close();
+      await db.drop();
+    }
+  });
+});

@@ -19,9 +19,10 @@ import { hashPassword, hashToken, randomToken, verifyPassword } from "../auth/se
 import type { TokenRow, UserRow } from "../db/schema.js";
 import { nowIso, showTime } from "../time.js";
 import type { ManagerApp, RouteContext } from "./context.js";
-import { forbidden, HttpError, notFound, unprocessable } from "./errors.js";
+import { forbidden, HttpError, notFound, tooManyRequests, unprocessable } from "./errors.js";
+import { SignInLimiter } from "../auth/signin-limiter.js";
 
-const errors = { 400: ManagerError, 401: ManagerError, 403: ManagerError, 404: ManagerError, 422: ManagerError };
+const errors = { 400: ManagerError, 401: ManagerError, 403: ManagerError, 404: ManagerError, 422: ManagerError, 429: ManagerError };
 
 function userView(u: UserRow) {
   return {
@@ -64,10 +65,18 @@ export function registerUserRoutes(app: ManagerApp, ctx: RouteContext): void {
     return t;
   };
 
+  const limiter = new SignInLimiter({ maxFailures: MANAGER.signInMaxFailures, windowMs: MANAGER.signInWindowMs });
   app.post(MANAGER_PATHS.signin, { schema: { tags: ["users"], body: SignInBody, response: { 200: SignInReply, ...errors } } }, async (req) => {
-    const user = await ctx.store.users.byName(req.body.name);
+    const { name } = req.body;
+    const wait = limiter.retryAfterSeconds(name, req.ip);
+    if (wait > 0) throw tooManyRequests(`too many failed sign-ins for ${name} from this address; try again in ${wait} s`, wait);
+    const user = await ctx.store.users.byName(name);
     // Same answer for an unknown user and a wrong password.
-    if (!user || !(await verifyPassword(req.body.password, user.password_hash))) throw new HttpError(401, "Unauthorized");
+    if (!user || !(await verifyPassword(req.body.password, user.password_hash))) {
+      limiter.failed(name, req.ip);
+      throw new HttpError(401, "Unauthorized");
+    }
+    limiter.succeeded(name, req.ip);
     if (user.state !== "active") throw forbidden("User is inactive");
     const token = randomToken(TOKEN_PREFIX.session);
     const expiresAt = nowIso(Date.now() + MANAGER.sessionTtlMs);
