@@ -147,6 +147,8 @@ export const PreheatRequest = z.object({
   ips: z.array(z.string()).optional(),
   count: z.number().int().min(1).optional(),
   percentage: z.number().min(1).max(100).optional(),
+  /** Hosts fetching at once (Dragonfly's concurrent_peer_count); the next is triggered as one finishes. */
+  concurrentPeerCount: z.number().int().min(1).optional(),
 });
 export type PreheatRequest = z.infer<typeof PreheatRequest>;
 export type PreheatRequestInput = z.input<typeof PreheatRequest>;

@@ -69,6 +69,8 @@ export class Task {
   readonly fsm = new StateMachine<TaskState>("pending", TASK_TRANSITIONS, "task");
   readonly peers = new Map<string, Peer>();
   readonly digests = new Map<number, PieceInfo>();
+  /** Preheat hosts not triggered yet (concurrent_peer_count), and how many may fetch at once. */
+  preheatQueue: { hosts: Host[]; limit: number; running: Set<string> } | null = null;
   /** When each piece's digest became known (the origin fetcher first held it). */
   readonly pieceSeenAt = new Map<number, number>();
   contentLength: number | null = null;

@@ -299,6 +299,7 @@ export class SchedulerService {
         this.log.warn({ task: taskId, error: result.error.message }, "task failed at the origin");
       }
     }
+    this.advancePreheat(task);
     task.touch();
   }
 
@@ -320,13 +321,45 @@ export class SchedulerService {
     this.tasks.set(taskId, task);
     const hosts = this.preheatTargets(task, req);
     if (hosts.length === 0) throw new KilnError("UNAVAILABLE", `no live ${req.scope === "all_peers" ? "peers" : "seed peers"} to preheat on`);
+    const limit = req.concurrentPeerCount ?? hosts.length;
+    const now = hosts.slice(0, limit);
+    const later = hosts.slice(limit);
+    // The rest wait their turn: each is triggered as one of the running hosts finishes (see reportResult).
+    task.preheatQueue = later.length ? { hosts: later, limit, running: new Set(now.map((h) => h.id)) } : null;
     const results = await Promise.all(
-      hosts.map(async (h) => {
+      now.map(async (h) => {
         const error = await this.trigger(h, task);
+        if (error) task.preheatQueue?.running.delete(h.id);
         return { hostId: h.id, hostname: h.info.hostname, ip: h.info.ip, accepted: !error, ...(error ? { error } : {}) };
       }),
     );
-    return { taskId, hosts: results };
+    this.advancePreheat(task);
+    const queued = later.map((h) => ({ hostId: h.id, hostname: h.info.hostname, ip: h.info.ip, accepted: true }));
+    return { taskId, hosts: [...results, ...queued] };
+  }
+
+  /** Triggers queued preheat hosts while fewer than the limit are fetching. */
+  private advancePreheat(task: Task): void {
+    const q = task.preheatQueue;
+    if (!q) return;
+    // A running host is done once its peer on this task has finished or failed, or the host is gone.
+    for (const hostId of [...q.running]) {
+      const peer = [...task.peers.values()].find((p) => p.host.id === hostId);
+      const gone = !this.hosts.get(hostId)?.alive;
+      if (gone || (peer && (peer.state === "succeeded" || peer.state === "failed" || peer.state === "left"))) q.running.delete(hostId);
+    }
+    while (q.running.size < q.limit && q.hosts.length) {
+      const next = q.hosts.shift()!;
+      if (!next.alive) continue;
+      q.running.add(next.id);
+      void this.trigger(next, task).then((err) => {
+        if (!err) return;
+        this.log.warn({ task: task.id, host: next.id, err }, "queued preheat trigger failed");
+        q.running.delete(next.id);
+        this.advancePreheat(task);
+      });
+    }
+    if (!q.hosts.length) task.preheatQueue = null;
   }
 
   private preheatTargets(task: Task, req: PreheatRequest): Host[] {
@@ -365,6 +398,7 @@ export class SchedulerService {
       if (now - host.lastSeen > this.opts.hostTimeoutMs) this.dropHost(host, "keepalive timed out");
     }
     for (const task of [...this.tasks.values()]) {
+      if (task.preheatQueue) this.advancePreheat(task);
       if (task.peers.size === 0 && now - task.lastActivity > this.opts.taskIdleTtlMs) this.tasks.delete(task.id);
     }
   }

@@ -404,6 +404,47 @@ describe("piece spreading", () => {
   });
 });
 
+describe("preheat", () => {
+  const waitCalls = async (n: number) => {
+    for (let i = 0; i < 200 && seedEndpoint.calls.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  it("concurrent_peer_count: only that many hosts fetch at once; the next is triggered as one finishes or fails", async () => {
+    const s = service();
+    const ids = ["pa", "pb", "pc"];
+    for (const id of ids) s.announceHost(hostInfo(id, { uploadPort: seedEndpoint.port }));
+    const u = nextUrl();
+    const before = seedEndpoint.calls.length;
+    const reply = await s.preheat({ download: spec(u), scope: "all_peers", concurrentPeerCount: 1 });
+    assert.deepEqual(reply.hosts.map((h) => [h.hostId, h.accepted]), ids.map((id) => [id, true]), "every host is part of the preheat");
+    await waitCalls(before + 1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(seedEndpoint.tokens.slice(before), [`Bearer ${tokenOf("pa")}`], "only the first host was asked");
+
+    // pa fetches and succeeds: pb is asked.
+    const a = s.register({ peerId: "a", hostId: "pa", download: spec(u) });
+    s.reportPieces(a.taskId, "a", { contentLength: PL, pieceLength: PL, pieces: [piece(0)] });
+    s.reportResult(a.taskId, "a", { state: "succeeded", contentLength: PL });
+    await waitCalls(before + 2);
+    assert.deepEqual(seedEndpoint.tokens.slice(before), [`Bearer ${tokenOf("pa")}`, `Bearer ${tokenOf("pb")}`]);
+
+    // pb fails (its disk, not the origin): pc is asked.
+    s.register({ peerId: "b", hostId: "pb", download: spec(u) });
+    s.reportResult(a.taskId, "b", { state: "failed", error: { code: "DISK_FULL", status: 503, message: "no space left" } });
+    await waitCalls(before + 3);
+    assert.deepEqual(seedEndpoint.tokens.slice(before), ["pa", "pb", "pc"].map((h) => `Bearer ${tokenOf(h)}`));
+  });
+
+  it("without concurrent_peer_count every host is asked at once", async () => {
+    const s = service();
+    for (const id of ["qa", "qb", "qc"]) s.announceHost(hostInfo(id, { uploadPort: seedEndpoint.port }));
+    const before = seedEndpoint.calls.length;
+    await s.preheat({ download: spec(nextUrl()), scope: "all_peers" });
+    await waitCalls(before + 3);
+    assert.equal(seedEndpoint.calls.length - before, 3);
+  });
+});
+
 describe("keepalive loss, failure and starting over", () => {
   it("a host whose keepalive lapses is dropped by collectGarbage and a waiting child becomes the origin fetcher", async () => {
     const timeout = 1_000;

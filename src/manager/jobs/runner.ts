@@ -177,6 +177,7 @@ export class JobRunner {
           ...(args.ips ? { ips: args.ips } : {}),
           ...(args.count !== undefined ? { count: args.count } : {}),
           ...(args.percentage !== undefined ? { percentage: args.percentage } : {}),
+          ...(args.concurrent_peer_count !== undefined ? { concurrentPeerCount: args.concurrent_peer_count } : {}),
         },
         signal,
         pollMs: this.opts.pollMs,
