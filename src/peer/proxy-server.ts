@@ -116,7 +116,8 @@ export class ProxyServer {
       await this.serveP2P(req, res, this.specFrom(req, url.toString()), blob ? { "docker-content-digest": blob[1]! } : {});
     } catch (err) {
       // The origin refused the credentials: let the client see its own answer (WWW-Authenticate included).
-      if (!(err instanceof KilnError && (err.status === 401 || err.status === 403)) || res.headersSent) throw err;
+      const refusedByOrigin = err instanceof KilnError && err.code === "ORIGIN_STATUS" && (err.status === 401 || err.status === 403);
+      if (!refusedByOrigin || res.headersSent) throw err;
       res.removeHeader(HEADERS.taskId);
       await forwardRequest(req, res, url, this.log);
     }
