@@ -63,50 +63,50 @@ export function registerPeerCommand(program: Command): void {
     .option("--cluster-id <id>", "seed peers: scheduler cluster to join (default: the manager's default)", parsePositiveInt)
     .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt);
   addProxyOptions(cmd).action(async (f: PeerFlags) => {
-      const seed = Boolean(f.seed);
-      const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln peer: ${err.message}`, { exitCode: 2 }));
-      const envToken = process.env.KILN_CONTROL_TOKEN;
-      const token = envToken ? HostAnnounce.shape.controlToken.safeParse(envToken) : undefined;
-      if (token && !token.success) cmd.error(`kiln peer: KILN_CONTROL_TOKEN: ${token.error.issues[0]?.message ?? "invalid"}`, { exitCode: 2 });
-      const base = defaultPeerConfig();
-      const cfg = defaultPeerConfig({
-        seed,
-        schedulerUrl: f.scheduler,
-        clusterSecret: clusterSecretFromEnv(),
-        dataDir: f.dataDir ?? (seed ? ".kiln/seed-peer" : ".kiln/peer"),
-        listenHost: f.host,
-        advertiseIp: f.advertiseIp ?? base.advertiseIp,
-        hostname: f.hostname ?? base.hostname,
-        uploadPort: f.port ?? (seed ? PORTS.seedUpload : PORTS.peerUpload),
-        proxyPort: seed ? null : (f.proxyPort ?? PORTS.peerProxy),
-        metricsPort: f.metricsPort ?? (seed ? PORTS.seedMetrics : PORTS.peerMetrics),
-        location: f.location,
-        idc: f.idc,
-        uploadConcurrency: f.uploadConcurrency,
-        uploadRateBytes: f.uploadRate,
-        // A fixed token (several peers behind one address, tests); random per start otherwise.
-        controlToken: token?.data ?? base.controlToken,
-        proxy,
-        registryMirror: registryMirrorFrom(f),
-        caDir: f.caDir,
-        gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
-        conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
-        keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
-      });
-      const peer = await startPeer(cfg);
-      // Seed peers appear in the manager's cluster records.
-      const membership =
-        seed && f.manager
-          ? startManagerKeepAlive({
-              managerUrl: f.manager,
-              kind: "seed_peer",
-              registration: { hostname: cfg.hostname, ip: cfg.advertiseIp, port: peer.uploadPort, scheduler_cluster_id: f.clusterId },
-              log: createLogger("seed-peer"),
-            })
-          : undefined;
-      stopOnSignal(async () => {
-        await membership?.stop();
-        await peer.close();
-      });
+    const seed = Boolean(f.seed);
+    const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln peer: ${err.message}`, { exitCode: 2 }));
+    const envToken = process.env.KILN_CONTROL_TOKEN;
+    const token = envToken ? HostAnnounce.shape.controlToken.safeParse(envToken) : undefined;
+    if (token && !token.success) cmd.error(`kiln peer: KILN_CONTROL_TOKEN: ${token.error.issues[0]?.message ?? "invalid"}`, { exitCode: 2 });
+    const base = defaultPeerConfig();
+    const cfg = defaultPeerConfig({
+      seed,
+      schedulerUrl: f.scheduler,
+      clusterSecret: clusterSecretFromEnv(),
+      dataDir: f.dataDir ?? (seed ? ".kiln/seed-peer" : ".kiln/peer"),
+      listenHost: f.host,
+      advertiseIp: f.advertiseIp ?? base.advertiseIp,
+      hostname: f.hostname ?? base.hostname,
+      uploadPort: f.port ?? (seed ? PORTS.seedUpload : PORTS.peerUpload),
+      proxyPort: seed ? null : (f.proxyPort ?? PORTS.peerProxy),
+      metricsPort: f.metricsPort ?? (seed ? PORTS.seedMetrics : PORTS.peerMetrics),
+      location: f.location,
+      idc: f.idc,
+      uploadConcurrency: f.uploadConcurrency,
+      uploadRateBytes: f.uploadRate,
+      // A fixed token (several peers behind one address, tests); random per start otherwise.
+      controlToken: token?.data ?? base.controlToken,
+      proxy,
+      registryMirror: registryMirrorFrom(f),
+      caDir: f.caDir,
+      gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
+      conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
+      keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
     });
+    const peer = await startPeer(cfg);
+    // Seed peers appear in the manager's cluster records.
+    const membership =
+      seed && f.manager
+        ? startManagerKeepAlive({
+            managerUrl: f.manager,
+            kind: "seed_peer",
+            registration: { hostname: cfg.hostname, ip: cfg.advertiseIp, port: peer.uploadPort, scheduler_cluster_id: f.clusterId },
+            log: createLogger("seed-peer"),
+          })
+        : undefined;
+    stopOnSignal(async () => {
+      await membership?.stop();
+      await peer.close();
+    });
+  });
 }

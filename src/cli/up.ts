@@ -30,58 +30,58 @@ export function registerUpCommand(program: Command): void {
     .option("--scheduler-port <port>", "scheduler port", parsePort, PORTS.scheduler)
     .option("--manager-port <port>", "manager port", parsePort, PORTS.manager);
   addProxyOptions(cmd).action(async (f: UpFlags) => {
-      const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln up: ${err.message}`, { exitCode: 2 }));
-      // Peers on other machines join with this secret; nobody else may use the scheduler.
-      const secretFile = join(f.dataDir, "cluster-secret");
-      const clusterSecret = await loadOrCreateClusterSecret(secretFile);
-      const manager = await startManager({
-        host: f.host,
-        port: f.managerPort,
-        dataDir: join(f.dataDir, "manager"),
-        rootPassword: process.env.KILN_ROOT_PASSWORD || undefined,
-        clusterSecret,
-      });
-      const scheduler = await startScheduler({ host: f.host, port: f.schedulerPort, clusterSecret });
-      const base = defaultPeerConfig();
-      const common = {
-        schedulerUrl: scheduler.url,
-        clusterSecret,
-        listenHost: f.host,
-        advertiseIp: f.advertiseIp ?? base.advertiseIp,
-      };
-      const seed = await startPeer(
-        defaultPeerConfig({ ...common, seed: true, dataDir: join(f.dataDir, "seed-peer"), uploadPort: PORTS.seedUpload, proxyPort: null, metricsPort: PORTS.seedMetrics, hostname: `${base.hostname}-seed` }),
-      );
-      const peer = await startPeer(
-        defaultPeerConfig({ ...common, dataDir: join(f.dataDir, "peer"), proxy, registryMirror: registryMirrorFrom(f), caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir }),
-      );
-      const managerUrl = `http://127.0.0.1:${manager.port}`;
-      const log = createLogger("up");
-      const memberships = [
-        startManagerKeepAlive({ managerUrl, kind: "scheduler", registration: { hostname: base.hostname, ip: "127.0.0.1", port: scheduler.port }, log, secret: clusterSecret }),
-        startManagerKeepAlive({ managerUrl, kind: "seed_peer", registration: { hostname: `${base.hostname}-seed`, ip: "127.0.0.1", port: seed.uploadPort }, log, secret: clusterSecret }),
-      ];
-      const rows = [
-        ["manager", `${managerUrl}  (Open API /oapi/v1)`, join(f.dataDir, "manager")],
-        ["scheduler", scheduler.url, "hosts, tasks, parent selection"],
-        ["seed peer", `upload :${seed.uploadPort}, metrics :${seed.metricsPort}`, join(f.dataDir, "seed-peer")],
-        ["peer", `upload :${peer.uploadPort}, proxy :${peer.proxyPort}, metrics :${peer.metricsPort}`, join(f.dataDir, "peer")],
-      ];
-      process.stderr.write(
-        "\nkiln is up (all-in-one)\n\n" +
-          rows.map(([a, b, c]) => `  ${a!.padEnd(10)} ${b!.padEnd(52)} ${c}`).join("\n") +
-          `\n\n  try: kiln get <url> -O <file>     (through the peer proxy at http://127.0.0.1:${peer.proxyPort})\n` +
-          `  more peers join with: KILN_CLUSTER_SECRET=$(cat ${secretFile}) kiln peer --scheduler http://<this host>:${scheduler.port}\n` +
-          (proxy.allowHosts.length || f.registry
-            ? `  the proxy reaches: ${[...proxy.allowHosts, ...(f.registry ? [new URL(f.registry).host] : [])].join(", ")}\n\n`
-            : "  the proxy reaches no host yet: add --proxy-allow-host <registry> to pull images through it\n\n"),
-      );
-      stopOnSignal(async () => {
-        await Promise.all(memberships.map((m) => m.stop()));
-        await peer.close();
-        await seed.close();
-        await scheduler.close();
-        await manager.close();
-      });
+    const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln up: ${err.message}`, { exitCode: 2 }));
+    // Peers on other machines join with this secret; nobody else may use the scheduler.
+    const secretFile = join(f.dataDir, "cluster-secret");
+    const clusterSecret = await loadOrCreateClusterSecret(secretFile);
+    const manager = await startManager({
+      host: f.host,
+      port: f.managerPort,
+      dataDir: join(f.dataDir, "manager"),
+      rootPassword: process.env.KILN_ROOT_PASSWORD || undefined,
+      clusterSecret,
     });
+    const scheduler = await startScheduler({ host: f.host, port: f.schedulerPort, clusterSecret });
+    const base = defaultPeerConfig();
+    const common = {
+      schedulerUrl: scheduler.url,
+      clusterSecret,
+      listenHost: f.host,
+      advertiseIp: f.advertiseIp ?? base.advertiseIp,
+    };
+    const seed = await startPeer(
+      defaultPeerConfig({ ...common, seed: true, dataDir: join(f.dataDir, "seed-peer"), uploadPort: PORTS.seedUpload, proxyPort: null, metricsPort: PORTS.seedMetrics, hostname: `${base.hostname}-seed` }),
+    );
+    const peer = await startPeer(
+      defaultPeerConfig({ ...common, dataDir: join(f.dataDir, "peer"), proxy, registryMirror: registryMirrorFrom(f), caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir }),
+    );
+    const managerUrl = `http://127.0.0.1:${manager.port}`;
+    const log = createLogger("up");
+    const memberships = [
+      startManagerKeepAlive({ managerUrl, kind: "scheduler", registration: { hostname: base.hostname, ip: "127.0.0.1", port: scheduler.port }, log, secret: clusterSecret }),
+      startManagerKeepAlive({ managerUrl, kind: "seed_peer", registration: { hostname: `${base.hostname}-seed`, ip: "127.0.0.1", port: seed.uploadPort }, log, secret: clusterSecret }),
+    ];
+    const rows = [
+      ["manager", `${managerUrl}  (Open API /oapi/v1)`, join(f.dataDir, "manager")],
+      ["scheduler", scheduler.url, "hosts, tasks, parent selection"],
+      ["seed peer", `upload :${seed.uploadPort}, metrics :${seed.metricsPort}`, join(f.dataDir, "seed-peer")],
+      ["peer", `upload :${peer.uploadPort}, proxy :${peer.proxyPort}, metrics :${peer.metricsPort}`, join(f.dataDir, "peer")],
+    ];
+    process.stderr.write(
+      "\nkiln is up (all-in-one)\n\n" +
+        rows.map(([a, b, c]) => `  ${a!.padEnd(10)} ${b!.padEnd(52)} ${c}`).join("\n") +
+        `\n\n  try: kiln get <url> -O <file>     (through the peer proxy at http://127.0.0.1:${peer.proxyPort})\n` +
+        `  more peers join with: KILN_CLUSTER_SECRET=$(cat ${secretFile}) kiln peer --scheduler http://<this host>:${scheduler.port}\n` +
+        (proxy.allowHosts.length || f.registry
+          ? `  the proxy reaches: ${[...proxy.allowHosts, ...(f.registry ? [new URL(f.registry).host] : [])].join(", ")}\n\n`
+          : "  the proxy reaches no host yet: add --proxy-allow-host <registry> to pull images through it\n\n"),
+    );
+    stopOnSignal(async () => {
+      await Promise.all(memberships.map((m) => m.stop()));
+      await peer.close();
+      await seed.close();
+      await scheduler.close();
+      await manager.close();
+    });
+  });
 }
