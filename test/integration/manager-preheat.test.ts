@@ -19,6 +19,7 @@ import { REGISTRY_PASSWORD, REGISTRY_USER } from "../helpers/registry-fixtures.j
 import { api, waitForJob } from "../helpers/manager.js";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
 import { taskIdFor } from "../../src/common/task-id.js";
+import { SchedulerClient } from "../../src/api/scheduler-client.js";
 
 const ROOT_PASSWORD = "e2e-root-password";
 const basic = "Basic " + Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString("base64");
@@ -197,6 +198,39 @@ describe("preheat end to end", () => {
     assert.equal(createHash("sha256").update(await readFile(out)).digest("hex"), file.sha256);
     assert.equal(origin.totalSent(), sentAfterPreheat, "served from the swarm");
     assert.equal(job.result.success_tasks[0].task_id, taskIdFor({ url: `${origin.url}/files/data.bin?Expires=999&Signature=zzz`, filteredQueryParams: ["Expires", "Signature", "ns"] }));
+  });
+
+  it("scope all_peers with concurrent_peer_count 1: every host preheats, one after another", async (t) => {
+    if (skip) return t.skip(skip);
+    const extra = await cluster.addPeer("peer-2");
+    // A slow origin (about 0.5 s for the file), so that hosts fetching at once would overlap.
+    const slow = await startOrigin({ rateBytes: 4 * 1024 * 1024 });
+    t.after(() => slow.close());
+    const file = makeFile(2 * 1024 * 1024);
+    slow.add("/files/one-at-a-time.bin", file);
+    const url = `${slow.url}/files/one-at-a-time.bin`;
+    const taskId = taskIdFor({ url, filteredQueryParams: ["Expires", "Signature"] });
+    // Watch the scheduler while the job runs: how many hosts fetch the task at the same moment.
+    const scheduler = new SchedulerClient(cluster.schedulerUrl);
+    let busiest = 0;
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        const st = await scheduler.taskStatus(taskId).catch(() => undefined);
+        const fetching = st?.peers.filter((p) => p.state === "pending" || p.state === "running" || p.state === "back_to_source").length ?? 0;
+        busiest = Math.max(busiest, fetching);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    })();
+    const r = await api(`${managerUrl}/oapi/v1/jobs`, { token, body: { type: "preheat", args: { type: "file", url, scope: "all_peers", concurrent_peer_count: 1 } } });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const job = await waitForJob(managerUrl, token, r.json.id);
+    watching = false;
+    await watch;
+    assert.equal(job.state, "SUCCESS", JSON.stringify(job.result, null, 2));
+    assert.equal(job.result.success_tasks.length, 3, `seed-1, peer-1 and ${extra.name} each preheated: ${JSON.stringify(job.result.success_tasks)}`);
+    assert.equal(busiest, 1, "never more than one host fetching at once");
+    assert.equal(slow.totalSent(), file.data.length, "the origin sent the file once");
   });
 
   it("ends FAILURE with a log naming the cause: 401 from the registry, unknown tag, platform not in the index, file 404, unreachable registry", async (t) => {
