@@ -16,13 +16,17 @@ import { isForwardable, redact } from "./origin.js";
 const RESPONSE_HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-authenticate", "proxy-connection", "trailer", "upgrade"]);
 const upstreamAgents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
-/** The client's end-to-end request headers (Range included, since the origin answers it here). */
-function forwardableHeaders(req: IncomingMessage): Record<string, string> {
+/**
+ * The client's end-to-end request headers: what may reach the origin. `range` is
+ * kept when the origin answers this very request (forwarding), and dropped for a
+ * P2P download, which fetches whole pieces and slices them itself.
+ */
+export function endToEndHeaders(req: IncomingMessage, opts: { range: boolean }): Record<string, string> {
   // Headers the client listed in Connection are hop-by-hop too (RFC 9110 7.6.1).
   const listed = new Set(String(req.headers.connection ?? "").toLowerCase().split(",").map((s) => s.trim()));
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || listed.has(k) || (k !== "range" && !isForwardable(k))) continue;
+    if (v === undefined || listed.has(k) || !(isForwardable(k) || (opts.range && k === "range"))) continue;
     headers[k] = Array.isArray(v) ? v.join(", ") : v;
   }
   return headers;
@@ -32,7 +36,7 @@ function forwardableHeaders(req: IncomingMessage): Record<string, string> {
 export function forwardRequest(req: IncomingMessage, res: ServerResponse, url: URL, log: Logger): Promise<void> {
   const secure = url.protocol === "https:";
   return new Promise<void>((resolve, reject) => {
-    const up = (secure ? https : http).request(url, { method: req.method, headers: forwardableHeaders(req), agent: secure ? upstreamAgents.https : upstreamAgents.http }, (ures) => {
+    const up = (secure ? https : http).request(url, { method: req.method, headers: endToEndHeaders(req, { range: true }), agent: secure ? upstreamAgents.https : upstreamAgents.http }, (ures) => {
       const out: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(ures.headers)) if (v !== undefined && !RESPONSE_HOP_BY_HOP.has(k)) out[k] = v;
       res.writeHead(ures.statusCode ?? 502, ures.statusMessage, out);

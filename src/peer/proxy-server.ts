@@ -27,9 +27,9 @@ import type { Logger } from "../common/logger.js";
 import { DownloadSpec } from "../api/common.js";
 import type { PeerEngine } from "./engine.js";
 import type { CertificateAuthority } from "./ca.js";
-import { forwardRequest, rejectConnect, tunnel } from "./forward.js";
+import { endToEndHeaders, forwardRequest, rejectConnect, tunnel } from "./forward.js";
 import { closeHttp, headerEncode, listenHttp, parseRange, sendError } from "./http-util.js";
-import { isForwardable, redact } from "./origin.js";
+import { redact } from "./origin.js";
 import type { ProxyPolicy } from "./proxy-rules.js";
 
 export interface RegistryMirrorOptions {
@@ -231,17 +231,12 @@ export class ProxyServer {
 
   private specFrom(req: IncomingMessage, url: string): DownloadSpec {
     const h = req.headers;
-    const forward: Record<string, string> = {};
-    for (const [k, v] of Object.entries(h)) {
-      if (v === undefined || !isForwardable(k)) continue;
-      forward[k] = Array.isArray(v) ? v.join(", ") : v;
-    }
     const pieceHeader = h[DRAGONFLY_HEADERS.pieceLength];
     const pieceLength = pieceHeader ? validateExplicitPieceLength(Number(pieceHeader)) : undefined;
     const filter = h[DRAGONFLY_HEADERS.filter];
     const spec = DownloadSpec.safeParse({
       url,
-      headers: forward,
+      headers: endToEndHeaders(req, { range: false }),
       tag: String(h[DRAGONFLY_HEADERS.tag] ?? ""),
       application: String(h[DRAGONFLY_HEADERS.application] ?? ""),
       filteredQueryParams: parseFilter(typeof filter === "string" ? filter : this.opts.policy.defaultFilter),
