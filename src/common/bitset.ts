@@ -35,6 +35,13 @@ export class BitSet {
     return this.count;
   }
 
+  /** How many members of this set `other` lacks, a byte at a time. */
+  countNotIn(other: BitSet): number {
+    let n = 0;
+    for (let i = 0; i < this.bytes.length; i++) n += popcount(this.bytes[i]! & ~(other.bytes[i] ?? 0) & 0xff);
+    return n;
+  }
+
   toBase64(): string {
     let used = this.bytes.length;
     while (used > 0 && this.bytes[used - 1] === 0) used--;

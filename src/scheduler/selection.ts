@@ -15,9 +15,7 @@ export function parentScore(candidate: Peer, child: Peer, now: number): number {
   const task = candidate.task;
   const total = task.totalPieces ?? Math.max(1, task.digests.size);
   // Pieces the child still lacks: a parent with only what the child has is no help.
-  let useful = 0;
-  for (const n of candidate.pieces) if (!child.pieces.has(n)) useful++;
-  const pieces = total > 0 ? useful / total : 1;
+  const pieces = total > 0 ? candidate.pieces.countNotIn(child.pieces) / total : 1;
   const { uploadSlots, freeUploadSlots, isSeed, idc, location } = candidate.host.info;
   const slots = uploadSlots > 0 ? freeUploadSlots / uploadSlots : 0;
   const failures = Math.min(1, candidate.recentFailures(now) / 3);
