@@ -139,7 +139,7 @@ interface KeepAliveCommon {
   log?: Logger;
   /** Default: what the manager answers at registration. */
   intervalMs?: number;
-  /** Shared cluster secret; default KILN_CLUSTER_SECRET from the environment. */
+  /** Shared cluster secret, when the manager has one. */
   secret?: string;
 }
 
@@ -162,7 +162,7 @@ export interface ManagerKeepAlive {
  * when it no longer knows the member); errors are logged, never thrown.
  */
 export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive {
-  const client = new ManagerMembershipClient(opts.managerUrl, opts.secret ?? (process.env.KILN_CLUSTER_SECRET || undefined));
+  const client = new ManagerMembershipClient(opts.managerUrl, opts.secret);
   let id: number | undefined;
   let interval = opts.intervalMs ?? 5_000;
   let timer: NodeJS.Timeout | undefined;

@@ -5,6 +5,8 @@ import { MANAGER } from "../manager/defaults.js";
 import { startManager } from "../manager/index.js";
 import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { clusterSecretFromEnv } from "./cluster-secret.js";
+
 
 interface ManagerFlags {
   host: string;
@@ -49,7 +51,7 @@ export function registerManagerCommand(program: Command): void {
         dataDir: f.dataDir,
         databaseUrl: f.databaseUrl,
         rootPassword: process.env.KILN_ROOT_PASSWORD || undefined,
-        clusterSecret: process.env.KILN_CLUSTER_SECRET || undefined,
+        clusterSecret: clusterSecretFromEnv(),
         keepAliveMs: f.keepaliveMs,
         memberTimeoutMs: f.memberTimeoutMs,
         jobConcurrency: f.jobConcurrency,

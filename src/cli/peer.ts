@@ -102,6 +102,7 @@ export function registerPeerCommand(program: Command): void {
             kind: "seed_peer",
             registration: { hostname: cfg.hostname, ip: cfg.advertiseIp, port: peer.uploadPort, scheduler_cluster_id: f.clusterId },
             log: createLogger("seed-peer"),
+            secret: cfg.clusterSecret,
           })
         : undefined;
     stopOnSignal(async () => {

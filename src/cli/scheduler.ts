@@ -35,10 +35,11 @@ export function registerSchedulerCommand(program: Command): void {
     .option("--cluster-id <id>", "scheduler cluster to join (default: the manager's default cluster)", parsePositiveInt)
     .option("--advertise-ip <ip>", "IP the manager and peers reach this scheduler at (default: first non-loopback IPv4)")
     .action(async (opts: SchedulerFlags) => {
+      const clusterSecret = clusterSecretFromEnv();
       const s = await startScheduler({
         host: opts.host,
         port: opts.port,
-        clusterSecret: clusterSecretFromEnv(),
+        clusterSecret,
         options: { hostTimeoutMs: opts.hostTimeoutMs, seedTriggerWaitMs: opts.seedWaitMs, firstReceiversPerPiece: opts.spreadReceivers, spreadWaitMs: opts.spreadWaitMs },
       });
       const membership = opts.manager
@@ -47,6 +48,7 @@ export function registerSchedulerCommand(program: Command): void {
             kind: "scheduler",
             registration: { hostname: os.hostname(), ip: opts.advertiseIp ?? defaultAdvertiseIp(), port: s.port, scheduler_cluster_id: opts.clusterId },
             log: createLogger("scheduler"),
+            secret: clusterSecret,
           })
         : undefined;
       stopOnSignal(async () => {
