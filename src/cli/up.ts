@@ -72,8 +72,8 @@ export function registerUpCommand(program: Command): void {
         rows.map(([a, b, c]) => `  ${a!.padEnd(10)} ${b!.padEnd(52)} ${c}`).join("\n") +
         `\n\n  try: kiln get <url> -O <file>     (through the peer proxy at http://127.0.0.1:${peer.proxyPort})\n` +
         `  more peers join with: KILN_CLUSTER_SECRET=$(cat ${secretFile}) kiln peer --scheduler http://<this host>:${scheduler.port}\n` +
-        (proxy.allowHosts.length || f.registry
-          ? `  the proxy reaches: ${[...proxy.allowHosts, ...(f.registry ? [new URL(f.registry).host] : [])].join(", ")}\n\n`
+        (peer.proxyAllowHosts.length
+          ? `  the proxy reaches: ${peer.proxyAllowHosts.join(", ")}\n\n`
           : "  the proxy reaches no host yet: add --proxy-allow-host <registry> to pull images through it\n\n"),
     );
     stopOnSignal(async () => {

@@ -87,6 +87,8 @@ export interface RunningPeer {
   hostId: string;
   uploadPort: number;
   proxyPort: number | null;
+  /** Hosts the proxy may reach (its allow-list, the --registry host included); empty without a proxy. */
+  proxyAllowHosts: string[];
   metricsPort: number | null;
   engine: PeerEngine;
   close(): Promise<void>;
@@ -112,10 +114,10 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
 
   let proxy: ProxyServer | undefined;
   let proxyPort: number | null = null;
+  const { defaultRegistry } = cfg.registryMirror;
+  // The configured registry is always reachable; every other host must be allowed explicitly.
+  const allowHosts = cfg.proxyPort === null ? [] : [...cfg.proxy.allowHosts, ...(defaultRegistry ? [new URL(defaultRegistry).host] : [])];
   if (cfg.proxyPort !== null) {
-    const { defaultRegistry } = cfg.registryMirror;
-    // The configured registry is always reachable; every other host must be allowed explicitly.
-    const allowHosts = [...cfg.proxy.allowHosts, ...(defaultRegistry ? [new URL(defaultRegistry).host] : [])];
     const policy = new ProxyPolicy({ ...cfg.proxy, allowHosts });
     if (policy.openProxy) log.warn("proxy allows every host (*): it is an open proxy to anyone who can reach its port");
     const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
@@ -164,6 +166,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     hostId,
     uploadPort,
     proxyPort,
+    proxyAllowHosts: allowHosts,
     metricsPort,
     engine,
     async close() {
