@@ -14,7 +14,7 @@ export interface ByteRange {
 
 export function contentStream(task: StoredTask, done: Promise<void>, range?: ByteRange): Readable {
   async function* bytes(): AsyncGenerator<Buffer> {
-    task.pins++;
+    const release = task.acquire();
     try {
       await task.waitForLayout();
       const pieceLength = task.meta.pieceLength;
@@ -39,7 +39,7 @@ export function contentStream(task: StoredTask, done: Promise<void>, range?: Byt
       }
       await done;
     } finally {
-      task.pins--;
+      release();
     }
   }
   return Readable.from(bytes(), { objectMode: false });

@@ -60,7 +60,7 @@ export class PeerEngine {
     }
     const blob = parseBlobUrl(spec.url);
     const conductor = new Conductor(this.ctx, spec, task, blob?.algorithm === "sha256" ? blob.digest : undefined);
-    task.pins++;
+    const release = task.acquire();
     const done = conductor
       .run()
       .then(
@@ -72,7 +72,7 @@ export class PeerEngine {
         },
       )
       .finally(() => {
-        task.pins--;
+        release();
         this.active.delete(taskId);
       });
     done.catch(() => undefined);

@@ -103,14 +103,14 @@ export class Storage {
       await this.remove(t);
     };
     for (const t of this.all()) {
-      if (t.complete && t.pins === 0 && now - t.meta.lastAccess > policy.taskTtlMs) await evict(t, "ttl expired");
+      if (t.complete && !t.pinned && now - t.meta.lastAccess > policy.taskTtlMs) await evict(t, "ttl expired");
     }
     const usage = await this.usage(policy);
     if (usage.percent > policy.highWatermarkPercent) {
       const target = (policy.lowWatermarkPercent / 100) * usage.capacity;
       let used = usage.used;
       const lru = this.all()
-        .filter((t) => t.complete && t.pins === 0)
+        .filter((t) => t.complete && !t.pinned)
         .sort((a, b) => a.meta.lastAccess - b.meta.lastAccess);
       for (const t of lru) {
         if (used <= target) break;

@@ -34,7 +34,7 @@ export class StoredTask extends EventEmitter {
   private readonly infos = new Map<number, PieceInfo>();
   private fh: FileHandle | undefined;
   /** Downloads and uploads in progress; garbage collection leaves pinned tasks alone. */
-  pins = 0;
+  private pins = 0;
   failure: KilnError | undefined;
 
   constructor(
@@ -69,6 +69,21 @@ export class StoredTask extends EventEmitter {
     let n = 0;
     for (const p of this.infos.values()) n += p.length;
     return n;
+  }
+
+  get pinned(): boolean {
+    return this.pins > 0;
+  }
+
+  /** Keeps the task from eviction until the returned release is called (once; later calls do nothing). */
+  acquire(): () => void {
+    this.pins++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.pins--;
+    };
   }
 
   hasPiece(n: number): boolean {

@@ -101,7 +101,7 @@ export class UploadServer {
     if (req.method === "HEAD" || end === start) return void res.end();
     this.active++;
     this.metrics.activeUploads.inc();
-    task.pins++;
+    const release = task.acquire();
     task.touch();
     try {
       const source = task.read(start, end);
@@ -114,7 +114,7 @@ export class UploadServer {
     } finally {
       this.active--;
       this.metrics.activeUploads.dec();
-      task.pins--;
+      release();
     }
   }
 
