@@ -14,7 +14,8 @@ import type { DownloadSpec, TaskError } from "../api/common.js";
 import type { ParentInfo, PieceInfo, ScheduleReply } from "../api/scheduler.js";
 import type { SchedulerClient } from "../api/scheduler-client.js";
 import type { StoredTask } from "./stored-task.js";
-import { fetchOrigin, redact } from "./origin.js";
+import { redact } from "../common/redact.js";
+import { fetchOrigin } from "./origin.js";
 import { failureKind, fetchPiece } from "./piece-client.js";
 import type { PeerMetrics } from "./metrics.js";
 

@@ -3,6 +3,8 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { KilnError, describeNetworkError } from "../common/errors.js";
 import { PEER } from "../common/defaults.js";
+import { isForwardable } from "../common/headers.js";
+import { redact } from "../common/redact.js";
 
 export interface OriginResponse {
   body: IncomingMessage;
@@ -16,14 +18,6 @@ export interface OriginResponse {
 
 const MAX_REDIRECTS = 10;
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-
-/** Request headers that describe the hop, not the resource (Range: kiln asks for its own). */
-const HOP_BY_HOP = new Set(["connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "range"]);
-
-/** Whether a client's request header (lower-case name) may reach the origin: not hop-by-hop, not kiln's or Dragonfly's own. */
-export function isForwardable(key: string): boolean {
-  return !HOP_BY_HOP.has(key) && !key.startsWith("x-dragonfly-") && !key.startsWith("x-kiln-");
-}
 
 function originHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -105,17 +99,4 @@ function request(
     });
     req.end();
   });
-}
-
-/** A URL fit for logs and error messages: no query (signatures), no user info. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = "";
-    u.password = "";
-    u.search = u.search ? "?…" : "";
-    return u.toString();
-  } catch {
-    return "<invalid url>";
-  }
 }

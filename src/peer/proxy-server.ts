@@ -29,7 +29,7 @@ import type { PeerEngine } from "./engine.js";
 import type { CertificateAuthority } from "./ca.js";
 import { endToEndHeaders, forwardRequest, rejectConnect, tunnel } from "./forward.js";
 import { closeHttp, headerEncode, listenHttp, parseRange, sendError } from "./http-util.js";
-import { redact } from "./origin.js";
+import { redact } from "../common/redact.js";
 import type { ProxyPolicy } from "./proxy-rules.js";
 
 export interface RegistryMirrorOptions {
