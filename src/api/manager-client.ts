@@ -12,7 +12,6 @@ import {
   ClusterView,
   JobView,
   MANAGER_PATHS,
-  Ok,
   RegistrationReply,
   SignInReply,
   TokenView,
@@ -21,6 +20,7 @@ import {
   type SchedulerRegistration,
   type SeedPeerRegistrationInput,
 } from "./manager.js";
+import { Ok } from "./common.js";
 
 const Empty = z.unknown();
 

@@ -33,9 +33,6 @@ export const MANAGER_PATHS = {
 
 /* ------------------------------------------------------------------ common */
 
-export const ManagerError = z.object({ message: z.string(), code: z.string().optional() });
-export type ManagerError = z.infer<typeof ManagerError>;
-
 export const Id = z.coerce.number().int().min(1).max(2 ** 31 - 1);
 export const IdParams = z.object({ id: Id });
 
@@ -406,7 +403,5 @@ export const RegistrationReply = z.object({
   keepalive_interval_ms: z.number().int(),
 });
 export type RegistrationReply = z.infer<typeof RegistrationReply>;
-
-export const Ok = z.object({ ok: z.literal(true) });
 
 export { CLUSTER_SECRET_HEADER } from "./common.js";

@@ -4,7 +4,3 @@ import { createHash } from "node:crypto";
 export function sha256(data: Buffer | string): string {
   return "sha256:" + createHash("sha256").update(data).digest("hex");
 }
-
-export function sha256Hex(data: Buffer | string): string {
-  return createHash("sha256").update(data).digest("hex");
-}

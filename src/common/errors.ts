@@ -6,6 +6,8 @@ export type ErrorCode =
   | "FORBIDDEN"
   | "NOT_FOUND"
   | "CONFLICT"
+  | "UNPROCESSABLE"
+  | "RATE_LIMITED"
   | "ORIGIN_STATUS"
   | "ORIGIN_UNREACHABLE"
   | "DIGEST_MISMATCH"
@@ -20,6 +22,8 @@ export class KilnError extends Error {
     message: string,
     /** HTTP status to answer with; for ORIGIN_STATUS it is the origin's status. */
     readonly status: number = statusFor(code),
+    /** For RATE_LIMITED: when the caller may try again. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = "KilnError";
@@ -38,6 +42,10 @@ export function statusFor(code: ErrorCode): number {
       return 404;
     case "CONFLICT":
       return 409;
+    case "UNPROCESSABLE":
+      return 422;
+    case "RATE_LIMITED":
+      return 429;
     case "ORIGIN_STATUS":
     case "ORIGIN_UNREACHABLE":
     case "DIGEST_MISMATCH":

@@ -3,7 +3,7 @@ import type { FastifyRequest } from "fastify";
 import type { TokenScope } from "../../api/manager.js";
 import type { Store } from "../store.js";
 import type { UserRow } from "../db/schema.js";
-import { forbidden, unauthorized, HttpError } from "../http/errors.js";
+import { forbidden, unauthorized } from "../errors.js";
 import { hashToken } from "./secrets.js";
 import { isPast } from "../time.js";
 
@@ -65,7 +65,7 @@ export class Authenticator {
     if (!found || isPast(found.expiresAt)) throw unauthorized();
     if (found.user.state !== "active") throw forbidden("User is inactive");
     if (found.user.must_change_password && !opts.allowPendingPasswordChange) {
-      throw new HttpError(403, `Password must be changed first: POST /api/v1/users/${found.user.id}/reset_password`);
+      throw forbidden(`Password must be changed first: POST /api/v1/users/${found.user.id}/reset_password`);
     }
     return { kind: "session", user: found.user, tokenHash };
   }

@@ -63,6 +63,11 @@ export class JobsRepo {
     await this.db.updateTable("jobs").set({ ...set, updated_at: nowIso() }).where("id", "=", id).execute();
   }
 
+  /** Saves the progress of a job that has not ended yet (an ended job keeps its final result). */
+  async saveProgress(id: number, result: string): Promise<void> {
+    await this.db.updateTable("jobs").set({ result, updated_at: nowIso() }).where("id", "=", id).where("state", "=", "PENDING").execute();
+  }
+
   /** Ends a job unless it already ended; returns whether this call ended it. */
   async finish(id: number, state: "SUCCESS" | "FAILURE", result: string): Promise<boolean> {
     const r = await this.db

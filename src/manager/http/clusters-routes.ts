@@ -1,11 +1,12 @@
 /** /oapi/v1/clusters (token scope `cluster`): scheduler clusters and who is in them. */
 import { z } from "zod";
-import { ClusterView, CreateClusterBody, IdParams, MANAGER_PATHS, ManagerError, UpdateClusterBody } from "../../api/manager.js";
+import { ClusterView, CreateClusterBody, IdParams, MANAGER_PATHS, UpdateClusterBody } from "../../api/manager.js";
+import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";
 import { clusterViews } from "./cluster-view.js";
-import { HttpError, notFound } from "./errors.js";
+import { conflict, notFound, unprocessable } from "../errors.js";
 
-const errors = { 401: ManagerError, 403: ManagerError, 404: ManagerError, 409: ManagerError, 422: ManagerError };
+const errors = errorResponses(401, 403, 404, 409, 422);
 
 export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void {
   const onRequest = async (req: Parameters<typeof ctx.auth.pat>[0]) => {
@@ -18,7 +19,7 @@ export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void 
   };
   const nameFree = async (name: string, self?: number) => {
     const other = await ctx.store.clusters.byName(name);
-    if (other && other.id !== self) throw new HttpError(409, `a scheduler cluster named ${name} already exists`);
+    if (other && other.id !== self) throw conflict(`a scheduler cluster named ${name} already exists`);
   };
 
   app.get(
@@ -49,7 +50,7 @@ export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void 
     async (req) => {
       await one(req.params.id);
       if (req.body.name) await nameFree(req.body.name, req.params.id);
-      if (req.body.is_default === false) throw new HttpError(422, "is_default: make another cluster the default instead");
+      if (req.body.is_default === false) throw unprocessable("is_default: make another cluster the default instead");
       await ctx.store.clusters.update(req.params.id, { name: req.body.name, bio: req.body.bio, config: req.body.config, isDefault: req.body.is_default });
       return one(req.params.id);
     },
@@ -60,7 +61,7 @@ export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void 
     { onRequest, schema: { summary: "Delete a scheduler cluster", tags: ["clusters"], params: IdParams, response: { ...errors } } },
     async (req, reply) => {
       const c = await one(req.params.id);
-      if (c.is_default) throw new HttpError(409, `scheduler cluster ${c.name} is the default cluster and cannot be deleted`);
+      if (c.is_default) throw conflict(`scheduler cluster ${c.name} is the default cluster and cannot be deleted`);
       await ctx.store.clusters.delete(req.params.id);
       return reply.status(200).send(undefined as never);
     },

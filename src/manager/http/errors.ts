@@ -1,24 +1,12 @@
-/** Errors the manager answers with: always `{"message": ...}` and a status that says what went wrong. */
+/** How the manager answers errors: always `{"message": ...}` and a status that says what went wrong. */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { KilnError } from "../../common/errors.js";
+import { ErrorBody } from "../../api/common.js";
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = "HttpError";
-  }
+/** OpenAPI response schemas for the error statuses a route may answer. */
+export function errorResponses<S extends number>(...statuses: S[]): Record<`${S}`, typeof ErrorBody> {
+  return Object.fromEntries(statuses.map((s) => [s, ErrorBody])) as Record<`${S}`, typeof ErrorBody>;
 }
-
-export const unauthorized = () => new HttpError(401, "Unauthorized");
-export const forbidden = (message: string) => new HttpError(403, message);
-export const notFound = (message: string) => new HttpError(404, message);
-export const unprocessable = (message: string) => new HttpError(422, message);
-export const tooManyRequests = (message: string, retryAfterSeconds: number) =>
-  new HttpError(429, message, { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) });
 
 interface ValidationIssue {
   instancePath?: string;
@@ -49,10 +37,10 @@ export function describeIssues(context: string, issues: readonly ValidationIssue
   return parts.join("; ") || `${context}: invalid`;
 }
 
-export function managerErrorHandler(err: FastifyError | HttpError | KilnError, req: FastifyRequest, reply: FastifyReply) {
-  if (err instanceof HttpError) return reply.status(err.status).headers(err.headers).send({ message: err.message });
+export function managerErrorHandler(err: FastifyError | KilnError, req: FastifyRequest, reply: FastifyReply) {
   if (err instanceof KilnError) {
     if (err.status >= 500) req.log.warn({ err }, "request failed");
+    if (err.retryAfterSeconds !== undefined) reply.header("retry-after", String(err.retryAfterSeconds));
     return reply.status(err.status).send({ message: err.message });
   }
   const fe = err as FastifyError;

@@ -1,10 +1,11 @@
 /** /oapi/v1/jobs: Dragonfly's Open API for preheat jobs (seed 001). */
 import { z } from "zod";
-import { CreateJobBody, IdParams, JobView, ListJobsQuery, MANAGER_PATHS, ManagerError, UpdateJobBody } from "../../api/manager.js";
+import { CreateJobBody, IdParams, JobView, ListJobsQuery, MANAGER_PATHS, UpdateJobBody } from "../../api/manager.js";
+import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";
 import { linkHeader } from "./paging.js";
 
-const errors = { 401: ManagerError, 403: ManagerError, 404: ManagerError, 422: ManagerError, 429: ManagerError };
+const errors = errorResponses(401, 403, 404, 422, 429);
 
 export function registerJobRoutes(app: ManagerApp, ctx: RouteContext): void {
   const onRequest = async (req: Parameters<typeof ctx.auth.pat>[0]) => {

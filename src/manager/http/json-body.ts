@@ -4,7 +4,7 @@
  * contains. Really malformed JSON is a 400 with a JSON message.
  */
 import type { FastifyInstance } from "fastify";
-import { HttpError } from "./errors.js";
+import { badRequest } from "../errors.js";
 
 /** Drops commas that directly precede `}` or `]` (outside strings). */
 export function stripTrailingCommas(text: string): string {
@@ -44,7 +44,7 @@ export function parseLenientJson(text: string): unknown {
     try {
       return JSON.parse(stripTrailingCommas(text), noProto);
     } catch {
-      throw new HttpError(400, `request body is not valid JSON: ${(first as Error).message}`);
+      throw badRequest(`request body is not valid JSON: ${(first as Error).message}`);
     }
   }
 }

@@ -4,12 +4,14 @@
  */
 import { sameSecret } from "../../common/secret.js";
 import type { FastifyRequest } from "fastify";
-import { CLUSTER_SECRET_HEADER, IdParams, MANAGER_PATHS, ManagerError, Ok, RegistrationReply, SchedulerRegistration, SeedPeerRegistration } from "../../api/manager.js";
+import { CLUSTER_SECRET_HEADER, IdParams, MANAGER_PATHS, RegistrationReply, SchedulerRegistration, SeedPeerRegistration } from "../../api/manager.js";
+import { Ok } from "../../api/common.js";
+import { errorResponses } from "./errors.js";
 import type { MembersRepo } from "../db/members.js";
 import type { ManagerApp, RouteContext } from "./context.js";
-import { notFound, unauthorized, unprocessable } from "./errors.js";
+import { notFound, unauthorized, unprocessable } from "../errors.js";
 
-const errors = { 401: ManagerError, 404: ManagerError, 422: ManagerError };
+const errors = errorResponses(401, 404, 422);
 
 export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
   const onRequest = async (req: FastifyRequest) => {

@@ -5,7 +5,6 @@ import {
   CreateTokenBody,
   IdParams,
   MANAGER_PATHS,
-  ManagerError,
   ResetPasswordBody,
   SignInBody,
   SignInReply,
@@ -14,15 +13,16 @@ import {
   UpdateTokenBody,
   UserView,
 } from "../../api/manager.js";
+import { errorResponses } from "./errors.js";
 import { TOKEN_PREFIX, MANAGER } from "../defaults.js";
 import { hashPassword, hashToken, randomToken, verifyPassword } from "../auth/secrets.js";
 import type { TokenRow, UserRow } from "../db/schema.js";
 import { nowIso, showTime } from "../time.js";
 import type { ManagerApp, RouteContext } from "./context.js";
-import { forbidden, HttpError, notFound, tooManyRequests, unprocessable } from "./errors.js";
+import { forbidden, notFound, tooManyRequests, unauthorized, unprocessable } from "../errors.js";
 import { SignInLimiter } from "../auth/signin-limiter.js";
 
-const errors = { 400: ManagerError, 401: ManagerError, 403: ManagerError, 404: ManagerError, 422: ManagerError, 429: ManagerError };
+const errors = errorResponses(400, 401, 403, 404, 422, 429);
 
 function userView(u: UserRow) {
   return {
@@ -74,7 +74,7 @@ export function registerUserRoutes(app: ManagerApp, ctx: RouteContext): void {
     // Same answer for an unknown user and a wrong password.
     if (!user || !(await verifyPassword(req.body.password, user.password_hash))) {
       limiter.failed(name, req.ip);
-      throw new HttpError(401, "Unauthorized");
+      throw unauthorized();
     }
     limiter.succeeded(name, req.ip);
     if (user.state !== "active") throw forbidden("User is inactive");
@@ -98,7 +98,7 @@ export function registerUserRoutes(app: ManagerApp, ctx: RouteContext): void {
       const target = me.id === req.params.id ? me : await ctx.store.users.byId(req.params.id);
       if (!target) throw notFound(`user ${req.params.id} not found`);
       if (me.id === target.id && !(await verifyPassword(req.body.old_password, target.password_hash))) {
-        throw new HttpError(403, "old_password is wrong");
+        throw forbidden("old_password is wrong");
       }
       if (req.body.new_password === req.body.old_password) throw unprocessable("new_password: must differ from old_password");
       await ctx.store.users.setPassword(target.id, await hashPassword(req.body.new_password));

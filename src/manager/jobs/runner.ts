@@ -220,12 +220,7 @@ class ResultWriter {
         this.dirty = false;
         if (this.result.log.length > MANAGER.maxLogLines) this.result.log.splice(0, this.result.log.length - MANAGER.maxLogLines);
         try {
-          await this.store.db
-            .updateTable("jobs")
-            .set({ result: JSON.stringify(this.result), updated_at: nowIso() })
-            .where("id", "=", this.jobId)
-            .where("state", "=", "PENDING")
-            .execute();
+          await this.store.jobs.saveProgress(this.jobId, JSON.stringify(this.result));
         } catch {
           /* progress is best effort; the final write reports errors */
         }

@@ -4,9 +4,8 @@ import type { Logger } from "../../common/logger.js";
 import type { CreateJobBody, JobResult, JobView, ListJobsQuery } from "../../api/manager.js";
 import type { Store } from "../store.js";
 import { readClusterConfig } from "../db/clusters.js";
-import { MANAGER } from "../defaults.js";
 import { nowIso } from "../time.js";
-import { notFound, tooManyRequests, unprocessable } from "../http/errors.js";
+import { notFound, tooManyRequests, unprocessable } from "../errors.js";
 import { normalizeArgs } from "./args.js";
 import { jobView, readResult } from "./view.js";
 import type { JobQueue } from "./queue.js";
@@ -109,5 +108,3 @@ export class JobService {
     return { resumed, failed };
   }
 }
-
-export const DEFAULT_JOB_SERVICE_OPTIONS: JobServiceOptions = { defaultTimeoutMs: MANAGER.jobTimeoutMs };
