@@ -1,4 +1,5 @@
-import { Command } from "commander";
+import { Command, Option } from "commander";
+import { StartupError, describeBindError } from "./ports.js";
 
 type Register = (program: Command) => void;
 
@@ -21,11 +22,26 @@ const commands: Record<string, () => Promise<Register>> = {
 const program = new Command("kiln")
   .description("P2P preheating and distribution of container images and large files")
   .version("0.1.0")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .addOption(new Option("--log-format <format>", "log lines as JSON, or readable (default: readable on a terminal, JSON when piped)").choices(["json", "pretty"]))
+  .hook("preAction", (cmd) => {
+    const format = cmd.opts<{ logFormat?: string }>().logFormat;
+    if (format) process.env.KILN_LOG_FORMAT = format;
+  });
 
 const wanted = process.argv[2];
 const load = wanted === undefined ? undefined : commands[wanted];
 // An unknown command or `--help` lists them all.
 for (const register of load ? [load] : Object.values(commands)) (await register())(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // Start-up failures (a taken port, a missing directory) are one line, not a stack trace.
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  const known = err instanceof StartupError || e.syscall === "listen" || e.code === "ENOENT" || e.code === "EACCES";
+  if (!known) throw err;
+  const line = e.syscall === "listen" ? describeBindError(e, e.address, e.port) : e.message;
+  process.stderr.write(`kiln ${wanted ?? ""}: ${line}\n`.replace("kiln : ", "kiln: "));
+  process.exit(2);
+}

@@ -5,6 +5,7 @@ import { MANAGER } from "../manager/defaults.js";
 import { startManager } from "../manager/index.js";
 import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { assertPortsFree } from "./ports.js";
 import { clusterSecretFromEnv } from "./cluster-secret.js";
 
 
@@ -45,6 +46,7 @@ export function registerManagerCommand(program: Command): void {
         "With KILN_CLUSTER_SECRET set, schedulers and seed peers must present the same secret to register.\n",
     )
     .action(async (f: ManagerFlags) => {
+      await assertPortsFree(f.host, [{ port: f.port, flag: "--port" }]);
       const m = await startManager({
         host: f.host,
         port: f.port,

@@ -3,6 +3,7 @@ import { PEER, PORTS } from "../common/defaults.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { assertPortsFree } from "./ports.js";
 import { clusterSecretFromEnv } from "./cluster-secret.js";
 import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 import { createLogger } from "../common/logger.js";
@@ -93,6 +94,11 @@ export function registerPeerCommand(program: Command): void {
       conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
       keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
     });
+    await assertPortsFree(cfg.listenHost, [
+      { port: cfg.uploadPort, flag: "--port" },
+      ...(cfg.proxyPort !== null ? [{ port: cfg.proxyPort, flag: "--proxy-port" }] : []),
+      ...(cfg.metricsPort !== null ? [{ port: cfg.metricsPort, flag: "--metrics-port" }] : []),
+    ]);
     const peer = await startPeer(cfg);
     // Seed peers appear in the manager's cluster records.
     const membership =

@@ -5,6 +5,7 @@ import { startScheduler } from "../scheduler/index.js";
 import { defaultAdvertiseIp } from "../common/net.js";
 import { createLogger } from "../common/logger.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
+import { assertPortsFree } from "./ports.js";
 import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
 import { clusterSecretFromEnv } from "./cluster-secret.js";
@@ -35,6 +36,7 @@ export function registerSchedulerCommand(program: Command): void {
     .option("--cluster-id <id>", "scheduler cluster to join (default: the manager's default cluster)", parsePositiveInt)
     .option("--advertise-ip <ip>", "IP the manager and peers reach this scheduler at (default: first non-loopback IPv4)")
     .action(async (opts: SchedulerFlags) => {
+      await assertPortsFree(opts.host, [{ port: opts.port, flag: "--port" }]);
       const clusterSecret = clusterSecretFromEnv();
       const s = await startScheduler({
         host: opts.host,

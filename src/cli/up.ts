@@ -9,6 +9,7 @@ import { startScheduler } from "../scheduler/index.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parsePort } from "./options.js";
 import { stopOnSignal } from "./signals.js";
+import { assertPortsFree } from "./ports.js";
 import { loadOrCreateClusterSecret } from "./cluster-secret.js";
 import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 
@@ -18,6 +19,11 @@ interface UpFlags extends ProxyFlags {
   advertiseIp?: string;
   schedulerPort: number;
   managerPort: number;
+  peerPort: number;
+  proxyPort: number;
+  metricsPort: number;
+  seedPort: number;
+  seedMetricsPort: number;
 }
 
 export function registerUpCommand(program: Command): void {
@@ -28,9 +34,24 @@ export function registerUpCommand(program: Command): void {
     .option("--host <addr>", "address to listen on", "0.0.0.0")
     .option("--advertise-ip <ip>", "IP other peers reach this node at")
     .option("--scheduler-port <port>", "scheduler port", parsePort, PORTS.scheduler)
-    .option("--manager-port <port>", "manager port", parsePort, PORTS.manager);
+    .option("--manager-port <port>", "manager port", parsePort, PORTS.manager)
+    .option("--peer-port <port>", "the peer's upload port", parsePort, PORTS.peerUpload)
+    .option("--proxy-port <port>", "the peer's proxy / registry mirror port", parsePort, PORTS.peerProxy)
+    .option("--metrics-port <port>", "the peer's metrics port", parsePort, PORTS.peerMetrics)
+    .option("--seed-port <port>", "the seed peer's upload port", parsePort, PORTS.seedUpload)
+    .option("--seed-metrics-port <port>", "the seed peer's metrics port", parsePort, PORTS.seedMetrics);
   addProxyOptions(cmd).action(async (f: UpFlags) => {
     const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln up: ${err.message}`, { exitCode: 2 }));
+    // Before anything is created: a taken port must not cost the one printing of root's password.
+    await assertPortsFree(f.host, [
+      { port: f.managerPort, flag: "--manager-port" },
+      { port: f.schedulerPort, flag: "--scheduler-port" },
+      { port: f.peerPort, flag: "--peer-port" },
+      { port: f.proxyPort, flag: "--proxy-port" },
+      { port: f.metricsPort, flag: "--metrics-port" },
+      { port: f.seedPort, flag: "--seed-port" },
+      { port: f.seedMetricsPort, flag: "--seed-metrics-port" },
+    ]);
     // Peers on other machines join with this secret; nobody else may use the scheduler.
     const secretFile = join(f.dataDir, "cluster-secret");
     const clusterSecret = await loadOrCreateClusterSecret(secretFile);
@@ -50,10 +71,16 @@ export function registerUpCommand(program: Command): void {
       advertiseIp: f.advertiseIp ?? base.advertiseIp,
     };
     const seed = await startPeer(
-      defaultPeerConfig({ ...common, seed: true, dataDir: join(f.dataDir, "seed-peer"), uploadPort: PORTS.seedUpload, proxyPort: null, metricsPort: PORTS.seedMetrics, hostname: `${base.hostname}-seed` }),
+      defaultPeerConfig({ ...common, seed: true, dataDir: join(f.dataDir, "seed-peer"), uploadPort: f.seedPort, proxyPort: null, metricsPort: f.seedMetricsPort, hostname: `${base.hostname}-seed` }),
     );
     const peer = await startPeer(
-      defaultPeerConfig({ ...common, dataDir: join(f.dataDir, "peer"), proxy, registryMirror: registryMirrorFrom(f), caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir }),
+      defaultPeerConfig({
+        ...common,
+        dataDir: join(f.dataDir, "peer"),
+        uploadPort: f.peerPort,
+        proxyPort: f.proxyPort,
+        metricsPort: f.metricsPort,
+        proxy, registryMirror: registryMirrorFrom(f), caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir }),
     );
     const managerUrl = `http://127.0.0.1:${manager.port}`;
     const log = createLogger("up");

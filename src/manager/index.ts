@@ -10,6 +10,7 @@ import { JobRunner } from "./jobs/runner.js";
 import { JobService } from "./jobs/service.js";
 import { buildManagerApi } from "./http/app.js";
 import { nowIso } from "./time.js";
+import { forgetInitialPassword, initialPasswordFile, keepInitialPassword } from "./auth/initial-password.js";
 
 export interface ManagerConfig {
   host: string;
@@ -51,12 +52,20 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
   try {
     if (store.migrated.length) log.info({ database: store.display, migrations: store.migrated }, "database migrated");
     const boot = await bootstrap(store, { rootPassword: cfg.rootPassword });
+    const passwordFile = initialPasswordFile(cfg.dataDir ?? MANAGER.dataDir);
     if (boot.generatedRootPassword) {
+      const kept = await keepInitialPassword(passwordFile, boot.generatedRootPassword).catch((err: Error) => {
+        log.warn({ err: err.message }, "could not keep the generated root password in a file; it is printed once only");
+        return false;
+      });
       const announce = cfg.announce ?? ((line: string) => process.stderr.write(line + "\n"));
       announce(
-        `kiln manager: created user "root" with password ${boot.generatedRootPassword} (shown once; it must be changed at first sign-in)`,
+        `kiln manager: created user "root" with password ${boot.generatedRootPassword} (it must be changed at first sign-in` +
+          (kept ? `; until then it is also in ${passwordFile}, mode 0600)` : ")"),
       );
       log.info({ event: "root_created", user: MANAGER.rootUser }, "root user created; its generated password was printed on stderr");
+    } else if (!(await store.users.byName(MANAGER.rootUser))?.must_change_password) {
+      await forgetInitialPassword(passwordFile);
     }
 
     const memberTimeoutMs = cfg.memberTimeoutMs ?? MANAGER.memberTimeoutMs;

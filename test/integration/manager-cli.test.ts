@@ -4,7 +4,7 @@
  */
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runKiln, spawnKiln, type KilnProcess } from "../helpers/proc.js";
@@ -33,6 +33,12 @@ describe("kiln manager and kiln token", () => {
     assert.ok(line, manager.stderr.join("\n"));
     const password = /password (\S+) /.exec(line)![1]!;
     assert.ok(!manager.lines.some((l) => l.includes(password)), "the password is not in the JSON log");
+    // The database (password and token hashes, sealed credentials) and the kept password are the manager's alone.
+    assert.equal((await stat(join(dir, "manager.db"))).mode & 0o777, 0o600);
+    const kept = join(dir, "initial-root-password");
+    assert.match(line, new RegExp(`also in ${kept}, mode 0600`));
+    assert.equal((await stat(kept)).mode & 0o777, 0o600);
+    assert.equal((await readFile(kept, "utf8")).trim(), password);
 
     const env = { KILN_MANAGER: url, KILN_MANAGER_PASSWORD: password };
     const refused = await runKiln(["token", "create", "--scope", "job"], { env });
@@ -64,6 +70,8 @@ describe("kiln manager and kiln token", () => {
     manager = await spawnKiln(["manager", "--host", "127.0.0.1", "--port", "0", "--data-dir", dir], { env: { KILN_ROOT_PASSWORD: "" } });
     await new Promise((r) => setTimeout(r, 50));
     assert.ok(!manager.stderr.some((l) => l.includes('created user "root"')));
+    // Changed: the kept copy of the first password is gone.
+    await assert.rejects(stat(kept), { code: "ENOENT" });
     const wrongUrl = await runKiln(["token", "create", "--manager", "http://127.0.0.1:9"], { env: env2 });
     assert.equal(wrongUrl.code, 1);
     assert.match(wrongUrl.stderr, /unreachable/);

@@ -1,5 +1,5 @@
 /** Opens the manager database named by a URL: sqlite:<path>, mysql://…, postgres://… */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Dialect } from "kysely";
 import { KilnError } from "../../common/errors.js";
@@ -47,7 +47,7 @@ async function createDialect(t: DatabaseTarget): Promise<Dialect> {
   switch (t.dialect) {
     case "sqlite": {
       const { default: SQLite } = await import("better-sqlite3");
-      if (t.location !== ":memory:") mkdirSync(dirname(t.location), { recursive: true });
+      if (t.location !== ":memory:") restrictSqliteFiles(t.location);
       const conn = new SQLite(t.location);
       conn.pragma("journal_mode = WAL");
       conn.pragma("foreign_keys = ON");
@@ -66,4 +66,16 @@ async function createDialect(t: DatabaseTarget): Promise<Dialect> {
       return new PostgresDialect({ pool });
     }
   }
+}
+
+/**
+ * The database holds password and token hashes and, while a job runs, sealed registry
+ * credentials: only the manager's user may read it. SQLite gives its -wal and -shm
+ * files the mode of the database file, so fixing that one (also for an older install) is enough.
+ */
+function restrictSqliteFiles(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, "a", 0o600));
+  chmodSync(path, 0o600);
+  for (const extra of [`${path}-wal`, `${path}-shm`]) if (existsSync(extra)) chmodSync(extra, 0o600);
 }
