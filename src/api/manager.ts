@@ -42,9 +42,18 @@ export type TokenScope = z.infer<typeof TokenScope>;
 export const JobState = z.enum(["PENDING", "SUCCESS", "FAILURE"]);
 export type JobState = z.infer<typeof JobState>;
 
+/** An integer in [min, max], with a message for each way it can be wrong (zod's `error` option would give one for all). */
+function boundedInt(min: number, max: number, opts: { coerce?: boolean; what?: string } = {}) {
+  const base = opts.coerce ? z.coerce.number({ error: `must be ${opts.what ?? "a number"}` }) : z.number({ error: `must be ${opts.what ?? "a number"}` });
+  const range = `must be an integer from ${min} to ${max}`;
+  return base.int(range).min(min, range).max(max, range);
+}
+
 const HttpUrl = z
   .string({ error: "must be a string URL" })
   .max(8192, "must be at most 8192 characters")
+  // new URL() silently drops CR, LF and tabs: a URL that has them is not the one the user meant.
+  .refine((s) => !/[\u0000-\u0020\u007f]/.test(s), "must not contain spaces or control characters (CR, LF, tab)")
   .refine((s) => {
     try {
       const u = new URL(s);
@@ -102,8 +111,8 @@ export const PreheatArgsInput = z
     type: z.enum(["image", "file"], { error: 'must be "image" or "file"' }),
     url: HttpUrl.optional(),
     urls: z.array(HttpUrl, { error: "must be an array of URLs" }).max(1000, "at most 1000 URLs").optional(),
-    filteredQueryParams: z.string({ error: "must be a string like Expires&Signature" }).max(1024).optional(),
-    filtered_query_params: z.string({ error: "must be a string like Expires&Signature" }).max(1024).optional(),
+    filteredQueryParams: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
+    filtered_query_params: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
     headers: Headers.nullable().optional(),
     username: ShortString.optional(),
     password: ShortString.optional(),
@@ -117,10 +126,10 @@ export const PreheatArgsInput = z
       .array(z.string().refine((s) => isIP(s) !== 0, "must be an IP address"), { error: "must be an array of IP addresses" })
       .max(1000)
       .optional(),
-    count: z.number({ error: "must be a number" }).int().min(1).max(100_000).optional(),
-    percentage: z.number({ error: "must be a number" }).int().min(1).max(100).optional(),
-    concurrent_task_count: z.number({ error: "must be a number" }).int().min(1).max(1000).optional(),
-    concurrent_peer_count: z.number({ error: "must be a number" }).int().min(1).max(10_000).optional(),
+    count: boundedInt(1, 100_000).optional(),
+    percentage: boundedInt(1, 100).optional(),
+    concurrent_task_count: boundedInt(1, 1000).optional(),
+    concurrent_peer_count: boundedInt(1, 10_000).optional(),
     timeout: Timeout.optional(),
   }, { error: "must be an object" })
   .superRefine((a, ctx) => {
@@ -253,8 +262,8 @@ export const JobView = z.object({
 export type JobView = z.infer<typeof JobView>;
 
 export const ListJobsQuery = z.object({
-  page: z.coerce.number({ error: "must be a page number" }).int().min(1).max(1_000_000).default(1),
-  per_page: z.coerce.number({ error: "must be a number" }).int().min(1).max(100).default(10),
+  page: boundedInt(1, 1_000_000, { coerce: true, what: "a page number" }).default(1),
+  per_page: boundedInt(1, 100, { coerce: true }).default(10),
   state: JobState.optional(),
   type: z.string().max(64).optional(),
 });

@@ -1,5 +1,6 @@
 /** `kiln manager`: database, bootstrap, HTTP API, job queue and runner. */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { parseDatabaseUrl } from "./db/database.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { MANAGER } from "./defaults.js";
 import { openStore, type Store } from "./store.js";
@@ -10,6 +11,7 @@ import { JobRunner } from "./jobs/runner.js";
 import { JobService } from "./jobs/service.js";
 import { buildManagerApi } from "./http/app.js";
 import { nowIso } from "./time.js";
+import { SecretBox } from "./auth/secret-box.js";
 import { forgetInitialPassword, initialPasswordFile, keepInitialPassword } from "./auth/initial-password.js";
 
 export interface ManagerConfig {
@@ -42,6 +44,13 @@ export function defaultDatabaseUrl(dataDir: string = MANAGER.dataDir): string {
   return `sqlite:${join(resolve(dataDir), MANAGER.sqliteFile)}`;
 }
 
+/** Where the manager keeps its key and first password: --data-dir, else beside an SQLite file, else the default. */
+function managerStateDir(cfg: ManagerConfig, databaseUrl: string): string {
+  if (cfg.dataDir) return cfg.dataDir;
+  const db = parseDatabaseUrl(databaseUrl);
+  return db.dialect === "sqlite" && db.location !== ":memory:" ? dirname(db.location) : MANAGER.dataDir;
+}
+
 export async function startManager(cfg: ManagerConfig, log: Logger = createLogger("manager")): Promise<RunningManager> {
   const databaseUrl = cfg.databaseUrl ?? defaultDatabaseUrl(cfg.dataDir);
   const store = await openStore(databaseUrl);
@@ -52,7 +61,8 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
   try {
     if (store.migrated.length) log.info({ database: store.display, migrations: store.migrated }, "database migrated");
     const boot = await bootstrap(store, { rootPassword: cfg.rootPassword });
-    const passwordFile = initialPasswordFile(cfg.dataDir ?? MANAGER.dataDir);
+    const stateDir = managerStateDir(cfg, databaseUrl);
+    const passwordFile = initialPasswordFile(stateDir);
     if (boot.generatedRootPassword) {
       const kept = await keepInitialPassword(passwordFile, boot.generatedRootPassword).catch((err: Error) => {
         log.warn({ err: err.message }, "could not keep the generated root password in a file; it is printed once only");
@@ -69,12 +79,13 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     }
 
     const memberTimeoutMs = cfg.memberTimeoutMs ?? MANAGER.memberTimeoutMs;
-    const runner = new JobRunner(store, log, { pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs, memberTimeoutMs, clusterSecret: cfg.clusterSecret });
+    const secrets = await SecretBox.load(stateDir);
+    const runner = new JobRunner(store, secrets, log, { pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs, memberTimeoutMs, clusterSecret: cfg.clusterSecret });
     const queue: JobQueue = new InProcessQueue((id, signal) => runner.run(id, signal), cfg.jobConcurrency ?? MANAGER.jobConcurrency, (id, err) =>
       log.error({ job: id, err }, "job runner crashed"),
     );
     closers.push(() => queue.close());
-    const jobs = new JobService(store, queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs });
+    const jobs = new JobService(store, secrets, queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs });
     const app = await buildManagerApi({
       store,
       auth: new Authenticator(store),

@@ -1,4 +1,7 @@
 /** A manager for tests: in-process on loopback (API suites) with helpers to sign in and mint tokens. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startManager, type ManagerConfig, type RunningManager } from "../../src/manager/index.js";
 import { ConsoleClient } from "../../src/api/manager-client.js";
 import { createLogger } from "../../src/common/logger.js";
@@ -6,9 +9,13 @@ import type { TokenScope } from "../../src/api/manager.js";
 
 export const ROOT_PASSWORD = "root-password-for-tests";
 
+/** The managers of one test process keep their key and first password here, not in the checkout's .kiln. */
+const STATE_DIR = mkdtempSync(join(tmpdir(), "kiln-test-manager-"));
+process.once("exit", () => rmSync(STATE_DIR, { recursive: true, force: true }));
+
 export async function startTestManager(databaseUrl: string, cfg: Partial<ManagerConfig> = {}): Promise<RunningManager> {
   return startManager(
-    { host: "127.0.0.1", port: 0, databaseUrl, rootPassword: ROOT_PASSWORD, jobPollMs: 100, ...cfg },
+    { host: "127.0.0.1", port: 0, databaseUrl, dataDir: STATE_DIR, rootPassword: ROOT_PASSWORD, jobPollMs: 100, ...cfg },
     createLogger("manager", process.env.KILN_LOG_LEVEL ?? "warn"),
   );
 }

@@ -247,6 +247,14 @@ for (const kind of DB_KINDS) {
         [{ type: "preheat", args: { type: "file", url: "http://x/y" }, scheduler_cluster_ids: [999] }, /scheduler_cluster_ids: unknown scheduler cluster 999/],
         [{ type: "preheat", args: { type: "file", url: "http://x/y" }, scheduler_cluster_ids: "1" }, /scheduler_cluster_ids/],
         [[1, 2], /body/],
+        // A URL with CR/LF would be cleaned silently by the URL parser, and then fetch something else.
+        [{ type: "preheat", args: { type: "file", url: "http://x/y\r\nHost: evil" } }, /args\.url: must not contain spaces or control characters/],
+        [{ type: "preheat", args: { type: "file", url: "http://x/a\tb" } }, /args\.url: must not contain spaces or control characters/],
+        // Each wrong value says what is wrong with it, not a blanket "must be a number".
+        [{ type: "preheat", args: { type: "file", url: "http://x/y", concurrent_peer_count: -5 } }, /args\.concurrent_peer_count: must be an integer from 1 to 10000/],
+        [{ type: "preheat", args: { type: "file", url: "http://x/y", count: 1.5 } }, /args\.count: must be an integer from 1 to 100000/],
+        [{ type: "preheat", args: { type: "file", url: "http://x/y", percentage: "ten" } }, /args\.percentage: must be a number/],
+        [{ type: "preheat", args: { type: "file", url: "http://x/y", filteredQueryParams: "a".repeat(2000) } }, /args\.filteredQueryParams: must be at most 1024 characters/],
       ];
       for (const [body, field] of cases) {
         const r = await api(jobs, { token: jobToken, body });
@@ -256,6 +264,9 @@ for (const kind of DB_KINDS) {
       const malformed = await api(jobs, { token: jobToken, raw: '{"type": "preheat", "args": {' });
       assert.equal(malformed.status, 400);
       assert.match(malformed.json.message, /not valid JSON/);
+      const perPage = await api(`${jobs}?per_page=-1`, { token: jobToken });
+      assert.equal(perPage.status, 400);
+      assert.match(perPage.json.message, /per_page: must be an integer from 1 to 100/);
       const proto = await api(jobs, { token: jobToken, raw: '{"type":"preheat","args":{"type":"file","url":"http://x/y","headers":{"__proto__":{"a":"b"}}}}' });
       assert.equal(proto.status, 400);
     });

@@ -293,4 +293,36 @@ describe("preheat end to end", () => {
       await gated.close();
     }
   });
+
+  it("credentials in headers and URL user-info reach the origin but are never stored in clear nor returned", async (t) => {
+    if (skip) return t.skip(skip);
+    const file = makeFile(256 * 1024);
+    origin.add("/private/cred.bin", file);
+    const bare = `${origin.url}/private/cred.bin`;
+    const withUser = bare.replace("http://", "http://alice:pw-in-url-91@");
+    const r = await api(`${managerUrl}/oapi/v1/jobs`, {
+      token,
+      body: { type: "preheat", args: { type: "file", url: withUser, headers: { "X-Api-Token": "tok-in-header-42", "Cookie": "sid=cookie-77", "X-Trace": "kept" } } },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.args.url, bare);
+    assert.deepEqual(r.json.args.headers, { "X-Trace": "kept" });
+    const job = await waitForJob(managerUrl, token, r.json.id);
+    assert.equal(job.state, "SUCCESS", JSON.stringify(job.result, null, 2));
+    // The origin got every credential it was meant to get.
+    const seen = origin.requests.filter((q) => q.path === "/private/cred.bin");
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.headers["x-api-token"], "tok-in-header-42");
+    assert.equal(seen[0]!.headers.cookie, "sid=cookie-77");
+    assert.equal(seen[0]!.headers.authorization, `Basic ${Buffer.from("alice:pw-in-url-91").toString("base64")}`);
+    // Nothing answers with them, and the database files hold none of them in clear.
+    const listed = JSON.stringify((await api(`${managerUrl}/oapi/v1/jobs?per_page=100`, { token })).json);
+    const secrets = ["pw-in-url-91", "tok-in-header-42", "cookie-77"];
+    for (const secret of secrets) assert.ok(!listed.includes(secret) && !JSON.stringify(job).includes(secret), `${secret} returned`);
+    for (const f of ["manager.db", "manager.db-wal"]) {
+      const bytes = await readFile(join(dir, f)).catch(() => Buffer.alloc(0));
+      for (const secret of secrets) assert.equal(bytes.indexOf(secret), -1, `${secret} in ${f}`);
+    }
+    assert.ok(!manager.lines.some((l) => secrets.some((x) => l.includes(x))), "no credential in the manager's log");
+  });
 });

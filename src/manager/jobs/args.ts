@@ -2,19 +2,39 @@
 import { z } from "zod";
 import { timeoutSeconds, type PreheatArgsInput, type PreheatArgsView, type StoredPreheatArgs } from "../../api/manager.js";
 import { PREHEAT_DEFAULTS } from "../defaults.js";
+import { splitCredentialHeaders, splitUserInfo } from "../../common/credentials.js";
 
-/** Registry credentials: kept only while the job runs, never shown. */
-export const JobSecret = z.object({ username: z.string().optional(), password: z.string().optional() });
+/**
+ * A job's credentials: registry username/password, credential-bearing headers and
+ * URL user-info. Sealed at rest, used while the job runs, never shown.
+ */
+export const JobSecret = z.object({
+  username: z.string().optional(),
+  password: z.string().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  /** URL as stored (without user-info) → the user-info it was given with. */
+  userInfo: z.record(z.string(), z.string()).optional(),
+});
 export type JobSecret = z.infer<typeof JobSecret>;
 
 export function normalizeArgs(a: PreheatArgsInput): { stored: StoredPreheatArgs; secret: JobSecret } {
-  const stored: StoredPreheatArgs = { type: a.type, url: a.url ?? "" };
+  const secret: JobSecret = {};
+  const clean = (url: string) => {
+    const { url: bare, userInfo } = splitUserInfo(url);
+    if (userInfo) secret.userInfo = { ...secret.userInfo, [bare]: userInfo };
+    return bare;
+  };
+  const stored: StoredPreheatArgs = { type: a.type, url: clean(a.url ?? "") };
   const set = <K extends keyof StoredPreheatArgs>(k: K, v: StoredPreheatArgs[K] | undefined | null) => {
     if (v !== undefined && v !== null) stored[k] = v;
   };
-  set("urls", a.urls);
+  set("urls", a.urls?.map(clean));
   set("filteredQueryParams", a.filteredQueryParams ?? a.filtered_query_params);
-  if (a.headers !== undefined) stored.headers = a.headers;
+  if (a.headers) {
+    const { plain, credentials } = splitCredentialHeaders(a.headers);
+    stored.headers = plain;
+    if (Object.keys(credentials).length) secret.headers = credentials;
+  } else if (a.headers === null) stored.headers = null;
   set("pieceLength", a.pieceLength ?? a.piece_length);
   set("platform", a.platform);
   set("tag", a.tag);
@@ -26,7 +46,6 @@ export function normalizeArgs(a: PreheatArgsInput): { stored: StoredPreheatArgs;
   set("concurrent_task_count", a.concurrent_task_count);
   set("concurrent_peer_count", a.concurrent_peer_count);
   if (a.timeout !== undefined) stored.timeout = timeoutSeconds(a.timeout);
-  const secret: JobSecret = {};
   if (a.username) secret.username = a.username;
   if (a.password) secret.password = a.password;
   return { stored, secret };

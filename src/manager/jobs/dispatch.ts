@@ -17,6 +17,8 @@ export interface DispatchTarget {
 
 export interface DispatchOptions {
   request: PreheatRequestInput;
+  /** The URL as results and logs show it (without credentials). */
+  displayUrl: string;
   signal: AbortSignal;
   pollMs: number;
   /** Called with each host's outcome as soon as it is known. */
@@ -55,8 +57,7 @@ async function askPreheat(target: DispatchTarget, req: PreheatRequestInput): Pro
 }
 
 export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions): Promise<void> {
-  const url = opts.request.download.url;
-  const base = { url, scheduler_cluster_id: target.clusterId };
+  const base = { url: opts.displayUrl, scheduler_cluster_id: target.clusterId };
   let asked: { client: SchedulerClient; reply: PreheatReply };
   try {
     asked = await askPreheat(target, opts.request);

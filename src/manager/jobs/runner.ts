@@ -5,6 +5,8 @@ import type { JobResult, StoredPreheatArgs, TaskOutcome } from "../../api/manage
 import type { DownloadSpecInput } from "../../api/common.js";
 import { resolveImage } from "../../registry/resolve.js";
 import type { Store } from "../store.js";
+import type { SecretBox } from "../auth/secret-box.js";
+import { splitUserInfo, withUserInfo } from "../../common/credentials.js";
 import type { JobRow } from "../db/schema.js";
 import { MANAGER, PREHEAT_DEFAULTS } from "../defaults.js";
 import { nowIso } from "../time.js";
@@ -21,7 +23,10 @@ export interface RunnerOptions {
 
 /** A URL ready to preheat, with what its download needs. */
 interface WorkItem {
+  /** As shown in results and logs: no user-info. */
   url: string;
+  /** As fetched: with the user-info it was given with. */
+  fetchUrl: string;
   headers: Record<string, string>;
 }
 
@@ -41,6 +46,7 @@ async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<
 export class JobRunner {
   constructor(
     private readonly store: Store,
+    private readonly secrets: SecretBox,
     private readonly log: Logger,
     private readonly opts: RunnerOptions,
   ) {}
@@ -49,7 +55,9 @@ export class JobRunner {
     const row = await this.store.jobs.byId(jobId);
     if (!row || row.state !== "PENDING") return;
     const args = readStoredArgs(row);
-    const secret = JobSecret.parse(row.secret ? JSON.parse(row.secret) : {});
+    // Rows written before credentials were sealed hold plain JSON.
+    const sealed = row.secret && !row.secret.startsWith("{") ? this.secrets.open(row.secret) : row.secret;
+    const secret = JobSecret.parse(sealed ? JSON.parse(sealed) : {});
     const previous = readResult(row);
     const result = emptyResult();
     if (previous) result.log.push(...previous.log, `${nowIso()} resumed after a manager restart`);
@@ -91,14 +99,15 @@ export class JobRunner {
 
   /** File URLs as given; image manifests resolved to their config and layer blobs. */
   private async resolve(args: StoredPreheatArgs, secret: JobSecret, result: JobResult, signal: AbortSignal): Promise<WorkItem[]> {
-    const headers = args.headers ?? {};
+    const headers = { ...args.headers, ...secret.headers };
     const urls = argUrls(args);
-    if (args.type === "file") return urls.map((url) => ({ url, headers }));
+    const fetchUrl = (url: string) => withUserInfo(url, secret.userInfo?.[url]);
+    if (args.type === "file") return urls.map((url) => ({ url, fetchUrl: fetchUrl(url), headers }));
     const items = new Map<string, WorkItem>();
     for (const manifestUrl of urls) {
       if (signal.aborted) break;
       try {
-        const image = await resolveImage(manifestUrl, {
+        const image = await resolveImage(fetchUrl(manifestUrl), {
           username: secret.username,
           password: secret.password,
           headers,
@@ -108,7 +117,10 @@ export class JobRunner {
         result.log.push(
           `${nowIso()} resolved ${image.name}${image.platform ? ` for ${image.platform}` : ""} to manifest ${image.manifestDigest}: config and ${image.layers.length} layer(s)`,
         );
-        for (const url of image.blobUrls) if (!items.has(url)) items.set(url, { url, headers: image.headers });
+        for (const url of image.blobUrls) {
+          const bare = splitUserInfo(url).url;
+          if (!items.has(bare)) items.set(bare, { url: bare, fetchUrl: url, headers: image.headers });
+        }
       } catch (err) {
         if (signal.aborted) break;
         const message = `cannot resolve image ${manifestUrl}: ${(err as Error).message}`;
@@ -161,7 +173,7 @@ export class JobRunner {
     await eachLimit(pairs, args.concurrent_task_count ?? MANAGER.concurrentTaskCount, async ({ target, item }) => {
       if (signal.aborted) return;
       const download: DownloadSpecInput = {
-        url: item.url,
+        url: item.fetchUrl,
         headers: item.headers,
         tag: args.tag ?? "",
         application: args.application ?? "",
@@ -171,6 +183,7 @@ export class JobRunner {
       };
       let failed = false;
       await dispatchUrl(target, {
+        displayUrl: item.url,
         request: {
           download,
           scope: args.scope ?? "single_seed_peer",

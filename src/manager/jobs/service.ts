@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../../common/logger.js";
 import type { CreateJobBody, JobResult, JobView, ListJobsQuery } from "../../api/manager.js";
 import type { Store } from "../store.js";
+import type { SecretBox } from "../auth/secret-box.js";
 import { readClusterConfig } from "../db/clusters.js";
 import { nowIso } from "../time.js";
 import { notFound, tooManyRequests, unprocessable } from "../errors.js";
@@ -20,6 +21,7 @@ export class JobService {
 
   constructor(
     private readonly store: Store,
+    private readonly secrets: SecretBox,
     private readonly queue: JobQueue,
     private readonly log: Logger,
     private readonly opts: JobServiceOptions,
@@ -50,7 +52,7 @@ export class JobService {
         state: "PENDING",
         bio: body.bio ?? "",
         args: JSON.stringify(stored),
-        secret: Object.keys(secret).length ? JSON.stringify(secret) : null,
+        secret: Object.keys(secret).length ? this.secrets.seal(JSON.stringify(secret)) : null,
         result: null,
         user_id: userId,
         deadline_at: nowIso(now + timeoutMs),
