@@ -12,7 +12,7 @@ import { clusterSecretFromEnv } from "./cluster-secret.js";
 interface ManagerFlags {
   host: string;
   port: number;
-  dataDir: string;
+  dataDir?: string;
   databaseUrl?: string;
   keepaliveMs: number;
   memberTimeoutMs: number;
@@ -27,7 +27,7 @@ export function registerManagerCommand(program: Command): void {
     .description("run the manager: Open API (/oapi/v1) for preheat jobs, users and tokens, scheduler clusters")
     .option("--host <addr>", "address to listen on", "0.0.0.0")
     .option("--port <port>", "port to listen on", parsePort, PORTS.manager)
-    .option("--data-dir <dir>", "where the default SQLite database lives", MANAGER.dataDir)
+    .option("--data-dir <dir>", `the SQLite database, the secret key and the first root password (default ${MANAGER.dataDir}; with an SQLite --database-url: its directory)`)
     .option(
       "--database-url <url>",
       "sqlite:<path> | mysql://user:pass@host:3306/db | postgres://user:pass@host:5432/db (default sqlite:<data-dir>/manager.db; env KILN_DATABASE_URL)",
