@@ -1,5 +1,6 @@
 /** Small helpers for the peer's node:http servers (no framework on the byte path). */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { z } from "zod";
 import { KilnError } from "../common/errors.js";
 
@@ -48,11 +49,17 @@ export async function readJson<S extends z.ZodType>(req: IncomingMessage, schema
   return parsed.data;
 }
 
-/** Parses a single `bytes=a-b` / `bytes=a-` / `bytes=-n` range against `length`. */
+/**
+ * A single `bytes=a-b` / `bytes=a-` / `bytes=-n` range against `length` (RFC 9110 §14.2):
+ * `undefined` = serve the whole body (no header, or one that is not a valid single byte
+ * range — another unit, several ranges, `5-1` — which a server ignores), `"invalid"` = 416
+ * (a valid range that asks for nothing inside the body).
+ */
 export function parseRange(header: string | undefined, length: number): { start: number; end: number } | undefined | "invalid" {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] !== "" && m[2] !== "" && Number(m[2]) < Number(m[1])) return undefined;
   let start: number;
   let end: number;
   if (m[1] === "") {
@@ -67,8 +74,33 @@ export function parseRange(header: string | undefined, length: number): { start:
   return { start, end };
 }
 
+/**
+ * Requests a server refuses before any handler sees them, with a JSON body like every
+ * other error: malformed ones (Node's parser; smuggling attempts among them) and ones
+ * whose target is ambiguous (more than one Host header).
+ */
+function guardRequests(server: Server): void {
+  if (server.listenerCount("clientError") === 0) {
+    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable || err.code === "ECONNRESET") return void socket.destroy();
+      const body = JSON.stringify({ message: `malformed HTTP request: ${err.code ?? err.message}`, code: "BAD_REQUEST" });
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+  }
+  const handlers = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners("request");
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if ((req.headersDistinct.host?.length ?? 0) > 1) {
+      res.shouldKeepAlive = false;
+      return sendError(res, new KilnError("BAD_REQUEST", "more than one Host header"));
+    }
+    for (const h of handlers) h(req, res);
+  });
+}
+
 /** Listens and resolves with the bound port (port 0 picks a free one). */
 export function listenHttp(server: Server, host: string, port: number): Promise<number> {
+  guardRequests(server);
   return new Promise((resolve, reject) => {
     server.once("error", reject).listen(port, host, () => {
       const a = server.address();

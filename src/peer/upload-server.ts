@@ -70,6 +70,7 @@ export class UploadServer {
 
     let start: number;
     let end: number;
+    let ranged = false;
     const headers: Record<string, string> = {};
     if (piece) {
       const raw = piece[2]!;
@@ -90,13 +91,14 @@ export class UploadServer {
       start = range?.start ?? 0;
       end = range?.end ?? length;
       headers["accept-ranges"] = "bytes";
+      ranged = range !== undefined;
       if (range) headers["content-range"] = `bytes ${start}-${end - 1}/${length}`;
     }
     if (this.active >= this.opts.concurrency) {
       this.metrics.uploadsRejected.inc();
       return sendJson(res, 429, { message: "all upload slots are busy", code: "UNAVAILABLE" }, { "retry-after": "1" });
     }
-    const status = whole && req.headers.range ? 206 : 200;
+    const status = ranged ? 206 : 200;
     res.writeHead(status, { "content-type": "application/octet-stream", "content-length": String(end - start), ...headers });
     if (req.method === "HEAD" || end === start) return void res.end();
     this.active++;
