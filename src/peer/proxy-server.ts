@@ -80,6 +80,9 @@ export class ProxyServer {
       });
     });
     this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // Once the server hands over a CONNECT socket, its errors are ours: a client resetting it
+      // (after a refusal, mid-tunnel) must not become an unhandled 'error' that ends the process.
+      socket.on("error", (err: Error) => this.log.debug({ target: req.url, err: err.message }, "CONNECT client socket failed"));
       this.connect(req, socket, head).catch((err: Error) => {
         if (!(err instanceof KilnError)) this.log.error({ target: req.url, err }, "CONNECT failed");
         if (!socket.destroyed) rejectConnect(socket, err);
