@@ -4,6 +4,7 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import { connect } from "node:net";
 import { DB_KINDS, createTestDatabase, type TestDatabase } from "../helpers/manager-db.js";
 import { api, createToken, startTestManager, waitForJob, ROOT_PASSWORD } from "../helpers/manager.js";
@@ -264,6 +265,14 @@ for (const kind of DB_KINDS) {
       const malformed = await api(jobs, { token: jobToken, raw: '{"type": "preheat", "args": {' });
       assert.equal(malformed.status, 400);
       assert.match(malformed.json.message, /not valid JSON/);
+      const gzipped = await fetch(jobs, {
+        method: "POST",
+        headers: { authorization: `Bearer ${jobToken}`, "content-type": "application/json", "content-encoding": "gzip" },
+        body: gzipSync(JSON.stringify({ type: "preheat", args: { type: "file", url: "http://x/y" } })),
+      });
+      assert.equal(gzipped.status, 400);
+      const gzMessage = ((await gzipped.json()) as { message: string }).message;
+      assert.match(gzMessage, /^request body is not valid JSON: the body is binary \(\d+ bytes\), not JSON text; send it uncompressed as application\/json$/);
       const perPage = await api(`${jobs}?per_page=-1`, { token: jobToken });
       assert.equal(perPage.status, 400);
       assert.match(perPage.json.message, /per_page: must be an integer from 1 to 100/);

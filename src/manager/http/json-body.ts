@@ -36,6 +36,18 @@ function noProto(key: string, value: unknown): unknown {
   return value;
 }
 
+/**
+ * V8's message quotes the input around the error: fine for text, but a binary body
+ * (gzip, an image) would be echoed back as garbage. Then say what the body looks like.
+ */
+function describeParseError(text: string, err: Error): string {
+  // U+FFFD: bytes that were not UTF-8; C0 controls other than whitespace: not text either.
+  if (/[\uFFFD\u0000-\u0008\u000E-\u001F]/.test(text.slice(0, 4096))) {
+    return `the body is binary (${Buffer.byteLength(text)} bytes), not JSON text; send it uncompressed as application/json`;
+  }
+  return err.message;
+}
+
 export function parseLenientJson(text: string): unknown {
   if (text.trim() === "") return undefined;
   try {
@@ -44,7 +56,7 @@ export function parseLenientJson(text: string): unknown {
     try {
       return JSON.parse(stripTrailingCommas(text), noProto);
     } catch {
-      throw badRequest(`request body is not valid JSON: ${(first as Error).message}`);
+      throw badRequest(`request body is not valid JSON: ${describeParseError(text, first as Error)}`);
     }
   }
 }
