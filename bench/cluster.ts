@@ -24,6 +24,7 @@ export interface KilnNode {
 }
 
 export interface BenchPeer extends KilnNode {
+  /** The proxy as a client on the peer's own node reaches it. */
   proxyUrl: string;
   metricsUrl: string;
 }
@@ -106,11 +107,13 @@ export async function startCluster(peerNames: string[], peerArgs: string[] = [],
     const schedulerUrl = `http://${schedHost.ip}:${scheduler.ready.port as number}`;
     const addPeer = async (name: string, seed: boolean): Promise<BenchPeer> => {
       const host = topology.host(name);
-      const args = ["peer", "--scheduler", schedulerUrl, "--host", host.ip, "--advertise-ip", host.ip, "--hostname", name];
+      // On its own node a peer listens on every address, so `kiln get` there reaches it on loopback, as a user's would.
+      const listen = topology.kind === "netns" ? "0.0.0.0" : host.ip;
+      const args = ["peer", "--scheduler", schedulerUrl, "--host", listen, "--advertise-ip", host.ip, "--hostname", name];
       args.push("--port", "0", "--metrics-port", "0", "--data-dir", join(dir, name), ...(seed ? ["--seed"] : ["--proxy-port", "0"]), ...peerArgs);
       const node = await startKiln(name, host, args);
       started.push(node);
-      return { ...node, proxyUrl: `http://${host.ip}:${node.ready.proxyPort as number}`, metricsUrl: `http://${host.ip}:${node.ready.metricsPort as number}/metrics` };
+      return { ...node, proxyUrl: `http://127.0.0.1:${node.ready.proxyPort as number}`, metricsUrl: `http://${host.ip}:${node.ready.metricsPort as number}/metrics` };
     };
     const seed = await addPeer("seed", true);
     const peers: BenchPeer[] = [];

@@ -30,6 +30,7 @@ import { performance } from "node:perf_hooks";
 import { KILN_BIN } from "../test/helpers/proc.js";
 import { cleanupAll, killAllNow, log, removeTempDirsNow, runExitSyncsNow, trackTempDir } from "./procs.js";
 import { toMarkdown, toText, type Table } from "./table.js";
+import { ensureBitTorrentTools } from "./bittorrent.js";
 import { imagePullPhase } from "./image-pull.js";
 import { goalsTable, rolesTable, singleTable, swarmTable } from "./report.js";
 import { singlePhase } from "./single.js";
@@ -119,6 +120,9 @@ async function main(): Promise<number> {
   const loadAtStart = os.loadavg()[0]!;
   if (loadAtStart > 1.5) log(`warning: 1-minute load average is ${fmt(loadAtStart, 2)} on ${os.cpus().length} CPUs; other work on this machine will skew the figures`);
   log(`kiln bench${cfg.quick ? " (quick)" : ""}${cfg.netns ? " (multi-host mode)" : ""}: ${cfg.peers} peers, ${cfg.sizeMiB} MiB, origin cap ${cfg.originMBps} MB/s`);
+  // Setup problems (missing tools, no root for namespaces) fail here, before any long step.
+  await ensureBitTorrentTools();
+  const topology = await swarmTopology(cfg);
   const tmp = await mkdtemp(join(os.tmpdir(), "kiln-bench-"));
   trackTempDir(tmp);
   const file = join(tmp, "payload.bin");
@@ -130,7 +134,6 @@ async function main(): Promise<number> {
   log(`starting one \`kiln get\` process costs ~${fmt(startupMs, 0)} ms (median of 3 × \`kiln get --help\`)`);
 
   log(`swarm: ${cfg.peers} nodes, origin capped at ${cfg.originMBps} MB/s total`);
-  const topology = await swarmTopology(cfg);
   const swarm = await swarmPhase({ peers: cfg.peers, size, sha, file, tmp, originBytesPerSec: cfg.originMBps * MB, topology, failures }).finally(() => topology.close());
   const single = await singlePhase(tmp, file, size, sha, failures);
   const images = await imagePullPhase({ imageMiB: cfg.imageMiB, layers: 8, nodes: Math.min(cfg.peers, 4) }, tmp, failures);

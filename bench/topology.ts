@@ -5,7 +5,8 @@
  * network is never touched) by a veth pair whose two ends are capped with
  * `tc qdisc tbf`: a node's upload and download each get the node's link rate.
  * Names carry the bench's pid so a run never touches another run's namespaces;
- * those left by a bench that was SIGKILLed are removed at the next start.
+ * those left by a bench that was SIGKILLed are removed at the next start, with
+ * the processes it had started in them.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -84,7 +85,13 @@ function removeStaleNamespaces(): void {
   for (const n of names) {
     const m = new RegExp(`^${NS_PREFIX}(\\d+)-`).exec(n);
     if (!m || pidAlive(Number(m[1]))) continue;
-    log(`removing network namespace ${n} left by an earlier bench (pid ${m[1]} is gone)`);
+    log(`removing network namespace ${n} left by an earlier bench (pid ${m[1]} is gone), and the processes it left in it`);
+    try {
+      const pids = execFileSync("ip", ["netns", "pids", n], { stdio: ["ignore", "pipe", "ignore"] }).toString().split(/\s+/).filter(Boolean);
+      for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      /* none left */
+    }
     try {
       execFileSync("ip", ["netns", "del", n], { stdio: "ignore" });
     } catch {
