@@ -80,6 +80,12 @@ export function rolesTable(s: SwarmResult): Table {
       ]);
     }
   }
+  const each = (group: RoleUse["group"]) =>
+    s.roles
+      .filter((r) => r.group === group)
+      .map((r) => `${r.role} ${fmt(msPerMiB(r.cpuS, r.inBytes + r.outBytes), 2)} ms/MiB, ${mib(r.peakRss)} MiB`)
+      .join("; ");
+  const perMember = [each("peer") && `each kiln peer: ${each("peer")}.`, each("leecher") && `each BitTorrent leecher: ${each("leecher")}.`].filter(Boolean);
   return {
     title: "CPU and peak memory per role during the swarm runs",
     headers: ["system", "role", "CPU (s)", "MiB in", "MiB out", "CPU-ms per MiB in+out", "peak RSS (MiB)"],
@@ -89,6 +95,7 @@ export function rolesTable(s: SwarmResult): Table {
       `MiB delivered = ${mib(s.delivered)} (every client's copy). Control-plane roles (scheduler, tracker) and totals are per MiB delivered.`,
       "Peak RSS is VmHWM from /proc/<pid>/status, read just before each daemon is stopped; for short-lived clients it is sampled every 200 ms.",
       "CPU is utime + stime of each process over the run (clients: of all of them, summed when they exit). The whole-machine row includes other work on the machine.",
+      ...perMember,
     ],
   };
 }

@@ -273,7 +273,8 @@ export async function swarmPhase(cfg: SwarmConfig): Promise<SwarmResult> {
   }
   out.notes.unshift(
     `Lower bounds at the cap (${fmt(cfg.originBytesPerSec / MB, 0)} MB/s): the origin sends the file once → ${fmt(out.limitMs / 1000, 1)} s; ` +
-      `${cfg.peers} full copies → ${fmt((cfg.peers * out.limitMs) / 1000, 1)} s. The BitTorrent seeder is capped at the same rate (aria2c --max-overall-upload-limit).`,
+      `${cfg.peers} full copies → ${fmt((cfg.peers * out.limitMs) / 1000, 1)} s. The BitTorrent seeder is capped at the same rate (aria2c --max-overall-upload-limit)` +
+      (cfg.topology.kind === "netns" ? "; both also sit on links capped at that rate by tc." : "."),
   );
   out.notes.push(`direct per-client times (curl spawn → exit): ${out.rows.find((r) => r.system === "direct")?.clientMs.map((ms) => fmt(ms / 1000)).join(", ")} s.`);
   return out;
