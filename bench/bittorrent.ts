@@ -167,7 +167,9 @@ function startAria(host: BenchHost, args: string[], rpcPort: number, env: NodeJS
   proc.stderr!.on("data", keep);
   const exited = new Promise<void>((resolve) =>
     proc.once("exit", (code, signal) => {
-      if (code !== 0 && signal === null && code !== null) failures.push(`BitTorrent ${label}: aria2c exited ${code}: ${out.trim().split("\n").slice(-3).join(" | ")}`);
+      if (code !== 0 && signal === null && code !== null) {
+        failures.push(`BitTorrent ${label}: aria2c exited ${code}: ${out.trim().split("\n").slice(-3).join(" | ")}`);
+      }
       resolve();
     }),
   );
@@ -178,7 +180,8 @@ function startAria(host: BenchHost, args: string[], rpcPort: number, env: NodeJS
 async function ariaBytes(a: Aria): Promise<{ up: number; down: number }> {
   try {
     const body = JSON.stringify({ jsonrpc: "2.0", id: "bench", method: "aria2.tellActive", params: [["uploadLength", "completedLength"]] });
-    const res = JSON.parse(await a.host.httpText(`http://127.0.0.1:${a.rpcPort}/jsonrpc`, body)) as { result?: { uploadLength: string; completedLength: string }[] };
+    type TellActive = { result?: { uploadLength: string; completedLength: string }[] };
+    const res = JSON.parse(await a.host.httpText(`http://127.0.0.1:${a.rpcPort}/jsonrpc`, body)) as TellActive;
     const items = res.result ?? [];
     return { up: items.reduce((s, x) => s + Number(x.uploadLength), 0), down: items.reduce((s, x) => s + Number(x.completedLength), 0) };
   } catch {
@@ -236,7 +239,12 @@ export async function bitTorrentRun(cfg: BtConfig): Promise<BtResult> {
     const seedRpc = await freePort();
     const seeder = startAria(
       cfg.seederHost,
-      [...ariaArgs(dirname(cfg.file), seedPort, seedRpc), "--bt-seed-unverified=true", `--max-overall-upload-limit=${Math.round(cfg.uploadBytesPerSec)}`, torrentPath],
+      [
+        ...ariaArgs(dirname(cfg.file), seedPort, seedRpc),
+        "--bt-seed-unverified=true",
+        `--max-overall-upload-limit=${Math.round(cfg.uploadBytesPerSec)}`,
+        torrentPath,
+      ],
       seedRpc,
       process.env,
       "seeder",
@@ -306,7 +314,9 @@ export async function bitTorrentRun(cfg: BtConfig): Promise<BtResult> {
       r.outBytes = bytes[i + 1]!.up;
     }
     const clientMs = doneAt.map((t) => t - t0);
-    for (const [i, ms] of clientMs.entries()) if (!Number.isFinite(ms)) cfg.failures.push(`BitTorrent leecher ${i + 1}: did not complete within ${cfg.timeoutMs} ms`);
+    for (const [i, ms] of clientMs.entries()) {
+      if (!Number.isFinite(ms)) cfg.failures.push(`BitTorrent leecher ${i + 1}: did not complete within ${cfg.timeoutMs} ms`);
+    }
     await stopAll();
     let verified = 0;
     for (const [i, d] of leechDirs.entries()) {

@@ -113,7 +113,8 @@ export async function startCluster(peerNames: string[], peerArgs: string[] = [],
       args.push("--port", "0", "--metrics-port", "0", "--data-dir", join(dir, name), ...(seed ? ["--seed"] : ["--proxy-port", "0"]), ...peerArgs);
       const node = await startKiln(name, host, args);
       started.push(node);
-      return { ...node, proxyUrl: `http://127.0.0.1:${node.ready.proxyPort as number}`, metricsUrl: `http://${host.ip}:${node.ready.metricsPort as number}/metrics` };
+      const proxyUrl = `http://127.0.0.1:${node.ready.proxyPort as number}`;
+      return { ...node, proxyUrl, metricsUrl: `http://${host.ip}:${node.ready.metricsPort as number}/metrics` };
     };
     const seed = await addPeer("seed", true);
     const peers: BenchPeer[] = [];

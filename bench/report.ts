@@ -9,7 +9,17 @@ export function swarmTable(s: SwarmResult, title: string): Table {
   const bt = s.rows.find((r) => r.system === "BitTorrent");
   return {
     title,
-    headers: ["path", "source bytes ÷ size", "completion (s)", "÷ origin limit", "÷ BitTorrent", "mean per-client (MB/s)", "min–max per-client (MB/s)", "sha256 ok", "notes"],
+    headers: [
+      "path",
+      "source bytes ÷ size",
+      "completion (s)",
+      "÷ origin limit",
+      "÷ BitTorrent",
+      "mean per-client (MB/s)",
+      "min–max per-client (MB/s)",
+      "sha256 ok",
+      "notes",
+    ],
     numeric: [false, true, true, true, true, true, true, true, false],
     rows: s.rows.map((r) => {
       const rates = r.clientMs.map((ms) => mbps(s.delivered / r.clientMs.length, ms));
@@ -94,7 +104,8 @@ export function rolesTable(s: SwarmResult): Table {
     notes: [
       `MiB delivered = ${mib(s.delivered)} (every client's copy). Control-plane roles (scheduler, tracker) and totals are per MiB delivered.`,
       "Peak RSS is VmHWM from /proc/<pid>/status, read just before each daemon is stopped; for short-lived clients it is sampled every 200 ms.",
-      "CPU is utime + stime of each process over the run (clients: of all of them, summed when they exit). The whole-machine row includes other work on the machine.",
+      "CPU is utime + stime of each process over the run (clients: of all of them, summed when they exit).",
+      "The whole-machine row includes other work on the machine.",
       ...perMember,
     ],
   };
@@ -109,7 +120,18 @@ export function singleTable(rows: SingleRow[], sizeMiB: number, startupMs: numbe
   const pipe = anchor("pipe");
   return {
     title: `Single node: ${sizeMiB} MiB from an unlimited local origin (loopback)`,
-    headers: ["path", "time (s)", "MB/s", "÷ curl", "÷ Node pipe", "origin bytes ÷ size", "client CPU (s)", "kiln daemons CPU (s)", "client peak RSS (MiB)", "sha256 ok"],
+    headers: [
+      "path",
+      "time (s)",
+      "MB/s",
+      "÷ curl",
+      "÷ Node pipe",
+      "origin bytes ÷ size",
+      "client CPU (s)",
+      "kiln daemons CPU (s)",
+      "client peak RSS (MiB)",
+      "sha256 ok",
+    ],
     numeric: [false, true, true, true, true, true, true, true, true, true],
     rows: rows.map((r) => {
       const rate = mbps(r.bytes, r.ms);
@@ -185,7 +207,8 @@ export function goalsTable(swarm: SwarmResult, single: SingleRow[], images: Imag
   ];
   for (const [kind, label, target] of single3) {
     const v = rate(kind) / rate("curl");
-    goals.push({ goal: `single node: kiln get ${label} ÷ curl -o (throughput)`, value: v, shown: x(v), target: `≥ ${target.toFixed(2)}×`, met: (n) => n >= target });
+    const goal = `single node: kiln get ${label} ÷ curl -o (throughput)`;
+    goals.push({ goal, value: v, shown: x(v), target: `≥ ${target.toFixed(2)}×`, met: (n) => n >= target });
   }
   for (const [kind, label] of [["kiln-warm", "from another peer"], ["kiln-cold", "cold through the seed"]] as const) {
     const v = rate(kind) / rate("pipe");

@@ -108,7 +108,10 @@ async function kilnRun(cfg: SwarmConfig, names: string[], origin: Awaited<Return
     const reaped0 = reapedChildrenCpu();
     const m0 = machineCpu();
     let done = 0;
-    const stopTick = ticker(5_000, async () => `  kiln: ${done}/${cfg.peers} done, origin sent ${fmt(((await origin.stats()).sentBytes - before.sentBytes) / size, 2)} × file`);
+    const stopTick = ticker(5_000, async () => {
+      const sent = (await origin.stats()).sentBytes - before.sentBytes;
+      return `  kiln: ${done}/${cfg.peers} done, origin sent ${fmt(sent / size, 2)} × file`;
+    });
     const t0 = performance.now();
     const results = await Promise.all(
       peers.map(async (p) => {
@@ -147,8 +150,25 @@ async function kilnRun(cfg: SwarmConfig, names: string[], origin: Awaited<Return
     out.machine.kiln = { wallS: (t1 - t0) / 1000, machineBusy: m1.busy - m0.busy, machineTotal: m1.total - m0.total };
     out.roles.push(
       { system: "kiln", role: "origin (bench HTTP server)", count: 1, cpuS: originCpu, inBytes: 0, outBytes: originSent, peakRss: peakRss(origin.pid) },
-      { system: "kiln", role: "scheduler", count: 1, cpuS: daemonCpu.get("scheduler")!, inBytes: NaN, outBytes: NaN, control: true, peakRss: rss.get("scheduler")! },
-      { system: "kiln", role: "seed peer", count: 1, cpuS: daemonCpu.get("seed")!, inBytes: seedBytes.origin + seedBytes.p2p, outBytes: seedBytes.uploaded, peakRss: rss.get("seed")! },
+      {
+        system: "kiln",
+        role: "scheduler",
+        count: 1,
+        cpuS: daemonCpu.get("scheduler")!,
+        inBytes: NaN,
+        outBytes: NaN,
+        control: true,
+        peakRss: rss.get("scheduler")!,
+      },
+      {
+        system: "kiln",
+        role: "seed peer",
+        count: 1,
+        cpuS: daemonCpu.get("seed")!,
+        inBytes: seedBytes.origin + seedBytes.p2p,
+        outBytes: seedBytes.uploaded,
+        peakRss: rss.get("seed")!,
+      },
       ...peers.map((p, i) => ({
         system: "kiln" as const,
         role: p.name,
@@ -212,8 +232,10 @@ async function bitTorrent(cfg: SwarmConfig, timeoutMs: number, out: SwarmResult)
     ...r.leechers.map((l, i) => ({ system: "BitTorrent" as const, role: `leecher ${i + 1}`, group: "leecher" as const, count: 1, ...l })),
   );
   out.notes.push(
-    `BitTorrent: the seeder sent ${fmt(r.seeder.outBytes / size, 2)} × file; leechers served each other ${fmt(sum(r.leechers.map((l) => l.outBytes)) / size, 2)} × file; ` +
-      `per-client times: ${r.clientMs.map((ms) => fmt(ms / 1000)).join(", ")} s (start → aria2c's download-complete hook; each keeps seeding until the last is done).`,
+    `BitTorrent: the seeder sent ${fmt(r.seeder.outBytes / size, 2)} × file; ` +
+      `leechers served each other ${fmt(sum(r.leechers.map((l) => l.outBytes)) / size, 2)} × file; ` +
+      `per-client times: ${r.clientMs.map((ms) => fmt(ms / 1000)).join(", ")} s ` +
+      "(start → aria2c's download-complete hook; each keeps seeding until the last is done).",
   );
 }
 
@@ -252,8 +274,24 @@ async function direct(cfg: SwarmConfig, origin: Awaited<ReturnType<typeof startB
   });
   out.machine.direct = { wallS: (t1 - t0) / 1000, machineBusy: m1.busy - m0.busy, machineTotal: m1.total - m0.total };
   out.roles.push(
-    { system: "direct", role: "origin (bench HTTP server)", count: 1, cpuS: originCpu, inBytes: 0, outBytes: after.sentBytes - before.sentBytes, peakRss: peakRss(origin.pid) },
-    { system: "direct", role: `curl × ${cfg.peers} (sum)`, count: cfg.peers, cpuS: curlCpu, inBytes: cfg.peers * size, outBytes: 0, peakRss: Math.max(...results.map((x) => x.r.peakRss)) },
+    {
+      system: "direct",
+      role: "origin (bench HTTP server)",
+      count: 1,
+      cpuS: originCpu,
+      inBytes: 0,
+      outBytes: after.sentBytes - before.sentBytes,
+      peakRss: peakRss(origin.pid),
+    },
+    {
+      system: "direct",
+      role: `curl × ${cfg.peers} (sum)`,
+      count: cfg.peers,
+      cpuS: curlCpu,
+      inBytes: cfg.peers * size,
+      outBytes: 0,
+      peakRss: Math.max(...results.map((x) => x.r.peakRss)),
+    },
   );
 }
 
@@ -273,9 +311,11 @@ export async function swarmPhase(cfg: SwarmConfig): Promise<SwarmResult> {
   }
   out.notes.unshift(
     `Lower bounds at the cap (${fmt(cfg.originBytesPerSec / MB, 0)} MB/s): the origin sends the file once → ${fmt(out.limitMs / 1000, 1)} s; ` +
-      `${cfg.peers} full copies → ${fmt((cfg.peers * out.limitMs) / 1000, 1)} s. The BitTorrent seeder is capped at the same rate (aria2c --max-overall-upload-limit)` +
+      `${cfg.peers} full copies → ${fmt((cfg.peers * out.limitMs) / 1000, 1)} s. ` +
+      "The BitTorrent seeder is capped at the same rate (aria2c --max-overall-upload-limit)" +
       (cfg.topology.kind === "netns" ? "; both also sit on links capped at that rate by tc." : "."),
   );
-  out.notes.push(`direct per-client times (curl spawn → exit): ${out.rows.find((r) => r.system === "direct")?.clientMs.map((ms) => fmt(ms / 1000)).join(", ")} s.`);
+  const directMs = out.rows.find((r) => r.system === "direct")?.clientMs ?? [];
+  out.notes.push(`direct per-client times (curl spawn → exit): ${directMs.map((ms) => fmt(ms / 1000)).join(", ")} s.`);
   return out;
 }
