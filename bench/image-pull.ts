@@ -12,10 +12,12 @@ import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import { podmanRegistriesConf } from "../src/cli/config.js";
 import { buildOciImage, pushImage, startRegistry, type BuiltImage } from "../test/helpers/registry.js";
-import type { PeerHandle } from "../test/helpers/cluster.js";
+import type { BenchPeer } from "./cluster.js";
 import { startCluster } from "./cluster.js";
+import { BenchContainerd, containerdHostsDir, containerdMissing } from "./containerd.js";
 import { log, onCleanup } from "./procs.js";
 import type { Table } from "./table.js";
+import { fmt, ratio } from "./util.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -28,15 +30,17 @@ export interface ImagePullConfig {
   nodes: number;
 }
 
-interface PullRow {
+export interface ImageRow {
   path: string;
+  /** Which anchor a row is measured against: `direct-1` for 1-node rows, `direct-n` for the many-nodes rows. */
+  kind: "direct-1" | "kiln-cold-1" | "kiln-warm-1" | "direct-n" | "kiln-n" | "ctr-direct-1" | "ctr-kiln-warm-1";
   ms: number;
   blobGets: number;
   ok: boolean;
 }
 
-export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures: string[]): Promise<Table> {
-  log(`phase 3/3: image pull — ${cfg.imageMiB} MiB in ${cfg.layers} layers, skopeo as the client`);
+export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures: string[]): Promise<{ table: Table; rows: ImageRow[] }> {
+  log(`image pull — ${cfg.imageMiB} MiB in ${cfg.layers} layers, skopeo as the client`);
   const layerBytes = Math.round((cfg.imageMiB * MiB) / cfg.layers);
   // A second image for the many-nodes rows, so that their kiln run starts cold too.
   const [image, crowdImage] = await Promise.all([0, 1].map(() => buildOciImage({ platforms: ["linux/amd64"], layers: cfg.layers, layerBytes }))) as [BuiltImage, BuiltImage];
@@ -50,7 +54,8 @@ export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures
   try {
     await pushImage(image, registry, "bench/app");
     await pushImage(crowdImage, registry, "bench/crowd");
-    const rows: PullRow[] = [];
+    const rows: ImageRow[] = [];
+    let ctrNote = "ctr rows: containerd with its own root and socket, `ctr images pull --snapshotter native` (pull and unpack).";
     let pulls = 0;
     const skopeo = async (label: string, repo: string, extra: string[]): Promise<boolean> => {
       const out = join(tmp, `pull-${pulls++}`);
@@ -63,43 +68,73 @@ export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures
       }
     };
     /** One row: `clients` skopeo processes at once; the time is the slowest one's. */
-    const measure = async (label: string, repo: string, clients: string[][]) => {
+    const measure = async (label: string, kind: ImageRow["kind"], repo: string, clients: string[][]) => {
       log(label);
       const before = blobGets();
       const t0 = performance.now();
       const ok = (await Promise.all(clients.map((extra) => skopeo(label, repo, extra)))).every(Boolean);
-      rows.push({ path: label, ms: performance.now() - t0, blobGets: blobGets() - before, ok });
+      rows.push({ path: label, kind, ms: performance.now() - t0, blobGets: blobGets() - before, ok });
       log(`  ${(performance.now() - t0).toFixed(0)} ms`);
     };
-    const viaPeer = async (peer: PeerHandle): Promise<string[]> => {
+    const viaPeer = async (peer: BenchPeer): Promise<string[]> => {
       const conf = join(tmp, `registries-${peer.name}.conf`);
       await writeFile(conf, podmanRegistriesConf({ peer: peer.proxyUrl, registry: registry.host }).content);
       return ["--registries-conf", conf];
     };
 
-    await measure("1 node, direct (skopeo ← registry)", "bench/app", [[]]);
-    const names = Array.from({ length: Math.max(2, cfg.nodes) }, (_, i) => `peer-${i + 1}`);
+    await measure("1 node, direct (skopeo ← registry)", "direct-1", "bench/app", [[]]);
+    // A third peer at least: it holds none of the first image's blobs when ctr pulls it through that peer.
+    const names = Array.from({ length: Math.max(3, cfg.nodes) }, (_, i) => `peer-${i + 1}`);
     const cluster = await startCluster(names, ["--registry", registry.url]);
     try {
-      await measure("1 node, kiln cold (skopeo ← peer ← seed ← registry)", "bench/app", [await viaPeer(cluster.peers[0]!)]);
-      await measure("1 node, kiln warm (skopeo ← fresh peer ← swarm)", "bench/app", [await viaPeer(cluster.peers[1]!)]);
-      await measure(`${cfg.nodes} nodes at once, direct`, "bench/crowd", Array.from({ length: cfg.nodes }, () => []));
-      await measure(`${cfg.nodes} nodes at once, kiln cold (one peer each)`, "bench/crowd", await Promise.all(cluster.peers.slice(0, cfg.nodes).map(viaPeer)));
+      await measure("1 node, kiln cold (skopeo ← peer ← seed ← registry)", "kiln-cold-1", "bench/app", [await viaPeer(cluster.peers[0]!)]);
+      await measure("1 node, kiln warm (skopeo ← fresh peer ← swarm)", "kiln-warm-1", "bench/app", [await viaPeer(cluster.peers[1]!)]);
+      await measure(`${cfg.nodes} nodes at once, direct`, "direct-n", "bench/crowd", Array.from({ length: cfg.nodes }, () => []));
+      const crowd = await Promise.all(cluster.peers.slice(0, cfg.nodes).map(viaPeer));
+      await measure(`${cfg.nodes} nodes at once, kiln cold (one peer each)`, "kiln-n", "bench/crowd", crowd);
+      const noCtr = await containerdMissing();
+      if (noCtr) ctrNote = `ctr rows left out: ${noCtr}.`;
+      else {
+        const ctrRow = async (label: string, kind: ImageRow["kind"], extra: string[]) => {
+          log(label);
+          const c = new BenchContainerd(join(tmp, `containerd-${kind}`));
+          const before = blobGets();
+          try {
+            await c.start();
+            const ms = await c.pull(`${registry.host}/bench/app:v1`, extra);
+            rows.push({ path: label, kind, ms, blobGets: blobGets() - before, ok: true });
+            log(`  ${ms.toFixed(0)} ms`);
+          } catch (err) {
+            failures.push(`image pull ${label}: ${(err as Error & { stderr?: string }).stderr ?? (err as Error).message}`);
+            rows.push({ path: label, kind, ms: NaN, blobGets: blobGets() - before, ok: false });
+          } finally {
+            await c.stop();
+          }
+        };
+        await ctrRow("1 node, direct (ctr ← registry)", "ctr-direct-1", []);
+        const hosts = await containerdHostsDir(join(tmp, "ctr-hosts"), cluster.peers[2]!.proxyUrl, registry.host);
+        await ctrRow("1 node, kiln warm (ctr ← fresh peer ← swarm)", "ctr-kiln-warm-1", ["--hosts-dir", hosts]);
+      }
     } finally {
       await cluster.stop();
     }
-    return {
-      title: `Image pull: skopeo copies a ${cfg.imageMiB} MiB image (${cfg.layers} layers) from docker-registry on loopback`,
-      headers: ["path", "time (s)", "registry blob GETs", "ok"],
-      numeric: [false, true, true, false],
-      rows: rows.map((r) => [r.path, (r.ms / 1000).toFixed(2), String(r.blobGets), r.ok ? "yes" : "NO"]),
+    const anchorKind = (k: ImageRow["kind"]) => (k.startsWith("ctr-") ? "ctr-direct-1" : k.endsWith("-n") ? "direct-n" : "direct-1");
+    const anchorMs = (r: ImageRow) => rows.find((a) => a.kind === anchorKind(r.kind))?.ms ?? NaN;
+    const table: Table = {
+      title: `Image pull: skopeo (and ctr) pull a ${cfg.imageMiB} MiB image (${cfg.layers} layers) from docker-registry on loopback`,
+      headers: ["path", "time (s)", "÷ direct", "registry blob GETs", "ok"],
+      numeric: [false, true, true, true, false],
+      rows: rows.map((r) => [r.path, fmt(r.ms / 1000, 2), ratio(r.ms, anchorMs(r)), String(r.blobGets), r.ok ? "yes" : "NO"]),
       notes: [
         `${blobsOf(image).length} blobs per pull (config + layers); skopeo verifies every digest and writes an OCI layout to disk in every row.`,
         "kiln rows: the peer is the registry's mirror (registries.conf, as Podman uses it); manifests are forwarded, blobs come through P2P.",
         "The registry is unthrottled on loopback and every node shares this machine's 2 cores, so direct is the floor for time here; kiln's gain is the registry GETs it saves per extra node.",
         `the ${cfg.nodes}-node rows pull a second image of the same size (so the kiln run starts cold); their time is the slowest node's.`,
+        "÷ direct: time ÷ the direct row of the same client with as many nodes (lower is better).",
+        ctrNote,
       ],
     };
+    return { table, rows };
   } finally {
     unregister();
     await registry.stop();

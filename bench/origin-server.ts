@@ -1,8 +1,8 @@
 /**
- * The bench origin, run as its own process (forked by bench/origin.ts) so that
+ * The bench origin, run as its own process (started by bench/procs.ts) so that
  * serving bytes never competes with the bench's own clients for one event loop.
  *
- * argv: <file> <bytesPerSec (0 = unlimited)>
+ * argv: <file> <bytesPerSec (0 = unlimited)> [listen address, default 127.0.0.1]
  * Serves the file at GET/HEAD /file with single byte ranges (Range: bytes=a-b,
  * a-, -n); every connection draws from one shared limiter (total bandwidth cap).
  * Counts the body bytes it sends. IPC: sends {type:"ready", port}; answers
@@ -16,9 +16,9 @@ import { pipeline } from "node:stream/promises";
 import type { AddressInfo } from "node:net";
 import { SharedRateLimiter } from "./limiter.js";
 
-const [file, rateArg] = process.argv.slice(2);
+const [file, rateArg, listenIp = "127.0.0.1"] = process.argv.slice(2);
 if (!file || rateArg === undefined || !process.send) {
-  process.stderr.write("usage: forked by bench/origin.ts with <file> <bytesPerSec>\n");
+  process.stderr.write("usage: started by bench/procs.ts with <file> <bytesPerSec> [listen address] and an IPC channel\n");
   process.exit(2);
 }
 const size = statSync(file).size;
@@ -74,7 +74,7 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 30_000;
 
-server.listen(0, "127.0.0.1", () => {
+server.listen(0, listenIp, () => {
   process.send!({ type: "ready", port: (server.address() as AddressInfo).port });
 });
 

@@ -3,16 +3,18 @@
  * tracked so a failure or Ctrl-C never leaves a peer, an origin or a `kiln get`
  * running, and temp directories are removed on every exit path.
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
-import { rmSync } from "node:fs";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { KILN_BIN } from "../test/helpers/proc.js";
+import type { BenchHost } from "./topology.js";
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 const cleanups: (() => Promise<void>)[] = [];
+const exitSyncs: (() => void)[] = [];
 
 export function log(msg: string): void {
   const t = new Date().toISOString().slice(11, 19);
@@ -39,6 +41,33 @@ export function onCleanup(fn: () => Promise<void>): () => void {
 }
 
 let cleaning: Promise<void> | undefined;
+/**
+ * Registers a synchronous last step (e.g. deleting network namespaces) that also
+ * runs on the exit paths where nothing async can (second Ctrl-C, process exit).
+ */
+export function onExitSync(fn: () => void): () => void {
+  exitSyncs.push(fn);
+  return () => {
+    const i = exitSyncs.indexOf(fn);
+    if (i >= 0) exitSyncs.splice(i, 1);
+  };
+}
+
+export function runExitSyncsNow(): void {
+  for (const fn of exitSyncs.splice(0).reverse()) {
+    try {
+      fn();
+    } catch (err) {
+      log(`cleanup step failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Spawns a process that is killed with the bench whatever happens. */
+export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+  return track(spawn(cmd, args, opts));
+}
+
 /** Graceful teardown: registered cleanups, then any child still alive, then temp dirs. */
 export function cleanupAll(): Promise<void> {
   cleaning ??= (async () => {
@@ -46,6 +75,7 @@ export function cleanupAll(): Promise<void> {
       await withTimeout(fn(), 15_000).catch((err) => log(`cleanup step failed: ${(err as Error).message}`));
     }
     killAllNow();
+    runExitSyncsNow();
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
     tempDirs.clear();
   })();
@@ -82,26 +112,57 @@ export interface GetResult {
   /** performance.now() at spawn and at exit. */
   startedAt: number;
   endedAt: number;
+  /** Peak resident set (VmHWM) last seen while it ran, in bytes; NaN if never sampled. */
+  peakRss: number;
 }
 
-/** Runs `kiln get URL -O out --peer proxyUrl` as its own process, as a user would. */
-export function kilnGet(proxyUrl: string, url: string, out: string, timeoutMs: number): Promise<GetResult> {
+/** VmHWM of a live process in bytes (NaN once it is gone). */
+export function peakRss(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Runs `cmd args` to completion (on `host` if given), timing it from spawn to exit
+ * and sampling its VmHWM every 200 ms (the last sample is at most that old).
+ */
+export function runTimed(cmd: string, args: string[], timeoutMs: number, host?: BenchHost, env?: NodeJS.ProcessEnv): Promise<GetResult> {
   return new Promise((resolve) => {
+    const [c, a] = host ? host.command(cmd, args) : [cmd, args];
     const startedAt = performance.now();
-    const child = track(
-      spawn(process.execPath, [KILN_BIN, "get", url, "-O", out, "--peer", proxyUrl, "--no-progress"], { stdio: ["ignore", "ignore", "pipe"] }),
-    );
+    const child = track(spawn(c, a, { stdio: ["ignore", "ignore", "pipe"], env: env ?? process.env }));
     let stderr = "";
-    child.stderr!.on("data", (d: Buffer) => (stderr += d));
+    let peak = NaN;
+    child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d).slice(-8192)));
+    const sampler = setInterval(() => {
+      const v = peakRss(child.pid);
+      if (Number.isFinite(v)) peak = Number.isFinite(peak) ? Math.max(peak, v) : v;
+    }, 200);
     const timer = setTimeout(() => {
-      stderr += `\n[bench] kiln get timed out after ${timeoutMs} ms; killed`;
+      stderr += `\n[bench] ${cmd} timed out after ${timeoutMs} ms; killed`;
       child.kill("SIGKILL");
     }, timeoutMs);
-    child.once("exit", (code) => {
+    const done = (code: number | null) => {
       clearTimeout(timer);
-      resolve({ code, stderr: stderr.trim(), startedAt, endedAt: performance.now() });
+      clearInterval(sampler);
+      resolve({ code, stderr: stderr.trim(), startedAt, endedAt: performance.now(), peakRss: peak });
+    };
+    child.once("error", (err) => {
+      stderr += `\n${err.message}`;
+      done(127);
     });
+    child.once("exit", (code) => done(code));
   });
+}
+
+/** Runs `kiln get URL -O out --peer proxyUrl` as its own process (on the peer's node), as a user would. */
+export function kilnGet(proxyUrl: string, url: string, out: string, timeoutMs: number, host?: BenchHost): Promise<GetResult> {
+  return runTimed(process.execPath, [KILN_BIN, "get", url, "-O", out, "--peer", proxyUrl, "--no-progress"], timeoutMs, host);
 }
 
 export interface OriginStats {
@@ -117,16 +178,17 @@ export interface BenchOrigin {
   close(): Promise<void>;
 }
 
-/** Forks bench/origin-server.ts serving `file` at `<url>` with a total cap of `bytesPerSec` (0 = none). */
-export async function startBenchOrigin(file: string, bytesPerSec: number): Promise<BenchOrigin> {
+/**
+ * Starts bench/origin-server.ts (on `host` if given, else loopback) serving `file`
+ * at `<url>` with a total cap of `bytesPerSec` (0 = none); talks to it over IPC.
+ */
+export async function startBenchOrigin(file: string, bytesPerSec: number, host?: BenchHost): Promise<BenchOrigin> {
   const execArgv = process.execArgv.length ? process.execArgv : ["--import", "tsx"];
-  const child = track(
-    fork(fileURLToPath(new URL("./origin-server.ts", import.meta.url)), [file, String(bytesPerSec)], {
-      execArgv,
-      cwd: repoRoot,
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    }),
-  );
+  const listenIp = host?.ip ?? "127.0.0.1";
+  const script = fileURLToPath(new URL("./origin-server.ts", import.meta.url));
+  const nodeArgs = [...execArgv, script, file, String(bytesPerSec), listenIp];
+  const [cmd, args] = host ? host.command(process.execPath, nodeArgs) : [process.execPath, nodeArgs];
+  const child = track(spawn(cmd, args, { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error("bench origin not ready after 20 s")), 20_000);
@@ -156,7 +218,7 @@ export async function startBenchOrigin(file: string, bytesPerSec: number): Promi
       child.send({ type: "stats", id });
     });
   return {
-    url: `http://127.0.0.1:${port}/file`,
+    url: `http://${listenIp}:${port}/file`,
     pid: child.pid,
     stats,
     async close() {
