@@ -3,7 +3,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-export const KILN_BIN = fileURLToPath(new URL("../../dist/kiln.mjs", import.meta.url));
+/** The built CLI; `KILN_BIN` points the tests or the bench at another build (e.g. an older commit's, for a before/after run). */
+export const KILN_BIN = process.env.KILN_BIN || fileURLToPath(new URL("../../dist/kiln.mjs", import.meta.url));
 
 export interface ReadyLine {
   event: "ready";
