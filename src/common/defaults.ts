@@ -77,6 +77,5 @@ export const PEER = {
 
 export const HEADERS = {
   pieceDigest: "x-kiln-piece-digest",
-  taskId: "x-dragonfly-task-id",
   error: "x-kiln-error",
 } as const;
