@@ -79,3 +79,9 @@ export const HEADERS = {
   pieceDigest: "x-kiln-piece-digest",
   error: "x-kiln-error",
 } as const;
+
+/** The peer's proxy port (:4001). */
+export const PROXY = {
+  /** Read size when a complete task is served from its stored file. */
+  fileReadBytes: 1 * MiB,
+} as const;

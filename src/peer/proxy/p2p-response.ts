@@ -1,12 +1,16 @@
 /**
  * The answer to a P2P GET or HEAD: status, length, range and digest headers, then
- * the bytes, in order as the task's pieces are verified. A client that asks
+ * the bytes. A task already complete is read straight from its stored file (no
+ * scheduler, no piece bookkeeping: a read stream piped to the socket); one still
+ * downloading is streamed in order as its pieces are verified. A client that asks
  * for trailers (`TE: trailers`, as `kiln get` does) gets a chunked body and the
  * result trailer, which says whether the body was complete and verified.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { PROXY } from "../../common/defaults.js";
 import { isVerifiedBlob, parseBlobUrl } from "../../common/oci.js";
 import type { Logger } from "../../common/logger.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, encodeResult } from "../../api/proxy.js";
@@ -45,6 +49,7 @@ export async function sendP2P(req: IncomingMessage, res: ServerResponse, downloa
   if (range === "invalid") return void res.writeHead(416, { "content-range": `bytes */${length}` }).end();
   const head = responseHead(req, length, range, opts.headers);
   if (req.method === "HEAD") return void res.writeHead(head.status, head.headers).end();
+  if (download.task.complete && length !== null) return sendStoredFile(res, download, head, length, opts);
   return sendWhileDownloading(res, download, head, opts);
 }
 
@@ -58,6 +63,31 @@ function responseHead(req: IncomingMessage, length: number | null, range: ByteRa
   }
   if (trailers) headers.trailer = KILN_PROXY_HEADERS.result;
   return { status: range ? 206 : 200, headers, range, trailers };
+}
+
+/** A complete task: its stored file, read in large blocks and piped to the socket. */
+async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head: ResponseHead, length: number, opts: P2PResponseOptions): Promise<void> {
+  const release = download.task.acquire();
+  let sent = 0;
+  try {
+    const start = head.range?.start ?? 0;
+    const end = head.range?.end ?? length;
+    // Opened before the status goes out: a file evicted meanwhile is an error answer, not a cut body.
+    const file = await open(download.task.contentPath, "r");
+    res.writeHead(head.status, head.headers);
+    if (end === start) {
+      await file.close();
+      return finish(res, head, Readable.from([]), download.taskId, opts.log);
+    }
+    const body = file.createReadStream({ start, end: end - 1, highWaterMark: PROXY.fileReadBytes });
+    body.on("data", (chunk: Buffer | string) => {
+      sent += chunk.length;
+    });
+    await finish(res, head, body, download.taskId, opts.log);
+  } finally {
+    release();
+    opts.served(sent, "file");
+  }
 }
 
 /** A task still downloading: its bytes in order as pieces are verified (content-stream.ts holds back the end until the whole is). */
