@@ -5,11 +5,12 @@ import { InvalidArgumentError } from "commander";
 import cliProgress from "cli-progress";
 import { DEFAULT_PROXY_FILTER, PORTS } from "../common/defaults.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
-import { DRAGONFLY_HEADERS } from "../api/proxy.js";
+import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS } from "../api/proxy.js";
 import { collect, parseBytes } from "./options.js";
 import { formatBytes } from "./format.js";
 import { PendingOutput } from "./get-output.js";
-import { announcedLength, assertOk, requestFromPeer, taskIdOf } from "./get-peer.js";
+import { announcedLength, assertOk, isLocalCopyAnswer, requestFromPeer, taskIdOf } from "./get-peer.js";
+import { receiveLocalCopy } from "./get-local-copy.js";
 import { receiveStream } from "./get-stream.js";
 
 interface GetFlags {
@@ -21,6 +22,7 @@ interface GetFlags {
   pieceLength?: number;
   peer: string;
   progress: boolean;
+  localCopy: boolean;
 }
 
 export function registerGetCommand(program: Command): void {
@@ -42,6 +44,7 @@ export function registerGetCommand(program: Command): void {
     })
     .option("--peer <url>", "the local peer's proxy address", process.env.KILN_PEER ?? `http://127.0.0.1:${PORTS.peerProxy}`)
     .option("--no-progress", "no progress bar")
+    .option("--no-local-copy", "receive the content over the connection even when the peer runs on this host (it copies its stored file otherwise)")
     .action(async (url: string, f: GetFlags) => {
       try {
         await get(url, f);
@@ -82,14 +85,30 @@ async function get(url: string, f: GetFlags): Promise<void> {
   if (f.pieceLength) headers[DRAGONFLY_HEADERS.pieceLength] = String(f.pieceLength);
 
   const started = Date.now();
-  const res = await requestFromPeer(peer, url, headers);
+  // The peer decides whether a local copy is possible (a loopback client); older peers ignore the header and stream.
+  let res = await requestFromPeer(peer, url, f.localCopy ? { ...headers, [KILN_PROXY_HEADERS.localCopy]: "1" } : headers);
   await assertOk(res);
   const taskId = taskIdOf(res);
   const output = new PendingOutput(f.output);
   const bar = f.progress && process.stderr.isTTY ? progressBar(announcedLength(res), started) : undefined;
   let bytes: number;
+  let how: string;
   try {
-    bytes = await receiveStream(res, output, (n) => bar?.update(n));
+    if (isLocalCopyAnswer(res)) {
+      const local = await receiveLocalCopy(res, output, (n) => bar?.update(n)).finally(() => res.destroy());
+      if (local.copied) {
+        bytes = local.bytes;
+        how = "copied from the peer's store";
+      } else {
+        res = await requestFromPeer(peer, url, headers);
+        await assertOk(res);
+        bytes = await receiveStream(res, output, (n) => bar?.update(n));
+        how = `streamed from the peer (no local copy: ${local.reason})`;
+      }
+    } else {
+      bytes = await receiveStream(res, output, (n) => bar?.update(n));
+      how = "streamed from the peer";
+    }
     bar?.stop();
     await output.commit();
   } catch (err) {
@@ -99,7 +118,7 @@ async function get(url: string, f: GetFlags): Promise<void> {
   }
   const secs = (Date.now() - started) / 1000;
   process.stderr.write(
-    `saved ${f.output}: ${formatBytes(bytes)} in ${secs.toFixed(2)} s (${formatBytes(bytes / Math.max(secs, 0.001))}/s), task ${taskId}\n`,
+    `saved ${f.output}: ${formatBytes(bytes)} in ${secs.toFixed(2)} s (${formatBytes(bytes / Math.max(secs, 0.001))}/s), task ${taskId}, ${how}\n`,
   );
 }
 

@@ -84,4 +84,8 @@ export const HEADERS = {
 export const PROXY = {
   /** Read size when a complete task is served from its stored file. */
   fileReadBytes: 1 * MiB,
+  /** How often a local-copy answer reports download progress. */
+  localCopyProgressMs: 250,
+  /** The longest a local-copy client may keep a task pinned after it was told the path (it normally closes at once). */
+  localCopyHoldMs: 10 * 60_000,
 } as const;

@@ -17,6 +17,11 @@ export class PeerMetrics {
     labelNames: ["from"],
     registers: [this.registry],
   });
+  readonly localCopies = new Counter({
+    name: "kiln_peer_proxy_local_copies_total",
+    help: "Downloads handed to a client on this host as the stored file's path (kiln get's local copy), not as bytes",
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

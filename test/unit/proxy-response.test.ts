@@ -2,21 +2,23 @@
  * The proxy's answers to a P2P request, driven with a fake download over a real
  * loopback HTTP server: a complete task is read from its stored file (never
  * through the download stream), with the headers a registry client relies on;
- * a task still downloading is streamed.
+ * a task still downloading is streamed; a local copy names the stored file and
+ * keeps the task pinned until the client lets go.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { createLogger } from "../../src/common/logger.js";
-import { decodeResult } from "../../src/api/proxy.js";
+import { decodeLocalCopyMessage, decodeResult, type LocalCopyMessage } from "../../src/api/proxy.js";
 import type { ByteRange, ProxyDownload } from "../../src/peer/proxy/engine-port.js";
 import { sendP2P, type ServedFrom } from "../../src/peer/proxy/p2p-response.js";
+import { sendLocalCopy } from "../../src/peer/proxy/local-copy.js";
 
 const log = createLogger("test");
 
@@ -24,6 +26,7 @@ interface FakeDownload extends ProxyDownload {
   pins: number;
   streamCalls: number;
   finish(err?: Error): void;
+  setStored(bytes: number): void;
 }
 
 /** A download of `content` stored at `path`: complete already, or finishing when told to. */
@@ -31,6 +34,7 @@ function fakeDownload(path: string, content: Buffer, complete: boolean): FakeDow
   let settle!: (err?: Error) => void;
   const done = complete ? Promise.resolve() : new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
   done.catch(() => undefined);
+  let stored = complete ? content.length : 0;
   const fake: FakeDownload = {
     taskId: "a".repeat(64),
     pins: 0,
@@ -42,6 +46,9 @@ function fakeDownload(path: string, content: Buffer, complete: boolean): FakeDow
       },
       contentPath: path,
       meta: { contentLength: content.length },
+      get bytesOnDisk() {
+        return stored;
+      },
       acquire() {
         fake.pins++;
         let released = false;
@@ -65,7 +72,11 @@ function fakeDownload(path: string, content: Buffer, complete: boolean): FakeDow
     },
     finish(err) {
       complete = !err;
+      if (!err) stored = content.length;
       settle(err);
+    },
+    setStored(bytes) {
+      stored = bytes;
     },
   };
   return fake;
@@ -182,5 +193,57 @@ describe("proxy answers to P2P requests", () => {
     assert.equal(f.status, 200);
     assert.ok(f.body.length < content.length);
     assert.deepEqual(decodeResult(f.trailers["x-kiln-result"]), { ok: false, message: "piece 3 failed its digest" });
+  });
+
+  /** A local-copy request: the messages as they arrive; the connection stays open until `release` is called. */
+  function localCopy(download: FakeDownload) {
+    handler = (_req, res) => sendLocalCopy(res, download, { log, handedOver: () => undefined });
+    const messages: LocalCopyMessage[] = [];
+    let res: http.IncomingMessage | undefined;
+    const ended = new Promise<void>((resolve, reject) => {
+      http
+        .get(`${base}/x`, { agent: false }, (r) => {
+          res = r;
+          let buf = "";
+          r.setEncoding("utf8").on("data", (d: string) => {
+            buf += d;
+            for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+              messages.push(decodeLocalCopyMessage(buf.slice(0, i))!);
+              buf = buf.slice(i + 1);
+            }
+          });
+          r.on("end", resolve).on("close", resolve);
+        })
+        .on("error", reject);
+    });
+    return { messages, ended, release: () => res?.destroy() };
+  }
+
+  it("a local copy: progress while downloading, then the file's path and identity; pinned until the client closes", async () => {
+    const download = fakeDownload(path, content, false);
+    const client = localCopy(download);
+    await until("first progress", () => client.messages.length > 0);
+    download.setStored(1024 * 1024);
+    await until("progress of the stored megabyte", () => client.messages.some((m) => m.type === "progress" && m.bytes === 1024 * 1024));
+    download.finish();
+    await until("ready", () => client.messages.some((m) => m.type === "ready"));
+    const ready = client.messages.find((m) => m.type === "ready")!;
+    const st = await stat(path, { bigint: true });
+    assert.deepEqual(ready, { type: "ready", path, size: content.length, dev: String(st.dev), ino: String(st.ino) });
+    assert.equal(download.pins, 1, "pinned while the client copies");
+    assert.equal(download.streamCalls, 0, "no bytes streamed");
+    client.release();
+    await client.ended;
+    await until("released once the client closed", () => download.pins === 0);
+  });
+
+  it("a local copy whose download fails: an error message, and the task let go", async () => {
+    const download = fakeDownload(path, content, false);
+    const client = localCopy(download);
+    await until("first progress", () => client.messages.length > 0);
+    download.finish(new Error("origin answered 500"));
+    await client.ended;
+    assert.deepEqual(client.messages.at(-1), { type: "error", message: "origin answered 500" });
+    assert.equal(download.pins, 0);
   });
 });

@@ -18,6 +18,8 @@ export interface ProxyTask {
   /** The stored content; complete content is never rewritten in place. */
   readonly contentPath: string;
   readonly meta: { readonly contentLength: number | null };
+  /** Verified bytes stored so far (progress of a download). */
+  readonly bytesOnDisk: number;
   /** Holds the task from garbage collection until the returned release is called. */
   acquire(): () => void;
   /** Resolves once the content length is known, or the task completes; rejects when it fails. */

@@ -9,6 +9,7 @@
  *   origin-form `/v2/...` requests for the upstream mirror-upstream.ts names. Pull-only.
  *
  * Honours Dragonfly's X-Dragonfly-* request headers and answers with X-Dragonfly-Task-ID.
+ * `kiln get` on this host may ask for a local copy instead of the bytes (local-copy.ts).
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
@@ -17,12 +18,13 @@ import { KilnError } from "../../common/errors.js";
 import { isLoopbackHost } from "../../common/net.js";
 import type { Logger } from "../../common/logger.js";
 import { redact } from "../../common/redact.js";
-import { DRAGONFLY_HEADERS } from "../../api/proxy.js";
+import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS } from "../../api/proxy.js";
 import type { CertificateAuthority } from "./ca.js";
 import { handleConnect } from "./connect.js";
 import { downloadSpecFrom, useP2PHeader } from "./download-spec.js";
 import type { ProxyEngine } from "./engine-port.js";
 import { forwardRequest, rejectConnect } from "./forward.js";
+import { sendLocalCopy } from "./local-copy.js";
 import { mirrorUpstream, type RegistryMirrorOptions } from "./mirror-upstream.js";
 import { digestHeaders, sendP2P, type ServedFrom } from "./p2p-response.js";
 import type { ProxyPolicy } from "./rules.js";
@@ -30,6 +32,7 @@ import { closeHttp, listenHttp, sendError } from "../http-util.js";
 
 export interface ProxyMetrics {
   proxyBytes: { inc(labels: { from: ServedFrom }, bytes: number): void };
+  localCopies: { inc(): void };
 }
 
 export interface ProxyOptions {
@@ -109,6 +112,9 @@ export class ProxyServer {
     if (decision.action === "direct") return forwardRequest(req, res, url, this.log);
     try {
       const download = await this.engine.download(downloadSpecFrom(req, url.toString(), this.opts.policy.defaultFilter));
+      if (local && req.headers[KILN_PROXY_HEADERS.localCopy] === "1" && !req.headers.range) {
+        return await sendLocalCopy(res, download, { log: this.log, handedOver: () => this.opts.metrics?.localCopies.inc() });
+      }
       await sendP2P(req, res, download, {
         headers: digestHeaders(url),
         log: this.log,
