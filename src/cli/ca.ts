@@ -1,7 +1,7 @@
 /** `kiln ca export`: the certificate clients must trust for HTTPS interception (created on first use). */
 import type { Command } from "commander";
 import { DEFAULT_CA_DIR } from "../common/defaults.js";
-import { CertificateAuthority } from "../peer/ca.js";
+import { CertificateAuthority } from "../peer/proxy/ca.js";
 
 export function registerCaCommand(program: Command): void {
   const ca = program.command("ca").description("kiln's certificate authority for HTTPS interception (kiln peer --proxy-intercept)");

@@ -1,20 +1,17 @@
 /** `kiln get URL -O FILE`: a download through the local peer's P2P proxy, dfget-style. */
-import http from "node:http";
-import { createWriteStream } from "node:fs";
-import { open, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import cliProgress from "cli-progress";
-import { DEFAULT_PROXY_FILTER, HEADERS, PORTS } from "../common/defaults.js";
-import { describeNetworkError } from "../common/errors.js";
+import { DEFAULT_PROXY_FILTER, PORTS } from "../common/defaults.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
-import { DRAGONFLY_HEADERS, LENGTH_HEADER, RESULT_TRAILER } from "../peer/proxy-server.js";
+import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS } from "../api/proxy.js";
 import { collect, parseBytes } from "./options.js";
 import { formatBytes } from "./format.js";
+import { PendingOutput } from "./get-output.js";
+import { announcedLength, assertOk, isLocalCopyAnswer, requestFromPeer, taskIdOf } from "./get-peer.js";
+import { receiveLocalCopy } from "./get-local-copy.js";
+import { receiveStream } from "./get-stream.js";
 
 interface GetFlags {
   output: string;
@@ -25,6 +22,7 @@ interface GetFlags {
   pieceLength?: number;
   peer: string;
   progress: boolean;
+  localCopy: boolean;
 }
 
 export function registerGetCommand(program: Command): void {
@@ -46,6 +44,7 @@ export function registerGetCommand(program: Command): void {
     })
     .option("--peer <url>", "the local peer's proxy address", process.env.KILN_PEER ?? `http://127.0.0.1:${PORTS.peerProxy}`)
     .option("--no-progress", "no progress bar")
+    .option("--no-local-copy", "receive the content over the connection even when the peer runs on this host (it copies its stored file otherwise)")
     .action(async (url: string, f: GetFlags) => {
       try {
         await get(url, f);
@@ -86,65 +85,54 @@ async function get(url: string, f: GetFlags): Promise<void> {
   if (f.pieceLength) headers[DRAGONFLY_HEADERS.pieceLength] = String(f.pieceLength);
 
   const started = Date.now();
-  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    const req = http.request({ host: peer.hostname, port: peer.port || 80, method: "GET", path: url, headers }, resolve);
-    req.once("error", (err) =>
-      reject(new Error(`cannot reach the kiln peer at ${peer.origin}: ${describeNetworkError(err)}; is \`kiln peer\` or \`kiln up\` running?`)),
-    );
-    req.end();
-  });
-  if (res.statusCode !== 200) {
-    let body = "";
-    for await (const c of res) body += c;
-    let message = `HTTP ${res.statusCode}`;
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? message;
-    } catch {
-      /* keep the status */
-    }
-    throw new Error(`${message} (status ${res.statusCode})`);
-  }
-
-  const total = Number(res.headers[LENGTH_HEADER] ?? NaN);
-  const taskId = String(res.headers[HEADERS.taskId] ?? "");
-  const tmp = join(dirname(f.output), `.${basename(f.output)}.kiln-${randomBytes(4).toString("hex")}.part`);
-  const bar = f.progress && process.stderr.isTTY
-    ? new cliProgress.SingleBar(
-        { format: " {bar} {percentage}% | {done} / {size} | {speed}/s | ETA {eta_formatted}", hideCursor: true, stream: process.stderr },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  let received = 0;
-  bar?.start(Number.isFinite(total) ? total : 0, 0, { done: "0 B", size: Number.isFinite(total) ? formatBytes(total) : "?", speed: "0 B" });
-  const counter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      received += chunk.length;
-      const secs = Math.max(0.001, (Date.now() - started) / 1000);
-      bar?.update(received, { done: formatBytes(received), speed: formatBytes(received / secs) });
-      cb(null, chunk);
-    },
-  });
+  // The peer decides whether a local copy is possible (a loopback client); older peers ignore the header and stream.
+  let res = await requestFromPeer(peer, url, f.localCopy ? { ...headers, [KILN_PROXY_HEADERS.localCopy]: "1" } : headers);
+  await assertOk(res);
+  const taskId = taskIdOf(res);
+  const output = new PendingOutput(f.output);
+  const bar = f.progress && process.stderr.isTTY ? progressBar(announcedLength(res), started) : undefined;
+  let bytes: number;
+  let how: string;
   try {
-    await pipeline(res, counter, createWriteStream(tmp, { mode: 0o644 }));
-    bar?.stop();
-    const result = res.trailers[RESULT_TRAILER];
-    if (result !== "ok") {
-      const why = result?.startsWith("error: ") ? decodeURIComponent(result.slice(7)) : "the peer closed the stream before the end";
-      throw new Error(`download failed: ${why}`);
+    if (isLocalCopyAnswer(res)) {
+      const local = await receiveLocalCopy(res, output, (n) => bar?.update(n)).finally(() => res.destroy());
+      if (local.copied) {
+        bytes = local.bytes;
+        how = "copied from the peer's store";
+      } else {
+        res = await requestFromPeer(peer, url, headers);
+        await assertOk(res);
+        bytes = await receiveStream(res, output, (n) => bar?.update(n));
+        how = `streamed from the peer (no local copy: ${local.reason})`;
+      }
+    } else {
+      bytes = await receiveStream(res, output, (n) => bar?.update(n));
+      how = "streamed from the peer";
     }
-    if (Number.isFinite(total) && received !== total) throw new Error(`download incomplete: got ${received} of ${total} bytes`);
-    const fh = await open(tmp, "r");
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, f.output);
+    bar?.stop();
+    await output.commit();
   } catch (err) {
     bar?.stop();
-    await rm(tmp, { force: true });
-    if ((err as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE" || (err as NodeJS.ErrnoException).code === "ECONNRESET") {
-      throw new Error("download failed: the peer closed the stream before the end");
-    }
+    await output.discard();
     throw err;
   }
   const secs = (Date.now() - started) / 1000;
-  process.stderr.write(`saved ${f.output}: ${formatBytes(received)} in ${secs.toFixed(2)} s (${formatBytes(received / Math.max(secs, 0.001))}/s), task ${taskId}\n`);
+  process.stderr.write(
+    `saved ${f.output}: ${formatBytes(bytes)} in ${secs.toFixed(2)} s (${formatBytes(bytes / Math.max(secs, 0.001))}/s), task ${taskId}, ${how}\n`,
+  );
+}
+
+function progressBar(total: number | undefined, started: number): { update(bytes: number): void; stop(): void } {
+  const bar = new cliProgress.SingleBar(
+    { format: " {bar} {percentage}% | {done} / {size} | {speed}/s | ETA {eta_formatted}", hideCursor: true, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total ?? 0, 0, { done: "0 B", size: total !== undefined ? formatBytes(total) : "?", speed: "0 B" });
+  return {
+    update(bytes) {
+      const secs = Math.max(0.001, (Date.now() - started) / 1000);
+      bar.update(bytes, { done: formatBytes(bytes), speed: formatBytes(bytes / secs) });
+    },
+    stop: () => bar.stop(),
+  };
 }

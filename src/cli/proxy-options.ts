@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { DEFAULT_CA_DIR, DEFAULT_PROXY_FILTER } from "../common/defaults.js";
-import { DEFAULT_PROXY_RULES, HostPattern, loadProxyConfigFile, type ProxyPolicyOptions } from "../peer/proxy-rules.js";
+import { DEFAULT_PROXY_RULES, HostPattern, loadProxyConfigFile, type ProxyPolicyOptions } from "../api/proxy-config.js";
 import { collect, parseUrl } from "./options.js";
 
 export interface ProxyFlags {

@@ -77,6 +77,15 @@ export const PEER = {
 
 export const HEADERS = {
   pieceDigest: "x-kiln-piece-digest",
-  taskId: "x-dragonfly-task-id",
   error: "x-kiln-error",
+} as const;
+
+/** The peer's proxy port (:4001). */
+export const PROXY = {
+  /** Read size when a complete task is served from its stored file. */
+  fileReadBytes: 1 * MiB,
+  /** How often a local-copy answer reports download progress. */
+  localCopyProgressMs: 250,
+  /** The longest a local-copy client may keep a task pinned after it was told the path (it normally closes at once). */
+  localCopyHoldMs: 10 * 60_000,
 } as const;

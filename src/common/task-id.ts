@@ -1,5 +1,9 @@
 import { createHash } from "node:crypto";
 import { KilnError } from "./errors.js";
+import { parseBlobUrl } from "./oci.js";
+
+/** Blob URLs are defined in oci.ts; re-exported for the modules that key tasks by them. */
+export { parseBlobUrl, type BlobRef } from "./oci.js";
 
 /**
  * Task identity, as Dragonfly's (Rust) client computes it: lowercase hex SHA-256
@@ -58,32 +62,6 @@ export function urlTaskId(input: TaskIdInput): string {
   if (input.pieceLength !== undefined && input.pieceLength !== null) h.update(String(input.pieceLength));
   h.update("STANDARD");
   return h.digest("hex");
-}
-
-const DIGEST_HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
-const BLOB_PATH = /^\/v2\/(.+)\/blobs\/([a-z0-9]+):([a-f0-9]+)$/;
-
-export interface BlobRef {
-  repository: string;
-  algorithm: "sha256" | "sha512";
-  hex: string;
-  /** `sha256:<hex>` */
-  digest: string;
-}
-
-/** Recognises an OCI distribution blob URL, whatever its host, mirror prefix or query. */
-export function parseBlobUrl(rawUrl: string): BlobRef | undefined {
-  let url: URL;
-  try {
-    url = new URL(rawUrl);
-  } catch {
-    return undefined;
-  }
-  const m = BLOB_PATH.exec(url.pathname);
-  if (!m) return undefined;
-  const [, repository, algorithm, hex] = m as unknown as [string, string, string, string];
-  if (DIGEST_HEX_LENGTH[algorithm] !== hex.length) return undefined;
-  return { repository, algorithm: algorithm as BlobRef["algorithm"], hex, digest: `${algorithm}:${hex}` };
 }
 
 /**

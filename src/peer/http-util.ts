@@ -3,6 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { z } from "zod";
 import { KilnError } from "../common/errors.js";
+import { headerEncode } from "../common/headers.js";
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
@@ -16,14 +17,6 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function sendError(res: ServerResponse, err: unknown): void {
   const e = err instanceof KilnError ? err : new KilnError("INTERNAL", "internal error");
   sendJson(res, e.status, { message: e.message, code: e.code }, { "x-kiln-error": headerEncode(e.message).slice(0, 1000) });
-}
-
-/**
- * A message fit for a header or trailer value. Messages can quote client input,
- * and encodeURIComponent throws on a lone UTF-16 surrogate: those become U+FFFD.
- */
-export function headerEncode(message: string): string {
-  return encodeURIComponent(message.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD"));
 }
 
 /** Reads and validates a JSON body (at most `limit` bytes). */

@@ -9,9 +9,10 @@ import { SchedulerClient } from "../api/scheduler-client.js";
 import type { HostAnnounce } from "../api/scheduler.js";
 import { PeerEngine } from "./engine.js";
 import { PeerMetrics } from "./metrics.js";
-import { ProxyServer } from "./proxy-server.js";
-import { ProxyPolicy, defaultProxyPolicy, type ProxyPolicyOptions } from "./proxy-rules.js";
-import { CertificateAuthority } from "./ca.js";
+import { ProxyServer } from "./proxy/server.js";
+import { ProxyPolicy } from "./proxy/rules.js";
+import { CertificateAuthority } from "./proxy/ca.js";
+import { defaultProxyPolicy, type ProxyPolicyOptions } from "../api/proxy-config.js";
 import { Storage, type GcPolicy } from "./storage.js";
 import { UploadServer } from "./upload-server.js";
 import type { ConductorOptions } from "./conductor.js";
@@ -121,7 +122,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     const policy = new ProxyPolicy({ ...cfg.proxy, allowHosts });
     if (policy.openProxy) log.warn("proxy allows every host (*): it is an open proxy to anyone who can reach its port");
     const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
-    proxy = new ProxyServer(engine, log, { policy, registryMirror: cfg.registryMirror, ...(ca ? { ca } : {}) });
+    proxy = new ProxyServer(engine, log, { policy, registryMirror: cfg.registryMirror, metrics, ...(ca ? { ca } : {}) });
     proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
   }
   const metricsServer = cfg.metricsPort !== null ? await metrics.serve(cfg.listenHost, cfg.metricsPort) : undefined;

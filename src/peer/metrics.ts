@@ -10,6 +10,18 @@ export class PeerMetrics {
   readonly uploadsRejected = new Counter({ name: "kiln_peer_uploads_rejected_total", help: "Uploads refused because all slots were busy", registers: [this.registry] });
   readonly activeUploads = new Gauge({ name: "kiln_peer_active_uploads", help: "Uploads in progress", registers: [this.registry] });
   readonly tasks = new Gauge({ name: "kiln_peer_tasks", help: "Tasks held on disk", registers: [this.registry] });
+  /** The proxy's P2P answers: `file` when a complete task is read from its stored file, `stream` while it downloads. */
+  readonly proxyBytes = new Counter({
+    name: "kiln_peer_proxy_bytes_total",
+    help: "Content bytes the proxy sent to its clients, by where they were read (file or stream)",
+    labelNames: ["from"],
+    registers: [this.registry],
+  });
+  readonly localCopies = new Counter({
+    name: "kiln_peer_proxy_local_copies_total",
+    help: "Downloads handed to a client on this host as the stored file's path (kiln get's local copy), not as bytes",
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

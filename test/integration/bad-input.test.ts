@@ -622,7 +622,7 @@ describe("bad input", () => {
     });
 
     it("an absolute URL that cannot be parsed: 400 JSON, not a 500", async () => {
-      // Regression test (this was a bug): proxy-server.ts builds the DownloadSpec with DownloadSpec.parse(); a target
+      // Regression test (this was a bug): the proxy (now peer/proxy/download-spec.ts) builds the DownloadSpec with DownloadSpec.parse(); a target
       // that passes the /^https?:\/\// check but is not a valid URL makes zod throw a
       // ZodError, which is answered 500 "internal error". Expected: 400 with a message
       // saying the URL is invalid.

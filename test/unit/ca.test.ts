@@ -6,7 +6,7 @@ import { once } from "node:events";
 import tls from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CertificateAuthority, CA_FILES } from "../../src/peer/ca.js";
+import { CertificateAuthority, CA_FILES } from "../../src/peer/proxy/ca.js";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "kiln-ca-"));

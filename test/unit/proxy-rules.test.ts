@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ProxyPolicy, defaultProxyPolicy, loadProxyConfigFile, HostPattern } from "../../src/peer/proxy-rules.js";
+import { ProxyPolicy } from "../../src/peer/proxy/rules.js";
+import { defaultProxyPolicy, loadProxyConfigFile, HostPattern } from "../../src/api/proxy-config.js";
 
 const BLOB = `/v2/library/app/blobs/sha256:${"a".repeat(64)}`;
 const policy = (o: Parameters<typeof defaultProxyPolicy>[0] = {}) => new ProxyPolicy(defaultProxyPolicy(o));

@@ -7,86 +7,10 @@
  *    never an open proxy unless someone writes `*`.
  * 2. Rules: the first rule whose regex matches the full URL decides; no match
  *    means `direct`. The default rule sends registry blob downloads through P2P.
+ *
+ * The settings and their schema are in api/proxy-config.ts; this is their compiled form.
  */
-import { readFile } from "node:fs/promises";
-import { z } from "zod";
-import { parse as parseYaml } from "yaml";
-import { DEFAULT_PROXY_FILTER } from "../common/defaults.js";
-import { KilnError } from "../common/errors.js";
-
-export const ProxyAction = z.enum(["p2p", "direct", "refuse"]);
-export type ProxyAction = z.infer<typeof ProxyAction>;
-
-const Regex = z.string().min(1).refine((s) => {
-  try {
-    new RegExp(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, "not a valid regular expression");
-
-/**
- * `registry.example.com` (any port), `registry.example.com:5000`, `*.example.com`
- * (subdomains, any port), `10.0.0.7`, `[::1]:5000`, or `*` (every host: an open proxy).
- */
-export const HostPattern = z
-  .string()
-  .trim()
-  .min(1)
-  .regex(/^(\*|(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/, "expected host, host:port, *.domain or *");
-
-export const ProxyRule = z
-  .object({
-    regex: Regex,
-    action: ProxyAction,
-  })
-  .strict();
-export type ProxyRule = z.infer<typeof ProxyRule>;
-
-/** The proxy section of a peer's config file (`kiln peer --proxy-config file.yaml`). */
-export const ProxyConfigFile = z
-  .object({
-    /** Hosts the proxy forwards to, tunnels to, or mirrors. */
-    allowHosts: z.array(HostPattern).default([]),
-    /** Replaces the default rules when given. */
-    rules: z.array(ProxyRule).optional(),
-    /** CONNECT targets whose TLS the peer terminates with its CA, so their blobs can go through P2P. */
-    interceptHosts: z.array(HostPattern).default([]),
-    defaultFilter: z.string().optional(),
-  })
-  .strict();
-export type ProxyConfigFile = z.infer<typeof ProxyConfigFile>;
-
-/** Registry blob downloads go through P2P; everything else allowed is forwarded as is. */
-export const DEFAULT_PROXY_RULES: readonly ProxyRule[] = [{ regex: "/v2/.+/blobs/sha256:[a-f0-9]{64}(\\?|$)", action: "p2p" }];
-
-export interface ProxyPolicyOptions {
-  allowHosts: string[];
-  rules: readonly ProxyRule[];
-  interceptHosts: string[];
-  defaultFilter: string;
-}
-
-export function defaultProxyPolicy(overrides: Partial<ProxyPolicyOptions> = {}): ProxyPolicyOptions {
-  return { allowHosts: [], rules: DEFAULT_PROXY_RULES, interceptHosts: [], defaultFilter: DEFAULT_PROXY_FILTER, ...overrides };
-}
-
-/** Reads and validates a proxy config file (YAML or JSON); errors name the file and the field. */
-export async function loadProxyConfigFile(path: string): Promise<ProxyConfigFile> {
-  let raw: unknown;
-  try {
-    raw = parseYaml(await readFile(path, "utf8"));
-  } catch (err) {
-    throw new KilnError("BAD_REQUEST", `proxy config ${path}: ${(err as Error).message}`);
-  }
-  const parsed = ProxyConfigFile.safeParse(raw ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new KilnError("BAD_REQUEST", `proxy config ${path}: ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
-  }
-  return parsed.data;
-}
+import type { ProxyAction, ProxyPolicyOptions, ProxyRule } from "../../api/proxy-config.js";
 
 interface CompiledHost {
   /** Lower-case host name, without brackets; `*` for all; `.example.com` for a wildcard. */

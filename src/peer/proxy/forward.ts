@@ -7,11 +7,11 @@ import https from "node:https";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { KilnError, describeNetworkError } from "../common/errors.js";
-import { PEER } from "../common/defaults.js";
-import type { Logger } from "../common/logger.js";
-import { isForwardable } from "../common/headers.js";
-import { redact } from "../common/redact.js";
+import { KilnError, describeNetworkError } from "../../common/errors.js";
+import { PEER } from "../../common/defaults.js";
+import type { Logger } from "../../common/logger.js";
+import { isForwardable } from "../../common/headers.js";
+import { redact } from "../../common/redact.js";
 
 /** Response headers that describe the upstream hop only. */
 const RESPONSE_HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-authenticate", "proxy-connection", "trailer", "upgrade"]);

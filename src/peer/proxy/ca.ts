@@ -13,7 +13,7 @@ import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import { createSecureContext, type SecureContext } from "node:tls";
-import { KilnError } from "../common/errors.js";
+import { KilnError } from "../../common/errors.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 

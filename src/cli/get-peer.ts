@@ -1,0 +1,51 @@
+/** `kiln get`'s requests to the local peer's proxy. */
+import http from "node:http";
+import { describeNetworkError } from "../common/errors.js";
+import { ErrorBody } from "../api/common.js";
+import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, LOCAL_COPY_CONTENT_TYPE } from "../api/proxy.js";
+
+/** Asks the peer at `peer` for `url` (a forward-proxy request); resolves with its answer, whatever the status. */
+export function requestFromPeer(peer: URL, url: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    // No agent: the connection is this request's own; closing it is how a local copy lets go of the task.
+    const req = http.request({ host: peer.hostname, port: peer.port || 80, method: "GET", path: url, headers, agent: false }, resolve);
+    req.once("error", (err) =>
+      reject(new Error(`cannot reach the kiln peer at ${peer.origin}: ${describeNetworkError(err)}; is \`kiln peer\` or \`kiln up\` running?`)),
+    );
+    req.end();
+  });
+}
+
+/** Throws the peer's message unless it answered 200. */
+export async function assertOk(res: http.IncomingMessage): Promise<void> {
+  if (res.statusCode === 200) return;
+  let body = "";
+  for await (const c of res) body += c;
+  let message = `HTTP ${res.statusCode}`;
+  try {
+    const parsed = ErrorBody.safeParse(JSON.parse(body));
+    if (parsed.success) message = parsed.data.message;
+  } catch {
+    /* keep the status */
+  }
+  throw new Error(`${message} (status ${res.statusCode})`);
+}
+
+/** The content length the peer announced (with trailers it is sent in its own header), if any. */
+export function announcedLength(res: http.IncomingMessage): number | undefined {
+  const n = Number(res.headers[KILN_PROXY_HEADERS.contentLength] ?? res.headers["content-length"] ?? NaN);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export function taskIdOf(res: http.IncomingMessage): string {
+  return String(res.headers[DRAGONFLY_HEADERS.taskId] ?? "");
+}
+
+/** Whether the peer answered a local-copy request with a path (older peers, and other hosts, send the bytes). */
+export function isLocalCopyAnswer(res: http.IncomingMessage): boolean {
+  return (
+    String(res.headers["content-type"] ?? "")
+      .split(";")[0]!
+      .trim() === LOCAL_COPY_CONTENT_TYPE
+  );
+}

@@ -1,0 +1,139 @@
+/**
+ * The answer to a P2P GET or HEAD: status, length, range and digest headers, then
+ * the bytes. A task already complete is read straight from its stored file (no
+ * scheduler, no piece bookkeeping: a read stream piped to the socket); one still
+ * downloading is streamed in order as its pieces are verified. A client that asks
+ * for trailers (`TE: trailers`, as `kiln get` does) gets a chunked body and the
+ * result trailer, which says whether the body was complete and verified.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { open } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { PROXY } from "../../common/defaults.js";
+import { isVerifiedBlob, parseBlobUrl } from "../../common/oci.js";
+import type { Logger } from "../../common/logger.js";
+import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, encodeResult } from "../../api/proxy.js";
+import { parseRange } from "../http-util.js";
+import type { ByteRange, ProxyDownload } from "./engine-port.js";
+
+export type ServedFrom = "file" | "stream";
+
+export interface P2PResponseOptions {
+  /** Sent with the content (a verified blob's Docker-Content-Digest). */
+  headers: Record<string, string>;
+  log: Logger;
+  /** Content bytes written to the client, and where they were read. */
+  served(bytes: number, from: ServedFrom): void;
+}
+
+interface ResponseHead {
+  status: 200 | 206;
+  headers: Record<string, string>;
+  range: ByteRange | undefined;
+  trailers: boolean;
+}
+
+/** `Docker-Content-Digest` for a blob whose content is checked against its digest before it is complete; nothing otherwise. */
+export function digestHeaders(url: URL): Record<string, string> {
+  const blob = parseBlobUrl(url);
+  return isVerifiedBlob(blob) ? { "docker-content-digest": blob.digest } : {};
+}
+
+export async function sendP2P(req: IncomingMessage, res: ServerResponse, download: ProxyDownload, opts: P2PResponseOptions): Promise<void> {
+  res.setHeader(DRAGONFLY_HEADERS.taskId, download.taskId);
+  // Headers go out once the length is known, or the task has failed.
+  await Promise.race([download.task.waitForLayout(), download.done]);
+  const length = download.task.meta.contentLength;
+  const range = length !== null ? parseRange(req.headers.range, length) : undefined;
+  if (range === "invalid") return void res.writeHead(416, { "content-range": `bytes */${length}` }).end();
+  const head = responseHead(req, length, range, opts.headers);
+  if (req.method === "HEAD") return void res.writeHead(head.status, head.headers).end();
+  if (download.task.complete && length !== null) return sendStoredFile(res, download, head, length, opts);
+  return sendWhileDownloading(res, download, head, opts);
+}
+
+function responseHead(req: IncomingMessage, length: number | null, range: ByteRange | undefined, extra: Record<string, string>): ResponseHead {
+  const trailers = /\btrailers\b/i.test(String(req.headers.te ?? ""));
+  const headers: Record<string, string> = { "content-type": "application/octet-stream", "accept-ranges": "bytes", ...extra };
+  if (length !== null) {
+    const size = range ? range.end - range.start : length;
+    headers[trailers ? KILN_PROXY_HEADERS.contentLength : "content-length"] = String(size);
+    if (range) headers["content-range"] = `bytes ${range.start}-${range.end - 1}/${length}`;
+  }
+  if (trailers) headers.trailer = KILN_PROXY_HEADERS.result;
+  return { status: range ? 206 : 200, headers, range, trailers };
+}
+
+/** A complete task: its stored file, read in large blocks and piped to the socket. */
+async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head: ResponseHead, length: number, opts: P2PResponseOptions): Promise<void> {
+  const release = download.task.acquire();
+  let sent = 0;
+  try {
+    const start = head.range?.start ?? 0;
+    const end = head.range?.end ?? length;
+    // Opened before the status goes out: a file evicted meanwhile is an error answer, not a cut body.
+    const file = await open(download.task.contentPath, "r");
+    res.writeHead(head.status, head.headers);
+    if (end === start) {
+      await file.close();
+      return finish(res, head, Readable.from([]), download.taskId, opts.log);
+    }
+    const body = file.createReadStream({ start, end: end - 1, highWaterMark: PROXY.fileReadBytes });
+    body.on("data", (chunk: Buffer | string) => {
+      sent += chunk.length;
+    });
+    await finish(res, head, body, download.taskId, opts.log);
+  } finally {
+    release();
+    opts.served(sent, "file");
+  }
+}
+
+/** A task still downloading: its bytes in order as pieces are verified (content-stream.ts holds back the end until the whole is). */
+async function sendWhileDownloading(res: ServerResponse, download: ProxyDownload, head: ResponseHead, opts: P2PResponseOptions): Promise<void> {
+  // The status waits for the first verified byte: a download that fails before it
+  // (a blob that does not match its digest, an origin error) gets a JSON error, not a cut connection.
+  const bytes = download.stream(head.range)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await bytes.next();
+  res.writeHead(head.status, head.headers);
+  let sent = 0;
+  const body = Readable.from(resume(first, bytes));
+  body.on("data", (chunk: Buffer | string) => {
+    sent += chunk.length;
+  });
+  try {
+    await finish(res, head, body, download.taskId, opts.log);
+  } finally {
+    opts.served(sent, "stream");
+  }
+}
+
+/** Pipes `body` and ends the answer: with the result trailer when the client asked for one, else by closing on failure. */
+async function finish(res: ServerResponse, head: ResponseHead, body: Readable, taskId: string, log: Logger): Promise<void> {
+  try {
+    await pipeline(body, res, { end: !head.trailers });
+    if (head.trailers) {
+      res.addTrailers({ [KILN_PROXY_HEADERS.result]: encodeResult({ ok: true }) });
+      res.end();
+    }
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log.warn({ task: taskId, err: message }, "proxied download failed mid-stream");
+    if (head.trailers && !res.destroyed) {
+      res.addTrailers({ [KILN_PROXY_HEADERS.result]: encodeResult({ ok: false, message }) });
+      res.end();
+    } else {
+      res.destroy();
+    }
+  }
+}
+
+/** The rest of a byte stream whose first chunk was already read. */
+async function* resume(first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    for (let next = first; !next.done; next = await rest.next()) yield next.value;
+  } finally {
+    await rest.return?.();
+  }
+}
