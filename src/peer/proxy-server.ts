@@ -25,7 +25,7 @@ import { parseFilter } from "../common/task-id.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import type { Logger } from "../common/logger.js";
 import { DownloadSpec } from "../api/common.js";
-import type { PeerEngine } from "./engine.js";
+import type { PeerEngine } from "./download/engine.js";
 import type { CertificateAuthority } from "./ca.js";
 import { endToEndHeaders, forwardRequest, rejectConnect, tunnel } from "./forward.js";
 import { closeHttp, headerEncode, listenHttp, parseRange, sendError } from "./http-util.js";

@@ -1,8 +1,8 @@
 /** Fetches one piece from a parent's upload server (the byte path: node:http, no framework). */
 import http, { type IncomingMessage } from "node:http";
-import { KilnError, describeNetworkError } from "../common/errors.js";
-import { PEER_PATHS } from "../api/peer.js";
-import type { ParentInfo } from "../api/scheduler.js";
+import { describeNetworkError } from "../../common/errors.js";
+import { PEER_PATHS } from "../../api/peer.js";
+import type { ParentInfo } from "../../api/scheduler.js";
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -16,7 +16,7 @@ export class PieceFetchError extends Error {
 }
 
 /** Opens the piece stream; the socket is torn down if it stalls for `stallMs`. */
-export function fetchPiece(parent: ParentInfo, taskId: string, n: number, stallMs: number, signal: AbortSignal): Promise<IncomingMessage> {
+export function openPiece(parent: ParentInfo, taskId: string, n: number, stallMs: number, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = http.get(
       { host: parent.ip, port: parent.uploadPort, path: PEER_PATHS.piece(taskId, n), agent, signal },
@@ -33,13 +33,4 @@ export function fetchPiece(parent: ParentInfo, taskId: string, n: number, stallM
       reject(new PieceFetchError("unreachable", `parent ${parent.peerId} unreachable: ${describeNetworkError(err)}`));
     });
   });
-}
-
-/** Maps whatever a piece fetch threw to the failure kind reported to the scheduler. */
-export function failureKind(err: unknown): "digest_mismatch" | "unreachable" | "timeout" | "http_error" | "busy" {
-  if (err instanceof PieceFetchError) return err.kind;
-  if (err instanceof KilnError && err.code === "DIGEST_MISMATCH") return "digest_mismatch";
-  const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === "ETIMEDOUT") return "timeout";
-  return "unreachable";
 }

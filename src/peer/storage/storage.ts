@@ -2,9 +2,9 @@
 import { mkdir, readdir, readFile, rm, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { isTaskId } from "../common/task-id.js";
-import type { Logger } from "../common/logger.js";
-import { PieceInfo } from "../api/scheduler.js";
+import { isTaskId } from "../../common/task-id.js";
+import type { Logger } from "../../common/logger.js";
+import { PieceInfo } from "../../api/scheduler.js";
 import { CONTENT_FILE, META_FILE, StoredTask, type TaskMeta } from "./stored-task.js";
 
 const TaskMetaSchema = z.object({

@@ -4,10 +4,10 @@ import { createReadStream, type ReadStream } from "node:fs";
 import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { createHash, type Hash } from "node:crypto";
 import { join } from "node:path";
-import { KilnError, isDiskFull } from "../common/errors.js";
-import { BitSet } from "../common/bitset.js";
-import { pieceCount, pieceRange } from "../common/piece.js";
-import type { PieceInfo } from "../api/scheduler.js";
+import { KilnError, isDiskFull } from "../../common/errors.js";
+import { BitSet } from "../../common/bitset.js";
+import { pieceCount, pieceRange } from "../../common/piece.js";
+import type { PieceInfo } from "../../api/scheduler.js";
 
 export interface TaskMeta {
   taskId: string;
@@ -180,13 +180,6 @@ export class StoredTask extends EventEmitter {
   /** Reads `[start, end)` of verified content. */
   read(start: number, end: number): ReadStream {
     return createReadStream(this.contentPath, { start, end: end - 1, highWaterMark: 1024 * 1024 });
-  }
-
-  readPiece(n: number): ReadStream {
-    const info = this.infos.get(n);
-    if (!info || this.meta.pieceLength === null) throw new KilnError("NOT_FOUND", `piece ${n} is not available`);
-    const start = n * this.meta.pieceLength;
-    return this.read(start, start + info.length);
   }
 
   /** Resolves when piece `n` is verified; rejects if the task fails first. */

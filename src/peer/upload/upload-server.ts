@@ -3,18 +3,18 @@
  * holds, and nothing else; takes the scheduler's prefetch triggers.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { sameSecret } from "../common/secret.js";
+import { sameSecret } from "../../common/secret.js";
 import { pipeline } from "node:stream/promises";
-import { KilnError } from "../common/errors.js";
-import { HEADERS } from "../common/defaults.js";
-import { isTaskId, taskIdFor } from "../common/task-id.js";
-import type { Logger } from "../common/logger.js";
-import { PEER_PATHS, PrefetchRequest } from "../api/peer.js";
-import type { PeerEngine } from "./engine.js";
-import type { PeerMetrics } from "./metrics.js";
+import { KilnError } from "../../common/errors.js";
+import { HEADERS } from "../../common/defaults.js";
+import { isTaskId, taskIdFor } from "../../common/task-id.js";
+import type { Logger } from "../../common/logger.js";
+import { PEER_PATHS, PrefetchRequest } from "../../api/peer.js";
+import type { PeerEngine } from "../download/engine.js";
+import type { PeerMetrics } from "../metrics.js";
 import { TokenBucket } from "./throttle.js";
-import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "./http-util.js";
-import type { Storage } from "./storage.js";
+import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "../http-util.js";
+import type { Storage } from "../storage/storage.js";
 
 export interface UploadOptions {
   concurrency: number;
