@@ -4,12 +4,10 @@
  * result. Piece reports go out in order (layout before pieces, pieces before the
  * result); a failed report is logged, never fatal to the download.
  */
+import { PEER } from "../../common/defaults.js";
 import type { Logger } from "../../common/logger.js";
 import type { FailureReport, PeerResult, PieceInfo } from "../../api/scheduler.js";
 import type { SessionScheduler } from "./scheduler-port.js";
-
-/** Pieces finished within this window go out in one report. */
-export const REPORT_DELAY_MS = 30;
 
 export interface Layout {
   contentLength?: number | null;
@@ -20,13 +18,15 @@ export class TaskReporter {
   private pending: PieceInfo[] = [];
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** Piece reports sent so far. */
+  sent = 0;
 
   constructor(
     private readonly scheduler: SessionScheduler,
     private readonly taskId: string,
     private readonly peerId: string,
     private readonly log: Logger,
-    private readonly delayMs = REPORT_DELAY_MS,
+    private readonly delayMs: number = PEER.reportDelayMs,
   ) {}
 
   /** Queues a verified piece; it is reported within `delayMs`. */
@@ -45,6 +45,7 @@ export class TaskReporter {
     const pieces = this.pending;
     this.pending = [];
     if (!pieces.length && layout.contentLength === undefined && layout.pieceLength === undefined) return this.chain;
+    this.sent++;
     this.chain = this.chain.then(async () => {
       try {
         const r = await this.scheduler.reportPieces(this.taskId, this.peerId, { ...layout, pieces });

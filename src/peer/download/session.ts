@@ -13,7 +13,9 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { KilnError } from "../../common/errors.js";
+import { PEER } from "../../common/defaults.js";
 import { StateMachine } from "../../common/fsm.js";
 import type { Logger } from "../../common/logger.js";
 import type { DownloadSpec, TaskError } from "../../api/common.js";
@@ -68,9 +70,12 @@ export class DownloadSession {
   /** Set once the scheduler knows this peer; an unregistered download reports nothing. */
   private reporter: TaskReporter | undefined;
   private version = -1;
+  private polls = 0;
   private wantParents: number;
   private lastProgress = Date.now();
   private settle!: { resolve: () => void; reject: (e: KilnError) => void };
+  /** Wakes the poll loop early: the download has a free slot and nothing to start. */
+  private wakePoll: (() => void) | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -124,7 +129,9 @@ export class DownloadSession {
   private async pollLoop(): Promise<void> {
     let errors = 0;
     while (this.fsm.is("p2p")) {
+      const polledAt = Date.now();
       try {
+        this.polls++;
         const reply = await this.deps.scheduler.schedule(this.task.taskId, this.peerId, { since: this.version, count: this.wantParents });
         errors = 0;
         await this.apply(reply);
@@ -132,10 +139,35 @@ export class DownloadSession {
         if (!this.fsm.is("p2p")) return;
         errors++;
         this.log.warn({ err: (err as Error).message, errors }, "schedule call failed");
-        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** errors)));
+        await sleep(Math.min(2_000, 100 * 2 ** errors));
       }
       this.checkStall();
+      await this.untilPollDue(polledAt);
     }
+  }
+
+  /**
+   * A download with every slot busy learns nothing it needs from a poll: it waits until
+   * a slot frees with nothing to start in it, or `pollRefreshMs` passes for fresher parents.
+   */
+  private async untilPollDue(polledAt: number): Promise<void> {
+    if (!this.fsm.is("p2p")) return;
+    if (!this.hungry()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => this.wakePoll?.(), PEER.pollRefreshMs);
+        this.wakePoll = () => {
+          clearTimeout(timer);
+          this.wakePoll = undefined;
+          resolve();
+        };
+      });
+    }
+    const gap = polledAt + PEER.pollGapMs - Date.now();
+    if (gap > 0 && this.fsm.is("p2p")) await sleep(gap);
+  }
+
+  private hungry(): boolean {
+    return this.dispatcher.inFlightCount < this.deps.opts.concurrentPieces;
   }
 
   /** With nothing in flight and nothing done for too long, stop waiting for the swarm. */
@@ -169,6 +201,7 @@ export class DownloadSession {
     const { assignments, starved } = this.dispatcher.assign(Date.now());
     for (const a of assignments) void this.fetch(a);
     if (starved && this.dispatcher.inFlightCount === 0) this.wantParents = Math.min(MAX_PARENTS, this.wantParents * 2);
+    if (this.hungry()) this.wakePoll?.();
   }
 
   private async fetch(a: Assignment): Promise<void> {
@@ -237,7 +270,7 @@ export class DownloadSession {
       await this.task.markComplete(contentLength);
       this.fsm.to("succeeded");
       await this.reporter?.result({ state: "succeeded", contentLength });
-      this.log.info({ contentLength, pieces: total }, "download complete");
+      this.log.info({ contentLength, pieces: total, polls: this.polls, reports: this.reporter?.sent ?? 0 }, "download complete");
       this.settle.resolve();
     } catch (err) {
       await this.fail(err);
@@ -258,6 +291,7 @@ export class DownloadSession {
 
   private abortFetches(): void {
     for (const ac of this.fetches.values()) ac.abort();
+    this.wakePoll?.();
   }
 }
 
