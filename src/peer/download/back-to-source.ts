@@ -3,7 +3,7 @@
  * pieces as the bytes arrive. Each piece is hashed and stored; where the scheduler
  * already knows its digest it must match. This peer's digests become canonical.
  */
-import type { Readable } from "node:stream";
+import { finished, type Readable } from "node:stream";
 import { KilnError, describeNetworkError } from "../../common/errors.js";
 import { defaultPieceLength } from "../../common/piece.js";
 import { redact } from "../../common/redact.js";
@@ -11,6 +11,7 @@ import type { Logger } from "../../common/logger.js";
 import type { DownloadSpec } from "../../api/common.js";
 import type { PieceInfo } from "../../api/scheduler.js";
 import type { StoredTask } from "../storage/stored-task.js";
+import { PieceWriter } from "../storage/piece-writer.js";
 import { fetchOrigin, type OriginResponse } from "./origin.js";
 
 /** Where back-to-source bytes come from (the origin over HTTP; a fake in tests). */
@@ -52,38 +53,11 @@ export async function backToSource(
   await task.setLayout(res.contentLength, pieceLength);
   await hooks.layout({ contentLength: res.contentLength, pieceLength });
 
-  let offset = res.offset;
-  if (offset % pieceLength !== 0) throw new KilnError("ORIGIN_STATUS", `origin answered a range starting at ${offset}, not a piece boundary`, 502);
-  let chunks: Buffer[] = [];
-  let buffered = 0;
-  const writeBuffered = async () => {
-    const n = Math.floor(offset / pieceLength);
-    if (!task.hasPiece(n)) hooks.piece(await task.writePiece(n, iterate(chunks), hooks.known(n)));
-    offset += buffered;
-    chunks = [];
-    buffered = 0;
-  };
-  try {
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      if (signal.aborted) {
-        res.body.destroy();
-        return;
-      }
-      let rest = chunk;
-      while (rest.length) {
-        const take = Math.min(rest.length, pieceLength - buffered);
-        chunks.push(rest.subarray(0, take));
-        buffered += take;
-        rest = rest.subarray(take);
-        if (buffered === pieceLength) await writeBuffered();
-      }
-    }
-  } catch (err) {
-    if (err instanceof KilnError) throw err;
-    throw new KilnError("ORIGIN_UNREACHABLE", `origin transfer broke after ${offset + buffered} bytes: ${describeNetworkError(err)}`);
+  if (res.offset % pieceLength !== 0) {
+    res.body.destroy();
+    throw new KilnError("ORIGIN_STATUS", `origin answered a range starting at ${res.offset}, not a piece boundary`, 502);
   }
-  if (buffered > 0) await writeBuffered();
-  const total = offset;
+  const total = await cutIntoPieces(res.body, task, res.offset, hooks, signal);
   if (res.contentLength !== null && total !== res.contentLength) {
     throw new KilnError("ORIGIN_UNREACHABLE", `origin closed the connection after ${total} of ${res.contentLength} bytes`);
   }
@@ -93,6 +67,87 @@ export async function backToSource(
   }
 }
 
-async function* iterate(chunks: Buffer[]): AsyncIterable<Buffer> {
-  yield* chunks;
+/** Pieces finished (their last writes and verification) at once before the origin is paused. */
+const MAX_FINISHING = 2;
+
+/**
+ * Cuts the origin's body into pieces as it arrives: each chunk goes to the writer of
+ * its piece (pieces already stored are skipped), a finished piece is verified and
+ * reported while the next one arrives. Resolves with the offset reached.
+ */
+function cutIntoPieces(body: Readable, task: StoredTask, start: number, hooks: SourceHooks, signal: AbortSignal): Promise<number> {
+  const pieceLength = task.meta.pieceLength!;
+  return new Promise((resolve, reject) => {
+    let offset = start;
+    let writer: PieceWriter | "skip" | undefined;
+    let commits: Promise<void> = Promise.resolve();
+    let finishing = 0;
+    let waitingForDisk = false;
+    let failed = false;
+    const resume = () => {
+      if (!failed && !waitingForDisk && finishing < MAX_FINISHING) body.resume();
+    };
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      signal.removeEventListener("abort", onAbort);
+      body.off("data", onData);
+      body.destroy();
+      const current = writer instanceof PieceWriter ? writer.abort() : undefined;
+      void Promise.allSettled([current, commits]).then(() => reject(originError(err, offset)));
+    };
+    const onAbort = () => fail(new KilnError("INTERNAL", "download cancelled"));
+    const finish = (w: PieceWriter) => {
+      const written = w.end();
+      finishing++;
+      commits = commits.then(async () => {
+        const info = task.commitPiece(w.piece, await written, hooks.known(w.piece));
+        finishing--;
+        resume();
+        hooks.piece(info);
+      });
+      commits.catch(fail);
+    };
+    const onData = (data: Buffer) => {
+      try {
+        let more = true;
+        for (let chunk = data; chunk.length; ) {
+          const n = Math.floor(offset / pieceLength);
+          writer ??= task.hasPiece(n) ? "skip" : task.pieceWriter(n, hooks.known(n));
+          const take = Math.min(chunk.length, (n + 1) * pieceLength - offset);
+          if (writer !== "skip") more = writer.write(chunk.subarray(0, take)) && more;
+          offset += take;
+          chunk = chunk.subarray(take);
+          if (offset % pieceLength !== 0) continue;
+          if (writer !== "skip") finish(writer);
+          writer = undefined;
+        }
+        if (!more && writer instanceof PieceWriter) {
+          waitingForDisk = true;
+          void writer.drained().then(() => {
+            waitingForDisk = false;
+            resume();
+          });
+        }
+        if (waitingForDisk || finishing >= MAX_FINISHING) body.pause();
+      } catch (err) {
+        fail(err);
+      }
+    };
+    signal.addEventListener("abort", onAbort);
+    body.on("data", onData);
+    finished(body, (err) => {
+      if (failed) return;
+      if (err) return fail(err);
+      signal.removeEventListener("abort", onAbort);
+      if (writer instanceof PieceWriter) finish(writer);
+      writer = undefined;
+      commits.then(() => resolve(offset), fail);
+    });
+  });
+}
+
+function originError(err: unknown, offset: number): unknown {
+  if (err instanceof KilnError) return err;
+  return new KilnError("ORIGIN_UNREACHABLE", `origin transfer broke after ${offset} bytes: ${describeNetworkError(err)}`);
 }

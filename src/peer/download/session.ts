@@ -11,8 +11,7 @@
  * not serve for too long. completing: every piece is stored; the blob digest is
  * checked before the task is marked complete.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KilnError } from "../../common/errors.js";
 import { PEER } from "../../common/defaults.js";
@@ -90,6 +89,7 @@ export class DownloadSession {
     this.log = deps.log.child({ task: task.taskId, peer: this.peerId });
     const { concurrentPieces, piecesPerParent } = deps.opts;
     this.dispatcher = new PieceDispatcher({ concurrentPieces, piecesPerParent, busyBackoffMs: BUSY_BACKOFF_MS }, (n) => task.hasPiece(n));
+    if (contentDigest) task.hashContent();
   }
 
   get state(): SessionState {
@@ -262,7 +262,7 @@ export class DownloadSession {
     try {
       const contentLength = this.task.meta.contentLength!;
       if (this.contentDigest) {
-        const actual = await fileDigest(this.task.contentPath);
+        const actual = await this.task.contentDigest();
         if (actual !== this.contentDigest) {
           throw new KilnError("DIGEST_MISMATCH", `content digest ${actual} does not match the blob digest ${this.contentDigest}`);
         }
@@ -298,12 +298,6 @@ export class DownloadSession {
 /** A peer's ID on one task: its host and a random suffix. */
 export function newPeerId(hostId: string): string {
   return `${hostId}_${randomUUID().slice(0, 8)}`;
-}
-
-async function fileDigest(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) h.update(chunk as Buffer);
-  return "sha256:" + h.digest("hex");
 }
 
 function toKilnError(err: unknown): KilnError {

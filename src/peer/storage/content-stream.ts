@@ -33,7 +33,12 @@ export function contentStream(task: StoredTask, done: Promise<void>, range?: Byt
         const pieceEnd = pieceStart + task.piece(n)!.length;
         const isLast = (total !== null && n === total - 1) || pieceEnd >= end;
         if (isLast) await done;
-        for await (const chunk of task.read(Math.max(start, pieceStart), Math.min(pieceEnd, end))) yield chunk as Buffer;
+        try {
+          for await (const chunk of task.read(Math.max(start, pieceStart), Math.min(pieceEnd, end))) yield chunk as Buffer;
+        } catch (err) {
+          // A failed task's file is removed: the reader learns why it failed, not that a file vanished.
+          throw task.failure ?? err;
+        }
         task.touch();
         if (isLast) break;
       }

@@ -2,12 +2,14 @@
 import { EventEmitter } from "node:events";
 import { createReadStream, type ReadStream } from "node:fs";
 import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
-import { createHash, type Hash } from "node:crypto";
+import type { Readable } from "node:stream";
 import { join } from "node:path";
-import { KilnError, isDiskFull } from "../../common/errors.js";
+import { KilnError } from "../../common/errors.js";
 import { BitSet } from "../../common/bitset.js";
 import { pieceCount, pieceRange } from "../../common/piece.js";
 import type { PieceInfo } from "../../api/scheduler.js";
+import { PieceWriter, diskError, writeFromStream, type WrittenPiece } from "./piece-writer.js";
+import { ContentHasher } from "./content-hasher.js";
 
 export interface TaskMeta {
   taskId: string;
@@ -26,13 +28,18 @@ export interface TaskMeta {
 }
 
 export const CONTENT_FILE = "content";
-const WRITE_BATCH = 1024 * 1024;
 export const META_FILE = "meta.json";
+
+/** What a piece must be: its canonical digest and length, when the scheduler knows them. */
+export type ExpectedPiece = Pick<PieceInfo, "digest" | "length">;
 
 export class StoredTask extends EventEmitter {
   private readonly done = new BitSet();
   private readonly infos = new Map<number, PieceInfo>();
   private fh: FileHandle | undefined;
+  /** Hashes the whole content while it arrives, when it must match a blob digest. */
+  private hasher: ContentHasher | undefined;
+  private hashWanted = false;
   /** Downloads and uploads in progress; garbage collection leaves pinned tasks alone. */
   private pins = 0;
   failure: KilnError | undefined;
@@ -106,10 +113,12 @@ export class StoredTask extends EventEmitter {
       throw new KilnError("CONFLICT", `content length ${contentLength} differs from the task's ${m.contentLength}`);
     }
     m.pieceLength = pieceLength;
+    const fh = await this.handle().catch(rethrowDisk);
     if (contentLength !== null && m.contentLength === null) {
       m.contentLength = contentLength;
-      await this.handle().then((fh) => fh.truncate(contentLength)).catch(rethrowDisk);
+      await fh.truncate(contentLength).catch(rethrowDisk);
     }
+    if (this.hashWanted) this.hasher ??= new ContentHasher({ pieceLength, contentLength: () => m.contentLength, hasPiece: (n) => this.hasPiece(n), file: () => this.handle() });
     this.emit("layout");
   }
 
@@ -118,60 +127,57 @@ export class StoredTask extends EventEmitter {
     return this.fh;
   }
 
+  /** Computes the whole content's sha256 while pieces arrive (for `contentDigest()`); call before the layout is set. */
+  hashContent(): void {
+    this.hashWanted = true;
+  }
+
+  /** `sha256:<hex>` of the whole content, once every piece is stored (see hashContent). */
+  contentDigest(): Promise<string> {
+    if (!this.hasher) return Promise.reject(new KilnError("INTERNAL", "the content digest was not tracked"));
+    return this.hasher.digest();
+  }
+
+  /** A writer for piece `n` at its offset; the piece is stored once `commitPiece` accepts what it wrote. */
+  pieceWriter(n: number, expected?: ExpectedPiece): PieceWriter {
+    const pieceLength = this.meta.pieceLength;
+    if (pieceLength === null || !this.fh) throw new KilnError("CONFLICT", "piece written before the task layout is known");
+    return new PieceWriter(this.fh, n, n * pieceLength, Math.min(pieceLength, expected?.length ?? Infinity), this.hasher);
+  }
+
   /**
-   * Writes piece `n` from `chunks` at its offset while hashing. The piece becomes
+   * Writes piece `n` from `body` at its offset while hashing. The piece becomes
    * visible (to readers, uploads and the scheduler) only when its length and,
    * where one is known, its digest check. A failed piece is never marked.
    */
-  async writePiece(n: number, chunks: AsyncIterable<Buffer>, expected?: { digest: string; length: number }): Promise<PieceInfo> {
-    const pieceLength = this.meta.pieceLength;
-    if (pieceLength === null) throw new KilnError("CONFLICT", "piece written before the task layout is known");
-    const fh = await this.handle();
-    const hash = createHash("sha256");
-    let offset = n * pieceLength;
-    let length = 0;
-    // Network chunks are ~64 KiB; writing them in batches of 1 MiB saves most of the syscalls.
-    let batch: Buffer[] = [];
-    let batched = 0;
-    const flush = async () => {
-      if (!batched) return;
-      const buf = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
-      batch = [];
-      batched = 0;
-      await writeAll(fh, buf, offset);
-      offset += buf.length;
-    };
-    for await (const chunk of chunks) {
-      length += chunk.length;
-      if (length > pieceLength || (expected && length > expected.length)) {
-        throw new KilnError("DIGEST_MISMATCH", `piece ${n} is longer than expected`);
-      }
-      hash.update(chunk);
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched >= WRITE_BATCH) await flush();
-    }
-    await flush();
-    return this.finishPiece(n, hash, length, expected);
+  async writePiece(n: number, body: Readable, expected?: ExpectedPiece): Promise<PieceInfo> {
+    return this.commitPiece(n, await writeFromStream(this.pieceWriter(n, expected), body), expected);
   }
 
-  private finishPiece(n: number, hash: Hash, length: number, expected?: { digest: string; length: number }): PieceInfo {
-    const digest = "sha256:" + hash.digest("hex");
+  /** Verifies what a writer wrote and marks the piece stored; throws DIGEST_MISMATCH otherwise. */
+  commitPiece(n: number, written: WrittenPiece, expected?: ExpectedPiece): PieceInfo {
+    const { length, digest } = written;
     const { contentLength, pieceLength } = this.meta;
-    if (contentLength !== null && pieceLength !== null) {
-      const want = pieceRange(n, contentLength, pieceLength);
-      if (length !== want.end - want.start) {
-        throw new KilnError("DIGEST_MISMATCH", `piece ${n} has ${length} bytes, expected ${want.end - want.start}`);
+    try {
+      if (contentLength !== null && pieceLength !== null) {
+        const want = pieceRange(n, contentLength, pieceLength);
+        if (length !== want.end - want.start) {
+          throw new KilnError("DIGEST_MISMATCH", `piece ${n} has ${length} bytes, expected ${want.end - want.start}`);
+        }
       }
-    }
-    if (expected && (expected.digest !== digest || expected.length !== length)) {
-      throw new KilnError("DIGEST_MISMATCH", `piece ${n} digest ${digest} does not match ${expected.digest}`);
+      if (expected && (expected.digest !== digest || expected.length !== length)) {
+        throw new KilnError("DIGEST_MISMATCH", `piece ${n} digest ${digest} does not match ${expected.digest}`);
+      }
+    } catch (err) {
+      this.hasher?.abandoned(n);
+      throw err;
     }
     const info = { number: n, digest, length };
     if (!this.done.has(n)) {
       this.done.add(n);
       this.infos.set(n, info);
       this.meta.pieces.push(info);
+      this.hasher?.verified(n);
       this.emit("piece", n);
     }
     return info;
@@ -255,15 +261,6 @@ export class StoredTask extends EventEmitter {
   }
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let written = 0;
-  while (written < buf.length) {
-    const { bytesWritten } = await fh.write(buf, written, buf.length - written, position + written).catch(rethrowDisk);
-    written += bytesWritten;
-  }
-}
-
 function rethrowDisk(err: unknown): never {
-  if (isDiskFull(err)) throw new KilnError("DISK_FULL", "no space left on device (ENOSPC) in the peer's data directory");
-  throw err;
+  throw diskError(err);
 }
