@@ -1,6 +1,5 @@
 /** One task's content on disk: a pre-sized file, verified pieces, and metadata. */
 import { EventEmitter } from "node:events";
-import { createReadStream, type ReadStream } from "node:fs";
 import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { join } from "node:path";
@@ -181,11 +180,6 @@ export class StoredTask extends EventEmitter {
       this.emit("piece", n);
     }
     return info;
-  }
-
-  /** Reads `[start, end)` of verified content. */
-  read(start: number, end: number): ReadStream {
-    return createReadStream(this.contentPath, { start, end: end - 1, highWaterMark: 1024 * 1024 });
   }
 
   /** Resolves when piece `n` is verified; rejects if the task fails first. */
