@@ -175,6 +175,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
       clearInterval(keepAliveTimer);
       clearInterval(gcTimer);
       await engine!.shutdown();
+      await storage.flush();
       await scheduler.leaveHost(hostId).catch(() => undefined);
       await Promise.all([upload.close(), proxy?.close(), new Promise((r) => metricsServer ? metricsServer.close(r) : r(undefined))]);
     },

@@ -2,12 +2,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { KilnError } from "../../src/common/errors.js";
-import type { Storage } from "../../src/peer/storage/storage.js";
+import { Storage } from "../../src/peer/storage/storage.js";
 import type { StoredTask } from "../../src/peer/storage/stored-task.js";
-import { Content, tempStorage } from "../helpers/download-fakes.js";
+import { Content, silentLog, tempStorage } from "../helpers/download-fakes.js";
 
 const PIECE = 256 * 1024;
 
@@ -79,5 +80,31 @@ describe("stored task", () => {
     const t = await task(content, false);
     const info = await t.writePiece(1, chunked(content.piece(1)));
     assert.deepEqual(info, content.pieces[1]);
+  });
+
+  it("a completed task is complete at once and durable once flushed; after a crash before that, it is kept only if its content still checks", async () => {
+    const content = new Content(randomBytes(3 * PIECE + 7), PIECE);
+    const good = await task(content, false);
+    const torn = await task(content, false);
+    for (const t of [good, torn]) {
+      for (const n of [0, 1, 2, 3]) await t.writePiece(n, chunked(content.piece(n)));
+      await t.markComplete(content.data.length);
+      assert.equal(t.complete, true);
+    }
+    await good.whenPersisted();
+    const meta = (t: StoredTask) => readFile(join(t.dir, "meta.json"), "utf8").then((m) => JSON.parse(m) as { complete: boolean; durable: boolean });
+    assert.deepEqual([(await meta(good)).complete, (await meta(good)).durable], [true, true]);
+    // As a crash would leave them: metadata saying complete but not yet flushed; one content file torn.
+    await torn.whenPersisted();
+    for (const t of [good, torn]) await writeFile(join(t.dir, "meta.json"), JSON.stringify({ ...(await meta(t)), durable: false }));
+    const torn2 = Buffer.from(content.data);
+    torn2.fill(0, PIECE, PIECE + 100);
+    await writeFile(torn.contentPath, torn2);
+    const reloaded = new Storage(storage.dataDir, silentLog);
+    await reloaded.load();
+    assert.equal(reloaded.get(good.taskId)?.complete, true, "the intact task is kept");
+    assert.equal(reloaded.get(torn.taskId), undefined, "the torn one is dropped");
+    await reloaded.get(good.taskId)!.whenPersisted();
+    assert.equal((await meta(good)).durable, true, "and the kept one is flushed and marked durable");
   });
 });

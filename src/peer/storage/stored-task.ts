@@ -22,6 +22,8 @@ export interface TaskMeta {
   pieceLength: number | null;
   pieces: PieceInfo[];
   complete: boolean;
+  /** False from completion until the content is known to be on disk (flushed in the background). */
+  durable: boolean;
   createdAt: number;
   lastAccess: number;
 }
@@ -39,6 +41,7 @@ export class StoredTask extends EventEmitter {
   /** Hashes the whole content while it arrives, when it must match a blob digest. */
   private hasher: ContentHasher | undefined;
   private hashWanted = false;
+  private persisting: Promise<void> | undefined;
   /** Downloads and uploads in progress; garbage collection leaves pinned tasks alone. */
   private pins = 0;
   failure: KilnError | undefined;
@@ -215,17 +218,41 @@ export class StoredTask extends EventEmitter {
     });
   }
 
-  /** Marks the task complete after every piece verified; persists the metadata. */
+  /**
+   * Marks the task complete after every piece verified and persists the metadata; the
+   * content is flushed to disk afterwards, off the download's path (see `persist`). A
+   * crash before that leaves `durable: false` on disk, and the task is verified again on load.
+   */
   async markComplete(contentLength: number): Promise<void> {
     this.meta.contentLength ??= contentLength;
     const total = this.totalPieces ?? 0;
     if (this.done.size !== total) throw new KilnError("INTERNAL", `task has ${this.done.size} of ${total} pieces`);
-    await this.fh?.datasync();
     this.meta.complete = true;
+    this.meta.durable = false;
     this.meta.pieces.sort((a, b) => a.number - b.number);
     await this.saveMeta();
-    await this.closeFile();
     this.emit("complete");
+    void this.persist();
+  }
+
+  /** Flushes the content to disk, then records that it is durable; never rejects (the task then stays `durable: false`). */
+  persist(): Promise<void> {
+    this.persisting ??= (async () => {
+      try {
+        await (await this.handle()).datasync();
+        this.meta.durable = true;
+        await this.saveMeta();
+      } catch {
+        // Left durable: false, so the next load verifies the content again.
+      }
+      await this.closeFile().catch(() => undefined);
+    })();
+    return this.persisting;
+  }
+
+  /** Resolves once a flush started by `persist` is over (at once if none was). */
+  whenPersisted(): Promise<void> {
+    return this.persisting ?? Promise.resolve();
   }
 
   fail(err: KilnError): void {
