@@ -4,6 +4,7 @@
  * pieces from memory, and an origin that serves a buffer.
  */
 import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -75,12 +76,15 @@ export class FakeScheduler implements EngineScheduler {
   readonly registrations: RegisterPeerInput[] = [];
   polls = 0;
   private version = 0;
+  private readonly stopped = new AbortController();
 
   constructor(
     readonly taskId: string,
     private readonly content: Content,
     private readonly script: ScriptedReply[],
     private readonly registerError?: KilnError,
+    /** How long each poll waits before answering (a long poll with no news). */
+    private readonly pollDelayMs = 5,
   ) {}
 
   private reply(i: number): ScheduleReply {
@@ -103,6 +107,11 @@ export class FakeScheduler implements EngineScheduler {
     };
   }
 
+  /** Answers the polls still waiting (a test over does not wait out a long poll). */
+  stop(): void {
+    this.stopped.abort();
+  }
+
   async registerPeer(req: RegisterPeerInput): Promise<RegisterPeerReply> {
     this.registrations.push(req);
     if (this.registerError) throw this.registerError;
@@ -111,8 +120,7 @@ export class FakeScheduler implements EngineScheduler {
 
   async schedule(): Promise<ScheduleReply> {
     this.polls++;
-    // A long poll that comes back soon: the session must not spin.
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(this.pollDelayMs, undefined, { signal: this.stopped.signal }).catch(() => undefined);
     return this.reply(this.polls);
   }
 
@@ -147,11 +155,13 @@ export class FakeParents implements PieceSource {
   readonly served: { parent: string; piece: number; behaviour: ParentBehaviour }[] = [];
   constructor(
     private readonly content: Content,
-    private readonly behaviour: (parent: string, piece: number) => ParentBehaviour = () => "serve",
+    /** How each parent answers; `attempt` counts the requests for that piece from that parent, from 1. */
+    private readonly behaviour: (parent: string, piece: number, attempt: number) => ParentBehaviour = () => "serve",
   ) {}
 
   async open(p: ParentInfo, _taskId: string, n: number): Promise<Readable> {
-    const behaviour = this.behaviour(p.peerId, n);
+    const attempt = this.served.filter((x) => x.parent === p.peerId && x.piece === n).length + 1;
+    const behaviour = this.behaviour(p.peerId, n, attempt);
     this.served.push({ parent: p.peerId, piece: n, behaviour });
     await new Promise((r) => setImmediate(r));
     if (behaviour === "unreachable") throw new PieceFetchError("unreachable", `parent ${p.peerId} unreachable: ECONNREFUSED`);
@@ -198,7 +208,11 @@ export async function tempStorage(): Promise<{ storage: Storage; cleanup: () => 
   const dir = await mkdtemp(join(tmpdir(), "kiln-download-"));
   const storage = new Storage(dir, silentLog);
   await storage.load();
-  return { storage, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  const cleanup = async () => {
+    await storage.flush();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { storage, cleanup };
 }
 
 export function spec(url = "http://origin.test/file"): DownloadSpec {

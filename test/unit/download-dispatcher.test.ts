@@ -76,6 +76,33 @@ describe("piece dispatcher", () => {
     assert.equal(d.isBlocked("a"), false);
   });
 
+  it("equally loaded parents: a peer before a seed, then the one used least, so every parent gets work", () => {
+    const stored = new Set<number>();
+    const d = dispatcher({ concurrentPieces: 1, piecesPerParent: 1 }, stored);
+    const seed = { ...parent("seed", range(0, 10)), isSeed: true };
+    d.updateParents([seed, parent("x", range(0, 10)), parent("y", range(0, 10))]);
+    const order: string[] = [];
+    for (let next = d.assign(0).assignments[0]; next; next = d.assign(0).assignments[0]) {
+      order.push(next.parent.peerId);
+      stored.add(next.piece);
+      d.release(next);
+    }
+    assert.deepEqual(order.slice(0, 4), ["x", "y", "x", "y"], "peers take turns while the seed is spared");
+    assert.equal(order.length, 10);
+  });
+
+  it("says when a parent backing off may be asked again", () => {
+    const d = dispatcher({ concurrentPieces: 2 });
+    d.updateParents([parent("a", range(0, 10)), parent("b", range(0, 10))]);
+    assert.equal(d.nextRetryAt(0), undefined);
+    const [a, b] = d.assign(0).assignments;
+    d.failed(a!, "busy", 1_000);
+    d.failed(b!, "busy", 1_050);
+    assert.equal(d.nextRetryAt(1_000), 1_100);
+    assert.equal(d.nextRetryAt(1_120), 1_150);
+    assert.equal(d.nextRetryAt(1_200), undefined);
+  });
+
   it("a cancelled fetch frees its slot without blocking the parent", () => {
     const d = dispatcher({ concurrentPieces: 1 });
     d.updateParents([parent("a", range(0, 10))]);

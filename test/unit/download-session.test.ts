@@ -100,6 +100,20 @@ describe("download session", () => {
     assert.ok(!scheduler.reportedPieces().some((n, i, a) => a.indexOf(n) !== i), "no piece reported twice");
   });
 
+  it("a busy parent is asked again after its back-off, without waiting for the next poll", async () => {
+    const { content, s, task, origin } = await setup([{ action: "p2p" }]);
+    // Polls that never come back during the test: only the back-off timer can restart the fetches.
+    const scheduler = new FakeScheduler(task.taskId, content, [{ action: "p2p", parents: [parent("full", all(content))] }], undefined, 60_000);
+    const parents = new FakeParents(content, (_p, _n, attempt) => (attempt === 1 ? "busy" : "serve"));
+    const d = deps(scheduler, parents, origin);
+    await new DownloadSession(d, s, task, undefined).run();
+    scheduler.stop();
+    assert.deepEqual(await readFile(task.contentPath), content.data);
+    assert.ok(parents.served.some((x) => x.behaviour === "busy"), "the parent did answer busy");
+    assert.deepEqual(scheduler.failures, [], "busy is not a failure worth reporting");
+    assert.ok(scheduler.polls <= 1, `polls: ${scheduler.polls}`);
+  });
+
   it("back_to_source: fetches from the origin, reports the layout before the pieces, and becomes the source of digests", async () => {
     // Without a known layout the origin fetcher picks the default piece length (4 MiB at least).
     const pieceLength = defaultPieceLength(8 * MiB + 1000);

@@ -29,6 +29,8 @@ interface ParentState {
   info: ParentInfo;
   pieces: BitSet;
   inFlight: number;
+  /** Pieces ever assigned to it: among equally loaded parents, the one used least goes first. */
+  assigned: number;
   busyUntil: number;
 }
 
@@ -37,6 +39,10 @@ export class PieceDispatcher {
   private readonly blocked = new Set<string>();
   private readonly digests = new Map<number, PieceInfo>();
   private readonly inFlight = new Map<number, ParentState>();
+  /** Highest piece number with a known digest. */
+  private lastKnown = -1;
+  /** Every piece below this one is stored. */
+  private firstMissing = 0;
 
   constructor(
     private readonly opts: DispatchOptions,
@@ -46,7 +52,10 @@ export class PieceDispatcher {
 
   /** Canonical digests, from whoever fetched the pieces from the origin. */
   addDigests(pieces: PieceInfo[]): void {
-    for (const p of pieces) this.digests.set(p.number, p);
+    for (const p of pieces) {
+      this.digests.set(p.number, p);
+      this.lastKnown = Math.max(this.lastKnown, p.number);
+    }
   }
 
   digest(n: number): PieceInfo | undefined {
@@ -59,7 +68,7 @@ export class PieceDispatcher {
       const pieces = BitSet.fromBase64(info.pieces);
       const existing = this.parents.get(info.peerId);
       if (existing) Object.assign(existing, { info, pieces });
-      else this.parents.set(info.peerId, { info, pieces, inFlight: 0, busyUntil: 0 });
+      else this.parents.set(info.peerId, { info, pieces, inFlight: 0, assigned: 0, busyUntil: 0 });
     }
   }
 
@@ -72,30 +81,33 @@ export class PieceDispatcher {
   }
 
   /**
-   * Picks pieces to start now, lowest first, each from the least loaded parent that
-   * holds it, within the limits; marks them in flight. `starved` when a wanted piece
-   * had no parent able to serve it.
+   * Picks pieces to start now, lowest first (the reader streams in order), within the
+   * limits, and marks them in flight. Each goes to the parent holding it with the fewest
+   * pieces in flight from us; on a tie a peer before a seed (every child loads the seed),
+   * then the parent used least so far, so the load spreads over every parent that can
+   * serve. Busy (backing off) and blocked parents are skipped. `starved` when a wanted
+   * piece had no parent able to serve it.
    */
   assign(now: number): { assignments: Assignment[]; starved: boolean } {
     const assignments: Assignment[] = [];
     let starved = false;
-    const numbers = [...this.digests.keys()].sort((a, b) => a - b);
-    for (const n of numbers) {
-      if (this.inFlight.size >= this.opts.concurrentPieces) break;
-      if (this.has(n) || this.inFlight.has(n)) continue;
+    while (this.has(this.firstMissing)) this.firstMissing++;
+    for (let n = this.firstMissing; n <= this.lastKnown && this.inFlight.size < this.opts.concurrentPieces; n++) {
+      const expected = this.digests.get(n);
+      if (!expected || this.has(n) || this.inFlight.has(n)) continue;
       let best: ParentState | undefined;
       for (const p of this.parents.values()) {
-        if (this.blocked.has(p.info.peerId) || !p.pieces.has(n) || p.busyUntil > now) continue;
-        if (p.inFlight >= this.opts.piecesPerParent) continue;
-        if (!best || p.inFlight < best.inFlight) best = p;
+        if (p.inFlight >= this.opts.piecesPerParent || p.busyUntil > now || !p.pieces.has(n) || this.blocked.has(p.info.peerId)) continue;
+        if (!best || better(p, best)) best = p;
       }
       if (!best) {
         starved = true;
         continue;
       }
       best.inFlight++;
+      best.assigned++;
       this.inFlight.set(n, best);
-      assignments.push({ piece: n, parent: best.info, expected: this.digests.get(n)! });
+      assignments.push({ piece: n, parent: best.info, expected });
     }
     return { assignments, starved };
   }
@@ -113,6 +125,15 @@ export class PieceDispatcher {
     this.untrack(a);
   }
 
+  /** When the earliest parent backing off after a "busy" answer may be asked again, if any is. */
+  nextRetryAt(now: number): number | undefined {
+    let at: number | undefined;
+    for (const p of this.parents.values()) {
+      if (p.busyUntil > now && !this.blocked.has(p.info.peerId)) at = Math.min(at ?? Infinity, p.busyUntil);
+    }
+    return at;
+  }
+
   private untrack(a: Assignment): ParentState | undefined {
     const parent = this.inFlight.get(a.piece);
     if (!parent || parent.info.peerId !== a.parent.peerId) return undefined;
@@ -120,4 +141,10 @@ export class PieceDispatcher {
     parent.inFlight--;
     return parent;
   }
+}
+
+function better(a: ParentState, b: ParentState): boolean {
+  if (a.inFlight !== b.inFlight) return a.inFlight < b.inFlight;
+  if (a.info.isSeed !== b.info.isSeed) return !a.info.isSeed;
+  return a.assigned < b.assigned;
 }

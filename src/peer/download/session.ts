@@ -73,6 +73,8 @@ export class DownloadSession {
   private wantParents: number;
   private lastProgress = Date.now();
   private settle!: { resolve: () => void; reject: (e: KilnError) => void };
+  /** Dispatches again when a parent that answered "busy" may be asked again. */
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Wakes the poll loop early: the download has a free slot and nothing to start. */
   private wakePoll: (() => void) | undefined;
   private readonly log: Logger;
@@ -198,10 +200,20 @@ export class DownloadSession {
 
   private dispatch(): void {
     if (!this.fsm.is("p2p") || this.task.meta.pieceLength === null) return;
-    const { assignments, starved } = this.dispatcher.assign(Date.now());
+    const now = Date.now();
+    const { assignments, starved } = this.dispatcher.assign(now);
     for (const a of assignments) void this.fetch(a);
     if (starved && this.dispatcher.inFlightCount === 0) this.wantParents = Math.min(MAX_PARENTS, this.wantParents * 2);
-    if (this.hungry()) this.wakePoll?.();
+    if (!this.hungry()) return;
+    this.wakePoll?.();
+    // A free slot while parents back off: try them again when they may have room, not at the next poll.
+    const retryAt = this.dispatcher.nextRetryAt(now);
+    if (retryAt !== undefined && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.dispatch();
+      }, retryAt - now);
+    }
   }
 
   private async fetch(a: Assignment): Promise<void> {
@@ -290,6 +302,7 @@ export class DownloadSession {
   }
 
   private abortFetches(): void {
+    clearTimeout(this.retryTimer);
     for (const ac of this.fetches.values()) ac.abort();
     this.wakePoll?.();
   }

@@ -277,6 +277,8 @@ export class StoredTask extends EventEmitter {
   }
 
   async destroy(): Promise<void> {
+    // A flush in progress would write the metadata back into the directory being removed.
+    await this.persisting;
     await this.closeFile().catch(() => undefined);
     await rm(this.dir, { recursive: true, force: true });
   }
