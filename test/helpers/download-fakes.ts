@@ -29,7 +29,7 @@ import { PeerMetrics } from "../../src/peer/metrics.js";
 import { Storage } from "../../src/peer/storage/storage.js";
 import type { EngineScheduler, SessionScheduler } from "../../src/peer/download/scheduler-port.js";
 import type { PieceSource } from "../../src/peer/download/piece-fetcher.js";
-import { PieceFetchError } from "../../src/peer/download/piece-client.js";
+import { PieceFetchError, type PieceSink } from "../../src/peer/download/piece-client.js";
 import type { OriginSource } from "../../src/peer/download/back-to-source.js";
 import type { DownloadOptions, SessionDeps } from "../../src/peer/download/session.js";
 
@@ -159,7 +159,7 @@ export class FakeParents implements PieceSource {
     private readonly behaviour: (parent: string, piece: number, attempt: number) => ParentBehaviour = () => "serve",
   ) {}
 
-  async open(p: ParentInfo, _taskId: string, n: number): Promise<Readable> {
+  async fetch(p: ParentInfo, _taskId: string, n: number, sink: PieceSink): Promise<void> {
     const attempt = this.served.filter((x) => x.parent === p.peerId && x.piece === n).length + 1;
     const behaviour = this.behaviour(p.peerId, n, attempt);
     this.served.push({ parent: p.peerId, piece: n, behaviour });
@@ -168,10 +168,11 @@ export class FakeParents implements PieceSource {
     if (behaviour === "busy") throw new PieceFetchError("busy", `parent ${p.peerId} is busy`);
     const bytes = Buffer.from(this.content.piece(n));
     if (behaviour === "corrupt") bytes.fill(0x5a);
-    // Two chunks, as a socket would deliver them.
+    // Two chunks, as a socket would deliver them, waiting when the sink asks to.
     const half = Math.floor(bytes.length / 2);
-    return Readable.from([bytes.subarray(0, half), bytes.subarray(half)]);
+    for (const chunk of [bytes.subarray(0, half), bytes.subarray(half)]) if (!sink.write(chunk)) await sink.drained();
   }
+
 }
 
 /** An origin serving `content` (from a range start), counting requests. */

@@ -5,7 +5,6 @@
  */
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
-import { finished, type Readable } from "node:stream";
 import { KilnError, isDiskFull } from "../../common/errors.js";
 
 /** Bytes collected before a write is issued: network chunks are ~64 KiB, so one syscall per 16 of them. */
@@ -108,42 +107,6 @@ export class PieceWriter {
         if (this.error || this.queued + this.pending < HIGH_WATER) for (const wake of this.waiters.splice(0)) wake();
       });
   }
-}
-
-/**
- * Feeds `body` into `writer`, pausing it while the disk catches up; resolves with what
- * was written once the body ended. On failure the body is destroyed and no write of
- * the piece is left in flight when this rejects.
- */
-export function writeFromStream(writer: PieceWriter, body: Readable): Promise<WrittenPiece> {
-  return new Promise((resolve, reject) => {
-    let failed = false;
-    const fail = (err: unknown) => {
-      if (failed) return;
-      failed = true;
-      body.off("data", onData);
-      body.destroy();
-      void writer.abort().then(() => reject(err));
-    };
-    const onData = (chunk: Buffer) => {
-      let more: boolean;
-      try {
-        more = writer.write(chunk);
-      } catch (err) {
-        return fail(err);
-      }
-      if (more) return;
-      body.pause();
-      void writer.drained().then(() => failed || body.resume());
-    };
-    body.on("data", onData);
-    finished(body, (err) => {
-      if (failed) return;
-      if (err) return fail(err);
-      failed = true;
-      writer.end().then(resolve, reject);
-    });
-  });
 }
 
 async function writeAll(fh: FileHandle, buffers: Buffer[], position: number): Promise<void> {

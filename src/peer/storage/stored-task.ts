@@ -1,13 +1,12 @@
 /** One task's content on disk: a pre-sized file, verified pieces, and metadata. */
 import { EventEmitter } from "node:events";
 import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
-import type { Readable } from "node:stream";
 import { join } from "node:path";
 import { KilnError } from "../../common/errors.js";
 import { BitSet } from "../../common/bitset.js";
 import { pieceCount, pieceRange } from "../../common/piece.js";
 import type { PieceInfo } from "../../api/scheduler.js";
-import { PieceWriter, diskError, writeFromStream, type WrittenPiece } from "./piece-writer.js";
+import { PieceWriter, diskError, type WrittenPiece } from "./piece-writer.js";
 import { ContentHasher } from "./content-hasher.js";
 
 export interface TaskMeta {
@@ -148,15 +147,10 @@ export class StoredTask extends EventEmitter {
   }
 
   /**
-   * Writes piece `n` from `body` at its offset while hashing. The piece becomes
-   * visible (to readers, uploads and the scheduler) only when its length and,
-   * where one is known, its digest check. A failed piece is never marked.
+   * Verifies what a writer wrote and marks the piece stored: only now does it become
+   * visible (to readers, uploads and the scheduler), once its length and, where one is
+   * known, its digest check. A failed piece is never marked; throws DIGEST_MISMATCH.
    */
-  async writePiece(n: number, body: Readable, expected?: ExpectedPiece): Promise<PieceInfo> {
-    return this.commitPiece(n, await writeFromStream(this.pieceWriter(n, expected), body), expected);
-  }
-
-  /** Verifies what a writer wrote and marks the piece stored; throws DIGEST_MISMATCH otherwise. */
   commitPiece(n: number, written: WrittenPiece, expected?: ExpectedPiece): PieceInfo {
     const { length, digest } = written;
     const { contentLength, pieceLength } = this.meta;
