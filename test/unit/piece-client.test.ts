@@ -6,6 +6,7 @@ import net, { type AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { fetchPieceInto, PieceFetchError, type PieceSink } from "../../src/peer/download/piece-client.js";
 import { parent } from "../helpers/download-fakes.js";
+import { releaseView, retainView } from "../../src/peer/blocks.js";
 
 const TASK = "a".repeat(64);
 
@@ -74,7 +75,7 @@ describe("piece client", () => {
     assert.equal(s.connections.length, 1, "one kept-alive connection served both");
   });
 
-  it("the bytes handed to the sink stay as they were while later ones arrive (no buffer is reused under them)", async () => {
+  it("bytes a sink retains stay as they were while later ones arrive and other fetches run (no block is reused under them)", async () => {
     const body = randomBytes(2 * 1024 * 1024);
     const s = await rawServer((socket) => {
       socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
@@ -82,9 +83,11 @@ describe("piece client", () => {
     });
     servers.push(s);
     const views: Buffer[] = [];
-    await fetch(s.parent, { write: (c) => (views.push(c), true), drained: async () => undefined });
+    await fetch(s.parent, { write: (c) => (retainView(c), views.push(c), true), drained: async () => undefined });
+    await fetch(s.parent, { write: () => true, drained: async () => undefined });
     await fetch(s.parent, { write: () => true, drained: async () => undefined });
     assert.ok(Buffer.concat(views).equals(body));
+    for (const v of views) releaseView(v);
   });
 
   it("429 is 'busy', other statuses 'http_error' with the parent's message; the connection stays usable", async () => {

@@ -10,6 +10,7 @@ import net from "node:net";
 import { describeNetworkError } from "../../common/errors.js";
 import { PEER_PATHS } from "../../api/peer.js";
 import type { ParentInfo } from "../../api/scheduler.js";
+import { BLOCK_SIZE as BLOCK, retireBlock, takeSharedBlock } from "../blocks.js";
 
 export class PieceFetchError extends Error {
   constructor(
@@ -27,7 +28,6 @@ export interface PieceSink {
   drained(): Promise<void>;
 }
 
-const BLOCK = 1024 * 1024;
 /** A read into less room than this starts a new block instead. */
 const MIN_READ = 64 * 1024;
 const MAX_HEAD = 16 * 1024;
@@ -57,7 +57,8 @@ class Connection {
       onread: {
         buffer: () => {
           if (!this.block || BLOCK - this.fill < MIN_READ) {
-            this.block = Buffer.allocUnsafeSlow(BLOCK);
+            this.retire();
+            this.block = takeSharedBlock();
             this.fill = 0;
           }
           return this.block.subarray(this.fill);
@@ -75,6 +76,7 @@ class Connection {
     this.socket.on("close", () => {
       this.exchange?.closed(undefined);
       dropIdle(this);
+      this.retire();
     });
     this.socket.on("timeout", () => {
       if (this.exchange) this.exchange.closed(Object.assign(new Error("stalled"), { code: "ETIMEDOUT" }));
@@ -85,7 +87,13 @@ class Connection {
   /** An idle connection keeps its block only while much of it is free (a parked block is memory no one uses). */
   park(): void {
     this.exchange = undefined;
-    if (BLOCK - this.fill < BLOCK / 2) this.block = undefined;
+    if (BLOCK - this.fill < BLOCK / 2) this.retire();
+  }
+
+  /** Nothing more is read into the current block: it is reused once the writes of its bytes are done. */
+  private retire(): void {
+    if (this.block) retireBlock(this.block);
+    this.block = undefined;
   }
 }
 
@@ -175,6 +183,8 @@ function exchange(c: Connection, parent: ParentInfo, taskId: string, n: number, 
         const end = head.indexOf("\r\n\r\n");
         if (end < 0) {
           if (head.length > MAX_HEAD) settle(new PieceFetchError("http_error", `parent ${parent.peerId} sent an oversized response head`));
+          // A copy: the block under these bytes may be reused before the rest of the head arrives.
+          else if (head === bytes) head = Buffer.from(bytes);
           return;
         }
         const parsed = parseHead(head.subarray(0, end).toString("latin1"));

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { KilnError, isDiskFull } from "../../common/errors.js";
+import { releaseView, retainView } from "../blocks.js";
 
 /** Bytes collected before a write is issued: network chunks are ~64 KiB, so one syscall per 16 of them. */
 const WRITE_BATCH = 1024 * 1024;
@@ -54,6 +55,8 @@ export class PieceWriter {
     this.observer?.chunk(this.piece, this.start + this.length, chunk);
     this.length += chunk.length;
     this.hash.update(chunk);
+    // A view of a shared block (the piece client's) stays untouched until written.
+    retainView(chunk);
     this.queue.push(chunk);
     this.queued += chunk.length;
     if (this.queued >= WRITE_BATCH) this.submit();
@@ -83,7 +86,7 @@ export class PieceWriter {
    * it is in flight, so a retry of the piece can never be overwritten by this one.
    */
   async abort(): Promise<void> {
-    this.queue = [];
+    for (const chunk of this.queue.splice(0)) releaseView(chunk);
     this.queued = 0;
     this.error ??= new KilnError("INTERNAL", `piece ${this.piece} abandoned`);
     if (!this.closed) this.observer?.abandoned(this.piece);
@@ -103,13 +106,15 @@ export class PieceWriter {
       .then(() => (this.error ? undefined : writeAll(this.fh, buffers, position)))
       .catch((err: unknown) => void (this.error ??= diskError(err)))
       .then(() => {
+        for (const chunk of buffers) releaseView(chunk);
         this.pending -= bytes;
         if (this.error || this.queued + this.pending < HIGH_WATER) for (const wake of this.waiters.splice(0)) wake();
       });
   }
 }
 
-async function writeAll(fh: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+async function writeAll(fh: FileHandle, chunks: readonly Buffer[], position: number): Promise<void> {
+  const buffers = [...chunks];
   for (;;) {
     const { bytesWritten } = await fh.writev(buffers, position);
     let left = bytesWritten;

@@ -1,23 +1,11 @@
 /**
  * Sends a byte range of a file to an HTTP response: one `pread` and one socket
- * write per MiB, the next read overlapping the previous write, into buffers reused
- * across uploads (a fresh 1 MiB buffer per read costs page faults and GC).
+ * write per MiB, the next read overlapping the previous write, into blocks reused
+ * across uploads (see blocks.ts).
  */
 import { open } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
-
-const BLOCK = 1024 * 1024;
-/** Free blocks kept for the next uploads; more are allocated when busy, and dropped after. */
-const POOL_SIZE = 16;
-const pool: Buffer[] = [];
-
-function take(): Buffer {
-  return pool.pop() ?? Buffer.allocUnsafeSlow(BLOCK);
-}
-
-function give(buf: Buffer): void {
-  if (pool.length < POOL_SIZE) pool.push(buf);
-}
+import { BLOCK_SIZE as BLOCK, giveBlock as give, takeBlock as take } from "../blocks.js";
 
 /**
  * Writes `[start, end)` of `path` to `res` and ends it. `beforeWrite` runs before each
