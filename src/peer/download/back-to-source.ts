@@ -50,12 +50,15 @@ export async function backToSource(
   log.info({ url: redact(spec.url), from }, "fetching from the origin");
   const res = await origin.open(spec.url, spec.headers, { from });
   const pieceLength = meta.pieceLength ?? spec.pieceLength ?? defaultPieceLength(res.contentLength ?? undefined);
-  await task.setLayout(res.contentLength, pieceLength);
-  await hooks.layout({ contentLength: res.contentLength, pieceLength });
-
-  if (res.offset % pieceLength !== 0) {
+  try {
+    if (res.offset % pieceLength !== 0) {
+      throw new KilnError("ORIGIN_STATUS", `origin answered a range starting at ${res.offset}, not a piece boundary`, 502);
+    }
+    await task.setLayout(res.contentLength, pieceLength);
+    await hooks.layout({ contentLength: res.contentLength, pieceLength });
+  } catch (err) {
     res.body.destroy();
-    throw new KilnError("ORIGIN_STATUS", `origin answered a range starting at ${res.offset}, not a piece boundary`, 502);
+    throw err;
   }
   const total = await cutIntoPieces(res.body, task, res.offset, hooks, signal);
   if (res.contentLength !== null && total !== res.contentLength) {
@@ -134,6 +137,7 @@ function cutIntoPieces(body: Readable, task: StoredTask, start: number, hooks: S
         fail(err);
       }
     };
+    if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort);
     body.on("data", onData);
     finished(body, (err) => {

@@ -1,20 +1,19 @@
 /**
  * One download of one task on this peer, as an explicit state machine:
  *
- *   registering ─┬─> p2p ──> back_to_source ──> completing ──> succeeded
- *                └───────────────┘      (p2p ──> completing)   └─> failed
- *   (any state but succeeded ──> failed)
+ *   registering ──> p2p ──────────────> completing ──> succeeded
+ *        │           │                      ^
+ *        └───────────┴──> back_to_source ───┘
+ *   and from any state but succeeded ──> failed
  *
  * registering: asks the scheduler for a role; without a scheduler it goes to the
- * origin unregistered. p2p: polls the scheduler for parents and digests and lets
- * the dispatcher start piece fetches. back_to_source: told to, or the swarm could
+ * origin unregistered. p2p: polls the scheduler for parents and digests (poller.ts)
+ * and lets the dispatcher start piece fetches. back_to_source: told to, or the swarm could
  * not serve for too long. completing: every piece is stored; the blob digest is
  * checked before the task is marked complete.
  */
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { KilnError } from "../../common/errors.js";
-import { PEER } from "../../common/defaults.js";
 import { StateMachine } from "../../common/fsm.js";
 import type { Logger } from "../../common/logger.js";
 import type { DownloadSpec, TaskError } from "../../api/common.js";
@@ -24,6 +23,7 @@ import type { StoredTask } from "../storage/stored-task.js";
 import { backToSource, type OriginSource } from "./back-to-source.js";
 import { BUSY_BACKOFF_MS, PieceDispatcher, type Assignment } from "./dispatcher.js";
 import { failureKind, fetchPiece, type PieceSource } from "./piece-fetcher.js";
+import { SchedulePoller } from "./poller.js";
 import { TaskReporter } from "./reporter.js";
 import type { SessionScheduler } from "./scheduler-port.js";
 
@@ -68,15 +68,13 @@ export class DownloadSession {
   private readonly source = new AbortController();
   /** Set once the scheduler knows this peer; an unregistered download reports nothing. */
   private reporter: TaskReporter | undefined;
+  private poller: SchedulePoller | undefined;
   private version = -1;
-  private polls = 0;
   private wantParents: number;
   private lastProgress = Date.now();
   private settle!: { resolve: () => void; reject: (e: KilnError) => void };
   /** Dispatches again when a parent that answered "busy" may be asked again. */
   private retryTimer: NodeJS.Timeout | undefined;
-  /** Wakes the poll loop early: the download has a free slot and nothing to start. */
-  private wakePoll: (() => void) | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -125,47 +123,20 @@ export class DownloadSession {
     } catch (err) {
       return this.fail(err);
     }
-    void this.pollLoop();
-  }
-
-  private async pollLoop(): Promise<void> {
-    let errors = 0;
-    while (this.fsm.is("p2p")) {
-      const polledAt = Date.now();
-      try {
-        this.polls++;
-        const reply = await this.deps.scheduler.schedule(this.task.taskId, this.peerId, { since: this.version, count: this.wantParents });
-        errors = 0;
-        await this.apply(reply);
-      } catch (err) {
-        if (!this.fsm.is("p2p")) return;
-        errors++;
-        this.log.warn({ err: (err as Error).message, errors }, "schedule call failed");
-        await sleep(Math.min(2_000, 100 * 2 ** errors));
-      }
-      this.checkStall();
-      await this.untilPollDue(polledAt);
-    }
-  }
-
-  /**
-   * A download with every slot busy learns nothing it needs from a poll: it waits until
-   * a slot frees with nothing to start in it, or `pollRefreshMs` passes for fresher parents.
-   */
-  private async untilPollDue(polledAt: number): Promise<void> {
-    if (!this.fsm.is("p2p")) return;
-    if (!this.hungry()) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => this.wakePoll?.(), PEER.pollRefreshMs);
-        this.wakePoll = () => {
-          clearTimeout(timer);
-          this.wakePoll = undefined;
-          resolve();
-        };
-      });
-    }
-    const gap = polledAt + PEER.pollGapMs - Date.now();
-    if (gap > 0 && this.fsm.is("p2p")) await sleep(gap);
+    this.poller = new SchedulePoller(
+      scheduler,
+      this.task.taskId,
+      this.peerId,
+      {
+        active: () => this.fsm.is("p2p"),
+        hungry: () => this.hungry(),
+        query: () => ({ since: this.version, count: this.wantParents }),
+        apply: (r) => this.apply(r),
+        polled: () => this.checkStall(),
+      },
+      this.log,
+    );
+    void this.poller.run();
   }
 
   private hungry(): boolean {
@@ -205,7 +176,7 @@ export class DownloadSession {
     for (const a of assignments) void this.fetch(a);
     if (starved && this.dispatcher.inFlightCount === 0) this.wantParents = Math.min(MAX_PARENTS, this.wantParents * 2);
     if (!this.hungry()) return;
-    this.wakePoll?.();
+    this.poller?.wake();
     // A free slot while parents back off: try them again when they may have room, not at the next poll.
     const retryAt = this.dispatcher.nextRetryAt(now);
     if (retryAt !== undefined && !this.retryTimer) {
@@ -255,7 +226,7 @@ export class DownloadSession {
   private toSource(): void {
     if (!this.fsm.can("back_to_source")) return;
     this.fsm.to("back_to_source");
-    this.abortFetches();
+    this.stop();
     const hooks = {
       layout: (layout: { contentLength?: number | null; pieceLength?: number }) => this.reporter?.flush(layout) ?? Promise.resolve(),
       piece: (info: PieceInfo) => this.pieceDone(info, "origin"),
@@ -281,8 +252,9 @@ export class DownloadSession {
       }
       await this.task.markComplete(contentLength);
       this.fsm.to("succeeded");
+      this.stop();
       await this.reporter?.result({ state: "succeeded", contentLength });
-      this.log.info({ contentLength, pieces: total, polls: this.polls, reports: this.reporter?.sent ?? 0 }, "download complete");
+      this.log.info({ contentLength, pieces: total, polls: this.poller?.polls ?? 0, reports: this.reporter?.sent ?? 0 }, "download complete");
       this.settle.resolve();
     } catch (err) {
       await this.fail(err);
@@ -292,7 +264,7 @@ export class DownloadSession {
   private async fail(err: unknown): Promise<void> {
     if (this.fsm.is("succeeded", "failed")) return;
     this.fsm.to("failed");
-    this.abortFetches();
+    this.stop();
     this.source.abort();
     const error = toKilnError(err);
     this.log.warn({ code: error.code, err: error.message }, "download failed");
@@ -301,10 +273,11 @@ export class DownloadSession {
     this.settle.reject(error);
   }
 
-  private abortFetches(): void {
+  /** Out of p2p: no more fetches, retries or polls. */
+  private stop(): void {
     clearTimeout(this.retryTimer);
     for (const ac of this.fetches.values()) ac.abort();
-    this.wakePoll?.();
+    this.poller?.wake();
   }
 }
 

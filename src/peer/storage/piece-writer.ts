@@ -8,7 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { KilnError, isDiskFull } from "../../common/errors.js";
 import { releaseView, retainView } from "../blocks.js";
 
-/** Bytes collected before a write is issued: network chunks are ~64 KiB, so one syscall per 16 of them. */
+/** Bytes collected before a write is issued: origin chunks are ~64 KiB, so one syscall for 16 of them. */
 const WRITE_BATCH = 1024 * 1024;
 /** Bytes collected or being written above which the producer is asked to wait. */
 const HIGH_WATER = 4 * WRITE_BATCH;
