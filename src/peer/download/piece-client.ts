@@ -66,8 +66,13 @@ class Connection {
         callback: (n: number) => {
           const bytes = this.block!.subarray(this.fill, this.fill + n);
           this.fill += n;
-          if (this.exchange) this.exchange.data(bytes);
-          else this.socket.destroy(); // bytes nobody asked for: the connection is out of step
+          try {
+            if (this.exchange) this.exchange.data(bytes);
+            else this.socket.destroy(); // bytes nobody asked for: the connection is out of step
+          } catch (err) {
+            // Whatever goes wrong with one response fails that fetch, never the process.
+            this.socket.destroy(err as Error);
+          }
           return true;
         },
       },
@@ -103,6 +108,7 @@ function dropIdle(c: Connection): void {
   const list = idle.get(c.key);
   const i = list?.indexOf(c) ?? -1;
   if (i >= 0) list!.splice(i, 1);
+  if (list?.length === 0) idle.delete(c.key);
 }
 
 function release(c: Connection): void {
