@@ -62,6 +62,16 @@ export const PEER = {
   pieceStallMs: 10_000,
   /** With no parent able to serve for this long, go to the origin. */
   noParentFallbackMs: 15_000,
+  /**
+   * Scheduler polls of a download: a download with a free piece slot and nothing to
+   * start polls again at once (the poll waits for news), but never twice within
+   * `pollGapMs`; one whose slots are all busy refreshes its parents every `pollRefreshMs`.
+   * Each report wakes every waiting poll of the task, so this bounds the O(peers²) traffic.
+   */
+  pollGapMs: 50,
+  pollRefreshMs: 1_000,
+  /** Pieces finished within this window go to the scheduler in one report. */
+  reportDelayMs: 30,
   /** Upload server: concurrent piece uploads. */
   uploadConcurrency: 32,
   /** Upload bandwidth in bytes/s; 0 = unlimited. */

@@ -1,12 +1,13 @@
-/** The peer's download engine: one conductor per task, shared by every reader of it. */
-import { KilnError } from "../common/errors.js";
-import { filterUrl, parseBlobUrl, taskIdFor } from "../common/task-id.js";
-import type { Logger } from "../common/logger.js";
-import type { DownloadSpec } from "../api/common.js";
-import { Conductor, newPeerId, type ConductorContext } from "./conductor.js";
-import type { Storage } from "./storage.js";
-import type { StoredTask } from "./stored-task.js";
-import { contentStream, type ByteRange } from "./content-stream.js";
+/** The peer's download engine: one download session per task, shared by every reader of it. */
+import { KilnError } from "../../common/errors.js";
+import { filterUrl, parseBlobUrl, taskIdFor } from "../../common/task-id.js";
+import type { Logger } from "../../common/logger.js";
+import type { DownloadSpec } from "../../api/common.js";
+import { DownloadSession, newPeerId, type SessionDeps } from "./session.js";
+import type { EngineScheduler } from "./scheduler-port.js";
+import type { Storage } from "../storage/storage.js";
+import type { StoredTask } from "../storage/stored-task.js";
+import { contentStream, type ByteRange } from "../storage/content-stream.js";
 
 export interface DownloadHandle {
   taskId: string;
@@ -22,7 +23,7 @@ export class PeerEngine {
   private readonly registrations = new Map<string, string>();
 
   constructor(
-    private readonly ctx: ConductorContext,
+    private readonly ctx: SessionDeps & { scheduler: EngineScheduler },
     readonly storage: Storage,
     private readonly log: Logger,
   ) {}
@@ -59,12 +60,12 @@ export class PeerEngine {
       throw err;
     }
     const blob = parseBlobUrl(spec.url);
-    const conductor = new Conductor(this.ctx, spec, task, blob?.algorithm === "sha256" ? blob.digest : undefined);
+    const session = new DownloadSession(this.ctx, spec, task, blob?.algorithm === "sha256" ? blob.digest : undefined);
     const release = task.acquire();
-    const done = conductor
+    const done = session
       .run()
       .then(
-        () => void this.registrations.set(taskId, conductor.peerId),
+        () => void this.registrations.set(taskId, session.peerId),
         async (err: KilnError) => {
           task.fail(err);
           await this.storage.remove(task).catch(() => undefined);

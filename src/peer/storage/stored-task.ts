@@ -1,13 +1,13 @@
 /** One task's content on disk: a pre-sized file, verified pieces, and metadata. */
 import { EventEmitter } from "node:events";
-import { createReadStream, type ReadStream } from "node:fs";
 import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
-import { createHash, type Hash } from "node:crypto";
 import { join } from "node:path";
-import { KilnError, isDiskFull } from "../common/errors.js";
-import { BitSet } from "../common/bitset.js";
-import { pieceCount, pieceRange } from "../common/piece.js";
-import type { PieceInfo } from "../api/scheduler.js";
+import { KilnError } from "../../common/errors.js";
+import { BitSet } from "../../common/bitset.js";
+import { pieceCount, pieceRange } from "../../common/piece.js";
+import type { PieceInfo } from "../../api/scheduler.js";
+import { PieceWriter, diskError, type WrittenPiece } from "./piece-writer.js";
+import { ContentHasher } from "./content-hasher.js";
 
 export interface TaskMeta {
   taskId: string;
@@ -21,18 +21,26 @@ export interface TaskMeta {
   pieceLength: number | null;
   pieces: PieceInfo[];
   complete: boolean;
+  /** False from completion until the content is known to be on disk (flushed in the background). */
+  durable: boolean;
   createdAt: number;
   lastAccess: number;
 }
 
 export const CONTENT_FILE = "content";
-const WRITE_BATCH = 1024 * 1024;
 export const META_FILE = "meta.json";
+
+/** What a piece must be: its canonical digest and length, when the scheduler knows them. */
+export type ExpectedPiece = Pick<PieceInfo, "digest" | "length">;
 
 export class StoredTask extends EventEmitter {
   private readonly done = new BitSet();
   private readonly infos = new Map<number, PieceInfo>();
   private fh: FileHandle | undefined;
+  /** Hashes the whole content while it arrives, when it must match a blob digest. */
+  private hasher: ContentHasher | undefined;
+  private hashWanted = false;
+  private persisting: Promise<void> | undefined;
   /** Downloads and uploads in progress; garbage collection leaves pinned tasks alone. */
   private pins = 0;
   failure: KilnError | undefined;
@@ -106,10 +114,12 @@ export class StoredTask extends EventEmitter {
       throw new KilnError("CONFLICT", `content length ${contentLength} differs from the task's ${m.contentLength}`);
     }
     m.pieceLength = pieceLength;
+    const fh = await this.handle().catch(rethrowDisk);
     if (contentLength !== null && m.contentLength === null) {
       m.contentLength = contentLength;
-      await this.handle().then((fh) => fh.truncate(contentLength)).catch(rethrowDisk);
+      await fh.truncate(contentLength).catch(rethrowDisk);
     }
+    if (this.hashWanted) this.hasher ??= new ContentHasher({ pieceLength, contentLength: () => m.contentLength, hasPiece: (n) => this.hasPiece(n), file: () => this.handle() });
     this.emit("layout");
   }
 
@@ -118,75 +128,55 @@ export class StoredTask extends EventEmitter {
     return this.fh;
   }
 
-  /**
-   * Writes piece `n` from `chunks` at its offset while hashing. The piece becomes
-   * visible (to readers, uploads and the scheduler) only when its length and,
-   * where one is known, its digest check. A failed piece is never marked.
-   */
-  async writePiece(n: number, chunks: AsyncIterable<Buffer>, expected?: { digest: string; length: number }): Promise<PieceInfo> {
-    const pieceLength = this.meta.pieceLength;
-    if (pieceLength === null) throw new KilnError("CONFLICT", "piece written before the task layout is known");
-    const fh = await this.handle();
-    const hash = createHash("sha256");
-    let offset = n * pieceLength;
-    let length = 0;
-    // Network chunks are ~64 KiB; writing them in batches of 1 MiB saves most of the syscalls.
-    let batch: Buffer[] = [];
-    let batched = 0;
-    const flush = async () => {
-      if (!batched) return;
-      const buf = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
-      batch = [];
-      batched = 0;
-      await writeAll(fh, buf, offset);
-      offset += buf.length;
-    };
-    for await (const chunk of chunks) {
-      length += chunk.length;
-      if (length > pieceLength || (expected && length > expected.length)) {
-        throw new KilnError("DIGEST_MISMATCH", `piece ${n} is longer than expected`);
-      }
-      hash.update(chunk);
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched >= WRITE_BATCH) await flush();
-    }
-    await flush();
-    return this.finishPiece(n, hash, length, expected);
+  /** Computes the whole content's sha256 while pieces arrive (for `contentDigest()`); call before the layout is set. */
+  hashContent(): void {
+    this.hashWanted = true;
   }
 
-  private finishPiece(n: number, hash: Hash, length: number, expected?: { digest: string; length: number }): PieceInfo {
-    const digest = "sha256:" + hash.digest("hex");
+  /** `sha256:<hex>` of the whole content, once every piece is stored (see hashContent). */
+  contentDigest(): Promise<string> {
+    if (!this.hasher) return Promise.reject(new KilnError("INTERNAL", "the content digest was not tracked"));
+    return this.hasher.digest();
+  }
+
+  /** A writer for piece `n` at its offset; the piece is stored once `commitPiece` accepts what it wrote. */
+  pieceWriter(n: number, expected?: ExpectedPiece): PieceWriter {
+    const pieceLength = this.meta.pieceLength;
+    if (pieceLength === null || !this.fh) throw new KilnError("CONFLICT", "piece written before the task layout is known");
+    return new PieceWriter(this.fh, n, n * pieceLength, Math.min(pieceLength, expected?.length ?? Infinity), this.hasher);
+  }
+
+  /**
+   * Verifies what a writer wrote and marks the piece stored: only now does it become
+   * visible (to readers, uploads and the scheduler), once its length and, where one is
+   * known, its digest check. A failed piece is never marked; throws DIGEST_MISMATCH.
+   */
+  commitPiece(n: number, written: WrittenPiece, expected?: ExpectedPiece): PieceInfo {
+    const { length, digest } = written;
     const { contentLength, pieceLength } = this.meta;
-    if (contentLength !== null && pieceLength !== null) {
-      const want = pieceRange(n, contentLength, pieceLength);
-      if (length !== want.end - want.start) {
-        throw new KilnError("DIGEST_MISMATCH", `piece ${n} has ${length} bytes, expected ${want.end - want.start}`);
+    try {
+      if (contentLength !== null && pieceLength !== null) {
+        const want = pieceRange(n, contentLength, pieceLength);
+        if (length !== want.end - want.start) {
+          throw new KilnError("DIGEST_MISMATCH", `piece ${n} has ${length} bytes, expected ${want.end - want.start}`);
+        }
       }
-    }
-    if (expected && (expected.digest !== digest || expected.length !== length)) {
-      throw new KilnError("DIGEST_MISMATCH", `piece ${n} digest ${digest} does not match ${expected.digest}`);
+      if (expected && (expected.digest !== digest || expected.length !== length)) {
+        throw new KilnError("DIGEST_MISMATCH", `piece ${n} digest ${digest} does not match ${expected.digest}`);
+      }
+    } catch (err) {
+      this.hasher?.abandoned(n);
+      throw err;
     }
     const info = { number: n, digest, length };
     if (!this.done.has(n)) {
       this.done.add(n);
       this.infos.set(n, info);
       this.meta.pieces.push(info);
+      this.hasher?.verified(n);
       this.emit("piece", n);
     }
     return info;
-  }
-
-  /** Reads `[start, end)` of verified content. */
-  read(start: number, end: number): ReadStream {
-    return createReadStream(this.contentPath, { start, end: end - 1, highWaterMark: 1024 * 1024 });
-  }
-
-  readPiece(n: number): ReadStream {
-    const info = this.infos.get(n);
-    if (!info || this.meta.pieceLength === null) throw new KilnError("NOT_FOUND", `piece ${n} is not available`);
-    const start = n * this.meta.pieceLength;
-    return this.read(start, start + info.length);
   }
 
   /** Resolves when piece `n` is verified; rejects if the task fails first. */
@@ -222,17 +212,41 @@ export class StoredTask extends EventEmitter {
     });
   }
 
-  /** Marks the task complete after every piece verified; persists the metadata. */
+  /**
+   * Marks the task complete after every piece verified and persists the metadata; the
+   * content is flushed to disk afterwards, off the download's path (see `persist`). A
+   * crash before that leaves `durable: false` on disk, and the task is verified again on load.
+   */
   async markComplete(contentLength: number): Promise<void> {
     this.meta.contentLength ??= contentLength;
     const total = this.totalPieces ?? 0;
     if (this.done.size !== total) throw new KilnError("INTERNAL", `task has ${this.done.size} of ${total} pieces`);
-    await this.fh?.datasync();
     this.meta.complete = true;
+    this.meta.durable = false;
     this.meta.pieces.sort((a, b) => a.number - b.number);
     await this.saveMeta();
-    await this.closeFile();
     this.emit("complete");
+    void this.persist();
+  }
+
+  /** Flushes the content to disk, then records that it is durable; never rejects (the task then stays `durable: false`). */
+  persist(): Promise<void> {
+    this.persisting ??= (async () => {
+      try {
+        await (await this.handle()).datasync();
+        this.meta.durable = true;
+        await this.saveMeta();
+      } catch {
+        // Left durable: false, so the next load verifies the content again.
+      }
+      await this.closeFile().catch(() => undefined);
+    })();
+    return this.persisting;
+  }
+
+  /** Resolves once a flush started by `persist` is over (at once if none was). */
+  whenPersisted(): Promise<void> {
+    return this.persisting ?? Promise.resolve();
   }
 
   fail(err: KilnError): void {
@@ -257,20 +271,13 @@ export class StoredTask extends EventEmitter {
   }
 
   async destroy(): Promise<void> {
+    // A flush in progress would write the metadata back into the directory being removed.
+    await this.persisting;
     await this.closeFile().catch(() => undefined);
     await rm(this.dir, { recursive: true, force: true });
   }
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let written = 0;
-  while (written < buf.length) {
-    const { bytesWritten } = await fh.write(buf, written, buf.length - written, position + written).catch(rethrowDisk);
-    written += bytesWritten;
-  }
-}
-
 function rethrowDisk(err: unknown): never {
-  if (isDiskFull(err)) throw new KilnError("DISK_FULL", "no space left on device (ENOSPC) in the peer's data directory");
-  throw err;
+  throw diskError(err);
 }

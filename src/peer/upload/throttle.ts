@@ -1,6 +1,5 @@
 /** A token bucket shared by all uploads: caps the peer's upload bandwidth. */
 import { setTimeout as sleep } from "node:timers/promises";
-import { Transform, type TransformCallback } from "node:stream";
 
 export class TokenBucket {
   private tokens: number;
@@ -27,14 +26,5 @@ export class TokenBucket {
       }
       await sleep(Math.max(5, ((Math.min(n, this.rate) - this.tokens) / this.rate) * 1000));
     }
-  }
-
-  /** A pass-through stream that waits for tokens before each chunk. */
-  stream(): Transform {
-    return new Transform({
-      transform: (chunk: Buffer, _enc, cb: TransformCallback) => {
-        this.take(chunk.length).then(() => cb(null, chunk), cb);
-      },
-    });
   }
 }

@@ -1,10 +1,11 @@
 /** All tasks a peer holds: load on start, create, look up, evict. */
-import { mkdir, readdir, readFile, rm, stat, statfs } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, open, readdir, readFile, rm, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { isTaskId } from "../common/task-id.js";
-import type { Logger } from "../common/logger.js";
-import { PieceInfo } from "../api/scheduler.js";
+import { isTaskId } from "../../common/task-id.js";
+import type { Logger } from "../../common/logger.js";
+import { PieceInfo } from "../../api/scheduler.js";
 import { CONTENT_FILE, META_FILE, StoredTask, type TaskMeta } from "./stored-task.js";
 
 const TaskMetaSchema = z.object({
@@ -17,6 +18,8 @@ const TaskMetaSchema = z.object({
   pieceLength: z.number().int().nullable(),
   pieces: z.array(PieceInfo),
   complete: z.boolean(),
+  /** Metadata written before this field existed was written after the content was flushed. */
+  durable: z.boolean().default(true),
   createdAt: z.number(),
   lastAccess: z.number(),
 });
@@ -53,7 +56,11 @@ export class Storage {
         if (!meta.complete || meta.taskId !== name) throw new Error("incomplete");
         const size = (await stat(join(dir, CONTENT_FILE))).size;
         if (size !== meta.contentLength) throw new Error(`content is ${size} bytes, metadata says ${meta.contentLength}`);
-        this.tasks.set(name, new StoredTask(dir, meta));
+        // Completed but perhaps never flushed before a crash: keep it only if every piece still checks.
+        if (!meta.durable) await verifyPieces(join(dir, CONTENT_FILE), meta);
+        const task = new StoredTask(dir, meta);
+        if (!meta.durable) void task.persist();
+        this.tasks.set(name, task);
       } catch (err) {
         this.log.info({ dir, reason: (err as Error).message }, "removing unusable task directory");
         await rm(dir, { recursive: true, force: true });
@@ -77,9 +84,24 @@ export class Storage {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const now = Date.now();
-    const task = new StoredTask(dir, { taskId, ...identity, contentLength: null, pieceLength: null, pieces: [], complete: false, createdAt: now, lastAccess: now });
+    const task = new StoredTask(dir, {
+      taskId,
+      ...identity,
+      contentLength: null,
+      pieceLength: null,
+      pieces: [],
+      complete: false,
+      durable: false,
+      createdAt: now,
+      lastAccess: now,
+    });
     this.tasks.set(taskId, task);
     return task;
+  }
+
+  /** Resolves once every completed task's content is flushed to disk (on shutdown). */
+  async flush(): Promise<void> {
+    await Promise.all(this.all().map((t) => t.whenPersisted()));
   }
 
   async remove(task: StoredTask): Promise<void> {
@@ -130,5 +152,26 @@ export class Storage {
     const capacity = fs.blocks * fs.bsize;
     const used = capacity - fs.bavail * fs.bsize;
     return { used, capacity, percent: (100 * used) / capacity };
+  }
+}
+
+/** Throws unless every piece the metadata lists has its digest in the content file. */
+async function verifyPieces(path: string, meta: TaskMeta): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (const p of meta.pieces) {
+      const hash = createHash("sha256");
+      const end = p.number * meta.pieceLength! + p.length;
+      for (let pos = p.number * meta.pieceLength!; pos < end; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
+        if (bytesRead === 0) throw new Error(`content ends at ${pos}`);
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      if ("sha256:" + hash.digest("hex") !== p.digest) throw new Error(`piece ${p.number} no longer matches its digest (not flushed before a crash?)`);
+    }
+  } finally {
+    await fh.close();
   }
 }

@@ -3,18 +3,18 @@
  * holds, and nothing else; takes the scheduler's prefetch triggers.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { sameSecret } from "../common/secret.js";
-import { pipeline } from "node:stream/promises";
-import { KilnError } from "../common/errors.js";
-import { HEADERS } from "../common/defaults.js";
-import { isTaskId, taskIdFor } from "../common/task-id.js";
-import type { Logger } from "../common/logger.js";
-import { PEER_PATHS, PrefetchRequest } from "../api/peer.js";
-import type { PeerEngine } from "./engine.js";
-import type { PeerMetrics } from "./metrics.js";
+import { sameSecret } from "../../common/secret.js";
+import { KilnError } from "../../common/errors.js";
+import { HEADERS } from "../../common/defaults.js";
+import { isTaskId, taskIdFor } from "../../common/task-id.js";
+import type { Logger } from "../../common/logger.js";
+import { PEER_PATHS, PrefetchRequest } from "../../api/peer.js";
+import type { PeerEngine } from "../download/engine.js";
+import type { PeerMetrics } from "../metrics.js";
 import { TokenBucket } from "./throttle.js";
-import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "./http-util.js";
-import type { Storage } from "./storage.js";
+import { sendFile } from "./send-file.js";
+import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "../http-util.js";
+import type { Storage } from "../storage/storage.js";
 
 export interface UploadOptions {
   concurrency: number;
@@ -106,10 +106,10 @@ export class UploadServer {
     const release = task.acquire();
     task.touch();
     try {
-      const source = task.read(start, end);
-      source.on("data", (c: Buffer | string) => this.metrics.uploadBytes.inc(c.length));
-      if (this.bucket.unlimited) await pipeline(source, res);
-      else await pipeline(source, this.bucket.stream(), res);
+      await sendFile(task.contentPath, start, end, res, (bytes) => {
+        this.metrics.uploadBytes.inc(bytes);
+        return this.bucket.take(bytes);
+      });
     } catch (err) {
       res.destroy();
       this.log.debug({ err: (err as Error).message, taskId }, "upload interrupted");

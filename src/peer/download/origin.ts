@@ -1,13 +1,14 @@
 /** Back-to-source: one GET to the origin, following redirects, with errors that name the cause. */
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
-import { KilnError, describeNetworkError } from "../common/errors.js";
-import { PEER } from "../common/defaults.js";
-import { isForwardable } from "../common/headers.js";
-import { redact } from "../common/redact.js";
+import type { Readable } from "node:stream";
+import { KilnError, describeNetworkError } from "../../common/errors.js";
+import { PEER } from "../../common/defaults.js";
+import { isForwardable } from "../../common/headers.js";
+import { redact } from "../../common/redact.js";
 
-export interface OriginResponse {
-  body: IncomingMessage;
+export interface OriginResponse<B extends Readable = IncomingMessage> {
+  body: B;
   /** Total content length, when the origin says. */
   contentLength: number | null;
   /** Byte offset the body starts at (non-zero after a honoured Range request). */
