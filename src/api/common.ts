@@ -17,6 +17,9 @@ export const ErrorBody = z.object({
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
+/** The answer of a call that has nothing to return. */
+export const Ok = z.object({ ok: z.literal(true) });
+
 /** What went wrong with a task, carried from the peer that saw it to everyone waiting. */
 export const TaskError = z.object({
   code: z.string(),
