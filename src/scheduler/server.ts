@@ -38,6 +38,10 @@ const RESULT = SCHEDULER_PATHS.result(":taskId", ":peerId");
 /** `clusterSecret`: when set, every API call must carry it (peers, seed peers and the manager all do). */
 export function buildSchedulerApi(service: SchedulerService, log: Logger, clusterSecret?: string) {
   const app = createJsonApi(log);
+  // Replies are built from typed values, and every client validates what it receives
+  // (api/http-json.ts): checking each reply here again cost about as much as the
+  // scheduling itself (every digest of a registration reply through a regex).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   if (clusterSecret) {
     app.addHook("onRequest", async (req) => {

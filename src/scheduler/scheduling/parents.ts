@@ -16,11 +16,13 @@ export interface ParentSelection {
   random?: () => number;
 }
 
-/** Whether `candidate` may serve `child` at all. */
-export function isEligibleParent(candidate: Peer, child: Peer): boolean {
-  if (candidate === child || !candidate.servesOthers || !candidate.host.alive) return false;
-  if (candidate.host === child.host) return false;
-  return !child.blockedParents.has(candidate.id);
+/**
+ * Whether a peer of the task's parent pools may serve `child`. The pools hold only
+ * trusted peers of live hosts in a serving state (resource/task-peers.ts), so what
+ * is left to check is the child itself, its own host and the parents it blocked.
+ */
+function isEligibleParent(candidate: Peer, child: Peer): boolean {
+  return candidate !== child && candidate.host !== child.host && !child.blockedParents.has(candidate.id);
 }
 
 /** Up to `limit` distinct peers that may serve `child`, drawing at most `DRAWS_PER_CANDIDATE × limit` peers. */
