@@ -202,9 +202,12 @@ export async function schedulerPhase(): Promise<Table[]> {
         fmt(r.rssMiB),
       ]),
       notes: [
-        "a registration is answered with the task's piece digests and its parents; a schedule call with parents and the digests new since the peer's last answer.",
-        `full swarm: ${MEASURED_REGISTRATIONS.toLocaleString("en")} more peers register after the swarm was built; schedule: ${MEASURED_SCHEDULES.toLocaleString("en")} calls from peers across the swarm, no long poll.`,
-        "the load generator (this process, the real SchedulerClient validating every reply) shares the machine's cores with the scheduler; CPU ms per call is the scheduler's own, from /proc.",
+        "a registration is answered with the task's piece digests and its parents;" +
+          " a schedule call with parents and the digests new since the peer's last answer.",
+        `full swarm: ${MEASURED_REGISTRATIONS.toLocaleString("en")} more peers register after the swarm was built;` +
+          ` schedule: ${MEASURED_SCHEDULES.toLocaleString("en")} calls from peers across the swarm, no long poll.`,
+        "the load generator (this process, the real SchedulerClient validating every reply) shares the machine's cores with the scheduler;" +
+          " CPU ms per call is the scheduler's own, from /proc.",
         "peak RSS: VmHWM of the scheduler process, a fresh one per case.",
       ],
     },

@@ -17,7 +17,10 @@ const PL = 4 * 1024 * 1024;
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string): HostAnnounce {
-  return { id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32) };
+  return {
+    id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "",
+    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32),
+  };
 }
 
 function piece(n: number): PieceInfo {
@@ -59,7 +62,8 @@ describe("SCHEDULER_PATHS", () => {
     const status = await client.taskStatus(src.taskId);
     assert.deepEqual(status.peers.map((p) => [p.peerId, p.state]), [["src", "succeeded"], ["child", "running"]]);
     assert.deepEqual(await client.leaveTask(src.taskId, "child"), { ok: true });
-    await assert.rejects(client.preheat({ download: { url: "http://origin.example/api" } }), (e: unknown) => e instanceof KilnError && e.code === "UNAVAILABLE");
+    const unavailable = (e: unknown) => e instanceof KilnError && e.code === "UNAVAILABLE";
+    await assert.rejects(client.preheat({ download: { url: "http://origin.example/api" } }), unavailable, "no seed peer to preheat on");
     assert.deepEqual(await client.leaveHost("api-h2"), { ok: true });
     await assert.rejects(client.leaveHost("api-h2"), (e: unknown) => e instanceof KilnError && e.code === "NOT_FOUND");
   });

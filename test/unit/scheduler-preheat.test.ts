@@ -12,7 +12,10 @@ import { Preheat } from "../../src/scheduler/preheat.js";
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return { id, hostname: id, ip: `10.0.0.${id.length}`, uploadPort: 4000, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o };
+  return {
+    id, hostname: id, ip: `10.0.0.${id.length}`, uploadPort: 4000, isSeed: false, location: "", idc: "",
+    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o,
+  };
 }
 
 /** Hosts are told apart by upload port; `refused` ports answer every prefetch with an error. */

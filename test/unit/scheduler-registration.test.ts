@@ -23,7 +23,10 @@ const PL = 4 * MiB;
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string): HostAnnounce {
-  return { id, hostname: `name-${id}`, ip: "10.0.0.7", uploadPort: 4000, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32) };
+  return {
+    id, hostname: `name-${id}`, ip: "10.0.0.7", uploadPort: 4000, isSeed: false, location: "", idc: "",
+    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32),
+  };
 }
 
 function piece(n: number, salt = ""): PieceInfo {
@@ -67,11 +70,12 @@ describe("a peer that already holds the whole task", () => {
   it("must agree with what the task knows and list every piece once", () => {
     const { register } = units();
     register("keeper", "h1", { contentLength: 3 * PL, pieceLength: PL, pieces: all });
-    assert.throws(() => register("a", "h2", { contentLength: 3 * PL, pieceLength: 2 * PL, pieces: all.slice(0, 2) }), isKiln("CONFLICT", /piece length/));
-    assert.throws(() => register("b", "h2", { contentLength: 3 * PL - 1, pieceLength: PL, pieces: all }), isKiln("CONFLICT", /content length/));
-    assert.throws(() => register("c", "h2", { contentLength: 3 * PL, pieceLength: PL, pieces: [piece(0), piece(1, "x"), piece(2)] }), isKiln("CONFLICT", /digest/));
-    assert.throws(() => register("d", "h2", { contentLength: 3 * PL, pieceLength: PL, pieces: [piece(0), piece(1)] }), isKiln("BAD_REQUEST", /each of its 3 pieces/));
-    assert.throws(() => register("e", "h2", { contentLength: 3 * PL, pieceLength: PL, pieces: [piece(0), piece(1), piece(3)] }), isKiln("BAD_REQUEST"));
+    const claim = (pieces: PieceInfo[], contentLength = 3 * PL, pieceLength = PL) => ({ contentLength, pieceLength, pieces });
+    assert.throws(() => register("a", "h2", claim(all.slice(0, 2), 3 * PL, 2 * PL)), isKiln("CONFLICT", /piece length/));
+    assert.throws(() => register("b", "h2", claim(all, 3 * PL - 1)), isKiln("CONFLICT", /content length/));
+    assert.throws(() => register("c", "h2", claim([piece(0), piece(1, "x"), piece(2)])), isKiln("CONFLICT", /digest/));
+    assert.throws(() => register("d", "h2", claim([piece(0), piece(1)])), isKiln("BAD_REQUEST", /each of its 3 pieces/));
+    assert.throws(() => register("e", "h2", claim([piece(0), piece(1), piece(3)])), isKiln("BAD_REQUEST"));
   });
 });
 

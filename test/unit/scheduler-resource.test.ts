@@ -21,7 +21,10 @@ const MiB = 1024 * 1024;
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return { id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o };
+  return {
+    id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "",
+    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o,
+  };
 }
 
 function piece(n: number, length = 4 * MiB): PieceInfo {

@@ -24,7 +24,10 @@ const PL = 4 * MiB;
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return { id, hostname: id, ip: "10.0.0.1", uploadPort: 4000, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o };
+  return {
+    id, hostname: id, ip: "10.0.0.1", uploadPort: 4000, isSeed: false, location: "", idc: "",
+    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o,
+  };
 }
 
 function piece(n: number): PieceInfo {

@@ -11,7 +11,10 @@ import type { ControlClientFactory } from "../../src/scheduler/resource/seed-pee
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return { id, hostname: id, ip: "10.0.0.1", uploadPort: 4000, isSeed: true, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: `token-of-${id}`.padEnd(32, "x"), ...o };
+  return {
+    id, hostname: id, ip: "10.0.0.1", uploadPort: 4000, isSeed: true, location: "", idc: "",
+    uploadSlots: 10, freeUploadSlots: 10, controlToken: `token-of-${id}`.padEnd(32, "x"), ...o,
+  };
 }
 
 /** Control clients that record their prefetch calls; `refuse` lists base URLs that answer with an error. */

@@ -7,10 +7,6 @@ export class HostManager {
   private readonly byId = new Map<string, Host>();
   private readonly seeds = new Set<Host>();
 
-  get size(): number {
-    return this.byId.size;
-  }
-
   get(id: string): Host | undefined {
     return this.byId.get(id);
   }

@@ -8,10 +8,6 @@ import { Task } from "./task.js";
 export class TaskManager {
   private readonly byId = new Map<string, Task>();
 
-  get size(): number {
-    return this.byId.size;
-  }
-
   get(id: string): Task | undefined {
     return this.byId.get(id);
   }
