@@ -39,8 +39,17 @@ export const SCHEDULER = {
   gcIntervalMs: 1_000,
   /** Parents handed out per schedule answer. */
   parentsPerSchedule: 4,
+  /**
+   * Candidate parents sampled per parent selection (Dragonfly's filter_parent_limit):
+   * the work per registration and per schedule call stays the same whatever the swarm's size.
+   */
+  filterParentLimit: 40,
+  /** Failures serving others that count against a parent are those of this last window. */
+  parentFailureWindowMs: 60_000,
   /** Long-poll window of the schedule endpoint. */
   scheduleWaitMs: 5_000,
+  /** The longest long poll a peer may ask for. */
+  maxScheduleWaitMs: 30_000,
   /** How long peers wait for a triggered seed peer before one of them goes to the origin. */
   seedTriggerWaitMs: 10_000,
   /**
