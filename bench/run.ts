@@ -29,6 +29,7 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { KILN_BIN } from "../test/helpers/proc.js";
 import { cleanupAll, killAllNow, log, removeTempDirsNow, runExitSyncsNow, trackTempDir } from "./procs.js";
+import { schedulerPhase } from "./scheduler.js";
 import { toMarkdown, toText, type Table } from "./table.js";
 import { ensureBitTorrentTools } from "./bittorrent.js";
 import { imagePullPhase } from "./image-pull.js";
@@ -140,12 +141,8 @@ async function main(): Promise<number> {
   const single = await singlePhase(tmp, file, size, sha, failures);
   const images = await imagePullPhase({ imageMiB: cfg.imageMiB, layers: 8, nodes: Math.min(cfg.peers, 4) }, tmp, failures);
 
-  // ---- scheduler phase (issue 15 item 6) -------------------------------------------------
-  // The lead wires bench/scheduler.ts in here:
-  //   import { schedulerPhase } from "./scheduler.js";
-  //   const schedulerTables: Table[] = await schedulerPhase();
-  const schedulerTables: Table[] = [];
-  // -----------------------------------------------------------------------------------------
+  // Scheduler throughput and memory at 10,000 hosts (issue 15 item 6).
+  const schedulerTables: Table[] = await schedulerPhase();
 
   const swarmTitle =
     `${cfg.netns ? "Multi-host swarm" : "Swarm"}: ${cfg.peers} nodes + 1 seed pull ${cfg.sizeMiB} MiB at once, ` +
