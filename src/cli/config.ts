@@ -2,7 +2,9 @@
 import type { Command } from "commander";
 import { PORTS } from "../common/defaults.js";
 import { parseUrl } from "./options.js";
+import { StartupError } from "./ports.js";
 import { registryServer } from "../common/net.js";
+import { DEFAULT_LOCATION_LABELS, locationFromLabels, nodeLabels } from "./node-location.js";
 
 export interface ContainerdHostsOptions {
   /** The peer's proxy, e.g. http://127.0.0.1:4001. */
@@ -104,6 +106,23 @@ export function registerConfigCommand(program: Command): void {
     .action((f: { peer: string; registry: string; insecure?: boolean; contentOnly?: boolean }) => {
       const { path, content, server } = podmanRegistriesConf(f);
       print(path, [`The peer must mirror this registry: kiln peer --registry ${server} (one registry per peer;`, "for several, use HTTP_PROXY/HTTPS_PROXY with the peer's proxy instead)."], content, f.contentOnly);
+    });
+  config
+    .command("location")
+    .description("print this Kubernetes node's location (region|zone from its labels) for kiln peer --location; needs get on nodes")
+    .option("--node <name>", "the node (default: env NODE_NAME, from the downward API's spec.nodeName)", process.env.NODE_NAME)
+    .option("--labels <keys>", "node labels, most general first, joined with |", DEFAULT_LOCATION_LABELS.join(","))
+    .option("--api-server <url>", "Kubernetes API server (default: the in-cluster one)")
+    .option("--token-file <file>", "bearer token (default: the pod's service account token)")
+    .option("--ca-file <file>", "CA of the API server (default: the pod's service account CA)")
+    .action(async (f: { node?: string; labels: string; apiServer?: string; tokenFile?: string; caFile?: string }) => {
+      if (!f.node) throw new StartupError("--node or NODE_NAME is required");
+      // Location is a preference of the scheduler, not a condition to run: a peer without one still works.
+      const labels = await nodeLabels(f.node, f).catch((err: Error) => {
+        process.stderr.write(`kiln config location: no location for node ${f.node}: ${err.message}\n`);
+        return {};
+      });
+      process.stdout.write(`${locationFromLabels(labels, f.labels.split(",").map((k) => k.trim()).filter(Boolean))}\n`);
     });
 }
 

@@ -5,7 +5,8 @@ import { MANAGER } from "../manager/defaults.js";
 import { startManager } from "../manager/index.js";
 import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
-import { assertPortsFree } from "./ports.js";
+import { StartupError, assertPortsFree } from "./ports.js";
+import { KilnError } from "../common/errors.js";
 import { clusterSecretFromEnv } from "./cluster-secret.js";
 
 
@@ -14,6 +15,9 @@ interface ManagerFlags {
   port: number;
   dataDir?: string;
   databaseUrl?: string;
+  redisUrl?: string;
+  redisPrefix: string;
+  jobLockMs: number;
   keepaliveMs: number;
   memberTimeoutMs: number;
   jobConcurrency: number;
@@ -32,6 +36,19 @@ export function registerManagerCommand(program: Command): void {
       "--database-url <url>",
       "sqlite:<path> | mysql://user:pass@host:3306/db | postgres://user:pass@host:5432/db (default sqlite:<data-dir>/manager.db; env KILN_DATABASE_URL)",
       process.env.KILN_DATABASE_URL,
+    )
+    .option(
+      "--redis-url <url>",
+      "redis://[user:password@]host:6379[/db]: job queue, job rate limit and sign-in limit shared by every manager replica " +
+        "(default: in this process; env KILN_REDIS_URL)",
+      process.env.KILN_REDIS_URL,
+    )
+    .option("--redis-prefix <prefix>", "prefix of every Redis key; the replicas of one installation share it", MANAGER.redisPrefix)
+    .option(
+      "--job-lock-ms <ms>",
+      "with --redis-url: a job whose manager died moves to another replica after about this long",
+      parsePositiveInt,
+      MANAGER.jobLockMs,
     )
     .option("--keepalive-ms <ms>", "how often schedulers and seed peers should re-announce", parsePositiveInt, MANAGER.keepAliveMs)
     .option("--member-timeout-ms <ms>", "a scheduler or seed peer silent this long is inactive", parsePositiveInt, MANAGER.memberTimeoutMs)
@@ -52,6 +69,9 @@ export function registerManagerCommand(program: Command): void {
         port: f.port,
         dataDir: f.dataDir,
         databaseUrl: f.databaseUrl,
+        redisUrl: f.redisUrl || undefined,
+        redisPrefix: f.redisPrefix,
+        jobLockMs: f.jobLockMs,
         rootPassword: process.env.KILN_ROOT_PASSWORD || undefined,
         clusterSecret: clusterSecretFromEnv(),
         keepAliveMs: f.keepaliveMs,
@@ -59,6 +79,9 @@ export function registerManagerCommand(program: Command): void {
         jobConcurrency: f.jobConcurrency,
         jobTimeoutMs: f.jobTimeoutMs,
         jobPollMs: f.jobPollMs,
+      }).catch((err: unknown) => {
+        // An unreachable Redis or a bad URL: one line, not a stack trace.
+        throw err instanceof KilnError ? new StartupError(err.message) : err;
       });
       stopOnSignal(() => m.close());
     });

@@ -6,7 +6,7 @@ import { MANAGER } from "./defaults.js";
 import { openStore, type Store } from "./store.js";
 import { bootstrap } from "./bootstrap.js";
 import { Authenticator } from "./auth/authenticate.js";
-import { InProcessQueue, type JobQueue } from "./jobs/queue.js";
+import { openSharedState } from "./shared/state.js";
 import { JobRunner } from "./jobs/runner.js";
 import { JobService } from "./jobs/service.js";
 import { buildManagerApi } from "./http/app.js";
@@ -27,6 +27,12 @@ export interface ManagerConfig {
   jobConcurrency?: number;
   jobTimeoutMs?: number;
   jobPollMs?: number;
+  /** redis://… (KILN_REDIS_URL): job queue, job rate limit and sign-in limit shared by every replica; none = in this process. */
+  redisUrl?: string;
+  /** Prefix of every Redis key (default "kiln"); replicas of one installation share it. */
+  redisPrefix?: string;
+  /** With Redis: a job whose manager stopped renewing its claim for this long moves to another replica. */
+  jobLockMs?: number;
   /** Shared secret schedulers and seed peers must present (KILN_CLUSTER_SECRET); none = open membership. */
   clusterSecret?: string;
   /** Where the generated root password is written once (default: stderr). */
@@ -81,11 +87,15 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     const memberTimeoutMs = cfg.memberTimeoutMs ?? MANAGER.memberTimeoutMs;
     const secrets = await SecretBox.load(stateDir);
     const runner = new JobRunner(store, secrets, log, { pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs, memberTimeoutMs, clusterSecret: cfg.clusterSecret });
-    const queue: JobQueue = new InProcessQueue((id, signal) => runner.run(id, signal), cfg.jobConcurrency ?? MANAGER.jobConcurrency, (id, err) =>
-      log.error({ job: id, err }, "job runner crashed"),
-    );
-    closers.push(() => queue.close());
-    const jobs = new JobService(store, secrets, queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs });
+    const shared = await openSharedState({
+      redis: cfg.redisUrl ? { url: cfg.redisUrl, prefix: cfg.redisPrefix ?? MANAGER.redisPrefix } : undefined,
+      concurrency: cfg.jobConcurrency ?? MANAGER.jobConcurrency,
+      lockMs: cfg.jobLockMs ?? MANAGER.jobLockMs,
+      run: (id, signal) => runner.run(id, signal),
+      log,
+    });
+    closers.push(() => shared.close());
+    const jobs = new JobService(store, secrets, shared.queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs, rateLimit: shared.rateLimit });
     const app = await buildManagerApi({
       store,
       auth: new Authenticator(store),
@@ -94,6 +104,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
       keepAliveMs: cfg.keepAliveMs ?? MANAGER.keepAliveMs,
       memberTimeoutMs,
       clusterSecret: cfg.clusterSecret,
+      signInLimiter: shared.signIn,
     });
     closers.push(() => app.close());
     await app.listen({ host: cfg.host, port: cfg.port });
@@ -112,7 +123,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : cfg.port;
     const url = `http://${cfg.host === "0.0.0.0" || cfg.host === "::" ? "127.0.0.1" : cfg.host}:${port}`;
-    log.info({ event: "ready", port, url, database: store.dialect }, "manager listening");
+    log.info({ event: "ready", port, url, database: store.dialect, queue: shared.kind }, "manager listening");
     return { url, port, store, close: closeAll };
   } catch (err) {
     await closeAll();

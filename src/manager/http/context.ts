@@ -5,6 +5,7 @@ import type { Logger } from "../../common/logger.js";
 import type { Store } from "../store.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import type { JobService } from "../jobs/service.js";
+import type { SignInGuard } from "../auth/signin-limiter.js";
 
 export type ManagerApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
 
@@ -17,4 +18,6 @@ export interface RouteContext {
   memberTimeoutMs: number;
   /** When set, schedulers and seed peers must send it to register and keep alive. */
   clusterSecret?: string;
+  /** Failed sign-ins (shared through Redis with replicas); default: counted by this manager alone. */
+  signInLimiter?: SignInGuard;
 }

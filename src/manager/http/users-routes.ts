@@ -65,18 +65,18 @@ export function registerUserRoutes(app: ManagerApp, ctx: RouteContext): void {
     return t;
   };
 
-  const limiter = new SignInLimiter({ maxFailures: MANAGER.signInMaxFailures, windowMs: MANAGER.signInWindowMs });
+  const limiter = ctx.signInLimiter ?? new SignInLimiter({ maxFailures: MANAGER.signInMaxFailures, windowMs: MANAGER.signInWindowMs });
   app.post(MANAGER_PATHS.signin, { schema: { tags: ["users"], body: SignInBody, response: { 200: SignInReply, ...errors } } }, async (req) => {
     const { name } = req.body;
-    const wait = limiter.retryAfterSeconds(name, req.ip);
+    const wait = await limiter.retryAfterSeconds(name, req.ip);
     if (wait > 0) throw tooManyRequests(`too many failed sign-ins for ${name} from this address; try again in ${wait} s`, wait);
     const user = await ctx.store.users.byName(name);
     // Same answer for an unknown user and a wrong password.
     if (!user || !(await verifyPassword(req.body.password, user.password_hash))) {
-      limiter.failed(name, req.ip);
+      await limiter.failed(name, req.ip);
       throw unauthorized();
     }
-    limiter.succeeded(name, req.ip);
+    await limiter.succeeded(name, req.ip);
     if (user.state !== "active") throw forbidden("User is inactive");
     const token = randomToken(TOKEN_PREFIX.session);
     const expiresAt = nowIso(Date.now() + MANAGER.sessionTtlMs);

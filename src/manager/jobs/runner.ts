@@ -59,6 +59,7 @@ export class JobRunner {
     const sealed = row.secret && !row.secret.startsWith("{") ? this.secrets.open(row.secret) : row.secret;
     const secret = JobSecret.parse(sealed ? JSON.parse(sealed) : {});
     const previous = readResult(row);
+    this.log.info({ job: jobId, event: "job_run" }, previous ? "job resumed" : "job started");
     const result = emptyResult();
     if (previous) result.log.push(...previous.log, `${nowIso()} resumed after a manager restart`);
 

@@ -10,14 +10,16 @@ import { notFound, tooManyRequests, unprocessable } from "../errors.js";
 import { normalizeArgs } from "./args.js";
 import { jobView, readResult } from "./view.js";
 import type { JobQueue } from "./queue.js";
-import { RateLimiter } from "./rate-limit.js";
+import { RateLimiter, type JobRateLimit } from "./rate-limit.js";
 
 export interface JobServiceOptions {
   defaultTimeoutMs: number;
+  /** The job rate limit per cluster; default: counted by this manager alone. */
+  rateLimit?: JobRateLimit;
 }
 
 export class JobService {
-  private readonly limiter = new RateLimiter();
+  private readonly limiter: JobRateLimit;
 
   constructor(
     private readonly store: Store,
@@ -25,7 +27,9 @@ export class JobService {
     private readonly queue: JobQueue,
     private readonly log: Logger,
     private readonly opts: JobServiceOptions,
-  ) {}
+  ) {
+    this.limiter = opts.rateLimit ?? new RateLimiter();
+  }
 
   async create(body: CreateJobBody, userId: number): Promise<JobView> {
     // Absent or empty (as Dragonfly reads it): every cluster.
@@ -37,7 +41,7 @@ export class JobService {
       if (unknown.length) throw unprocessable(`scheduler_cluster_ids: unknown scheduler cluster ${unknown.join(", ")}`);
     }
     if (clusters.length === 0) throw unprocessable("scheduler_cluster_ids: there is no scheduler cluster to preheat in");
-    const wait = this.limiter.take(clusters.map((c) => ({ clusterId: c.id, rate: readClusterConfig(c).job_rate_limit })));
+    const wait = await this.limiter.take(clusters.map((c) => ({ clusterId: c.id, rate: readClusterConfig(c).job_rate_limit })));
     if (wait > 0) {
       const names = clusters.map((c) => `${c.name} (${readClusterConfig(c).job_rate_limit} jobs/s)`).join(", ");
       throw tooManyRequests(`job rate limit reached for scheduler cluster ${names}; retry later`, wait);
@@ -62,7 +66,7 @@ export class JobService {
       clusters.map((c) => c.id),
     );
     this.log.info({ job: id, type: stored.type, urls: 1 + (stored.urls?.length ?? 0), clusters: clusters.map((c) => c.id) }, "job created");
-    this.queue.enqueue(id);
+    await this.queue.enqueue(id);
     return this.get(id);
   }
 
@@ -86,8 +90,9 @@ export class JobService {
   }
 
   async delete(id: number): Promise<void> {
-    this.queue.cancel(id, "job deleted");
+    // The row first: a replica that picks the job up meanwhile finds nothing to run.
     if (!(await this.store.jobs.delete(id))) throw notFound(`job ${id} not found`);
+    await this.queue.cancel(id, "job deleted");
   }
 
   /** At start: pending jobs whose deadline passed end as FAILURE with the reason; the others run again. */
@@ -102,7 +107,7 @@ export class JobService {
         previous.log.push(`${nowIso()} ${error}`);
         if (await this.store.jobs.finish(row.id, "FAILURE", JSON.stringify(previous))) failed++;
       } else {
-        this.queue.enqueue(row.id);
+        await this.queue.enqueue(row.id); // a job another replica is running is not added twice
         resumed++;
       }
     }
