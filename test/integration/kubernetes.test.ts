@@ -21,7 +21,7 @@ import { parseAllDocuments } from "yaml";
 import { prerequisitesMissing } from "../helpers/prereq.js";
 import { KILN_BIN, runKiln } from "../helpers/proc.js";
 import { PORTS } from "../../src/common/defaults.js";
-import { DEFAULT_PROXY_RULES, ProxyConfigFile } from "../../src/peer/proxy-rules.js";
+import { DEFAULT_PROXY_RULES, ProxyConfigFile } from "../../src/api/proxy-config.js";
 
 const run = promisify(execFile);
 const DEPLOY = fileURLToPath(new URL("../../deploy/kubernetes", import.meta.url));
