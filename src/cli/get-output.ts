@@ -1,7 +1,8 @@
 /** `kiln get -O FILE`: written beside FILE under a temporary name, renamed only once complete, so FILE is never partial. */
 import { randomBytes } from "node:crypto";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, rmSync, type WriteStream } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
+import { once } from "node:events";
 import { basename, dirname, join } from "node:path";
 
 /** What a new file gets before the umask (as `open(2)` callers like curl create it). */
@@ -9,6 +10,8 @@ const NEW_FILE_MODE = 0o666;
 
 export class PendingOutput {
   readonly tmp: string;
+  /** Creations of the temporary file still under way: one finishing after a removal would leave it behind. */
+  private readonly creating = new Set<Promise<unknown>>();
 
   constructor(readonly target: string) {
     this.tmp = join(dirname(target), `.${basename(target)}.kiln-${randomBytes(4).toString("hex")}.part`);
@@ -16,7 +19,8 @@ export class PendingOutput {
 
   /** Creates the temporary file as any new file of this user is created; resolves to the mode it got (the umask applied). */
   async create(): Promise<number> {
-    const fh = await open(this.tmp, "wx", NEW_FILE_MODE);
+    const opening = this.track(open(this.tmp, "wx", NEW_FILE_MODE));
+    const fh = await opening;
     try {
       return (await fh.stat()).mode & 0o7777;
     } finally {
@@ -25,7 +29,9 @@ export class PendingOutput {
   }
 
   writeStream(): WriteStream {
-    return createWriteStream(this.tmp, { flags: "wx", mode: NEW_FILE_MODE });
+    const stream = createWriteStream(this.tmp, { flags: "wx", mode: NEW_FILE_MODE });
+    this.track(once(stream, "open"));
+    return stream;
   }
 
   /** Flushes the temporary file to disk and renames it to the target. */
@@ -41,5 +47,27 @@ export class PendingOutput {
 
   async discard(): Promise<void> {
     await rm(this.tmp, { force: true });
+  }
+
+  /** Removes the temporary file now (a process about to exit cannot wait for a promise). */
+  discardSync(): void {
+    rmSync(this.tmp, { force: true });
+  }
+
+  /** Resolves once no creation of the temporary file is under way (each one settled), or after `limitMs`. */
+  async settled(limitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((done) => (timer = setTimeout(done, limitMs)));
+    await Promise.race([Promise.allSettled([...this.creating]), limit]);
+    clearTimeout(timer);
+  }
+
+  private track<T>(creation: Promise<T>): Promise<T> {
+    const settled: Promise<unknown> = creation.then(
+      () => this.creating.delete(settled),
+      () => this.creating.delete(settled),
+    );
+    this.creating.add(settled);
+    return creation;
   }
 }

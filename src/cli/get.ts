@@ -12,6 +12,7 @@ import { PendingOutput } from "./get-output.js";
 import { announcedLength, assertOk, isLocalCopyAnswer, requestFromPeer, taskIdOf } from "./get-peer.js";
 import { receiveLocalCopy } from "./get-local-copy.js";
 import { receiveStream } from "./get-stream.js";
+import { removeOnInterrupt } from "./get-interrupt.js";
 
 interface GetFlags {
   output: string;
@@ -66,10 +67,14 @@ function parseHeaders(lines: string[]): Record<string, string> {
 }
 
 async function get(url: string, f: GetFlags): Promise<void> {
+  let parsed: URL;
   try {
-    new URL(url);
+    parsed = new URL(url);
   } catch {
     throw new Error(`not a URL: ${url}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new Error(`only http:// and https:// URLs can be downloaded, not ${parsed.protocol}// (${url})`);
   }
   const target = await stat(f.output).catch(() => undefined);
   if (target?.isDirectory()) throw new Error(`${f.output} is a directory; give a file name to -O`);
@@ -84,35 +89,53 @@ async function get(url: string, f: GetFlags): Promise<void> {
   if (f.application) headers[DRAGONFLY_HEADERS.application] = f.application;
   if (f.pieceLength) headers[DRAGONFLY_HEADERS.pieceLength] = String(f.pieceLength);
 
+  const output = new PendingOutput(f.output);
+  const bar = new ProgressBar(f.progress && process.stderr.isTTY);
+  const keepOnExit = removeOnInterrupt(output, () => bar.stop());
+  try {
+    await download(url, f, peer, headers, output, bar);
+  } finally {
+    keepOnExit();
+  }
+}
+
+/** Receives `url` from the peer into `output` and commits it; on any failure the temporary file is removed and the error rethrown. */
+async function download(
+  url: string,
+  f: GetFlags,
+  peer: URL,
+  headers: Record<string, string>,
+  output: PendingOutput,
+  bar: ProgressBar,
+): Promise<void> {
   const started = Date.now();
   // The peer decides whether a local copy is possible (a loopback client); older peers ignore the header and stream.
   let res = await requestFromPeer(peer, url, f.localCopy ? { ...headers, [KILN_PROXY_HEADERS.localCopy]: "1" } : headers);
   await assertOk(res);
   const taskId = taskIdOf(res);
-  const output = new PendingOutput(f.output);
-  const bar = f.progress && process.stderr.isTTY ? progressBar(announcedLength(res), started) : undefined;
+  bar.start(announcedLength(res), started);
   let bytes: number;
   let how: string;
   try {
     if (isLocalCopyAnswer(res)) {
-      const local = await receiveLocalCopy(res, output, (n) => bar?.update(n)).finally(() => res.destroy());
+      const local = await receiveLocalCopy(res, output, (n) => bar.update(n)).finally(() => res.destroy());
       if (local.copied) {
         bytes = local.bytes;
         how = "copied from the peer's store";
       } else {
         res = await requestFromPeer(peer, url, headers);
         await assertOk(res);
-        bytes = await receiveStream(res, output, (n) => bar?.update(n));
+        bytes = await receiveStream(res, output, (n) => bar.update(n));
         how = `streamed from the peer (no local copy: ${local.reason})`;
       }
     } else {
-      bytes = await receiveStream(res, output, (n) => bar?.update(n));
+      bytes = await receiveStream(res, output, (n) => bar.update(n));
       how = "streamed from the peer";
     }
-    bar?.stop();
+    bar.stop();
     await output.commit();
   } catch (err) {
-    bar?.stop();
+    bar.stop();
     await output.discard();
     throw err;
   }
@@ -122,17 +145,30 @@ async function get(url: string, f: GetFlags): Promise<void> {
   );
 }
 
-function progressBar(total: number | undefined, started: number): { update(bytes: number): void; stop(): void } {
-  const bar = new cliProgress.SingleBar(
-    { format: " {bar} {percentage}% | {done} / {size} | {speed}/s | ETA {eta_formatted}", hideCursor: true, stream: process.stderr },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(total ?? 0, 0, { done: "0 B", size: total !== undefined ? formatBytes(total) : "?", speed: "0 B" });
-  return {
-    update(bytes) {
-      const secs = Math.max(0.001, (Date.now() - started) / 1000);
-      bar.update(bytes, { done: formatBytes(bytes), speed: formatBytes(bytes / secs) });
-    },
-    stop: () => bar.stop(),
-  };
+/** The progress bar on a terminal; does nothing otherwise. */
+class ProgressBar {
+  private bar: cliProgress.SingleBar | undefined;
+  private started = 0;
+
+  constructor(private readonly enabled: boolean) {}
+
+  start(total: number | undefined, started: number): void {
+    if (!this.enabled) return;
+    this.started = started;
+    this.bar = new cliProgress.SingleBar(
+      { format: " {bar} {percentage}% | {done} / {size} | {speed}/s | ETA {eta_formatted}", hideCursor: true, stream: process.stderr },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar.start(total ?? 0, 0, { done: "0 B", size: total !== undefined ? formatBytes(total) : "?", speed: "0 B" });
+  }
+
+  update(bytes: number): void {
+    const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
+    this.bar?.update(bytes, { done: formatBytes(bytes), speed: formatBytes(bytes / secs) });
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
 }

@@ -99,6 +99,12 @@ export const HEADERS = {
   error: "x-kiln-error",
 } as const;
 
+/** `kiln get`. */
+export const GET = {
+  /** On a signal, how long to let a creation of the temporary file finish before removing it and exiting. */
+  interruptSettleMs: 2_000,
+} as const;
+
 /** The peer's proxy port (:4001). */
 export const PROXY = {
   /** Read size when a complete task is served from its stored file. */

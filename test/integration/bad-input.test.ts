@@ -593,6 +593,21 @@ describe("bad input", () => {
       assert4xxJson(await px("POST", blob, { "x-dragonfly-registry": origin.url }), "POST to a pull-only mirror", 405);
     });
 
+    it("an X-Dragonfly-Registry that is not an http(s) registry: 400 JSON naming the header, nothing contacted (issue 10)", async () => {
+      const before = origin.requests.length;
+      const blob = `/v2/library/x/blobs/sha256:${"1".repeat(64)}`;
+      for (const registry of ["ftp://files.example", "files.example/path"]) {
+        const body = assert4xxJson(await px("GET", blob, { "x-dragonfly-registry": registry }), `X-Dragonfly-Registry: ${registry}`, 400);
+        assert.match(body.message, new RegExp(`invalid registry "${registry.replace(/[./]/g, "\\$&")}" in the X-Dragonfly-Registry header`));
+      }
+      assert.equal(origin.requests.length, before);
+    });
+
+    it("an absolute URL of another scheme (ftp://): 400 JSON saying only http(s) is fetched", async () => {
+      const body = assert4xxJson(await px("GET", "ftp://files.example/x.bin", { "x-dragonfly-use-p2p": "true" }), "GET ftp://", 400);
+      assert.match(body.message, /http:\/\/ and https:\/\/ URLs only, not ftp:\/\//);
+    });
+
     it("a host the proxy does not allow, without an explicit local P2P download: 403 JSON, and the origin is not contacted", async () => {
       const before = origin.requests.length;
       const blob = `${origin.url}/v2/library/x/blobs/sha256:${"1".repeat(64)}`;

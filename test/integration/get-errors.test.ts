@@ -113,6 +113,12 @@ describe("kiln get: failures name their cause and leave nothing behind", () => {
     assert.match(r.stderr, /not a URL/);
   });
 
+  it("a URL that is not http(s): non-zero exit, the message says only http:// and https:// URLs can be downloaded", async () => {
+    const r = await get("ftp://files.example/pub/file.bin");
+    assertFailedCleanly(r);
+    assert.match(r.stderr, /only http:\/\/ and https:\/\/ URLs can be downloaded, not ftp:\/\//);
+  });
+
   it("after all that, a good download through the same peer works and is byte-exact", async () => {
     for (const p of [cluster.scheduler, seed.proc, peer.proc]) assert.equal(p.proc.exitCode, null, "still running");
     const r = await get(`${origin.url}/big.bin`);

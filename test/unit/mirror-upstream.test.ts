@@ -22,6 +22,21 @@ describe("registry mirror upstream", () => {
     assert.equal(mirrorUpstream(undefined, "docker.io", {}), "https://registry-1.docker.io");
   });
 
+  it("a registry that is not http(s) nor a host[:port]: 400 naming where it came from, never guessed as a host (issue 10)", () => {
+    // Was: "ftp://files.example" taken for a host name, upstream https://ftp.
+    const refused = (source: RegExp, why: RegExp) => (e: KilnError) => e.status === 400 && source.test(e.message) && why.test(e.message);
+    assert.throws(
+      () => mirrorUpstream("ftp://files.example", undefined, cfg),
+      refused(/invalid registry "ftp:\/\/files\.example" in the X-Dragonfly-Registry header/, /http:\/\/ or https:\/\/, not ftp:\/\//),
+    );
+    assert.throws(() => mirrorUpstream(undefined, "ftp://files.example", cfg), refused(/in the ns= query parameter/, /not ftp:\/\//));
+    for (const bad of ["files.example/path", "ftp:files.example", "host:port", "a b"]) {
+      assert.throws(() => mirrorUpstream(bad, undefined, {}), refused(/X-Dragonfly-Registry header/, /http\(s\):\/\/ URL or a host\[:port\]/), bad);
+    }
+    assert.equal(mirrorUpstream("HTTPS://Other.Example", undefined, {}), "https://other.example", "scheme and host in any case");
+    assert.equal(mirrorUpstream("[::1]:5000", undefined, {}), "http://[::1]:5000");
+  });
+
   it("no registry at all, or one that is not a URL: 400 naming the way to fix it", () => {
     const namesTheFix = (e: KilnError) => e.status === 400 && /X-Dragonfly-Registry or \?ns=<host>/.test(e.message);
     assert.throws(() => mirrorUpstream(undefined, undefined, {}), namesTheFix);

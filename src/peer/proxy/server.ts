@@ -96,6 +96,8 @@ export class ProxyServer {
     if (absolute) return this.proxy(req, res, parseTarget(absolute));
     if (target === "/healthy") return void res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
     if (target === "/v2" || target.startsWith("/v2/") || target.startsWith("/v2?")) return this.mirror(req, res);
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target)?.[1];
+    if (scheme) throw new KilnError("BAD_REQUEST", `this proxy fetches http:// and https:// URLs only, not ${scheme.toLowerCase()}://`);
     throw new KilnError("BAD_REQUEST", "send proxy requests with an absolute URL (http://host/path), or registry mirror requests under /v2/");
   }
 
