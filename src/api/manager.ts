@@ -3,10 +3,13 @@
  * console API (/api/v1: users, tokens) and the membership API schedulers and seed
  * peers use to register and keep alive. One source of truth for server and clients.
  */
-import { isIP } from "node:net";
 import { z } from "zod";
 import { PIECE } from "../common/defaults.js";
+import { ipVersion } from "../common/ip.js";
 import { PreheatScope } from "./scheduler.js";
+import { NewPassword, Role } from "./console.js";
+
+export * from "./console.js";
 
 export const OPEN_API = "/oapi/v1";
 export const CONSOLE_API = "/api/v1";
@@ -17,9 +20,21 @@ export const MANAGER_PATHS = {
   clusters: `${OPEN_API}/clusters`,
   cluster: (id: number) => `${OPEN_API}/clusters/${id}`,
   openapi: `${OPEN_API}/openapi.json`,
+  jobCancel: (id: number) => `${OPEN_API}/jobs/${id}/cancel`,
+  consoleOpenapi: `${CONSOLE_API}/openapi.json`,
   signin: `${CONSOLE_API}/users/signin`,
+  signout: `${CONSOLE_API}/users/signout`,
   resetPassword: (userId: number) => `${CONSOLE_API}/users/${userId}/reset_password`,
   me: `${CONSOLE_API}/users/me`,
+  users: `${CONSOLE_API}/users`,
+  user: (id: number) => `${CONSOLE_API}/users/${id}`,
+  userRoles: (id: number) => `${CONSOLE_API}/users/${id}/roles`,
+  userRole: (id: number, role: string) => `${CONSOLE_API}/users/${id}/roles/${role}`,
+  consoleJobs: `${CONSOLE_API}/jobs`,
+  consoleJob: (id: number) => `${CONSOLE_API}/jobs/${id}`,
+  consoleJobCancel: (id: number) => `${CONSOLE_API}/jobs/${id}/cancel`,
+  consoleClusters: `${CONSOLE_API}/clusters`,
+  consoleCluster: (id: number) => `${CONSOLE_API}/clusters/${id}`,
   tokens: `${CONSOLE_API}/personal-access-tokens`,
   token: (id: number) => `${CONSOLE_API}/personal-access-tokens/${id}`,
   schedulers: `${CONSOLE_API}/schedulers`,
@@ -123,7 +138,7 @@ export const PreheatArgsInput = z
     application: ShortString.optional(),
     scope: PreheatScope.optional(),
     ips: z
-      .array(z.string().refine((s) => isIP(s) !== 0, "must be an IP address"), { error: "must be an array of IP addresses" })
+      .array(z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"), { error: "must be an array of IP addresses" })
       .max(1000)
       .optional(),
     count: boundedInt(1, 100_000).optional(),
@@ -266,6 +281,10 @@ export const ListJobsQuery = z.object({
   per_page: boundedInt(1, 100, { coerce: true }).default(10),
   state: JobState.optional(),
   type: z.string().max(64).optional(),
+  /** Dragonfly's filter: jobs of one user. */
+  user_id: z.coerce.number().int().min(1).optional(),
+  /** kiln's: jobs one of whose URLs contains this text (case-insensitive). */
+  url: z.string().max(1024).optional(),
 });
 export type ListJobsQuery = z.infer<typeof ListJobsQuery>;
 
@@ -323,18 +342,17 @@ export type UpdateClusterBody = z.infer<typeof UpdateClusterBody>;
 /* ------------------------------------------------------- users and tokens */
 
 export const SignInBody = z.object({ name: z.string().min(1).max(255), password: z.string().min(1).max(1024) });
+/** Dragonfly's answer; the same token is also set as the `jwt` cookie. Who signed in: GET /api/v1/users/me. */
 export const SignInReply = z.object({
   token: z.string(),
-  expires_at: z.string(),
-  user_id: z.number().int(),
-  /** The generated first password must be changed before anything else works. */
-  must_change_password: z.boolean(),
+  /** When the session ends (RFC 3339). */
+  expire: z.string(),
 });
 export type SignInReply = z.infer<typeof SignInReply>;
 
 export const ResetPasswordBody = z.object({
   old_password: z.string().min(1).max(1024),
-  new_password: z.string().min(8, "must be at least 8 characters").max(1024),
+  new_password: NewPassword,
 });
 
 export const UserView = z.object({
@@ -344,7 +362,9 @@ export const UserView = z.object({
   name: z.string(),
   email: z.string(),
   state: z.string(),
+  /** The generated or root-given first password must be changed before anything else works. */
   must_change_password: z.boolean(),
+  role: Role,
 });
 export type UserView = z.infer<typeof UserView>;
 
@@ -385,7 +405,7 @@ export type TokenView = z.infer<typeof TokenView>;
 
 export const SchedulerRegistration = z.object({
   hostname: z.string().min(1).max(255),
-  ip: z.string().refine((s) => isIP(s) !== 0, "must be an IP address"),
+  ip: z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"),
   port: z.number().int().min(1).max(65535),
   /** The scheduler API URL; default http://<ip>:<port>. */
   url: HttpUrl.optional(),
@@ -396,7 +416,7 @@ export type SchedulerRegistration = z.infer<typeof SchedulerRegistration>;
 
 export const SeedPeerRegistration = z.object({
   hostname: z.string().min(1).max(255),
-  ip: z.string().refine((s) => isIP(s) !== 0, "must be an IP address"),
+  ip: z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"),
   /** Upload port. */
   port: z.number().int().min(1).max(65535),
   type: z.enum(["super", "strong", "weak"]).default("super"),

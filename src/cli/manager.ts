@@ -23,12 +23,13 @@ interface ManagerFlags {
   jobConcurrency: number;
   jobTimeoutMs: number;
   jobPollMs: number;
+  sessionTtlMs: number;
 }
 
 export function registerManagerCommand(program: Command): void {
   program
     .command("manager")
-    .description("run the manager: Open API (/oapi/v1) for preheat jobs, users and tokens, scheduler clusters")
+    .description("run the manager: the web console (/), its API (/api/v1) and the Open API (/oapi/v1) for preheat jobs, users and tokens, clusters")
     .option("--host <addr>", "address to listen on", "0.0.0.0")
     .option("--port <port>", "port to listen on", parsePort, PORTS.manager)
     .option("--data-dir <dir>", `the SQLite database, the secret key and the first root password (default ${MANAGER.dataDir}; with an SQLite --database-url: its directory)`)
@@ -55,6 +56,7 @@ export function registerManagerCommand(program: Command): void {
     .option("--job-concurrency <n>", "preheat jobs run at once", parsePositiveInt, MANAGER.jobConcurrency)
     .option("--job-timeout-ms <ms>", "timeout of a job that sets none", parsePositiveInt, MANAGER.jobTimeoutMs)
     .option("--job-poll-ms <ms>", "how often a running job asks its scheduler for progress", parsePositiveInt, MANAGER.jobPollMs)
+    .option("--session-ttl-ms <ms>", "how long a console sign-in lasts", parsePositiveInt, MANAGER.sessionTtlMs)
     .addHelpText(
       "after",
       "\nAt first start the manager creates the cluster cluster-1 and the user root. Root's password is\n" +
@@ -79,6 +81,7 @@ export function registerManagerCommand(program: Command): void {
         jobConcurrency: f.jobConcurrency,
         jobTimeoutMs: f.jobTimeoutMs,
         jobPollMs: f.jobPollMs,
+        sessionTtlMs: f.sessionTtlMs,
       }).catch((err: unknown) => {
         // An unreachable Redis or a bad URL: one line, not a stack trace.
         throw err instanceof KilnError ? new StartupError(err.message) : err;

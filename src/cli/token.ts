@@ -20,7 +20,7 @@ async function signIn(f: UserFlags): Promise<ConsoleClient> {
   if (!password) throw new Error("give the user's password with --password or KILN_MANAGER_PASSWORD");
   const client = new ConsoleClient(f.manager);
   const s = await client.signIn(f.user, password);
-  if (s.must_change_password) {
+  if (s.user.must_change_password) {
     throw new Error(`the password of ${f.user} must be changed first: kiln token password --user ${f.user} --new-password <new>`);
   }
   return client;
@@ -93,7 +93,7 @@ export function registerTokenCommand(program: Command): void {
       if (!password) throw new Error("give the current password with --password or KILN_MANAGER_PASSWORD");
       const client = new ConsoleClient(f.manager);
       const s = await client.signIn(f.user, password);
-      await client.resetPassword(s.user_id, password, f.newPassword);
+      await client.resetPassword(s.user.id, password, f.newPassword);
       process.stderr.write(`password of ${f.user} changed\n`);
     } catch (err) {
       fail("token password", err);

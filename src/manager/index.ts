@@ -10,6 +10,7 @@ import { openSharedState } from "./shared/state.js";
 import { JobRunner } from "./jobs/runner.js";
 import { JobService } from "./jobs/service.js";
 import { buildManagerApi } from "./http/app.js";
+import { findBuiltConsole } from "./http/console-static.js";
 import { nowIso } from "./time.js";
 import { SecretBox } from "./auth/secret-box.js";
 import { forgetInitialPassword, initialPasswordFile, keepInitialPassword } from "./auth/initial-password.js";
@@ -35,6 +36,10 @@ export interface ManagerConfig {
   jobLockMs?: number;
   /** Shared secret schedulers and seed peers must present (KILN_CLUSTER_SECRET); none = open membership. */
   clusterSecret?: string;
+  /** How long a console sign-in lasts (default 24 h). */
+  sessionTtlMs?: number;
+  /** The built web console to serve at /; default dist/console of this checkout; false: none. */
+  consoleDir?: string | false;
   /** Where the generated root password is written once (default: stderr). */
   announce?: (line: string) => void;
 }
@@ -102,6 +107,8 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
       jobs,
       log,
       keepAliveMs: cfg.keepAliveMs ?? MANAGER.keepAliveMs,
+      sessionTtlMs: cfg.sessionTtlMs ?? MANAGER.sessionTtlMs,
+      consoleDir: cfg.consoleDir === false ? undefined : (cfg.consoleDir ?? findBuiltConsole()),
       memberTimeoutMs,
       clusterSecret: cfg.clusterSecret,
       signInLimiter: shared.signIn,

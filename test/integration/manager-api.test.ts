@@ -386,9 +386,9 @@ describe("manager first start", () => {
       const console = new ConsoleClient(m.url);
       await assert.rejects(console.signIn("root", "wrong"), /Unauthorized/);
       const s = await console.signIn("root", password);
-      assert.equal(s.must_change_password, true);
+      assert.equal(s.user.must_change_password, true);
       await assert.rejects(console.createToken({ name: "x", scopes: ["job"] }), /Password must be changed/);
-      await console.resetPassword(s.user_id, password, "a-new-password");
+      await console.resetPassword(s.user.id, password, "a-new-password");
       const t1 = await console.createToken({ name: "x", scopes: ["job"] });
       assert.match(t1.token!, /^kiln_pat_/);
       await assert.rejects(new ConsoleClient(m.url).signIn("root", password), /Unauthorized/);

@@ -41,3 +41,11 @@ export function randomPassword(): string {
 export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
+
+/**
+ * The CSRF token of a session: derived from the session token, so that only a page
+ * that could read the session's cookies (same origin) can present it.
+ */
+export function csrfTokenFor(sessionToken: string): string {
+  return createHash("sha256").update(`kiln-csrf\0${sessionToken}`).digest("base64url");
+}

@@ -2,6 +2,7 @@
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
 import { insertReturningId, toCount } from "./insert.js";
+import { containsText } from "./like.js";
 import type { ClusterRow, JobRow, JobUpdate, ManagerDatabase, NewJob } from "./schema.js";
 import { nowIso } from "../time.js";
 
@@ -45,10 +46,12 @@ export class JobsRepo {
     return out;
   }
 
-  async list(q: { page: number; perPage: number; state?: string; type?: string }): Promise<{ rows: JobRow[]; total: number }> {
+  async list(q: { page: number; perPage: number; state?: string; type?: string; userId?: number; url?: string }): Promise<{ rows: JobRow[]; total: number }> {
     let base = this.db.selectFrom("jobs");
     if (q.state) base = base.where("state", "=", q.state);
     if (q.type) base = base.where("type", "=", q.type);
+    if (q.userId !== undefined) base = base.where("user_id", "=", q.userId);
+    if (q.url) base = base.where(containsText("urls", q.url));
     const totalRow = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
     const rows = await base
       .selectAll()

@@ -1,7 +1,7 @@
 /** Personal access tokens (stored as sha256 of the token). */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId } from "./insert.js";
+import { insertReturningId, toCount } from "./insert.js";
 import type { ManagerDatabase, TokenRow } from "./schema.js";
 import { nowIso } from "../time.js";
 
@@ -43,10 +43,13 @@ export class TokensRepo {
     return this.db.selectFrom("personal_access_tokens").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
-  list(userId?: number): Promise<TokenRow[]> {
-    let q = this.db.selectFrom("personal_access_tokens").selectAll().orderBy("id");
-    if (userId !== undefined) q = q.where("user_id", "=", userId);
-    return q.execute();
+  /** A page of tokens by id, of one user or (root) of all. */
+  async list(q: { userId?: number; page: number; perPage: number }): Promise<{ rows: TokenRow[]; total: number }> {
+    let base = this.db.selectFrom("personal_access_tokens");
+    if (q.userId !== undefined) base = base.where("user_id", "=", q.userId);
+    const total = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
+    const rows = await base.selectAll().orderBy("id").limit(q.perPage).offset((q.page - 1) * q.perPage).execute();
+    return { rows, total: toCount(total.n) };
   }
 
   async update(id: number, set: { name?: string; bio?: string; state?: string; expired_at?: string }): Promise<void> {

@@ -15,6 +15,10 @@ export interface RouteContext {
   jobs: JobService;
   log: Logger;
   keepAliveMs: number;
+  /** How long a console sign-in lasts. */
+  sessionTtlMs: number;
+  /** The built web console (index.html and assets/), served at /; none: the API only. */
+  consoleDir?: string;
   memberTimeoutMs: number;
   /** When set, schedulers and seed peers must send it to register and keep alive. */
   clusterSecret?: string;

@@ -6,8 +6,8 @@ import type { Store } from "../store.js";
 import type { SecretBox } from "../auth/secret-box.js";
 import { readClusterConfig } from "../db/clusters.js";
 import { nowIso } from "../time.js";
-import { notFound, tooManyRequests, unprocessable } from "../errors.js";
-import { normalizeArgs } from "./args.js";
+import { conflict, notFound, tooManyRequests, unprocessable } from "../errors.js";
+import { argUrls, normalizeArgs } from "./args.js";
 import { jobView, readResult } from "./view.js";
 import type { JobQueue } from "./queue.js";
 import { RateLimiter, type JobRateLimit } from "./rate-limit.js";
@@ -59,6 +59,7 @@ export class JobService {
         secret: Object.keys(secret).length ? this.secrets.seal(JSON.stringify(secret)) : null,
         result: null,
         user_id: userId,
+        urls: argUrls(stored).join("\n"),
         deadline_at: nowIso(now + timeoutMs),
         created_at: nowIso(now),
         updated_at: nowIso(now),
@@ -78,7 +79,7 @@ export class JobService {
   }
 
   async list(q: ListJobsQuery): Promise<{ jobs: JobView[]; total: number }> {
-    const { rows, total } = await this.store.jobs.list({ page: q.page, perPage: q.per_page, state: q.state, type: q.type });
+    const { rows, total } = await this.store.jobs.list({ page: q.page, perPage: q.per_page, state: q.state, type: q.type, userId: q.user_id, url: q.url });
     const clusters = await this.store.jobs.clustersOf(rows.map((r) => r.id));
     return { jobs: rows.map((r) => jobView(r, clusters.get(r.id) ?? [])), total };
   }
@@ -93,6 +94,26 @@ export class JobService {
     // The row first: a replica that picks the job up meanwhile finds nothing to run.
     if (!(await this.store.jobs.delete(id))) throw notFound(`job ${id} not found`);
     await this.queue.cancel(id, "job deleted");
+  }
+
+  /**
+   * Ends a PENDING job as FAILURE now, saying who canceled it, and stops following it;
+   * downloads the peers already started go on. 409 for a job that already ended.
+   */
+  async cancel(id: number, by: string): Promise<JobView> {
+    const row = await this.store.jobs.byId(id);
+    if (!row) throw notFound(`job ${id} not found`);
+    if (row.state !== "PENDING") throw conflict(`job ${id} already ended (${row.state}); only a PENDING job can be canceled`);
+    const result: JobResult = readResult(row) ?? { urls: [], progress: { total: 0, succeeded: 0, failed: 0 }, success_tasks: [], failure_tasks: [], log: [] };
+    result.error = `canceled by ${by}`;
+    result.log.push(`${nowIso()} canceled by ${by}`);
+    if (await this.store.jobs.finish(id, "FAILURE", JSON.stringify(result))) {
+      this.queue.cancel(id, result.error);
+      this.log.info({ job: id, by }, "job canceled");
+      return this.get(id);
+    }
+    const ended = await this.get(id); // it ended on its own meanwhile
+    throw conflict(`job ${id} already ended (${ended.state}); only a PENDING job can be canceled`);
   }
 
   /** At start: pending jobs whose deadline passed end as FAILURE with the reason; the others run again. */
