@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Register>> = {
   token: async () => (await import("./token.js")).registerTokenCommand,
   config: async () => (await import("./config.js")).registerConfigCommand,
   ca: async () => (await import("./ca.js")).registerCaCommand,
+  snapshotter: async () => (await import("./snapshotter.js")).registerSnapshotterCommand,
 };
 
 const program = new Command("kiln")

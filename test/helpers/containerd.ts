@@ -1,0 +1,86 @@
+/**
+ * A private containerd (own config, root, state and socket; needs root) with kiln's
+ * proxy snapshotter registered as `kiln`, and the `ctr` / `ctr-remote` clients for it.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { prerequisitesMissing } from "./prereq.js";
+
+const run = promisify(execFile);
+
+/** Root, containerd, ctr, runc and (for lazy pulls) ctr-remote; under CI=true a missing one fails the suite. */
+export function containerdToolsMissing(suite: string, extra: Record<string, string> = {}): Promise<string | undefined> {
+  const root = process.getuid?.() === 0 ? [] : ["containerd and overlay mounts need root"];
+  return prerequisitesMissing(
+    suite,
+    { containerd: "containerd", ctr: "containerd", "docker-registry": "docker-registry", skopeo: "skopeo", getfattr: "attr", setfattr: "attr", ...extra },
+    root,
+  );
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms`);
+}
+
+export class Containerd {
+  private proc?: ChildProcess;
+  readonly log: string[] = [];
+  constructor(
+    readonly dir: string,
+    /** Socket of kiln's snapshotter, registered as proxy plugin `kiln`. */
+    private readonly snapshotterSocket?: string,
+  ) {}
+
+  get sock(): string {
+    return join(this.dir, "c.sock");
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const config = [
+      "version = 2",
+      `root = "${join(this.dir, "root")}"`,
+      `state = "${join(this.dir, "state")}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      "[grpc]",
+      `  address = "${this.sock}"`,
+      "[ttrpc]",
+      `  address = "${join(this.dir, "c.sock.ttrpc")}"`,
+      ...(this.snapshotterSocket ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`] : []),
+    ].join("\n");
+    await writeFile(join(this.dir, "config.toml"), config);
+    const proc = spawn("containerd", ["--config", join(this.dir, "config.toml")], { stdio: ["ignore", "pipe", "pipe"] });
+    this.proc = proc;
+    proc.stdout!.on("data", (d: Buffer) => this.log.push(String(d)));
+    proc.stderr!.on("data", (d: Buffer) => this.log.push(String(d)));
+    await waitFor(`containerd in ${this.dir}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`containerd exited: ${this.log.join("").slice(-2000)}`);
+      await run("ctr", ["--address", this.sock, "version"]);
+      return true;
+    });
+  }
+
+  ctr(args: string[], timeout = 180_000) {
+    return run("ctr", ["--address", this.sock, ...args], { timeout, maxBuffer: 64 * 1024 * 1024 });
+  }
+
+  ctrRemote(args: string[], timeout = 180_000) {
+    return run("ctr-remote", ["--address", this.sock, ...args], { timeout, maxBuffer: 64 * 1024 * 1024 });
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    }
+  }
+}
