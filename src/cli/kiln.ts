@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<Register>> = {
   config: async () => (await import("./config.js")).registerConfigCommand,
   ca: async () => (await import("./ca.js")).registerCaCommand,
   snapshotter: async () => (await import("./snapshotter.js")).registerSnapshotterCommand,
+  accelerate: async () => (await import("./accelerate.js")).registerAccelerateCommand,
 };
 
 const program = new Command("kiln")
