@@ -121,7 +121,7 @@ export interface LayeredImage extends BuiltImage {
 }
 
 /** An OCI layout with one linux/<host arch> manifest of these layers (gzip). */
-export async function buildLayeredImage(layers: TarEntry[][], tag = "v1"): Promise<LayeredImage> {
+export async function buildLayeredImage(layers: TarEntry[][], tag = "v1", opts: { wrongDiffIdAt?: number } = {}): Promise<LayeredImage> {
   const layout = await mkdtemp(join(tmpdir(), "kiln-oci-layers-"));
   const blobs = join(layout, "blobs", "sha256");
   await mkdir(blobs, { recursive: true });
@@ -137,6 +137,8 @@ export async function buildLayeredImage(layers: TarEntry[][], tag = "v1"): Promi
     diffIds.push(sha(tar));
     layerDescs.push(await put(gzipSync(tar, { level: 1 }), "application/vnd.oci.image.layer.v1.tar+gzip"));
   }
+  // An image whose config lies about a layer's content (a corrupted or tampered layer).
+  if (opts.wrongDiffIdAt !== undefined) diffIds[opts.wrongDiffIdAt] = sha(Buffer.from("not this layer"));
   const architecture = process.arch === "x64" ? "amd64" : process.arch;
   const config = await put(
     Buffer.from(JSON.stringify({ architecture, os: "linux", rootfs: { type: "layers", diff_ids: diffIds }, config: { Cmd: ["/bin/sh"] } })),

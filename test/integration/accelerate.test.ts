@@ -192,4 +192,22 @@ describe("image acceleration", async () => {
     assert.deepEqual(got.view!.Images, []);
     assert.equal(got.view!.Status, "Ready");
   });
+
+  it("a layer that does not match the image's config is never put in place: CreateError, and no half layer", { skip }, async () => {
+    const bad = await buildLayeredImage(richLayers().slice(0, 2), "bad", { wrongDiffIdAt: 1 });
+    try {
+      await pushImage(bad, reg, "test/rich");
+      const r = await kiln(["accelerate", "create", `${reg.host}/test/rich:bad`, "--plain-http"]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /uncompressed digest .* the image config says/);
+      const got = await kiln(["accelerate", "get"]);
+      assert.equal(got.view!.Status, "CreateError");
+      assert.match(got.view!.Error, /image config says/);
+      assert.deepEqual(await readdir(join(shared, "layers")), [hex(bad.chainIds[0]!)], "the good bottom layer stays; nothing else, no temporary");
+      const head = await fetch(`${reg.url}/v2/test/rich/manifests/bad-acc`, { method: "HEAD" });
+      assert.equal(head.status, 404, "no target is pushed");
+    } finally {
+      await bad.cleanup();
+    }
+  });
 });
