@@ -5,15 +5,23 @@
  * directory, plus files replaced and directories whose mode changes.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { TarEntry } from "./layer-tar.js";
+
+/** Debian's busybox-static, so that runc can run a container from the image. */
+export const BUSYBOX = "/bin/busybox";
 
 export function richLayers(): TarEntry[][] {
   const big = randomBytes(300 * 1024);
+  const busybox = readFileSync(BUSYBOX);
   return [
     [
       { type: "dir", path: "etc", mode: 0o755 },
       { type: "file", path: "etc/passwd", data: "root:x:0:0:root:/root:/bin/sh\n", mode: 0o644 },
       { type: "symlink", path: "etc/abs-link", target: "/etc/passwd" },
+      { type: "dir", path: "bin", mode: 0o755 },
+      { type: "file", path: "bin/busybox", data: busybox, mode: 0o755 },
+      { type: "symlink", path: "bin/sh", target: "busybox" },
       { type: "dir", path: "usr", mode: 0o755 },
       { type: "dir", path: "usr/bin", mode: 0o755 },
       { type: "file", path: "usr/bin/tool", data: big, mode: 0o4755, xattrs: { "user.kiln.test": Buffer.from([0, 1, 2, 255]) } },

@@ -15,7 +15,17 @@ export function containerdToolsMissing(suite: string, extra: Record<string, stri
   const root = process.getuid?.() === 0 ? [] : ["containerd and overlay mounts need root"];
   return prerequisitesMissing(
     suite,
-    { containerd: "containerd", ctr: "containerd", "docker-registry": "docker-registry", skopeo: "skopeo", getfattr: "attr", setfattr: "attr", ...extra },
+    {
+      containerd: "containerd",
+      ctr: "containerd",
+      runc: "runc",
+      "docker-registry": "docker-registry",
+      skopeo: "skopeo",
+      getfattr: "attr",
+      setfattr: "attr",
+      busybox: "busybox-static",
+      ...extra,
+    },
     root,
   );
 }

@@ -160,9 +160,13 @@ describe("image acceleration", async () => {
     assert.equal(tree["opq/new"]!.sha256 !== undefined, true);
   });
 
-  it("delete is refused while a node uses the layers, naming it; afterwards it removes them", { skip }, async () => {
+  it("delete is refused while a container runs from the image, naming the node; afterwards it removes the layers", { skip }, async () => {
     const a = containerds[0]!;
-    await a.ctr(["containers", "create", "--snapshotter", "kiln", target, "acc-container"]);
+    await a.ctr(["run", "-d", "--snapshotter", "kiln", target, "acc-container", "/bin/busybox", "sleep", "600"]);
+    const ps = (await a.ctr(["tasks", "ls"])).stdout;
+    assert.match(ps, /acc-container\s+\d+\s+RUNNING/, ps);
+    const inside = (await a.ctr(["tasks", "exec", "--exec-id", "check", "acc-container", "/bin/busybox", "cat", "/www/index.html"])).stdout;
+    assert.equal(inside, "<h1>kiln</h1>\n", "the container reads files of the accelerated layers");
     await waitFor("node-a's report of the container", async () => {
       const r = await kiln(["accelerate", "delete", original]);
       return r.code !== 0 && r.stderr.includes("container snapshot");
@@ -172,6 +176,9 @@ describe("image acceleration", async () => {
     assert.match(refused.stderr, /in use on node-a \(1 container snapshot/);
     assert.ok(!refused.stderr.includes("node-b"), "node-b fetched its own layers: it does not use the shared ones");
 
+    await a.ctr(["tasks", "kill", "-s", "SIGKILL", "acc-container"]);
+    await waitFor("the task to stop", async () => !(await a.ctr(["tasks", "ls"])).stdout.includes("RUNNING"));
+    await a.ctr(["tasks", "rm", "acc-container"]);
     await a.ctr(["containers", "rm", "acc-container"]);
     await unmount(join(dir, "mnt", "kiln-acc-view"));
     // containerd's garbage collector (run by the container removal) may have removed the unreferenced view already.
