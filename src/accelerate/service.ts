@@ -60,8 +60,9 @@ async function usersOf(shared: string, chainIds: Set<string>): Promise<string[]>
   for (const { report, fresh } of await readNodeReports(shared, SNAPSHOTTER.nodeReportFreshMs)) {
     const snapshots = report.layers.filter((l) => chainIds.has(l.chainId)).flatMap((l) => l.snapshots);
     if (!snapshots.length) continue;
-    const containers = new Set(snapshots.filter((s) => s.kind !== "COMMITTED").map((s) => s.name)).size;
-    const what = containers ? `${containers} container snapshot(s) running on it` : "the image is pulled there";
+    const count = (kind: string) => new Set(snapshots.filter((s) => s.kind === kind).map((s) => s.name)).size;
+    const parts = [count("ACTIVE") && `${count("ACTIVE")} container rootfs snapshot(s)`, count("VIEW") && `${count("VIEW")} read-only view(s)`].filter(Boolean);
+    const what = parts.length ? parts.join(", ") : "the image is pulled there";
     out.push(`${report.node} (${what}${fresh ? "" : `; last report ${report.updatedAt}`})`);
   }
   return out;

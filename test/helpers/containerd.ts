@@ -6,7 +6,10 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { SnapshotsClient } from "../../src/snapshotter/proto.js";
 import { prerequisitesMissing } from "./prereq.js";
+import type { MountSpec } from "./rootfs.js";
 
 const run = promisify(execFile);
 
@@ -92,5 +95,25 @@ export class Containerd {
       proc.kill("SIGTERM");
       await exited;
     }
+  }
+}
+
+/** containerd's own Snapshots service (on its socket), for snapshots the garbage collector must leave alone (a gc.root label). */
+export async function createSnapshot(c: Containerd, snapshotter: string, kind: "View" | "Prepare", key: string, parent: string): Promise<MountSpec[]> {
+  const client = new SnapshotsClient(`unix://${c.sock}`, credentials.createInsecure()) as unknown as Record<
+    string,
+    (req: unknown, md: Metadata, cb: (err: Error | null, res: { mounts: { type: string; source: string; options: string[] }[] }) => void) => void
+  >;
+  const md = new Metadata();
+  md.set("containerd-namespace", "default");
+  try {
+    const res = await new Promise<{ mounts: { type: string; source: string; options: string[] }[] }>((resolve, reject) =>
+      client[kind]!.call(client, { snapshotter, key, parent, labels: { "containerd.io/gc.root": new Date().toISOString() } }, md, (err, r) =>
+        err ? reject(err) : resolve(r),
+      ),
+    );
+    return res.mounts.map((m) => ({ Type: m.type, Source: m.source, Options: m.options }));
+  } finally {
+    (client as unknown as { close(): void }).close();
   }
 }

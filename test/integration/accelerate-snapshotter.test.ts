@@ -10,11 +10,11 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { richLayers } from "../helpers/accel-image.js";
-import { Containerd, containerdToolsMissing } from "../helpers/containerd.js";
+import { Containerd, containerdToolsMissing, createSnapshot, waitFor } from "../helpers/containerd.js";
 import { buildLayeredImage, type LayeredImage } from "../helpers/layer-tar.js";
 import { spawnKiln, type KilnProcess } from "../helpers/proc.js";
 import { pushImage, startRegistry, type TestRegistry } from "../helpers/registry.js";
-import { describeTree, mountAll, unmount, type MountSpec } from "../helpers/rootfs.js";
+import { describeTree, mountAll, unmount } from "../helpers/rootfs.js";
 
 describe("kiln snapshotter under containerd", async () => {
   const skip = await containerdToolsMissing("snapshotter test");
@@ -50,10 +50,10 @@ describe("kiln snapshotter under containerd", async () => {
   });
 
   const mountView = async (snapshotter: string, key: string, parent: string): Promise<string> => {
-    const { stdout } = await containerd.ctr(["snapshots", "--snapshotter", snapshotter, "view", "--mounts", key, parent]);
+    const mounts = await createSnapshot(containerd, snapshotter, "View", key, parent);
     const target = join(dir, "mnt", `${snapshotter}-${key}`);
     await mkdir(target, { recursive: true });
-    await mountAll(JSON.parse(stdout) as MountSpec[], target);
+    await mountAll(mounts, target);
     mounted.push(target);
     return target;
   };
@@ -89,10 +89,10 @@ describe("kiln snapshotter under containerd", async () => {
 
   it("an active snapshot takes writes, commits, and a child of the commit sees them; Stat, Usage, Update, List answer", { skip }, async () => {
     const top = image.chainIds.at(-1)!;
-    const { stdout } = await containerd.ctr(["snapshots", "--snapshotter", "kiln", "prepare", "--mounts", "rw-1", top]);
+    const mounts = await createSnapshot(containerd, "kiln", "Prepare", "rw-1", top);
     const target = join(dir, "mnt", "rw-1");
     await mkdir(target, { recursive: true });
-    await mountAll(JSON.parse(stdout) as MountSpec[], target);
+    await mountAll(mounts, target);
     await writeFile(join(target, "written.txt"), "written in a container\n");
     await rm(join(target, "top.txt"));
     await unmount(target);
@@ -119,7 +119,12 @@ describe("kiln snapshotter under containerd", async () => {
     assert.equal(meta.mode & 0o777, 0o600);
     await snap.kill();
     snap = await startSnapshotter();
-    const ls = (await containerd.ctr(["snapshots", "--snapshotter", "kiln", "ls"])).stdout;
+    // containerd redials the proxy snapshotter with a back-off of a few seconds.
+    let ls = "";
+    await waitFor("containerd reconnecting to the snapshotter", async () => {
+      ls = (await containerd.ctr(["snapshots", "--snapshotter", "kiln", "ls"])).stdout;
+      return true;
+    });
     for (const name of [...image.chainIds, "committed-1", "view-child"]) assert.ok(ls.includes(name), `${name} listed after restart:\n${ls}`);
     await unmount(join(dir, "mnt", "kiln-view-child"));
     await containerd.ctr(["snapshots", "--snapshotter", "kiln", "rm", "view-child"]);

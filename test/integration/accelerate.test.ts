@@ -15,11 +15,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { richLayers } from "../helpers/accel-image.js";
-import { Containerd, containerdToolsMissing, waitFor } from "../helpers/containerd.js";
+import { Containerd, containerdToolsMissing, createSnapshot, waitFor } from "../helpers/containerd.js";
 import { buildLayeredImage, type LayeredImage } from "../helpers/layer-tar.js";
 import { runKiln, spawnKiln, type KilnProcess } from "../helpers/proc.js";
 import { pushImage, startRegistry, type TestRegistry } from "../helpers/registry.js";
-import { describeTree, getXattr, mountAll, unmount, type MountSpec } from "../helpers/rootfs.js";
+import { describeTree, getXattr, mountAll, unmount } from "../helpers/rootfs.js";
 
 const run = promisify(execFile);
 const hex = (d: string) => d.slice("sha256:".length);
@@ -64,10 +64,10 @@ describe("image acceleration", async () => {
   };
 
   const mountView = async (c: Containerd, snapshotter: string, key: string, parent: string): Promise<string> => {
-    const { stdout } = await c.ctr(["snapshots", "--snapshotter", snapshotter, "view", "--mounts", key, parent]);
+    const mounts = await createSnapshot(c, snapshotter, "View", key, parent);
     const mnt = join(dir, "mnt", `${snapshotter}-${key}`);
     await mkdir(mnt, { recursive: true });
-    await mountAll(JSON.parse(stdout) as MountSpec[], mnt);
+    await mountAll(mounts, mnt);
     mounted.push(mnt);
     return mnt;
   };
@@ -162,27 +162,28 @@ describe("image acceleration", async () => {
 
   it("delete is refused while a container runs from the image, naming the node; afterwards it removes the layers", { skip }, async () => {
     const a = containerds[0]!;
-    await a.ctr(["run", "-d", "--snapshotter", "kiln", target, "acc-container", "/bin/busybox", "sleep", "600"]);
+    await unmount(join(dir, "mnt", "kiln-acc-view"));
+    await a.ctr(["snapshots", "--snapshotter", "kiln", "rm", "acc-view"]);
+    // runc keeps container state under one root for every containerd on the machine: a name of this run only.
+    const id = `acc-${process.pid}-${Date.now()}`;
+    await a.ctr(["run", "-d", "--snapshotter", "kiln", target, id, "/bin/busybox", "sleep", "600"]);
     const ps = (await a.ctr(["tasks", "ls"])).stdout;
-    assert.match(ps, /acc-container\s+\d+\s+RUNNING/, ps);
-    const inside = (await a.ctr(["tasks", "exec", "--exec-id", "check", "acc-container", "/bin/busybox", "cat", "/www/index.html"])).stdout;
+    assert.match(ps, new RegExp(`${id}\\s+\\d+\\s+RUNNING`), ps);
+    const inside = (await a.ctr(["tasks", "exec", "--exec-id", "check", id, "/bin/busybox", "cat", "/www/index.html"])).stdout;
     assert.equal(inside, "<h1>kiln</h1>\n", "the container reads files of the accelerated layers");
     await waitFor("node-a's report of the container", async () => {
       const r = await kiln(["accelerate", "delete", original]);
-      return r.code !== 0 && r.stderr.includes("container snapshot");
+      return r.code !== 0 && r.stderr.includes("container rootfs snapshot");
     });
     const refused = await kiln(["accelerate", "delete", original]);
     assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /in use on node-a \(1 container snapshot/);
+    assert.match(refused.stderr, /in use on node-a \(1 container rootfs snapshot\(s\)\)/);
     assert.ok(!refused.stderr.includes("node-b"), "node-b fetched its own layers: it does not use the shared ones");
 
-    await a.ctr(["tasks", "kill", "-s", "SIGKILL", "acc-container"]);
+    await a.ctr(["tasks", "kill", "-s", "SIGKILL", id]);
     await waitFor("the task to stop", async () => !(await a.ctr(["tasks", "ls"])).stdout.includes("RUNNING"));
-    await a.ctr(["tasks", "rm", "acc-container"]);
-    await a.ctr(["containers", "rm", "acc-container"]);
-    await unmount(join(dir, "mnt", "kiln-acc-view"));
-    // containerd's garbage collector (run by the container removal) may have removed the unreferenced view already.
-    await a.ctr(["snapshots", "--snapshotter", "kiln", "rm", "acc-view"]).catch(() => undefined);
+    await a.ctr(["tasks", "rm", id]);
+    await a.ctr(["containers", "rm", id]);
     // The original shares the target's config blob, whose gc.ref labels keep the kiln snapshots: both go.
     await a.ctr(["images", "rm", "--sync", target, original]);
     let last = "";
