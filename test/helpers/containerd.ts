@@ -49,6 +49,8 @@ export class Containerd {
     readonly dir: string,
     /** Socket of kiln's snapshotter, registered as proxy plugin `kiln`. */
     private readonly snapshotterSocket?: string,
+    /** Config appended as is (e.g. what `kiln config containerd --snapshotter` prints), instead of the proxy plugin block. */
+    private readonly extraConfig?: string,
   ) {}
 
   get sock(): string {
@@ -66,7 +68,8 @@ export class Containerd {
       `  address = "${this.sock}"`,
       "[ttrpc]",
       `  address = "${join(this.dir, "c.sock.ttrpc")}"`,
-      ...(this.snapshotterSocket ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`] : []),
+      ...(this.extraConfig ? [this.extraConfig] : []),
+      ...(this.snapshotterSocket && !this.extraConfig ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`] : []),
     ].join("\n");
     await writeFile(join(this.dir, "config.toml"), config);
     const proc = spawn("containerd", ["--config", join(this.dir, "config.toml")], { stdio: ["ignore", "pipe", "pipe"] });

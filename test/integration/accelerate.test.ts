@@ -57,7 +57,10 @@ describe("image acceleration", async () => {
     const sock = join(dir, `${name}.sock`);
     const snap = await spawnKiln(["snapshotter", "--root", join(dir, `${name}-snap`), "--address", sock, "--shared", sharedDir, "--node-name", name, "--log-format", "json"]);
     snapshotters.push(snap);
-    const c = new Containerd(join(dir, `${name}-containerd`), sock);
+    // containerd configured with what `kiln config containerd --snapshotter` prints.
+    const snippet = await runKiln(["config", "containerd", "--snapshotter", "--address", sock, "--content-only"]);
+    assert.equal(snippet.code, 0, snippet.stderr);
+    const c = new Containerd(join(dir, `${name}-containerd`), sock, snippet.stdout);
     containerds.push(c);
     await c.start();
     return { snap, c };
