@@ -5,6 +5,7 @@ import { parseUrl } from "./options.js";
 import { StartupError } from "./ports.js";
 import { registryServer } from "../common/net.js";
 import { DEFAULT_LOCATION_LABELS, locationFromLabels, nodeLabels } from "./node-location.js";
+import { containerdSnapshotterToml } from "../snapshotter/containerd-config.js";
 
 export interface ContainerdHostsOptions {
   /** The peer's proxy, e.g. http://127.0.0.1:4001. */
@@ -72,8 +73,15 @@ export function registerConfigCommand(program: Command): void {
     .option("--insecure", "the registry speaks plain HTTP")
     .option("--proxy", "print containerd's systemd http-proxy.conf (HTTP_PROXY mode) instead of a hosts.toml")
     .option("--direct-hosts <hosts>", "with --proxy, NO_PROXY: hosts containerd reaches without the proxy", DEFAULT_NO_PROXY)
+    .option("--snapshotter", "print the config.toml fragment that loads kiln's snapshotter (image acceleration) instead")
+    .option("--address <socket>", "with --snapshotter: the snapshotter's socket (kiln snapshotter --address)")
+    .option("--no-cri", "with --snapshotter: only register it, do not make it the snapshotter of Kubernetes pods")
     .option(...contentOnlyOption)
-    .action((f: { peer: string; registry?: string; insecure?: boolean; proxy?: boolean; directHosts: string; contentOnly?: boolean }) => {
+    .action((f: { peer: string; registry?: string; insecure?: boolean; proxy?: boolean; directHosts: string; contentOnly?: boolean; snapshotter?: boolean; address?: string; cri: boolean }) => {
+      if (f.snapshotter) {
+        const { path, content } = containerdSnapshotterToml({ address: f.address, cri: f.cri });
+        return print(path, ["merge into containerd's config (version 2), then: systemctl restart containerd", "kiln snapshotter must run on the node: kiln snapshotter --shared <dir>"], content, f.contentOnly);
+      }
       if (f.proxy) {
         const { path, content } = systemdProxyDropIn("containerd", f.peer, f.directHosts);
         return print(path, proxyNotes("containerd"), content, f.contentOnly);

@@ -17,6 +17,8 @@ const commands: Record<string, () => Promise<Register>> = {
   token: async () => (await import("./token.js")).registerTokenCommand,
   config: async () => (await import("./config.js")).registerConfigCommand,
   ca: async () => (await import("./ca.js")).registerCaCommand,
+  snapshotter: async () => (await import("./snapshotter.js")).registerSnapshotterCommand,
+  accelerate: async () => (await import("./accelerate.js")).registerAccelerateCommand,
 };
 
 const program = new Command("kiln")

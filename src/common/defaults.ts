@@ -114,3 +114,15 @@ export const PROXY = {
   /** The longest a local-copy client may keep a task pinned after it was told the path (it normally closes at once). */
   localCopyHoldMs: 10 * 60_000,
 } as const;
+
+/** The containerd proxy snapshotter (`kiln snapshotter`) and image acceleration (`kiln accelerate`). */
+export const SNAPSHOTTER = {
+  /** containerd's name for it: `[proxy_plugins.kiln]`, `--snapshotter kiln`. */
+  pluginName: "kiln",
+  root: "/var/lib/kiln/snapshotter",
+  address: "/run/kiln/snapshotter.sock",
+  /** The shared directory (NFS) every node mounts at the same path. */
+  shared: "/mnt/kiln-shared",
+  /** A node report older than this means that node's snapshotter is down. */
+  nodeReportFreshMs: 30_000,
+} as const;
