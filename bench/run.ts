@@ -105,8 +105,12 @@ async function kilnGetStartupMs(): Promise<number> {
 function gitDescribe(): string {
   try {
     const root = fileURLToPath(new URL("..", import.meta.url));
-    const head = execSync("git rev-parse --short HEAD", { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    const dirty = execSync("git status --porcelain -- src", { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    const head = execSync("git rev-parse --short HEAD", { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+    const dirty = execSync("git status --porcelain -- src", { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
     return dirty ? `${head} (src/ has uncommitted changes)` : head;
   } catch {
     return "unknown";
@@ -119,7 +123,8 @@ async function main(): Promise<number> {
   const size = Math.round(cfg.sizeMiB * MiB);
   const started = new Date();
   const loadAtStart = os.loadavg()[0]!;
-  if (loadAtStart > 1.5) log(`warning: 1-minute load average is ${fmt(loadAtStart, 2)} on ${os.cpus().length} CPUs; other work on this machine will skew the figures`);
+  if (loadAtStart > 1.5)
+    log(`warning: 1-minute load average is ${fmt(loadAtStart, 2)} on ${os.cpus().length} CPUs; other work on this machine will skew the figures`);
   const mode = `${cfg.quick ? " (quick)" : ""}${cfg.netns ? " (multi-host mode)" : ""}`;
   log(`kiln bench${mode}: ${cfg.peers} peers, ${cfg.sizeMiB} MiB, origin cap ${cfg.originMBps} MB/s`);
   // Setup problems (missing tools, no root for namespaces) fail here, before any long step.

@@ -149,7 +149,9 @@ async function runCase(c: Case): Promise<CaseResult> {
     await measure(pid, peers.length, async (i) => {
       if (i % 2) return;
       const p = peers[i]!;
-      const pieces = Array.from({ length: PIECES }, (_, n) => n).filter(() => random() < 0.5).map((n) => pieceOf(p.task, n));
+      const pieces = Array.from({ length: PIECES }, (_, n) => n)
+        .filter(() => random() < 0.5)
+        .map((n) => pieceOf(p.task, n));
       await client.reportPieces(taskIds[p.task]!, p.id, { pieces });
     });
 

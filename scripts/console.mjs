@@ -41,7 +41,10 @@ export function consoleBuildStale() {
 export function buildConsole() {
   ensureConsoleDeps();
   console.error("[kiln] building the console into dist/console…");
-  execFileSync(process.execPath, [join(consoleDir, "node_modules", "vite", "bin", "vite.js"), "build", "--logLevel", "warn"], { cwd: consoleDir, stdio: "inherit" });
+  execFileSync(process.execPath, [join(consoleDir, "node_modules", "vite", "bin", "vite.js"), "build", "--logLevel", "warn"], {
+    cwd: consoleDir,
+    stdio: "inherit",
+  });
   const assets = join(outDir, "assets");
   for (const name of readdirSync(assets)) {
     if (!/\.(js|css|svg|json)$/.test(name)) continue;

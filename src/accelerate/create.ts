@@ -77,7 +77,10 @@ export async function createAccelerated(o: CreateOptions): Promise<CreateResult>
       continue;
     }
     const tmp = sharedLayout.tmpLayer(o.shared, chainId, randomBytes(4).toString("hex"));
-    const parents = chainIds.slice(0, i).reverse().map((c) => sharedLayout.layer(o.shared, c));
+    const parents = chainIds
+      .slice(0, i)
+      .reverse()
+      .map((c) => sharedLayout.layer(o.shared, c));
     const t0 = performance.now();
     try {
       const stats = await fetchAndUnpack(src, layers[i]!, config.rootfs.diff_ids[i]!, tmp, parents);
@@ -96,7 +99,7 @@ export async function createAccelerated(o: CreateOptions): Promise<CreateResult>
 
   // The target: the original manifest, each layer annotated with the chain ID it is unpacked under.
   const doc = JSON.parse(fetched.body.toString("utf8")) as { layers: { annotations?: Record<string, string> }[] };
-  doc.layers.forEach((l, i) => (l.annotations = { ...l.annotations, [ACCEL_LABELS.chainId]: chainIds[i]! }));
+  for (const [i, l] of doc.layers.entries()) l.annotations = { ...l.annotations, [ACCEL_LABELS.chainId]: chainIds[i]! };
   for (const blob of [parsed.manifest.config, ...layers]) await ensureBlob(client, ref, targetRef, blob);
   const mediaType = parsed.manifest.mediaType ?? (fetched.contentType.split(";")[0]!.trim() || "application/vnd.oci.image.manifest.v1+json");
   const targetDigest = await putManifest(client, targetRef, mediaType, Buffer.from(JSON.stringify(doc)));

@@ -23,7 +23,7 @@ export async function readState(shared: string): Promise<AccelerateState> {
 
 export async function writeState(shared: string, state: AccelerateState): Promise<void> {
   const path = sharedLayout.state(shared);
-  await writeFile(`${path}.tmp`, JSON.stringify(state, null, 2) + "\n", { mode: 0o644 });
+  await writeFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
   await rename(`${path}.tmp`, path);
 }
 
@@ -64,13 +64,18 @@ export async function currentOperation(shared: string): Promise<AccelerateOperat
 export async function withOperation<T>(shared: string, kind: AccelerateOperation["kind"], image: string, fn: () => Promise<T>): Promise<T> {
   await currentOperation(shared);
   const op: AccelerateOperation = { kind, image, host: hostname(), pid: process.pid, startedAt: new Date().toISOString() };
-  let handle;
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(lockPath(shared), "wx", 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     const running = await currentOperation(shared);
-    throw new KilnError("CONFLICT", running ? `a ${running.kind} of ${running.image} is running (host ${running.host}, pid ${running.pid}, since ${running.startedAt})` : "another operation is running");
+    throw new KilnError(
+      "CONFLICT",
+      running
+        ? `a ${running.kind} of ${running.image} is running (host ${running.host}, pid ${running.pid}, since ${running.startedAt})`
+        : "another operation is running",
+    );
   }
   try {
     await handle.writeFile(JSON.stringify(op));

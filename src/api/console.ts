@@ -56,7 +56,14 @@ export const UpdateUserBody = z.object({
 });
 export type UpdateUserBody = z.infer<typeof UpdateUserBody>;
 
-export const RoleParams = z.object({ id: z.coerce.number().int().min(1).max(2 ** 31 - 1), role: Role });
+export const RoleParams = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31 - 1),
+  role: Role,
+});
 
 /** Schedulers or seed peers of every cluster, or of one. */
 export const ListMembersQuery = PageQuery.extend({

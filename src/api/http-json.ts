@@ -22,12 +22,7 @@ export interface JsonRequest {
  * One JSON call to another kiln component. The reply is validated against its
  * schema; an error reply becomes a KilnError with the remote message and status.
  */
-export async function callJson<S extends z.ZodType>(
-  baseUrl: string,
-  path: string,
-  reply: S,
-  req: JsonRequest = {},
-): Promise<z.infer<S>> {
+export async function callJson<S extends z.ZodType>(baseUrl: string, path: string, reply: S, req: JsonRequest = {}): Promise<z.infer<S>> {
   const url = new URL(path, baseUrl);
   for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
   const method = req.method ?? (req.body === undefined ? "GET" : "POST");
@@ -60,7 +55,13 @@ export async function callJson<S extends z.ZodType>(
 }
 
 /** One request; resolves with the status and the whole body, or rejects if it takes longer than `timeoutMs` in all. */
-function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const tls = url.protocol === "https:";
     const req = (tls ? https : http).request(url, { method, headers, agent: tls ? agents.https : agents.http }, (res) => {

@@ -183,8 +183,7 @@ export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive 
   let markRegistered: () => void = () => undefined;
   const registered = new Promise<void>((resolve) => (markRegistered = resolve));
 
-  const register = () =>
-    opts.kind === "scheduler" ? client.register("scheduler", opts.registration) : client.register("seed_peer", opts.registration);
+  const register = () => (opts.kind === "scheduler" ? client.register("scheduler", opts.registration) : client.register("seed_peer", opts.registration));
 
   const tick = async () => {
     try {

@@ -48,7 +48,11 @@ export const MANAGER_PATHS = {
 
 /* ------------------------------------------------------------------ common */
 
-export const Id = z.coerce.number().int().min(1).max(2 ** 31 - 1);
+export const Id = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 31 - 1);
 export const IdParams = z.object({ id: Id });
 
 export const TokenScope = z.enum(["job", "cluster"]);
@@ -82,7 +86,10 @@ const HeaderName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
 const Headers = z
   .record(
     z.string().regex(HeaderName, "header names must be HTTP tokens"),
-    z.string({ error: "header values must be strings" }).max(8192).regex(/^[^\r\n\0]*$/, "header values must not contain CR, LF or NUL"),
+    z
+      .string({ error: "header values must be strings" })
+      .max(8192)
+      .regex(/^[^\r\n\0]*$/, "header values must not contain CR, LF or NUL"),
     { error: (iss) => (iss.code === "invalid_key" ? "header names must be HTTP tokens" : "must be an object of header names to string values") },
   )
   .refine((h) => Object.keys(h).length <= 100, "at most 100 headers");
@@ -122,33 +129,39 @@ const MANIFEST_PATH = /^\/v2\/.+\/manifests\/[^/]+$/;
 
 /** Preheat `args` as clients send them: Dragonfly's camelCase and snake_case spellings both accepted. */
 export const PreheatArgsInput = z
-  .object({
-    type: z.enum(["image", "file"], { error: 'must be "image" or "file"' }),
-    url: HttpUrl.optional(),
-    urls: z.array(HttpUrl, { error: "must be an array of URLs" }).max(1000, "at most 1000 URLs").optional(),
-    filteredQueryParams: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
-    filtered_query_params: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
-    headers: Headers.nullable().optional(),
-    username: ShortString.optional(),
-    password: ShortString.optional(),
-    pieceLength: PieceLength.nullable().optional(),
-    piece_length: PieceLength.nullable().optional(),
-    platform: Platform.optional(),
-    tag: ShortString.optional(),
-    application: ShortString.optional(),
-    scope: PreheatScope.optional(),
-    ips: z
-      .array(z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"), { error: "must be an array of IP addresses" })
-      .max(1000)
-      .optional(),
-    count: boundedInt(1, 100_000).optional(),
-    percentage: boundedInt(1, 100).optional(),
-    concurrent_task_count: boundedInt(1, 1000).optional(),
-    concurrent_peer_count: boundedInt(1, 10_000).optional(),
-    timeout: Timeout.optional(),
-  }, { error: "must be an object" })
+  .object(
+    {
+      type: z.enum(["image", "file"], { error: 'must be "image" or "file"' }),
+      url: HttpUrl.optional(),
+      urls: z.array(HttpUrl, { error: "must be an array of URLs" }).max(1000, "at most 1000 URLs").optional(),
+      filteredQueryParams: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
+      filtered_query_params: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
+      headers: Headers.nullable().optional(),
+      username: ShortString.optional(),
+      password: ShortString.optional(),
+      pieceLength: PieceLength.nullable().optional(),
+      piece_length: PieceLength.nullable().optional(),
+      platform: Platform.optional(),
+      tag: ShortString.optional(),
+      application: ShortString.optional(),
+      scope: PreheatScope.optional(),
+      ips: z
+        .array(
+          z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"),
+          { error: "must be an array of IP addresses" },
+        )
+        .max(1000)
+        .optional(),
+      count: boundedInt(1, 100_000).optional(),
+      percentage: boundedInt(1, 100).optional(),
+      concurrent_task_count: boundedInt(1, 1000).optional(),
+      concurrent_peer_count: boundedInt(1, 10_000).optional(),
+      timeout: Timeout.optional(),
+    },
+    { error: "must be an object" },
+  )
   .superRefine((a, ctx) => {
-    if (!a.url && !(a.urls && a.urls.length)) ctx.addIssue({ code: "custom", path: ["url"], message: "url (or urls) is required" });
+    if (!a.url && !a.urls?.length) ctx.addIssue({ code: "custom", path: ["url"], message: "url (or urls) is required" });
     if (a.type === "image") {
       for (const [i, u] of [a.url, ...(a.urls ?? [])].entries()) {
         if (u && !MANIFEST_PATH.test(new URL(u).pathname)) {
@@ -326,7 +339,11 @@ export const ClusterView = z.object({
 });
 export type ClusterView = z.infer<typeof ClusterView>;
 
-const ClusterName = z.string().min(1).max(255).regex(/^[A-Za-z0-9._-]+$/, "may contain only letters, digits, '.', '_' and '-'");
+const ClusterName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9._-]+$/, "may contain only letters, digits, '.', '_' and '-'");
 
 export const CreateClusterBody = z.object({
   name: ClusterName,

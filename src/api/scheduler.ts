@@ -64,7 +64,11 @@ export type TaskInfo = z.infer<typeof TaskInfo>;
 export const MAX_PIECES = 1 << 20;
 
 export const PieceInfo = z.object({
-  number: z.number().int().min(0).max(MAX_PIECES - 1),
+  number: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_PIECES - 1),
   digest: Digest,
   length: z.number().int().min(0),
 });
@@ -182,9 +186,7 @@ export type PreheatRequestInput = z.input<typeof PreheatRequest>;
 export const PreheatReply = z.object({
   taskId: TaskId,
   /** Hosts asked to fetch, and whether each accepted. */
-  hosts: z.array(
-    z.object({ hostId: SafeId, hostname: z.string(), ip: z.string(), accepted: z.boolean(), error: z.string().optional() }),
-  ),
+  hosts: z.array(z.object({ hostId: SafeId, hostname: z.string(), ip: z.string(), accepted: z.boolean(), error: z.string().optional() })),
 });
 export type PreheatReply = z.infer<typeof PreheatReply>;
 

@@ -25,7 +25,9 @@ const program = new Command("kiln")
   .description("P2P preheating and distribution of container images and large files")
   .version("0.1.0")
   .showHelpAfterError()
-  .addOption(new Option("--log-format <format>", "log lines as JSON, or readable (default: readable on a terminal, JSON when piped)").choices(["json", "pretty"]))
+  .addOption(
+    new Option("--log-format <format>", "log lines as JSON, or readable (default: readable on a terminal, JSON when piped)").choices(["json", "pretty"]),
+  )
   .hook("preAction", (cmd) => {
     const format = cmd.opts<{ logFormat?: string }>().logFormat;
     if (format) process.env.KILN_LOG_FORMAT = format;

@@ -9,7 +9,6 @@ import { StartupError, assertPortsFree } from "./ports.js";
 import { KilnError } from "../common/errors.js";
 import { clusterSecretFromEnv } from "./cluster-secret.js";
 
-
 interface ManagerFlags {
   host: string;
   port: number;
@@ -32,7 +31,10 @@ export function registerManagerCommand(program: Command): void {
     .description("run the manager: the web console (/), its API (/api/v1) and the Open API (/oapi/v1) for preheat jobs, users and tokens, clusters")
     .option("--host <addr>", "address to listen on", "0.0.0.0")
     .option("--port <port>", "port to listen on", parsePort, PORTS.manager)
-    .option("--data-dir <dir>", `the SQLite database, the secret key and the first root password (default ${MANAGER.dataDir}; with an SQLite --database-url: its directory)`)
+    .option(
+      "--data-dir <dir>",
+      `the SQLite database, the secret key and the first root password (default ${MANAGER.dataDir}; with an SQLite --database-url: its directory)`,
+    )
     .option(
       "--database-url <url>",
       "sqlite:<path> | mysql://user:pass@host:3306/db | postgres://user:pass@host:5432/db (default sqlite:<data-dir>/manager.db; env KILN_DATABASE_URL)",
@@ -89,4 +91,3 @@ export function registerManagerCommand(program: Command): void {
       stopOnSignal(() => m.close());
     });
 }
-

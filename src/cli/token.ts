@@ -54,7 +54,7 @@ export function registerTokenCommand(program: Command): void {
       const scopes = (f.scope.length ? f.scope : ["job"]) as TokenScope[];
       const client = await signIn(f);
       const t = await client.createToken({ name: f.name, bio: f.bio, scopes, expired_at: new Date(Date.now() + f.expiresIn).toISOString() });
-      process.stdout.write(f.json ? JSON.stringify(t, null, 2) + "\n" : `${t.token}\n`);
+      process.stdout.write(f.json ? `${JSON.stringify(t, null, 2)}\n` : `${t.token}\n`);
       if (!f.json) process.stderr.write(`token ${t.id} (${t.scopes.join(",")}) expires ${t.expired_at}; it is not shown again\n`);
     } catch (err) {
       fail("token create", err);

@@ -79,7 +79,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
         log.warn({ err: err.message }, "could not keep the generated root password in a file; it is printed once only");
         return false;
       });
-      const announce = cfg.announce ?? ((line: string) => process.stderr.write(line + "\n"));
+      const announce = cfg.announce ?? ((line: string) => process.stderr.write(`${line}\n`));
       announce(
         `kiln manager: created user "root" with password ${boot.generatedRootPassword} (it must be changed at first sign-in` +
           (kept ? `; until then it is also in ${passwordFile}, mode 0600)` : ")"),
@@ -117,12 +117,15 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     await app.listen({ host: cfg.host, port: cfg.port });
 
     // Members that stopped keeping alive are marked inactive in the records.
-    const sweep = setInterval(() => {
-      const before = nowIso(Date.now() - memberTimeoutMs);
-      void Promise.all([store.schedulers.expire(before), store.seedPeers.expire(before)])
-        .then(([s, p]) => (s || p ? log.info({ schedulers: s, seed_peers: p }, "members without keepalive marked inactive") : undefined))
-        .catch((err) => log.warn({ err }, "member sweep failed"));
-    }, Math.max(500, Math.min(memberTimeoutMs / 2, 5_000)));
+    const sweep = setInterval(
+      () => {
+        const before = nowIso(Date.now() - memberTimeoutMs);
+        void Promise.all([store.schedulers.expire(before), store.seedPeers.expire(before)])
+          .then(([s, p]) => (s || p ? log.info({ schedulers: s, seed_peers: p }, "members without keepalive marked inactive") : undefined))
+          .catch((err) => log.warn({ err }, "member sweep failed"));
+      },
+      Math.max(500, Math.min(memberTimeoutMs / 2, 5_000)),
+    );
     sweep.unref();
     closers.push(async () => clearInterval(sweep));
 

@@ -110,7 +110,11 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const placeholder = "pending";
   const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.download, pieces: httpPieceSource(cfg.download.pieceStallMs), origin: httpOrigin };
   engine = new PeerEngine(ctx, storage, log);
-  const upload = new UploadServer(storage, engine, metrics, log, { concurrency: cfg.uploadConcurrency, rateBytesPerSec: cfg.uploadRateBytes, controlToken: cfg.controlToken });
+  const upload = new UploadServer(storage, engine, metrics, log, {
+    concurrency: cfg.uploadConcurrency,
+    rateBytesPerSec: cfg.uploadRateBytes,
+    controlToken: cfg.controlToken,
+  });
   const uploadPort = await upload.listen(cfg.listenHost, cfg.uploadPort);
   const hostId = `${cfg.hostname}-${cfg.advertiseIp}-${uploadPort}`.replace(/[^A-Za-z0-9._:-]/g, "_");
   ctx.hostId = hostId;
@@ -178,7 +182,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
       await engine!.shutdown();
       await storage.flush();
       await scheduler.leaveHost(hostId).catch(() => undefined);
-      await Promise.all([upload.close(), proxy?.close(), new Promise((r) => metricsServer ? metricsServer.close(r) : r(undefined))]);
+      await Promise.all([upload.close(), proxy?.close(), new Promise((r) => (metricsServer ? metricsServer.close(r) : r(undefined)))]);
     },
   };
 }

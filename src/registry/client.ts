@@ -42,7 +42,7 @@ export class RegistryClient {
   }
 
   private basic(): string {
-    return "Basic " + Buffer.from(`${this.opts.username ?? ""}:${this.opts.password ?? ""}`).toString("base64");
+    return `Basic ${Buffer.from(`${this.opts.username ?? ""}:${this.opts.password ?? ""}`).toString("base64")}`;
   }
 
   private async send(url: string, headers: Record<string, string>, what: string, method = "GET", body?: Buffer): Promise<Response> {
@@ -152,7 +152,7 @@ export class RegistryClient {
       throw new KilnError("DIGEST_MISMATCH", `${what}: manifest digest is ${digest}, not the requested ${reference}`);
     }
     const announced = res.headers.get("docker-content-digest");
-    if (announced && announced.startsWith("sha256:") && announced !== digest) {
+    if (announced?.startsWith("sha256:") && announced !== digest) {
       throw new KilnError("DIGEST_MISMATCH", `${what}: manifest digest is ${digest}, but the registry announced ${announced}`);
     }
     return { contentType: res.headers.get("content-type") ?? "", digest, body };

@@ -21,5 +21,5 @@ export function containerdSnapshotterToml(o: SnapshotterConfigOptions = {}): { p
       "  disable_snapshot_annotations = false",
     );
   }
-  return { path: "/etc/containerd/config.toml", content: lines.join("\n") + "\n" };
+  return { path: "/etc/containerd/config.toml", content: `${lines.join("\n")}\n` };
 }

@@ -69,7 +69,9 @@ export class Containerd {
       "[ttrpc]",
       `  address = "${join(this.dir, "c.sock.ttrpc")}"`,
       ...(this.extraConfig ? [this.extraConfig] : []),
-      ...(this.snapshotterSocket && !this.extraConfig ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`] : []),
+      ...(this.snapshotterSocket && !this.extraConfig
+        ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`]
+        : []),
     ].join("\n");
     await writeFile(join(this.dir, "config.toml"), config);
     const proc = spawn("containerd", ["--config", join(this.dir, "config.toml")], { stdio: ["ignore", "pipe", "pipe"] });

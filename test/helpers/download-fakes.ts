@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { KilnError } from "../../src/common/errors.js";
+import type { KilnError } from "../../src/common/errors.js";
 import { BitSet } from "../../src/common/bitset.js";
 import { sha256 } from "../../src/common/digest.js";
 import { pieceCount } from "../../src/common/piece.js";
@@ -172,7 +172,6 @@ export class FakeParents implements PieceSource {
     const half = Math.floor(bytes.length / 2);
     for (const chunk of [bytes.subarray(0, half), bytes.subarray(half)]) if (!sink.write(chunk)) await sink.drained();
   }
-
 }
 
 /** An origin serving `content` (from a range start), counting requests. */

@@ -25,10 +25,14 @@ export type TarEntry =
 const TYPEFLAG = { file: "0", link: "1", symlink: "2", char: "3", block: "4", dir: "5", fifo: "6" } as const;
 const MTIME = 1_700_000_000;
 
-function header(name: string, typeflag: string, o: { mode: number; uid: number; gid: number; size: number; linkname?: string; major?: number; minor?: number }): Buffer {
+function header(
+  name: string,
+  typeflag: string,
+  o: { mode: number; uid: number; gid: number; size: number; linkname?: string; major?: number; minor?: number },
+): Buffer {
   const h = Buffer.alloc(512);
   const put = (text: string, off: number, len: number) => h.write(text.slice(0, len), off, len, "utf8");
-  const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, "0") + "\0";
+  const octal = (n: number, len: number) => `${n.toString(8).padStart(len - 1, "0")}\0`;
   put(name, 0, 100);
   put(octal(o.mode, 8), 100, 8);
   put(octal(o.uid, 8), 108, 8);
@@ -44,7 +48,7 @@ function header(name: string, typeflag: string, o: { mode: number; uid: number; 
   put(octal(o.minor ?? 0, 8), 337, 8);
   let sum = 0;
   for (const b of h) sum += b;
-  put(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8);
+  put(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8);
   return h;
 }
 

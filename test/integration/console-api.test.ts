@@ -106,7 +106,11 @@ for (const kind of DB_KINDS) {
       assert.equal((await asBrowser(root, v1("/personal-access-tokens"), { body, csrf: other.csrf })).status, 403);
       assert.equal((await asBrowser(root, v1("/personal-access-tokens"), { body, csrf: `${root.csrf.slice(0, -1)}x` })).status, 403);
       // A form post cannot set headers: text/plain JSON with the cookie is refused too.
-      const form = await fetch(v1("/personal-access-tokens"), { method: "POST", headers: { cookie: root.cookie, "content-type": "text/plain" }, body: JSON.stringify(body) });
+      const form = await fetch(v1("/personal-access-tokens"), {
+        method: "POST",
+        headers: { cookie: root.cookie, "content-type": "text/plain" },
+        body: JSON.stringify(body),
+      });
       assert.equal(form.status, 403);
       const ok = await asBrowser(root, v1("/personal-access-tokens"), { body });
       assert.equal(ok.status, 200, JSON.stringify(ok.json));
@@ -189,7 +193,9 @@ for (const kind of DB_KINDS) {
       const id = made.json.id;
       const ada = await cookieSignIn(m.url, "ada", "ada-first-pass");
       await asBrowser(ada, v1(`/users/${id}/reset_password`), { body: { old_password: "ada-first-pass", new_password: "ada-password-2" } });
-      const adaToken = (await api(v1("/personal-access-tokens"), { token: (await cookieSignIn(m.url, "ada", "ada-password-2")).token, body: { name: "ada", scopes: ["job"] } })).json.token;
+      const adaToken = (
+        await api(v1("/personal-access-tokens"), { token: (await cookieSignIn(m.url, "ada", "ada-password-2")).token, body: { name: "ada", scopes: ["job"] } })
+      ).json.token;
       const jobBody = { type: "preheat", args: { type: "file", url: `${CLOSED}/by-ada` } };
       assert.equal((await api(`${m.url}/oapi/v1/jobs`, { token: adaToken, body: jobBody })).status, 200);
 
@@ -281,7 +287,10 @@ for (const kind of DB_KINDS) {
         assert.equal(created.json.user_id, me.id);
 
         const found = await asBrowser(root, v1("/jobs?url=search-me&per_page=100"));
-        assert.deepEqual(found.json.map((j: { id: number }) => j.id), [created.json.id]);
+        assert.deepEqual(
+          found.json.map((j: { id: number }) => j.id),
+          [created.json.id],
+        );
         assert.deepEqual((await asBrowser(root, v1("/jobs?url=100%25_not&per_page=100"))).json, [], "LIKE wildcards are taken literally");
         const pending = await asBrowser(root, v1(`/jobs?state=PENDING&user_id=${me.id}&per_page=100`));
         assert.ok(pending.json.some((j: { id: number }) => j.id === created.json.id));
@@ -312,7 +321,12 @@ for (const kind of DB_KINDS) {
         registration: { hostname: "seed-listed", ip: "127.0.0.7", port: 4010 },
         intervalMs: 200,
       });
-      const sched = startManagerKeepAlive({ managerUrl: m.url, kind: "scheduler", registration: { hostname: "sched-listed", ip: "127.0.0.8", port: 8002 }, intervalMs: 200 });
+      const sched = startManagerKeepAlive({
+        managerUrl: m.url,
+        kind: "scheduler",
+        registration: { hostname: "sched-listed", ip: "127.0.0.8", port: 8002 },
+        intervalMs: 200,
+      });
       try {
         await Promise.all([seed.registered, sched.registered]);
         const r = await asBrowser(root, v1("/seed-peers?hostname=LISTED"));
@@ -330,7 +344,10 @@ for (const kind of DB_KINDS) {
         assert.deepEqual((await asBrowser(root, v1("/seed-peers?hostname=seed-listed&state=inactive"))).json, []);
         assert.equal((await asBrowser(root, v1(`/seed-peers?scheduler_cluster_id=${p.scheduler_cluster_id}&state=active`))).json.length >= 1, true);
         const scheds = (await asBrowser(root, v1("/schedulers?hostname=sched-listed"))).json;
-        assert.deepEqual(scheds.map((s: { ip: string; port: number; url: string }) => [s.ip, s.port, s.url]), [["127.0.0.8", 8002, "http://127.0.0.8:8002"]]);
+        assert.deepEqual(
+          scheds.map((s: { ip: string; port: number; url: string }) => [s.ip, s.port, s.url]),
+          [["127.0.0.8", 8002, "http://127.0.0.8:8002"]],
+        );
       } finally {
         await Promise.all([seed.stop(), sched.stop()]);
       }
@@ -399,7 +416,9 @@ describe("the console's files", () => {
       assert.equal(asset.headers.get("cache-control"), "public, max-age=31536000, immutable");
       assert.match(asset.headers.get("content-type")!, /javascript/);
       assert.equal(await asset.text(), js);
-      const gz = await new Promise<http.IncomingMessage>((resolve) => http.get(`${m.url}/assets/app-1a2b3c4d.js`, { headers: { "accept-encoding": "gzip" } }, resolve));
+      const gz = await new Promise<http.IncomingMessage>((resolve) =>
+        http.get(`${m.url}/assets/app-1a2b3c4d.js`, { headers: { "accept-encoding": "gzip" } }, resolve),
+      );
       gz.resume();
       assert.equal(gz.headers["content-encoding"], "gzip", "the pre-compressed copy is sent");
       const missing = await fetch(`${m.url}/assets/app-00000000.js`);

@@ -6,7 +6,7 @@ describe("kiln config containerd --snapshotter", () => {
   it("registers the proxy snapshotter and, for Kubernetes, makes it CRI's with snapshot annotations on", () => {
     const { path, content } = containerdSnapshotterToml({ address: "/run/x.sock" });
     assert.equal(path, "/etc/containerd/config.toml");
-    assert.match(content, /^  \[proxy_plugins\.kiln\]$/m);
+    assert.match(content, /^ {2}\[proxy_plugins\.kiln\]$/m);
     assert.match(content, /type = "snapshot"\n\s+address = "\/run\/x\.sock"/);
     assert.match(content, /\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\]\n\s+snapshotter = "kiln"/);
     assert.match(content, /disable_snapshot_annotations = false/);

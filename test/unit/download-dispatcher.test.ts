@@ -20,7 +20,11 @@ describe("piece dispatcher", () => {
     const d = dispatcher({}, new Set([0, 2]));
     d.updateParents([parent("a", range(0, 10)), parent("b", range(0, 10)), parent("c", range(0, 10))]);
     const { assignments, starved } = d.assign(0);
-    assert.deepEqual(assignments.map((a) => a.piece), [1, 3, 4, 5], "lowest missing first, 4 at once");
+    assert.deepEqual(
+      assignments.map((a) => a.piece),
+      [1, 3, 4, 5],
+      "lowest missing first, 4 at once",
+    );
     const perParent = new Map<string, number>();
     for (const a of assignments) perParent.set(a.parent.peerId, (perParent.get(a.parent.peerId) ?? 0) + 1);
     assert.ok(Math.max(...perParent.values()) <= 2 && perParent.size === 3, `spread: ${pairs(assignments)}`);
@@ -62,7 +66,11 @@ describe("piece dispatcher", () => {
       stored.add(next.piece);
       d.release(next);
     }
-    assert.deepEqual(got, range(0, 10).map((n) => `${n}@${other}`), "every piece, the failed one first, from the other parent");
+    assert.deepEqual(
+      got,
+      range(0, 10).map((n) => `${n}@${other}`),
+      "every piece, the failed one first, from the other parent",
+    );
     assert.equal(d.isBlocked(blocked), true);
   });
 

@@ -46,7 +46,9 @@ describe("download session", () => {
   }
 
   it("p2p: fetches every piece from the parents, spread over them, reports them and succeeds", async () => {
-    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p", parents: [parent("a", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), parent("b", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] }]);
+    const { content, s, task, scheduler, origin } = await setup([
+      { action: "p2p", parents: [parent("a", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), parent("b", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] },
+    ]);
     const parents = new FakeParents(content);
     const d = deps(scheduler, parents, origin);
     const session = new DownloadSession(d, s, task, undefined);
@@ -62,7 +64,9 @@ describe("download session", () => {
   });
 
   it("a parent that fails is blocked and reported; its pieces come from another parent", async () => {
-    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p", parents: [parent("bad", all(new Content(Buffer.alloc(10 * PIECE + 123), PIECE))), parent("good", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] }]);
+    const { content, s, task, scheduler, origin } = await setup([
+      { action: "p2p", parents: [parent("bad", all(new Content(Buffer.alloc(10 * PIECE + 123), PIECE))), parent("good", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] },
+    ]);
     const parents = new FakeParents(content, (p) => (p === "bad" ? "unreachable" : "serve"));
     const d = deps(scheduler, parents, origin);
     await new DownloadSession(d, s, task, undefined).run();
@@ -75,7 +79,12 @@ describe("download session", () => {
   });
 
   it("a piece with the wrong digest is never stored; the parent is reported and the piece comes from elsewhere", async () => {
-    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p", parents: [parent("liar", all(new Content(Buffer.alloc(10 * PIECE + 123), PIECE))), parent("honest", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] }]);
+    const { content, s, task, scheduler, origin } = await setup([
+      {
+        action: "p2p",
+        parents: [parent("liar", all(new Content(Buffer.alloc(10 * PIECE + 123), PIECE))), parent("honest", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])],
+      },
+    ]);
     const parents = new FakeParents(content, (p) => (p === "liar" ? "corrupt" : "serve"));
     // Whatever becomes visible as stored must already be right.
     const wrongWhenStored: number[] = [];
@@ -94,8 +103,18 @@ describe("download session", () => {
     assert.equal(checks.length, content.pieces.length);
     assert.deepEqual(await readFile(task.contentPath), content.data);
     assert.deepEqual(wrongWhenStored, []);
-    assert.deepEqual(task.pieces().map((p) => p.digest).sort(), content.pieces.map((p) => p.digest).sort(), "stored digests are the canonical ones");
-    assert.ok(scheduler.failures.some((f) => f.parentId === "liar" && f.kind === "digest_mismatch"), "the parent was reported for a digest mismatch");
+    assert.deepEqual(
+      task
+        .pieces()
+        .map((p) => p.digest)
+        .sort(),
+      content.pieces.map((p) => p.digest).sort(),
+      "stored digests are the canonical ones",
+    );
+    assert.ok(
+      scheduler.failures.some((f) => f.parentId === "liar" && f.kind === "digest_mismatch"),
+      "the parent was reported for a digest mismatch",
+    );
     assert.ok((await counter(d.metrics, "kiln_peer_piece_failures_total", { kind: "digest_mismatch" })) >= 1);
     assert.ok(!scheduler.reportedPieces().some((n, i, a) => a.indexOf(n) !== i), "no piece reported twice");
   });
@@ -109,7 +128,10 @@ describe("download session", () => {
     await new DownloadSession(d, s, task, undefined).run();
     scheduler.stop();
     assert.deepEqual(await readFile(task.contentPath), content.data);
-    assert.ok(parents.served.some((x) => x.behaviour === "busy"), "the parent did answer busy");
+    assert.ok(
+      parents.served.some((x) => x.behaviour === "busy"),
+      "the parent did answer busy",
+    );
     assert.deepEqual(scheduler.failures, [], "busy is not a failure worth reporting");
     assert.ok(scheduler.polls <= 1, `polls: ${scheduler.polls}`);
   });
@@ -133,7 +155,9 @@ describe("download session", () => {
   });
 
   it("the scheduler unreachable at registration: downloads from the origin and reports nothing", async () => {
-    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p" }], { registerError: new KilnError("UNAVAILABLE", "scheduler unreachable: ECONNREFUSED") });
+    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p" }], {
+      registerError: new KilnError("UNAVAILABLE", "scheduler unreachable: ECONNREFUSED"),
+    });
     await new DownloadSession(deps(scheduler, new FakeParents(content), origin), s, task, undefined).run();
     assert.deepEqual(await readFile(task.contentPath), content.data);
     assert.deepEqual(origin.requests, [0]);
@@ -173,7 +197,14 @@ describe("download session", () => {
     scheduler.schedule = async () => ({
       version: 9,
       action: "failed",
-      task: { id: task.taskId, state: "failed", contentLength: null, pieceLength: null, totalPieces: null, error: { code: "ORIGIN_STATUS", status: 404, message: "origin returned 404" } },
+      task: {
+        id: task.taskId,
+        state: "failed",
+        contentLength: null,
+        pieceLength: null,
+        totalPieces: null,
+        error: { code: "ORIGIN_STATUS", status: 404, message: "origin returned 404" },
+      },
       pieces: [],
       parents: [],
     });

@@ -18,7 +18,10 @@ describe("IndexedSet", () => {
           }
         }
         assert.equal(set.size, model.size);
-        assert.deepEqual([...set].sort((a, b) => a - b), [...model].sort((a, b) => a - b));
+        assert.deepEqual(
+          [...set].sort((a, b) => a - b),
+          [...model].sort((a, b) => a - b),
+        );
         const positions = [...model].map((x) => set.indexOf(x)!).sort((a, b) => a - b);
         assert.deepEqual(positions, [...Array(model.size).keys()], "positions are 0..size-1");
         for (const x of model) assert.ok(set.has(x));
@@ -34,7 +37,10 @@ describe("IndexedSet", () => {
       const before = [...set];
       const drawn = [...set.randomOrder()];
       assert.equal(drawn.length, n);
-      assert.deepEqual([...drawn].sort((a, b) => a - b), before);
+      assert.deepEqual(
+        [...drawn].sort((a, b) => a - b),
+        before,
+      );
       assert.deepEqual([...set], before, "members keep their positions");
     }
   });

@@ -14,6 +14,9 @@ describe("ipVersion", () => {
 
   it("agrees with node:net isIP on generated addresses and strings", () => {
     const arb = fc.oneof(fc.ipV4(), fc.ipV6(), fc.ipV4Extended(), fc.string(), fc.stringMatching(/^[0-9a-fA-F:.%]{0,45}$/));
-    fc.assert(fc.property(arb, (s) => ipVersion(s) === isIP(s)), { numRuns: 20_000 });
+    fc.assert(
+      fc.property(arb, (s) => ipVersion(s) === isIP(s)),
+      { numRuns: 20_000 },
+    );
   });
 });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
-import { fetchPieceInto, PieceFetchError, type PieceSink } from "../../src/peer/download/piece-client.js";
+import { fetchPieceInto, type PieceFetchError, type PieceSink } from "../../src/peer/download/piece-client.js";
 import { parent } from "../helpers/download-fakes.js";
 import { releaseView, retainView } from "../../src/peer/blocks.js";
 
@@ -47,7 +47,11 @@ async function rawServer(respond: (socket: net.Socket, nth: number) => void) {
     get requests() {
       return requests;
     },
-    close: () => new Promise<void>((r) => (connections.forEach((c) => c.destroy()), server.close(() => r()))),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of connections) c.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -93,7 +97,9 @@ describe("piece client", () => {
   it("429 is 'busy', other statuses 'http_error' with the parent's message; the connection stays usable", async () => {
     const s = await rawServer((socket, nth) => {
       const msg = JSON.stringify({ message: nth === 1 ? "all upload slots are busy" : "piece 3 is not available here" });
-      socket.write(`HTTP/1.1 ${nth === 1 ? "429 Too Many Requests" : "404 Not Found"}\r\nContent-Type: application/json\r\nContent-Length: ${msg.length}\r\n\r\n${msg}`);
+      socket.write(
+        `HTTP/1.1 ${nth === 1 ? "429 Too Many Requests" : "404 Not Found"}\r\nContent-Type: application/json\r\nContent-Length: ${msg.length}\r\n\r\n${msg}`,
+      );
     });
     servers.push(s);
     await assert.rejects(fetch(s.parent, new Collect()), (e: PieceFetchError) => e.kind === "busy");

@@ -18,13 +18,21 @@ const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string): HostAnnounce {
   return {
-    id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "",
-    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32),
+    id,
+    hostname: id,
+    ip: "127.0.0.1",
+    uploadPort: 9,
+    isSeed: false,
+    location: "",
+    idc: "",
+    uploadSlots: 10,
+    freeUploadSlots: 10,
+    controlToken: "t".repeat(32),
   };
 }
 
 function piece(n: number): PieceInfo {
-  return { number: n, digest: "sha256:" + createHash("sha256").update(`piece-${n}`).digest("hex"), length: PL };
+  return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}`).digest("hex")}`, length: PL };
 }
 
 let app: ReturnType<typeof buildSchedulerApi>;
@@ -53,14 +61,23 @@ describe("SCHEDULER_PATHS", () => {
     assert.deepEqual(await client.reportPieces(src.taskId, "src", { contentLength: 2 * PL, pieceLength: PL, pieces: [piece(0)] }), { rejected: [] });
     const child = await client.registerPeer({ peerId: "child", hostId: "api-h2", download: { url: "http://origin.example/api" } });
     assert.deepEqual(child.pieces, [piece(0)], "registration: every digest");
-    assert.deepEqual(child.parents.map((p) => p.peerId), ["src"]);
+    assert.deepEqual(
+      child.parents.map((p) => p.peerId),
+      ["src"],
+    );
     await client.reportPieces(src.taskId, "src", { pieces: [piece(1)] });
     const polled = await client.schedule(src.taskId, "child", { since: child.version, waitMs: 0 });
     assert.deepEqual(polled.pieces, [piece(1)], "a poll: only what is new since the version sent");
     assert.deepEqual(await client.reportFailure(src.taskId, "child", { parentId: "src", pieceNumber: 1, kind: "timeout", message: "slow" }), { ok: true });
     assert.deepEqual(await client.reportResult(src.taskId, "src", { state: "succeeded", contentLength: 2 * PL }), { ok: true });
     const status = await client.taskStatus(src.taskId);
-    assert.deepEqual(status.peers.map((p) => [p.peerId, p.state]), [["src", "succeeded"], ["child", "running"]]);
+    assert.deepEqual(
+      status.peers.map((p) => [p.peerId, p.state]),
+      [
+        ["src", "succeeded"],
+        ["child", "running"],
+      ],
+    );
     assert.deepEqual(await client.leaveTask(src.taskId, "child"), { ok: true });
     const unavailable = (e: unknown) => e instanceof KilnError && e.code === "UNAVAILABLE";
     await assert.rejects(client.preheat({ download: { url: "http://origin.example/api" } }), unavailable, "no seed peer to preheat on");

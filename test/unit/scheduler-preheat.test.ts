@@ -13,8 +13,17 @@ const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
   return {
-    id, hostname: id, ip: `10.0.0.${id.length}`, uploadPort: 4000, isSeed: false, location: "", idc: "",
-    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o,
+    id,
+    hostname: id,
+    ip: `10.0.0.${id.length}`,
+    uploadPort: 4000,
+    isSeed: false,
+    location: "",
+    idc: "",
+    uploadSlots: 10,
+    freeUploadSlots: 10,
+    controlToken: "t".repeat(32),
+    ...o,
   };
 }
 
@@ -76,7 +85,10 @@ describe("concurrent_peer_count", () => {
   it("only that many hosts fetch at once; the next is asked as one finishes, fails, or its host goes", async () => {
     const { r, preheat, asked, run, task } = setup([["a"], ["b"], ["c"], ["d"]]);
     const reply = await run({ scope: "all_peers", concurrentPeerCount: 1 });
-    assert.deepEqual(reply.hosts.map((h) => [h.hostId, h.accepted]), ["a", "b", "c", "d"].map((id) => [id, true]));
+    assert.deepEqual(
+      reply.hosts.map((h) => [h.hostId, h.accepted]),
+      ["a", "b", "c", "d"].map((id) => [id, true]),
+    );
     await settle();
     assert.deepEqual(asked, ["a"]);
 
@@ -118,7 +130,13 @@ describe("concurrent_peer_count", () => {
   it("a first-round host that refuses is reported as not accepted", async () => {
     const { asked, run } = setup([["a"], ["b"]], [5000]);
     const reply = await run({ scope: "all_peers" });
-    assert.deepEqual(reply.hosts.map((h) => [h.hostId, h.accepted]), [["a", false], ["b", true]]);
+    assert.deepEqual(
+      reply.hosts.map((h) => [h.hostId, h.accepted]),
+      [
+        ["a", false],
+        ["b", true],
+      ],
+    );
     assert.match(reply.hosts[0]!.error!, /refused/);
     assert.deepEqual(asked.sort(), ["a", "b"]);
   });

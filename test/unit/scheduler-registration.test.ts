@@ -24,13 +24,21 @@ const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string): HostAnnounce {
   return {
-    id, hostname: `name-${id}`, ip: "10.0.0.7", uploadPort: 4000, isSeed: false, location: "", idc: "",
-    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32),
+    id,
+    hostname: `name-${id}`,
+    ip: "10.0.0.7",
+    uploadPort: 4000,
+    isSeed: false,
+    location: "",
+    idc: "",
+    uploadSlots: 10,
+    freeUploadSlots: 10,
+    controlToken: "t".repeat(32),
   };
 }
 
 function piece(n: number, salt = ""): PieceInfo {
-  return { number: n, digest: "sha256:" + createHash("sha256").update(`piece-${n}${salt}`).digest("hex"), length: PL };
+  return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}${salt}`).digest("hex")}`, length: PL };
 }
 
 const isKiln = (code: KilnError["code"], message?: RegExp) => (e: unknown) =>
@@ -63,7 +71,10 @@ describe("a peer that already holds the whole task", () => {
     assert.deepEqual(first.pieces.map((p) => p.number).sort(), [0, 1, 2]);
     const next = register("newcomer", "h2");
     assert.equal(next.action, "p2p");
-    assert.deepEqual(next.parents.map((p) => p.peerId), ["keeper"]);
+    assert.deepEqual(
+      next.parents.map((p) => p.peerId),
+      ["keeper"],
+    );
     assert.equal(taskStatus(r.tasks.task(first.taskId)).peers.find((p) => p.peerId === "keeper")!.state, "succeeded");
   });
 
@@ -85,14 +96,20 @@ describe("the digests a reply carries", () => {
     const src = register("src", "h1");
     reports.pieces(src.taskId, "src", { contentLength: 3 * PL, pieceLength: PL, pieces: [piece(0), piece(1)] });
     const child = register("child", "h2");
-    assert.deepEqual(child.pieces.map((p) => p.number), [0, 1]);
+    assert.deepEqual(
+      child.pieces.map((p) => p.number),
+      [0, 1],
+    );
     const none = await scheduling.schedule(child.taskId, "child", child.version, undefined, 0);
     assert.deepEqual(none.pieces, [], "nothing new since the registration");
     reports.pieces(src.taskId, "src", { pieces: [piece(2)] });
     const fresh = await scheduling.schedule(child.taskId, "child", none.version, undefined, 0);
     assert.deepEqual(fresh.pieces, [piece(2)]);
     const everything = await scheduling.schedule(child.taskId, "child", -1, undefined, 0);
-    assert.deepEqual(everything.pieces.map((p) => p.number), [0, 1, 2]);
+    assert.deepEqual(
+      everything.pieces.map((p) => p.number),
+      [0, 1, 2],
+    );
     // A peer that accumulates what it is sent holds every digest, as one that was sent all of them each time.
     const held = new Map([...child.pieces, ...none.pieces, ...fresh.pieces].map((p) => [p.number, p.digest]));
     assert.deepEqual(held, new Map(everything.pieces.map((p) => [p.number, p.digest])));

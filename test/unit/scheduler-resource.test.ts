@@ -22,13 +22,22 @@ const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
   return {
-    id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "",
-    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o,
+    id,
+    hostname: id,
+    ip: "127.0.0.1",
+    uploadPort: 9,
+    isSeed: false,
+    location: "",
+    idc: "",
+    uploadSlots: 10,
+    freeUploadSlots: 10,
+    controlToken: "t".repeat(32),
+    ...o,
   };
 }
 
 function piece(n: number, length = 4 * MiB): PieceInfo {
-  return { number: n, digest: "sha256:" + createHash("sha256").update(`piece-${n}`).digest("hex"), length };
+  return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}`).digest("hex")}`, length };
 }
 
 const isKiln = (code: KilnError["code"], message?: RegExp) => (e: unknown) =>
@@ -45,8 +54,7 @@ function swarm(count: number, o: Partial<HostAnnounce> = {}) {
   return { hosts, task, peers };
 }
 
-const pools = (task: Task, p: Peer) =>
-  (["spreaders", "holders", "empties"] as const).filter((k) => task.peers[k].has(p));
+const pools = (task: Task, p: Peer) => (["spreaders", "holders", "empties"] as const).filter((k) => task.peers[k].has(p));
 
 describe("hosts", () => {
   it("an announce creates a host once; later ones refresh it; the seed index follows isSeed", () => {
@@ -56,7 +64,10 @@ describe("hosts", () => {
     assert.equal(again.created, false);
     assert.equal(again.host.lastSeen, 2);
     assert.equal(again.host.freeSlotShare, 0.3);
-    assert.deepEqual([...hosts.seedHosts()].map((h) => h.id), ["a"]);
+    assert.deepEqual(
+      [...hosts.seedHosts()].map((h) => h.id),
+      ["a"],
+    );
     hosts.announce(hostInfo("a", { isSeed: false }), 3);
     assert.deepEqual([...hosts.seedHosts()], []);
   });
@@ -66,7 +77,10 @@ describe("hosts", () => {
     assert.throws(() => hosts.live("nobody"), isKiln("NOT_FOUND", /announce it first/));
     const { host } = hosts.announce(hostInfo("a"), 1_000);
     hosts.announce(hostInfo("b"), 5_000);
-    assert.deepEqual(hosts.expired(5_000, 3_000).map((h) => h.id), ["a"]);
+    assert.deepEqual(
+      hosts.expired(5_000, 3_000).map((h) => h.id),
+      ["a"],
+    );
     hosts.remove(host);
     assert.equal(host.alive, false);
     assert.throws(() => hosts.live("a"), isKiln("NOT_FOUND"));
@@ -116,8 +130,14 @@ describe("piece digests", () => {
     d.add(piece(0), 1);
     d.add(piece(1), 4);
     d.add(piece(3, 1), 9);
-    assert.deepEqual(d.since(-1).map((p) => p.number), [3, 0, 1]);
-    assert.deepEqual(d.since(1).map((p) => p.number), [1]);
+    assert.deepEqual(
+      d.since(-1).map((p) => p.number),
+      [3, 0, 1],
+    );
+    assert.deepEqual(
+      d.since(1).map((p) => p.number),
+      [1],
+    );
     assert.deepEqual(d.since(4), []);
     assert.equal(d.get(3)!.length, 4 * MiB, "the first digest of a piece stays");
     d.clear();
@@ -133,8 +153,14 @@ describe("piece digests", () => {
     task.addDigest(piece(1), false);
     task.addDigest(piece(0), false);
     task.touch();
-    assert.deepEqual(task.digests.since(seen).map((p) => p.number), [0, 1]);
-    assert.deepEqual(task.digests.since(v1).map((p) => p.number), [1]);
+    assert.deepEqual(
+      task.digests.since(seen).map((p) => p.number),
+      [0, 1],
+    );
+    assert.deepEqual(
+      task.digests.since(v1).map((p) => p.number),
+      [1],
+    );
     assert.deepEqual(task.digests.since(task.version), []);
     assert.equal(typeof task.digests.reportedByOriginFetcherAt(0), "number");
     assert.equal(task.digests.reportedByOriginFetcherAt(1), undefined);

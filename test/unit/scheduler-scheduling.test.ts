@@ -25,13 +25,22 @@ const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
   return {
-    id, hostname: id, ip: "10.0.0.1", uploadPort: 4000, isSeed: false, location: "", idc: "",
-    uploadSlots: 10, freeUploadSlots: 10, controlToken: "t".repeat(32), ...o,
+    id,
+    hostname: id,
+    ip: "10.0.0.1",
+    uploadPort: 4000,
+    isSeed: false,
+    location: "",
+    idc: "",
+    uploadSlots: 10,
+    freeUploadSlots: 10,
+    controlToken: "t".repeat(32),
+    ...o,
   };
 }
 
 function piece(n: number): PieceInfo {
-  return { number: n, digest: "sha256:" + createHash("sha256").update(`piece-${n}`).digest("hex"), length: PL };
+  return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}`).digest("hex")}`, length: PL };
 }
 
 /** Prefetch calls are recorded; `fail` makes every one of them fail. */
@@ -166,7 +175,10 @@ describe("parent sampling", () => {
       assert.equal(new Set(got).size, limit, "no candidate twice");
       draws.push(c.calls);
       const again = new Set(candidateParents(child, limit));
-      assert.ok(got.some((p) => !again.has(p)), "a sample, not the same first peers every time");
+      assert.ok(
+        got.some((p) => !again.has(p)),
+        "a sample, not the same first peers every time",
+      );
     }
     for (const d of draws) assert.ok(d <= 2 * SCHEDULER.filterParentLimit, `${d} random draws`);
   });
@@ -258,8 +270,9 @@ describe("piece spreading", () => {
     }
     return { ...w, src, children };
   }
-  const offered = (task: Task, parent: Peer, child: Peer, waitMs = 60_000) =>
-    [...offeredPieces(parent, child, Date.now(), { firstReceiversPerPiece: 2, spreadWaitMs: waitMs })];
+  const offered = (_task: Task, parent: Peer, child: Peer, waitMs = 60_000) => [
+    ...offeredPieces(parent, child, Date.now(), { firstReceiversPerPiece: 2, spreadWaitMs: waitMs }),
+  ];
 
   it("each new piece goes first to about `firstReceiversPerPiece` children, each child receiving its share", () => {
     const { task, src, children } = spreading(6);

@@ -12,8 +12,17 @@ const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
   return {
-    id, hostname: id, ip: "10.0.0.1", uploadPort: 4000, isSeed: true, location: "", idc: "",
-    uploadSlots: 10, freeUploadSlots: 10, controlToken: `token-of-${id}`.padEnd(32, "x"), ...o,
+    id,
+    hostname: id,
+    ip: "10.0.0.1",
+    uploadPort: 4000,
+    isSeed: true,
+    location: "",
+    idc: "",
+    uploadSlots: 10,
+    freeUploadSlots: 10,
+    controlToken: `token-of-${id}`.padEnd(32, "x"),
+    ...o,
   };
 }
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { KilnError } from "../../src/common/errors.js";
+import type { KilnError } from "../../src/common/errors.js";
 import { Storage } from "../../src/peer/storage/storage.js";
 import type { StoredTask } from "../../src/peer/storage/stored-task.js";
 import type { PieceInfo } from "../../src/api/scheduler.js";

@@ -91,11 +91,19 @@ export function useMembers(kind: MemberKind, f: { page: number; hostname?: strin
 }
 
 export function useTokens(page: number) {
-  return useQuery({ queryKey: ["tokens", page], queryFn: () => callPage(TokenView, MANAGER_PATHS.tokens, { page, per_page: PER_PAGE }), placeholderData: keepPreviousData });
+  return useQuery({
+    queryKey: ["tokens", page],
+    queryFn: () => callPage(TokenView, MANAGER_PATHS.tokens, { page, per_page: PER_PAGE }),
+    placeholderData: keepPreviousData,
+  });
 }
 
 export function useUsers(page: number) {
-  return useQuery({ queryKey: ["users", page], queryFn: () => callPage(UserView, MANAGER_PATHS.users, { page, per_page: PER_PAGE }), placeholderData: keepPreviousData });
+  return useQuery({
+    queryKey: ["users", page],
+    queryFn: () => callPage(UserView, MANAGER_PATHS.users, { page, per_page: PER_PAGE }),
+    placeholderData: keepPreviousData,
+  });
 }
 
 /** A write, then the lists it may have changed are read again. */
@@ -105,10 +113,14 @@ function useWrite<A, R>(fn: (a: A) => Promise<R>, invalidates: string[]) {
 }
 
 export const useCreateJob = () => useWrite((body: unknown) => call(JobView, MANAGER_PATHS.consoleJobs, { body }), ["jobs", "job-counts"]);
-export const useCancelJob = () => useWrite((id: number) => call(JobView, MANAGER_PATHS.consoleJobCancel(id), { method: "POST" }), ["jobs", "job", "job-counts"]);
+export const useCancelJob = () =>
+  useWrite((id: number) => call(JobView, MANAGER_PATHS.consoleJobCancel(id), { method: "POST" }), ["jobs", "job", "job-counts"]);
 export const useCreateCluster = () => useWrite((b: CreateClusterBody) => call(ClusterView, MANAGER_PATHS.consoleClusters, { body: b }), ["clusters"]);
 export const useUpdateCluster = () =>
-  useWrite(({ id, body }: { id: number; body: UpdateClusterBody }) => call(ClusterView, MANAGER_PATHS.consoleCluster(id), { method: "PATCH", body }), ["clusters"]);
+  useWrite(
+    ({ id, body }: { id: number; body: UpdateClusterBody }) => call(ClusterView, MANAGER_PATHS.consoleCluster(id), { method: "PATCH", body }),
+    ["clusters"],
+  );
 export const useCreateToken = () => useWrite((b: CreateTokenBody) => call(TokenView, MANAGER_PATHS.tokens, { body: b }), ["tokens"]);
 export const useRevokeToken = () =>
   useWrite((id: number) => call(TokenView, MANAGER_PATHS.token(id), { method: "PATCH", body: { state: "inactive" } }), ["tokens"]);

@@ -18,7 +18,12 @@ function MemberTable({ kind, title }: { kind: MemberKind; title: string }) {
         {title}
       </h2>
       <Group align="end" mb="xs">
-        <TextInput label={`Search ${title.toLowerCase()} by host name or IP`} value={search} onChange={(e) => (setSearch(e.currentTarget.value), setPage(1))} w={320} />
+        <TextInput
+          label={`Search ${title.toLowerCase()} by host name or IP`}
+          value={search}
+          onChange={(e) => (setSearch(e.currentTarget.value), setPage(1))}
+          w={320}
+        />
         <NativeSelect
           label="State"
           value={state}

@@ -92,8 +92,8 @@ export default function Overview() {
       <Alert variant="outline" color="gray.7" title="Traffic from the swarm vs the origin">
         <Text size="sm">
           Each peer counts the bytes it got from other peers and from the origin on its metrics port (<code>:4002/metrics</code>,{" "}
-          <code>kiln_peer_download_bytes_total</code> by <code>source</code>: p2p or origin). The manager does not collect those figures yet, so there is no chart here; peers are
-          not listed for the same reason (only schedulers know them).
+          <code>kiln_peer_download_bytes_total</code> by <code>source</code>: p2p or origin). The manager does not collect those figures yet, so there is no
+          chart here; peers are not listed for the same reason (only schedulers know them).
         </Text>
       </Alert>
     </Stack>

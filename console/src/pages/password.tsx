@@ -75,8 +75,8 @@ export function ForcedPasswordChange({ me, onChanged }: { me: UserView; onChange
             <h1 style={{ margin: 0, fontSize: "1.5rem" }}>Choose your own password</h1>
             <Alert color="blue.9" variant="outline">
               <Text size="sm">
-                {me.name} signed in with a first password (generated at the manager's first start, or set by a root user). Nothing else works
-                until it is changed; then sign in again with the new one.
+                {me.name} signed in with a first password (generated at the manager's first start, or set by a root user). Nothing else works until it is
+                changed; then sign in again with the new one.
               </Text>
             </Alert>
             <ChangePasswordForm me={me} onChanged={onChanged} submitLabel="Change password and sign in again" />

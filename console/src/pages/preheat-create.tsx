@@ -12,7 +12,11 @@ import { ApiError } from "../lib/client";
 import { useAllClusters, useCreateJob } from "../lib/queries";
 import { Form, PageTitle } from "../ui/bits";
 
-const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
+const lines = (s: string) =>
+  s
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
 const num = (v: string | number) => (v === "" ? undefined : Number(v));
 
 /** Header lines `Name: value` → an object (a line without a colon is sent as a name with an empty value, for the API to judge). */
@@ -79,7 +83,16 @@ export default function PreheatCreate() {
       ...(type === "image" && username ? { username } : {}),
       ...(type === "image" && password ? { password } : {}),
       scope,
-      ...(lines(ips).length ? { ips: lines(ips).flatMap((l) => l.split(",").map((x) => x.trim()).filter(Boolean)) } : {}),
+      ...(lines(ips).length
+        ? {
+            ips: lines(ips).flatMap((l) =>
+              l
+                .split(",")
+                .map((x) => x.trim())
+                .filter(Boolean),
+            ),
+          }
+        : {}),
       ...(num(count) !== undefined ? { count: num(count) } : {}),
       ...(num(percentage) !== undefined ? { percentage: num(percentage) } : {}),
       ...(num(peerConcurrency) !== undefined ? { concurrent_peer_count: num(peerConcurrency) } : {}),
@@ -114,7 +127,13 @@ export default function PreheatCreate() {
     type: err("args.type"),
   };
   // What the API refused that no field shows (e.g. a rate limit, or a message without a field).
-  const general = create.error && Object.keys(fields).every((k) => !used.has(k)) ? create.error.message : Object.entries(fields).filter(([k]) => !used.has(k)).map(([k, v]) => `${k}: ${v}`).join("; ");
+  const general =
+    create.error && Object.keys(fields).every((k) => !used.has(k))
+      ? create.error.message
+      : Object.entries(fields)
+          .filter(([k]) => !used.has(k))
+          .map(([k, v]) => `${k}: ${v}`)
+          .join("; ");
 
   return (
     <Form onSubmit={submit} maw={760} label="New preheat">
@@ -140,8 +159,20 @@ export default function PreheatCreate() {
           <TextInput label="Description" value={bio} onChange={(e) => setBio(e.currentTarget.value)} error={fieldMessages.bio} />
           {type === "image" && (
             <Group grow align="start">
-              <TextInput label="Platform" description="os/arch, e.g. linux/amd64" value={platform} onChange={(e) => setPlatform(e.currentTarget.value)} error={fieldMessages.platform} />
-              <TextInput label="Registry user name" autoComplete="off" value={username} onChange={(e) => setUsername(e.currentTarget.value)} error={fieldMessages.username} />
+              <TextInput
+                label="Platform"
+                description="os/arch, e.g. linux/amd64"
+                value={platform}
+                onChange={(e) => setPlatform(e.currentTarget.value)}
+                error={fieldMessages.platform}
+              />
+              <TextInput
+                label="Registry user name"
+                autoComplete="off"
+                value={username}
+                onChange={(e) => setUsername(e.currentTarget.value)}
+                error={fieldMessages.username}
+              />
               <PasswordInput
                 label="Registry password"
                 autoComplete="off"
@@ -159,7 +190,9 @@ export default function PreheatCreate() {
         <Stack>
           <Checkbox.Group label="Clusters (at least one)" value={selected} onChange={setClusterIds} error={fieldMessages.clusters}>
             <Group mt={4}>
-              {clusters.data?.items.map((c) => <Checkbox key={c.id} value={String(c.id)} label={`${c.name}${c.is_default ? " (default)" : ""}`} />)}
+              {clusters.data?.items.map((c) => (
+                <Checkbox key={c.id} value={String(c.id)} label={`${c.name}${c.is_default ? " (default)" : ""}`} />
+              ))}
             </Group>
           </Checkbox.Group>
           <NativeSelect
@@ -179,7 +212,14 @@ export default function PreheatCreate() {
           />
           <Group grow align="start">
             <NumberInput label="Count of hosts" hideControls allowDecimal={false} value={count} onChange={setCount} error={fieldMessages.count} />
-            <NumberInput label="Percentage of hosts" hideControls allowDecimal={false} value={percentage} onChange={setPercentage} error={fieldMessages.percentage} />
+            <NumberInput
+              label="Percentage of hosts"
+              hideControls
+              allowDecimal={false}
+              value={percentage}
+              onChange={setPercentage}
+              error={fieldMessages.percentage}
+            />
           </Group>
         </Stack>
       </Fieldset>
@@ -217,9 +257,29 @@ export default function PreheatCreate() {
             error={fieldMessages.headers}
           />
           <Group grow align="start">
-            <NumberInput label="Hosts fetching at once" hideControls allowDecimal={false} value={peerConcurrency} onChange={setPeerConcurrency} error={fieldMessages.peers} />
-            <NumberInput label="URLs at once" hideControls allowDecimal={false} value={taskConcurrency} onChange={setTaskConcurrency} error={fieldMessages.tasks} />
-            <TextInput label="Timeout" description="Seconds, or e.g. 30m" value={timeout} onChange={(e) => setTimeoutText(e.currentTarget.value)} error={fieldMessages.timeout} />
+            <NumberInput
+              label="Hosts fetching at once"
+              hideControls
+              allowDecimal={false}
+              value={peerConcurrency}
+              onChange={setPeerConcurrency}
+              error={fieldMessages.peers}
+            />
+            <NumberInput
+              label="URLs at once"
+              hideControls
+              allowDecimal={false}
+              value={taskConcurrency}
+              onChange={setTaskConcurrency}
+              error={fieldMessages.tasks}
+            />
+            <TextInput
+              label="Timeout"
+              description="Seconds, or e.g. 30m"
+              value={timeout}
+              onChange={(e) => setTimeoutText(e.currentTarget.value)}
+              error={fieldMessages.timeout}
+            />
           </Group>
         </Stack>
       </Fieldset>

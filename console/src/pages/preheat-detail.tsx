@@ -30,6 +30,7 @@ function Outcomes({ title, rows, failed }: { title: string; rows: TaskOutcome[];
           </Table.Thead>
           <Table.Tbody>
             {rows.map((o, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: one host may report the same task twice (retries); the row order is fixed
               <Table.Tr key={`${o.task_id}-${o.hostname}-${i}`}>
                 <Table.Td>{o.hostname || "—"}</Table.Td>
                 <Table.Td>{o.ip || "—"}</Table.Td>
@@ -90,7 +91,7 @@ export default function PreheatDetail({ id }: { id: number }) {
   const j = job.data;
   const r = j.result;
   const done = r ? r.progress.succeeded + r.progress.failed : 0;
-  const percent = r && r.progress.total ? Math.round((100 * done) / r.progress.total) : 0;
+  const percent = r?.progress.total ? Math.round((100 * done) / r.progress.total) : 0;
   return (
     <Stack>
       <PageTitle
@@ -135,6 +136,7 @@ export default function PreheatDetail({ id }: { id: number }) {
       <Outcomes title="Hosts that failed" rows={r?.failure_tasks ?? []} failed={true} />
       <Card withBorder component="section" aria-label="Log">
         <Text fw={600}>Log</Text>
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take keyboard focus (axe scrollable-region-focusable) */}
         <pre className="log" data-testid="job-log" tabIndex={0}>
           {r?.log.length ? r.log.join("\n") : "Nothing logged yet."}
         </pre>
@@ -149,6 +151,7 @@ export default function PreheatDetail({ id }: { id: number }) {
             <Text fw={600} mt="md">
               Resolved to {r.urls.length} URL(s)
             </Text>
+            {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take keyboard focus (axe scrollable-region-focusable) */}
             <pre className="log" tabIndex={0}>
               {r.urls.join("\n")}
             </pre>

@@ -20,8 +20,9 @@ export default function PreheatList() {
 
   const go = (change: Record<string, string | undefined>) => {
     const next = new URLSearchParams(search);
-    for (const [k, v] of Object.entries(change)) if (v) next.set(k, v);
-    else next.delete(k);
+    for (const [k, v] of Object.entries(change))
+      if (v) next.set(k, v);
+      else next.delete(k);
     navigate(`/preheats${next.size ? `?${next}` : ""}`);
   };
 

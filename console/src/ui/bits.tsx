@@ -43,7 +43,8 @@ export function Time({ iso }: { iso: string }) {
 /** `12 s ago`, `3 min ago`: how fresh a keepalive is. */
 export function Ago({ iso, now = Date.now() }: { iso: string; now?: number }) {
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  const text = s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : `${Math.floor(s / 86400)} d ago`;
+  const text =
+    s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : `${Math.floor(s / 86400)} d ago`;
   return (
     <time dateTime={iso} title={iso}>
       {text}

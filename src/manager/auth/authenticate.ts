@@ -72,7 +72,7 @@ export class Authenticator {
     if (isPast(row.expired_at)) throw forbidden("Token has expired");
     if (!row.scopes.split(",").includes(scope)) throw forbidden(`Token does not have the "${scope}" scope`);
     const user = await this.store.users.byId(row.user_id);
-    if (!user || user.state !== "active") throw forbidden("User is inactive");
+    if (user?.state !== "active") throw forbidden("User is inactive");
     if (isWrite(req) && user.role !== "root") throw forbidden(GUEST_READ_ONLY);
     return { kind: "pat", userId: row.user_id, userName: user.name, tokenId: row.id };
   }

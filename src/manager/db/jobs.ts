@@ -63,7 +63,11 @@ export class JobsRepo {
   }
 
   async update(id: number, set: JobUpdate): Promise<void> {
-    await this.db.updateTable("jobs").set({ ...set, updated_at: nowIso() }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("jobs")
+      .set({ ...set, updated_at: nowIso() })
+      .where("id", "=", id)
+      .execute();
   }
 
   /** Saves the progress of a job that has not ended yet (an ended job keeps its final result). */

@@ -69,11 +69,7 @@ export class MembersRepo {
   /** False when the member is unknown (it must register again). */
   async keepAlive(id: number): Promise<boolean> {
     const now = nowIso();
-    const r = await this.db
-      .updateTable(this.table)
-      .set({ state: "active", last_keepalive_at: now, updated_at: now })
-      .where("id", "=", id)
-      .executeTakeFirst();
+    const r = await this.db.updateTable(this.table).set({ state: "active", last_keepalive_at: now, updated_at: now }).where("id", "=", id).executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
   }
 

@@ -113,7 +113,10 @@ function initial(dialect: DialectName): Migration {
 function rolesAndJobUrls(dialect: DialectName): Migration {
   return {
     async up(db: AnyDb) {
-      await db.schema.alterTable("users").addColumn("role", "varchar(32)", (c) => c.notNull().defaultTo("guest")).execute();
+      await db.schema
+        .alterTable("users")
+        .addColumn("role", "varchar(32)", (c) => c.notNull().defaultTo("guest"))
+        .execute();
       await sql`update users set role = 'root' where name = 'root'`.execute(db);
       await db.schema.alterTable("jobs").addColumn("urls", longText(dialect)).execute();
       const jobs = await sql<{ id: number; args: string }>`select id, args from jobs`.execute(db);
@@ -146,7 +149,12 @@ class CodeMigrations implements MigrationProvider {
 
 /** Brings the schema up to date; returns the names of the migrations applied now. */
 export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new CodeMigrations(dialect), migrationTableName: "kiln_migrations", migrationLockTableName: "kiln_migrations_lock" });
+  const migrator = new Migrator({
+    db,
+    provider: new CodeMigrations(dialect),
+    migrationTableName: "kiln_migrations",
+    migrationLockTableName: "kiln_migrations_lock",
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw new Error(`database migration failed: ${(error as Error).message ?? String(error)}`);
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);

@@ -48,12 +48,21 @@ export class TokensRepo {
     let base = this.db.selectFrom("personal_access_tokens");
     if (q.userId !== undefined) base = base.where("user_id", "=", q.userId);
     const total = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
-    const rows = await base.selectAll().orderBy("id").limit(q.perPage).offset((q.page - 1) * q.perPage).execute();
+    const rows = await base
+      .selectAll()
+      .orderBy("id")
+      .limit(q.perPage)
+      .offset((q.page - 1) * q.perPage)
+      .execute();
     return { rows, total: toCount(total.n) };
   }
 
   async update(id: number, set: { name?: string; bio?: string; state?: string; expired_at?: string }): Promise<void> {
-    await this.db.updateTable("personal_access_tokens").set({ ...set, updated_at: nowIso() }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("personal_access_tokens")
+      .set({ ...set, updated_at: nowIso() })
+      .where("id", "=", id)
+      .execute();
   }
 
   async delete(id: number): Promise<boolean> {

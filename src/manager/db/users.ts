@@ -40,12 +40,21 @@ export class UsersRepo {
     let base = this.db.selectFrom("users");
     if (q.name) base = base.where(containsText("name", q.name));
     const total = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
-    const rows = await base.selectAll().orderBy("id").limit(q.perPage).offset((q.page - 1) * q.perPage).execute();
+    const rows = await base
+      .selectAll()
+      .orderBy("id")
+      .limit(q.perPage)
+      .offset((q.page - 1) * q.perPage)
+      .execute();
     return { rows, total: toCount(total.n) };
   }
 
   async update(id: number, set: { email?: string; state?: string; role?: Role }): Promise<void> {
-    await this.db.updateTable("users").set({ ...set, updated_at: nowIso() }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("users")
+      .set({ ...set, updated_at: nowIso() })
+      .where("id", "=", id)
+      .execute();
   }
 
   /** Active users with the root role: the last one may not lose it. */

@@ -24,7 +24,11 @@ function documentOf(all: Record<string, unknown>, prefix: string, title: string,
 }
 
 export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
-  const app = Fastify({ loggerInstance: ctx.log as FastifyBaseLogger, bodyLimit: BODY_LIMIT, logController: new LogController({ disableRequestLogging: true }) }).withTypeProvider<ZodTypeProvider>();
+  const app = Fastify({
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   useLenientJson(app, BODY_LIMIT);
@@ -54,7 +58,12 @@ export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
 
   app.get(MANAGER_PATHS.health, { schema: { hide: true } }, async () => ({ ok: true as const }));
   app.get(MANAGER_PATHS.openapi, { schema: { hide: true } }, async () =>
-    documentOf(app.swagger() as Record<string, unknown>, OPEN_API, "kiln manager Open API", "Dragonfly-compatible Open API: preheat jobs and scheduler clusters."),
+    documentOf(
+      app.swagger() as Record<string, unknown>,
+      OPEN_API,
+      "kiln manager Open API",
+      "Dragonfly-compatible Open API: preheat jobs and scheduler clusters.",
+    ),
   );
   app.get(MANAGER_PATHS.consoleOpenapi, { schema: { hide: true } }, async () =>
     documentOf(

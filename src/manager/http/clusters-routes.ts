@@ -36,7 +36,10 @@ function registerClustersApi(app: ManagerApp, ctx: RouteContext, { base, onReque
 
   app.get(
     base,
-    { onRequest, schema: { summary: "List scheduler clusters", tags: ["clusters"], querystring: ListClustersQuery, response: { 200: z.array(ClusterView), ...errors } } },
+    {
+      onRequest,
+      schema: { summary: "List scheduler clusters", tags: ["clusters"], querystring: ListClustersQuery, response: { 200: z.array(ClusterView), ...errors } },
+    },
     async (req, reply) => {
       const all = await ctx.store.clusters.list();
       if (req.query.page === undefined && req.query.per_page === undefined && !pagedByDefault) return clusterViews(ctx.store, all, ctx.memberTimeoutMs);
@@ -64,7 +67,16 @@ function registerClustersApi(app: ManagerApp, ctx: RouteContext, { base, onReque
 
   app.patch(
     `${base}/:id`,
-    { onRequest, schema: { summary: "Update a scheduler cluster", tags: ["clusters"], params: IdParams, body: UpdateClusterBody, response: { 200: ClusterView, ...errors } } },
+    {
+      onRequest,
+      schema: {
+        summary: "Update a scheduler cluster",
+        tags: ["clusters"],
+        params: IdParams,
+        body: UpdateClusterBody,
+        response: { 200: ClusterView, ...errors },
+      },
+    },
     async (req) => {
       await one(req.params.id);
       if (req.body.name) await nameFree(req.body.name, req.params.id);

@@ -63,7 +63,11 @@ export function registerTokenRoutes(app: ManagerApp, ctx: RouteContext): void {
     { onRequest: signedIn, schema: { tags: ["tokens"], querystring: PageQuery, response: { 200: z.array(TokenView), ...errors } } },
     async (req, reply) => {
       const me = req.session!.user;
-      const { rows, total } = await ctx.store.tokens.list({ userId: roleOf(me) === "root" ? undefined : me.id, page: req.query.page, perPage: req.query.per_page });
+      const { rows, total } = await ctx.store.tokens.list({
+        userId: roleOf(me) === "root" ? undefined : me.id,
+        page: req.query.page,
+        perPage: req.query.per_page,
+      });
       pageHeaders(req, reply, req.query, total);
       return rows.map((t) => tokenView(t));
     },

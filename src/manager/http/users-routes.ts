@@ -126,23 +126,29 @@ export function registerUserRoutes(app: ManagerApp, ctx: RouteContext): void {
     },
   );
 
-  app.get(`${MANAGER_PATHS.users}/:id`, { onRequest: signedIn, schema: { tags: ["users"], params: IdParams, response: { 200: UserView, ...errors } } }, async (req) =>
-    userView(await user(req.params.id)),
+  app.get(
+    `${MANAGER_PATHS.users}/:id`,
+    { onRequest: signedIn, schema: { tags: ["users"], params: IdParams, response: { 200: UserView, ...errors } } },
+    async (req) => userView(await user(req.params.id)),
   );
 
-  app.post(MANAGER_PATHS.users, { onRequest: signedIn, schema: { tags: ["users"], body: CreateUserBody, response: { 200: UserView, ...errors } } }, async (req) => {
-    const b = req.body;
-    if (await ctx.store.users.byName(b.name)) throw conflict(`a user named ${b.name} already exists`);
-    const id = await ctx.store.users.create({
-      name: b.name,
-      email: b.email ?? "",
-      passwordHash: await hashPassword(b.password),
-      mustChangePassword: true,
-      role: b.role ?? "guest",
-    });
-    ctx.log.info({ user: b.name, role: b.role ?? "guest", by: req.session!.user.name }, "user created");
-    return userView(await user(id));
-  });
+  app.post(
+    MANAGER_PATHS.users,
+    { onRequest: signedIn, schema: { tags: ["users"], body: CreateUserBody, response: { 200: UserView, ...errors } } },
+    async (req) => {
+      const b = req.body;
+      if (await ctx.store.users.byName(b.name)) throw conflict(`a user named ${b.name} already exists`);
+      const id = await ctx.store.users.create({
+        name: b.name,
+        email: b.email ?? "",
+        passwordHash: await hashPassword(b.password),
+        mustChangePassword: true,
+        role: b.role ?? "guest",
+      });
+      ctx.log.info({ user: b.name, role: b.role ?? "guest", by: req.session!.user.name }, "user created");
+      return userView(await user(id));
+    },
+  );
 
   app.patch(
     `${MANAGER_PATHS.users}/:id`,
@@ -189,5 +195,4 @@ export function registerUserRoutes(app: ManagerApp, ctx: RouteContext): void {
       return userView(await user(target.id));
     },
   );
-
 }

@@ -122,7 +122,13 @@ export class JobService {
     let failed = 0;
     for (const row of await this.store.jobs.pending()) {
       if (Date.parse(row.deadline_at) <= Date.now()) {
-        const previous: JobResult = readResult(row) ?? { urls: [], progress: { total: 0, succeeded: 0, failed: 0 }, success_tasks: [], failure_tasks: [], log: [] };
+        const previous: JobResult = readResult(row) ?? {
+          urls: [],
+          progress: { total: 0, succeeded: 0, failed: 0 },
+          success_tasks: [],
+          failure_tasks: [],
+          log: [],
+        };
         const error = "the manager was down when the job's timeout passed; it ended without finishing";
         previous.error = error;
         previous.log.push(`${nowIso()} ${error}`);

@@ -62,18 +62,14 @@ export async function fetchOrigin(
     res.resume();
     throw new KilnError(
       "ORIGIN_STATUS",
-      `origin returned ${status} ${res.statusMessage ?? ""}`.trim() + ` for ${redact(current)}`,
+      `${`origin returned ${status} ${res.statusMessage ?? ""}`.trim()} for ${redact(current)}`,
       status >= 400 && status < 600 ? status : 502,
     );
   }
   throw new KilnError("ORIGIN_STATUS", `too many redirects (more than ${MAX_REDIRECTS}) from ${redact(url)}`, 502);
 }
 
-function request(
-  url: string,
-  headers: Record<string, string>,
-  opts: { signal?: AbortSignal; headersTimeoutMs?: number },
-): Promise<IncomingMessage> {
+function request(url: string, headers: Record<string, string>, opts: { signal?: AbortSignal; headersTimeoutMs?: number }): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     let u: URL;
     try {

@@ -49,7 +49,11 @@ class Connection {
   uses = 0;
   readonly socket: net.Socket;
 
-  constructor(readonly key: string, host: string, port: number) {
+  constructor(
+    readonly key: string,
+    host: string,
+    port: number,
+  ) {
     this.socket = net.connect({
       host,
       port,

@@ -65,8 +65,6 @@ export class TaskReporter {
   /** Flushes the queued pieces, then reports the result. */
   async result(result: PeerResult): Promise<void> {
     await this.flush();
-    await this.scheduler
-      .reportResult(this.taskId, this.peerId, result)
-      .catch((err) => this.log.warn({ err: (err as Error).message }, "result report failed"));
+    await this.scheduler.reportResult(this.taskId, this.peerId, result).catch((err) => this.log.warn({ err: (err as Error).message }, "result report failed"));
   }
 }

@@ -105,7 +105,7 @@ export class DownloadSession {
 
   private async register(): Promise<void> {
     const { scheduler, hostId } = this.deps;
-    let reply;
+    let reply: Awaited<ReturnType<typeof scheduler.registerPeer>>;
     try {
       reply = await scheduler.registerPeer({ peerId: this.peerId, hostId, download: this.spec });
     } catch (err) {

@@ -62,7 +62,7 @@ export class ContentHasher implements PieceObserver {
     this.buffer = undefined;
     const length = this.content.contentLength();
     if (length === null || this.pos !== length) throw new Error(`content hash at ${this.pos} of ${length} bytes`);
-    return "sha256:" + this.hash.digest("hex");
+    return `sha256:${this.hash.digest("hex")}`;
   }
 
   /** Hashes verified pieces from the file while the running position is on one. */

@@ -78,7 +78,7 @@ export class PieceWriter {
       this.observer?.abandoned(this.piece);
       throw this.error;
     }
-    return { length: this.length, digest: "sha256:" + this.hash.digest("hex") };
+    return { length: this.length, digest: `sha256:${this.hash.digest("hex")}` };
   }
 
   /**
@@ -104,7 +104,9 @@ export class PieceWriter {
     this.pending += bytes;
     this.writes = this.writes
       .then(() => (this.error ? undefined : writeAll(this.fh, buffers, position)))
-      .catch((err: unknown) => void (this.error ??= diskError(err)))
+      .catch((err: unknown) => {
+        this.error ??= diskError(err);
+      })
       .then(() => {
         for (const chunk of buffers) releaseView(chunk);
         this.pending -= bytes;

@@ -169,7 +169,7 @@ async function verifyPieces(path: string, meta: TaskMeta): Promise<void> {
         hash.update(buf.subarray(0, bytesRead));
         pos += bytesRead;
       }
-      if ("sha256:" + hash.digest("hex") !== p.digest) throw new Error(`piece ${p.number} no longer matches its digest (not flushed before a crash?)`);
+      if (`sha256:${hash.digest("hex")}` !== p.digest) throw new Error(`piece ${p.number} no longer matches its digest (not flushed before a crash?)`);
     }
   } finally {
     await fh.close();

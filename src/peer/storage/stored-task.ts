@@ -119,7 +119,8 @@ export class StoredTask extends EventEmitter {
       m.contentLength = contentLength;
       await fh.truncate(contentLength).catch(rethrowDisk);
     }
-    if (this.hashWanted) this.hasher ??= new ContentHasher({ pieceLength, contentLength: () => m.contentLength, hasPiece: (n) => this.hasPiece(n), file: () => this.handle() });
+    if (this.hashWanted)
+      this.hasher ??= new ContentHasher({ pieceLength, contentLength: () => m.contentLength, hasPiece: (n) => this.hasPiece(n), file: () => this.handle() });
     this.emit("layout");
   }
 
@@ -259,7 +260,7 @@ export class StoredTask extends EventEmitter {
   }
 
   async saveMeta(): Promise<void> {
-    const tmp = join(this.dir, META_FILE + ".tmp");
+    const tmp = join(this.dir, `${META_FILE}.tmp`);
     await writeFile(tmp, JSON.stringify(this.meta), { mode: 0o600 }).catch(rethrowDisk);
     await rename(tmp, join(this.dir, META_FILE));
   }

@@ -12,7 +12,13 @@ import { BLOCK_SIZE as BLOCK, giveBlock as give, takeBlock as take } from "../bl
  * block goes out (the upload's rate limit, its byte counter). Rejects if the file is
  * shorter or the client goes away; a block is reused only after its write completed.
  */
-export async function sendFile(path: string, start: number, end: number, res: ServerResponse, beforeWrite: (bytes: number) => Promise<void> | void): Promise<void> {
+export async function sendFile(
+  path: string,
+  start: number,
+  end: number,
+  res: ServerResponse,
+  beforeWrite: (bytes: number) => Promise<void> | void,
+): Promise<void> {
   const fh = await open(path, "r");
   const blocks = [take(), take()];
   let closed!: (err: Error) => void;

@@ -86,7 +86,12 @@ export class UploadServer {
       const length = task.meta.contentLength;
       const range = parseRange(req.headers.range, length);
       if (range === "invalid") {
-        return sendJson(res, 416, { message: `unsatisfiable range ${req.headers.range} for ${length} bytes`, code: "BAD_REQUEST" }, { "content-range": `bytes */${length}` });
+        return sendJson(
+          res,
+          416,
+          { message: `unsatisfiable range ${req.headers.range} for ${length} bytes`, code: "BAD_REQUEST" },
+          { "content-range": `bytes */${length}` },
+        );
       }
       start = range?.start ?? 0;
       end = range?.end ?? length;

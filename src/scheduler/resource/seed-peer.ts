@@ -52,7 +52,10 @@ export class SeedPeers {
     const baseUrl = `http://${host.info.ip}:${host.info.uploadPort}`;
     let client = this.clients.get(host.id);
     // A host that re-announced with another address gets a client for the new one.
-    if (!client || client.baseUrl !== baseUrl) this.clients.set(host.id, (client = this.newClient(baseUrl)));
+    if (!client || client.baseUrl !== baseUrl) {
+      client = this.newClient(baseUrl);
+      this.clients.set(host.id, client);
+    }
     return client;
   }
 }

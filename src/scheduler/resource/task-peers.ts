@@ -46,7 +46,10 @@ export class TaskPeers {
     if (this.byId.has(peer.id)) throw new KilnError("CONFLICT", `peer ${peer.id} is already registered`);
     this.byId.set(peer.id, peer);
     let onHost = this.byHost.get(peer.host);
-    if (!onHost) this.byHost.set(peer.host, (onHost = new Set()));
+    if (!onHost) {
+      onHost = new Set();
+      this.byHost.set(peer.host, onHost);
+    }
     onHost.add(peer);
     this.reindex(peer);
   }

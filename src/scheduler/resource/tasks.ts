@@ -24,7 +24,10 @@ export class TaskManager {
   forDownload(spec: DownloadSpec): Task {
     const id = taskIdFor(spec);
     let task = this.byId.get(id);
-    if (!task) this.byId.set(id, (task = new Task(id, spec)));
+    if (!task) {
+      task = new Task(id, spec);
+      this.byId.set(id, task);
+    }
     return task;
   }
 

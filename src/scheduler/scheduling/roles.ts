@@ -23,11 +23,21 @@ export class RoleAssigner {
   /** Picks the origin fetcher for a task that has none (triggering a seed peer when one is around), or makes `peer` a child. */
   assign(task: Task, peer: Peer): void {
     const now = Date.now();
-    if (task.state === "succeeded" || task.source || task.fullyAvailable()) return peer.to("running");
-    if (task.seedTrigger && task.seedTrigger.until > now && task.seedTrigger.hostId !== peer.host.id) return peer.to("running");
+    const waitsForOthers =
+      task.state === "succeeded" ||
+      task.source ||
+      task.fullyAvailable() ||
+      (task.seedTrigger && task.seedTrigger.until > now && task.seedTrigger.hostId !== peer.host.id);
+    if (waitsForOthers) {
+      peer.to("running");
+      return;
+    }
     // Seeds, and anyone when no seed is around, go to the origin themselves.
     const seed = peer.host.isSeed ? undefined : this.seedPeers.pick(task, peer.host);
-    if (!seed) return this.makeSource(task, peer);
+    if (!seed) {
+      this.makeSource(task, peer);
+      return;
+    }
     task.seedTrigger = { hostId: seed.id, until: now + this.opts.seedTriggerWaitMs };
     if (task.state === "pending") task.to("running");
     peer.to("running");
