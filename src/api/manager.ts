@@ -2,6 +2,10 @@
  * Wire shapes of the manager: the Dragonfly-compatible Open API (/oapi/v1), the
  * console API (/api/v1: users, tokens) and the membership API schedulers and seed
  * peers use to register and keep alive. One source of truth for server and clients.
+ *
+ * Longer than 300 lines on purpose: it is a catalogue of schemas, one per wire shape,
+ * read by the manager, the CLI and the console alike; splitting it would only spread
+ * one contract over several files.
  */
 import { z } from "zod";
 import { PIECE } from "../common/defaults.js";
