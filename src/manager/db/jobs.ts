@@ -1,7 +1,7 @@
 /** Jobs and the clusters each one targets. */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId, toCount } from "./insert.js";
+import { insertReturningId, pageOf } from "./insert.js";
 import { containsText } from "./like.js";
 import type { ClusterRow, JobRow, JobUpdate, ManagerDatabase, NewJob } from "./schema.js";
 import { nowIso } from "../time.js";
@@ -52,14 +52,11 @@ export class JobsRepo {
     if (q.type) base = base.where("type", "=", q.type);
     if (q.userId !== undefined) base = base.where("user_id", "=", q.userId);
     if (q.url) base = base.where(containsText("urls", q.url));
-    const totalRow = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy("id", "desc")
-      .limit(q.perPage)
-      .offset((q.page - 1) * q.perPage)
-      .execute();
-    return { rows, total: toCount(totalRow.n) };
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("id", "desc").limit(limit).offset(offset).execute(),
+    );
   }
 
   async update(id: number, set: JobUpdate): Promise<void> {

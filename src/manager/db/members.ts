@@ -1,7 +1,7 @@
 /** Schedulers and seed peers that registered with the manager, with their last keepalive. */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId, toCount } from "./insert.js";
+import { insertReturningId, pageOf } from "./insert.js";
 import { containsText } from "./like.js";
 import type { ManagerDatabase, MemberRow, MemberTable } from "./schema.js";
 import { nowIso } from "../time.js";
@@ -103,15 +103,11 @@ export class MembersRepo {
     if (q.search) base = base.where((eb) => eb.or([containsText("hostname", q.search!), containsText("ip", q.search!)]));
     if (q.state === "active") base = base.where("state", "=", "active").where("last_keepalive_at", ">=", q.freshSince);
     if (q.state === "inactive") base = base.where((eb) => eb.or([eb("state", "!=", "active"), eb("last_keepalive_at", "<", q.freshSince)]));
-    const total = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy("last_keepalive_at", "desc")
-      .orderBy("id")
-      .limit(q.perPage)
-      .offset((q.page - 1) * q.perPage)
-      .execute();
-    return { rows, total: toCount(total.n) };
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("last_keepalive_at", "desc").orderBy("id").limit(limit).offset(offset).execute(),
+    );
   }
 
   /** Marks members silent since `before` inactive; returns how many changed. */

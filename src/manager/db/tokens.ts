@@ -1,7 +1,7 @@
 /** Personal access tokens (stored as sha256 of the token). */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId, toCount } from "./insert.js";
+import { insertReturningId, pageOf } from "./insert.js";
 import type { ManagerDatabase, TokenRow } from "./schema.js";
 import { nowIso } from "../time.js";
 
@@ -47,14 +47,11 @@ export class TokensRepo {
   async list(q: { userId?: number; page: number; perPage: number }): Promise<{ rows: TokenRow[]; total: number }> {
     let base = this.db.selectFrom("personal_access_tokens");
     if (q.userId !== undefined) base = base.where("user_id", "=", q.userId);
-    const total = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy("id")
-      .limit(q.perPage)
-      .offset((q.page - 1) * q.perPage)
-      .execute();
-    return { rows, total: toCount(total.n) };
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("id").limit(limit).offset(offset).execute(),
+    );
   }
 
   async update(id: number, set: { name?: string; bio?: string; state?: string; expired_at?: string }): Promise<void> {

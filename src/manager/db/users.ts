@@ -1,7 +1,7 @@
 /** Users and their console sessions. */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId, toCount } from "./insert.js";
+import { insertReturningId, pageOf, toCount } from "./insert.js";
 import type { ManagerDatabase, UserRow } from "./schema.js";
 import { nowIso } from "../time.js";
 import type { Role } from "../../api/manager.js";
@@ -39,14 +39,11 @@ export class UsersRepo {
   async list(q: { page: number; perPage: number; name?: string }): Promise<{ rows: UserRow[]; total: number }> {
     let base = this.db.selectFrom("users");
     if (q.name) base = base.where(containsText("name", q.name));
-    const total = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy("id")
-      .limit(q.perPage)
-      .offset((q.page - 1) * q.perPage)
-      .execute();
-    return { rows, total: toCount(total.n) };
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("id").limit(limit).offset(offset).execute(),
+    );
   }
 
   async update(id: number, set: { email?: string; state?: string; role?: Role }): Promise<void> {
