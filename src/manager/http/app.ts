@@ -10,6 +10,7 @@ import { registerJobRoutes } from "./jobs-routes.js";
 import { registerClusterRoutes } from "./clusters-routes.js";
 import { registerMemberRoutes } from "./members-routes.js";
 import { registerUserRoutes } from "./users-routes.js";
+import { registerAccelerateRoutes } from "../../accelerate/http-routes.js";
 
 const BODY_LIMIT = 1024 * 1024;
 
@@ -43,5 +44,6 @@ export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
   registerClusterRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerMemberRoutes(app, ctx);
+  registerAccelerateRoutes(app, ctx);
   return app;
 }
