@@ -30,7 +30,14 @@ const MiB = 1024 * 1024;
 /** Why this phase cannot run here, or undefined. */
 export async function accelerationMissing(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return "needs root (containerd, overlay mounts, unpacking owners and devices)";
-  for (const [c, pkg] of [["containerd", "containerd"], ["ctr", "containerd"], ["ctr-remote", "stargz-snapshotter"], ["setfattr", "attr"], ["docker-registry", "docker-registry"], ["skopeo", "skopeo"]]) {
+  for (const [c, pkg] of [
+    ["containerd", "containerd"],
+    ["ctr", "containerd"],
+    ["ctr-remote", "stargz-snapshotter"],
+    ["setfattr", "attr"],
+    ["docker-registry", "docker-registry"],
+    ["skopeo", "skopeo"],
+  ]) {
     try {
       await run("sh", ["-c", `command -v ${c}`]);
     } catch {
@@ -73,7 +80,10 @@ async function contentBytes(c: Containerd, sizes: Map<string, number>, layers: s
 
 /** Bytes of the blobs (by digest → size) the registry served since `before` requests. */
 function registryBytes(reg: TestRegistry, sizes: Map<string, number>, before: number): number {
-  const gets = reg.requests().slice(before).filter((r) => r.startsWith("GET ") && r.includes("/blobs/"));
+  const gets = reg
+    .requests()
+    .slice(before)
+    .filter((r) => r.startsWith("GET ") && r.includes("/blobs/"));
   return gets.reduce((n, r) => n + (sizes.get(r.slice(r.lastIndexOf("/") + 1)) ?? 0), 0);
 }
 
@@ -100,7 +110,8 @@ export async function accelerationPhase(failures: string[] = []): Promise<Table[
     // Blob sizes from the layout (what the registry serves).
     const sizes = new Map<string, number>();
     const built = image;
-    for (const d of [...image.layerDigests, Object.values(image.platforms)[0]!.config]) sizes.set(d, (await stat(join(built.layout, "blobs", "sha256", d.slice(7)))).size);
+    for (const d of [...image.layerDigests, Object.values(image.platforms)[0]!.config])
+      sizes.set(d, (await stat(join(built.layout, "blobs", "sha256", d.slice(7)))).size);
     const original = `${reg.host}/bench/many:${image.tag}`;
     const top = image.chainIds.at(-1)!;
     const node = async (name: string, snapshotterSock?: string) => {
@@ -118,23 +129,45 @@ export async function accelerationPhase(failures: string[] = []): Promise<Table[
     };
 
     const plain = await node("normal");
-    await timed("normal pull + unpack", "ctr images pull, containerd's overlayfs snapshotter", async () => {
-      await plain.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", original], 1_800_000);
-      await createSnapshot(plain, "overlayfs", "Prepare", "rootfs", top);
-    }, plain);
+    await timed(
+      "normal pull + unpack",
+      "ctr images pull, containerd's overlayfs snapshotter",
+      async () => {
+        await plain.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", original], 1_800_000);
+        await createSnapshot(plain, "overlayfs", "Prepare", "rootfs", top);
+      },
+      plain,
+    );
 
     cluster = await TestCluster.start({ peerArgs: ["--proxy-allow-host", "127.0.0.1"] });
     await cluster.addPeer("seed-1", { seed: true });
     const warm = await cluster.addPeer("peer-warm");
     const fresh = await cluster.addPeer("peer-fresh");
     const first = await node("mirror-first");
-    await first.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", "--hosts-dir", await containerdHostsDir(join(dir, "hosts-warm"), warm.proxyUrl, reg.host), original], 1_800_000);
+    await first.ctr(
+      [
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "overlayfs",
+        "--hosts-dir",
+        await containerdHostsDir(join(dir, "hosts-warm"), warm.proxyUrl, reg.host),
+        original,
+      ],
+      1_800_000,
+    );
     const viaMirror = await node("mirror-fresh");
     const hosts = await containerdHostsDir(join(dir, "hosts-fresh"), fresh.proxyUrl, reg.host);
-    await timed("kiln mirror (swarm has it) + unpack", "another node pulled it through its peer first", async () => {
-      await viaMirror.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", "--hosts-dir", hosts, original], 1_800_000);
-      await createSnapshot(viaMirror, "overlayfs", "Prepare", "rootfs", top);
-    }, viaMirror);
+    await timed(
+      "kiln mirror (swarm has it) + unpack",
+      "another node pulled it through its peer first",
+      async () => {
+        await viaMirror.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", "--hosts-dir", hosts, original], 1_800_000);
+        await createSnapshot(viaMirror, "overlayfs", "Prepare", "rootfs", top);
+      },
+      viaMirror,
+    );
 
     await mkdir(shared);
     await run("mount", ["--bind", shared, shared]);
@@ -147,10 +180,15 @@ export async function accelerationPhase(failures: string[] = []): Promise<Table[
     const sock = join(dir, "snap.sock");
     procs.push(await spawnKiln(["snapshotter", "--root", join(dir, "snap-root"), "--address", sock, "--shared", shared, "--log-format", "json"]));
     const acc = await node("accelerated", sock);
-    await timed("accelerated target", "ctr-remote images rpull --snapshotter kiln: layers mounted from the shared directory", async () => {
-      await acc.ctrRemote(["images", "rpull", "--plain-http", "--snapshotter", "kiln", `${original}-acc`], 1_800_000);
-      await createSnapshot(acc, "kiln", "Prepare", "rootfs", top);
-    }, acc);
+    await timed(
+      "accelerated target",
+      "ctr-remote images rpull --snapshotter kiln: layers mounted from the shared directory",
+      async () => {
+        await acc.ctrRemote(["images", "rpull", "--plain-http", "--snapshotter", "kiln", `${original}-acc`], 1_800_000);
+        await createSnapshot(acc, "kiln", "Prepare", "rootfs", top);
+      },
+      acc,
+    );
   } catch (err) {
     failures.push(`acceleration bench: ${(err as Error).message}`);
   } finally {
@@ -167,9 +205,16 @@ export async function accelerationPhase(failures: string[] = []): Promise<Table[
       title: `Image acceleration: time to a ready rootfs on a fresh node (${files} files, ${(size / 1e6).toFixed(0)} MB compressed, 4 layers)`,
       headers: ["path", "seconds", "registry MB", "node fetched MB", "how"],
       numeric: [false, true, true, true, false],
-      rows: rows.map((r) => [r.path, (r.ms / 1000).toFixed(2), (r.registryBytes / 1e6).toFixed(1), r.nodeBytes === undefined ? "-" : (r.nodeBytes / 1e6).toFixed(1), r.note]),
+      rows: rows.map((r) => [
+        r.path,
+        (r.ms / 1000).toFixed(2),
+        (r.registryBytes / 1e6).toFixed(1),
+        r.nodeBytes === undefined ? "-" : (r.nodeBytes / 1e6).toFixed(1),
+        r.note,
+      ]),
       notes: [
-        "ready rootfs = image pulled and the container's active snapshot prepared; loopback registry (no network cost: over a real network the fetch share grows)",
+        "ready rootfs = image pulled and the container's active snapshot prepared",
+        "loopback registry: no network cost (over a real network the fetch share of the first two rows grows)",
         "registry MB = layer and config blobs the registry served during that row; node fetched MB = layer blobs in that node's containerd content store",
       ],
     },

@@ -77,7 +77,10 @@ export async function createAccelerated(o: CreateOptions): Promise<CreateResult>
       continue;
     }
     const tmp = sharedLayout.tmpLayer(o.shared, chainId, randomBytes(4).toString("hex"));
-    const parents = chainIds.slice(0, i).reverse().map((c) => sharedLayout.layer(o.shared, c));
+    const parents = chainIds
+      .slice(0, i)
+      .reverse()
+      .map((c) => sharedLayout.layer(o.shared, c));
     const t0 = performance.now();
     try {
       const stats = await fetchAndUnpack(src, layers[i]!, config.rootfs.diff_ids[i]!, tmp, parents);

@@ -25,22 +25,46 @@ export function registerAccelerateRoutes(app: ManagerApp, ctx: RouteContext): vo
     { base: ACCELERATE_PATHS.console, tags: ["console"], onRequest: async (req: FastifyRequest) => void (await ctx.auth.session(req)) },
   ];
   for (const { base, tags, onRequest } of variants) {
-    app.get(base, { onRequest, schema: { summary: "Image acceleration state (Enable, NfsReady, AgentReady, Status, Error, Images)", tags, response: { 200: AccelerateView, ...errors } } }, async () =>
-      accelerate.getView(managerSharedDir()),
+    app.get(
+      base,
+      {
+        onRequest,
+        schema: {
+          summary: "Image acceleration state (Enable, NfsReady, AgentReady, Status, Error, Images)",
+          tags,
+          response: { 200: AccelerateView, ...errors },
+        },
+      },
+      async () => accelerate.getView(managerSharedDir()),
     );
-    app.post(`${base}/enable`, { onRequest, schema: { summary: "Check the shared directory and turn acceleration on", tags, response: { 200: AccelerateView, ...errors } } }, async () =>
-      accelerate.enable(managerSharedDir()),
+    app.post(
+      `${base}/enable`,
+      { onRequest, schema: { summary: "Check the shared directory and turn acceleration on", tags, response: { 200: AccelerateView, ...errors } } },
+      async () => accelerate.enable(managerSharedDir()),
     );
     app.post(
       `${base}/disable`,
-      { onRequest, schema: { summary: "Turn acceleration off (409 while nodes use accelerated layers, unless force)", tags, body: ForceBody.optional(), response: { 200: AccelerateView, ...errors } } },
+      {
+        onRequest,
+        schema: {
+          summary: "Turn acceleration off (409 while nodes use accelerated layers, unless force)",
+          tags,
+          body: ForceBody.optional(),
+          response: { 200: AccelerateView, ...errors },
+        },
+      },
       async (req) => accelerate.disable(managerSharedDir(), req.body?.force ?? false),
     );
     app.post(
       `${base}/images`,
       {
         onRequest,
-        schema: { summary: "Create a target image: unpack the original onto the shared directory, push <original>-acc (runs in the background; Status Creating)", tags, body: CreateAccelerationBody, response: { 202: AccelerateView, ...errors } },
+        schema: {
+          summary: "Create a target image: unpack the original onto the shared directory, push <original>-acc (runs in the background; Status Creating)",
+          tags,
+          body: CreateAccelerationBody,
+          response: { 202: AccelerateView, ...errors },
+        },
       },
       async (req, reply) => {
         const b = req.body;
@@ -63,7 +87,15 @@ export function registerAccelerateRoutes(app: ManagerApp, ctx: RouteContext): vo
     );
     app.delete(
       `${base}/images`,
-      { onRequest, schema: { summary: "Delete an accelerated image's layers (409 naming the nodes that use them, unless force)", tags, querystring: DeleteAccelerationQuery, response: { 200: AccelerateView, ...errors } } },
+      {
+        onRequest,
+        schema: {
+          summary: "Delete an accelerated image's layers (409 naming the nodes that use them, unless force)",
+          tags,
+          querystring: DeleteAccelerationQuery,
+          response: { 200: AccelerateView, ...errors },
+        },
+      },
       async (req) => accelerate.remove(managerSharedDir(), req.query.original, req.query.force),
     );
   }

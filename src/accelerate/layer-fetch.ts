@@ -41,7 +41,11 @@ export async function fetchBlob(src: LayerSource, digest: string): Promise<Respo
   const res = await src.client.request("GET", url, headers, src.ref);
   if (!res.ok || !res.body) {
     await res.body?.cancel();
-    throw new KilnError("ORIGIN_STATUS", `${describeRef(src.ref)}: blob ${digest}${src.mirror ? ` (through ${src.mirror})` : ""}: ${res.status} ${res.statusText}`, res.status);
+    throw new KilnError(
+      "ORIGIN_STATUS",
+      `${describeRef(src.ref)}: blob ${digest}${src.mirror ? ` (through ${src.mirror})` : ""}: ${res.status} ${res.statusText}`,
+      res.status,
+    );
   }
   return res;
 }

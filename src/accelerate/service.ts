@@ -11,7 +11,12 @@ import { checkShared } from "./shared-dir.js";
 import { acquireOperation, currentOperation, ensureSharedLayout, readNodeReports, readState, updateState, withOperation } from "./state.js";
 
 export async function getView(shared: string): Promise<AccelerateView> {
-  const [check, state, op, nodes] = await Promise.all([checkShared(shared), readState(shared), currentOperation(shared), readNodeReports(shared, SNAPSHOTTER.nodeReportFreshMs)]);
+  const [check, state, op, nodes] = await Promise.all([
+    checkShared(shared),
+    readState(shared),
+    currentOperation(shared),
+    readNodeReports(shared, SNAPSHOTTER.nodeReportFreshMs),
+  ]);
   const up = nodes.filter((n) => n.fresh).map((n) => n.report.node);
   const agentReady = up.length > 0;
   let status: AccelerateStatus = "Ready";
@@ -24,7 +29,10 @@ export async function getView(shared: string): Promise<AccelerateView> {
     AgentReady: agentReady,
     Status: status,
     Error: state.lastError?.message ?? (check.ready ? "" : (check.reason ?? "")),
-    Images: status === "Creating" || status === "Deleting" || !agentReady ? [] : state.images.map((i) => ({ OriginalImage: i.original, TargetImage: i.target, Size: i.size, Layers: i.chainIds.length })),
+    Images:
+      status === "Creating" || status === "Deleting" || !agentReady
+        ? []
+        : state.images.map((i) => ({ OriginalImage: i.original, TargetImage: i.target, Size: i.size, Layers: i.chainIds.length })),
     SharedDir: shared,
     Nodes: up.sort(),
   };
@@ -117,7 +125,8 @@ export async function remove(shared: string, originalName: string, force = false
 export async function disable(shared: string, force = false): Promise<AccelerateView> {
   const state = await readState(shared);
   const users = await usersOf(shared, new Set(state.images.flatMap((i) => i.chainIds)));
-  if (users.length && !force) throw new KilnError("CONFLICT", `accelerated images are in use on ${users.join(", ")}. Remove those containers and images first, or use --force`);
+  if (users.length && !force)
+    throw new KilnError("CONFLICT", `accelerated images are in use on ${users.join(", ")}. Remove those containers and images first, or use --force`);
   await updateState(shared, (s) => ({ ...s, enabled: false }));
   return getView(shared);
 }

@@ -70,7 +70,12 @@ export async function acquireOperation(shared: string, kind: AccelerateOperation
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     const running = await currentOperation(shared);
-    throw new KilnError("CONFLICT", running ? `a ${running.kind} of ${running.image} is running (host ${running.host}, pid ${running.pid}, since ${running.startedAt})` : "another operation is running");
+    throw new KilnError(
+      "CONFLICT",
+      running
+        ? `a ${running.kind} of ${running.image} is running (host ${running.host}, pid ${running.pid}, since ${running.startedAt})`
+        : "another operation is running",
+    );
   }
   try {
     await handle.writeFile(JSON.stringify(op));

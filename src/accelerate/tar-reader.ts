@@ -28,7 +28,17 @@ export interface TarEntry {
 
 export class TarFormatError extends Error {}
 
-const TYPES: Record<string, EntryType> = { "0": "file", "\0": "file", "7": "file", "1": "link", "2": "symlink", "3": "char", "4": "block", "5": "dir", "6": "fifo" };
+const TYPES: Record<string, EntryType> = {
+  "0": "file",
+  "\0": "file",
+  "7": "file",
+  "1": "link",
+  "2": "symlink",
+  "3": "char",
+  "4": "block",
+  "5": "dir",
+  "6": "fifo",
+};
 
 /** Reads exact byte counts from a stream of chunks. */
 class ByteReader {

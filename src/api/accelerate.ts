@@ -87,7 +87,11 @@ export const ACCELERATE_PATHS = {
   console: "/api/v1/image-accelerate",
 } as const;
 
-const ImageNameField = z.string().min(1).max(512).regex(/^[^\s]+$/, "an image name such as registry.example.com/team/app:v1");
+const ImageNameField = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[^\s]+$/, "an image name such as registry.example.com/team/app:v1");
 
 export const CreateAccelerationBody = z.object({
   original: ImageNameField,
@@ -96,7 +100,10 @@ export const CreateAccelerationBody = z.object({
   /** The registry speaks plain HTTP. */
   plain_http: z.boolean().default(false),
   /** os/arch[/variant]; default linux/amd64. */
-  platform: z.string().regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/).optional(),
+  platform: z
+    .string()
+    .regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/)
+    .optional(),
   /** A kiln peer's proxy to fetch the layers through (P2P). */
   mirror: z.string().url().optional(),
   username: z.string().max(256).optional(),

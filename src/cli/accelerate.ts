@@ -49,25 +49,27 @@ export function registerAccelerateCommand(program: Command): void {
     .option("--mirror <url>", "fetch layers through this kiln peer's proxy (P2P), e.g. http://127.0.0.1:4001", parseUrl)
     .option("--platform <os/arch>", "platform to pick from a multi-arch image (default linux/amd64)")
     .option("--username <name>", "registry username (password from KILN_REGISTRY_PASSWORD)")
-    .action(async (original: string, target: string | undefined, f: Common & { plainHttp?: boolean; mirror?: string; platform?: string; username?: string }) => {
-      try {
-        const log = createLogger("accelerate");
-        const view = await accelerate.create({
-          original,
-          target,
-          shared: resolve(f.shared),
-          plainHttp: f.plainHttp,
-          mirror: f.mirror,
-          platform: f.platform,
-          username: f.username,
-          password: process.env.KILN_REGISTRY_PASSWORD,
-          log,
-        });
-        print(view);
-      } catch (err) {
-        fail("accelerate create", err);
-      }
-    });
+    .action(
+      async (original: string, target: string | undefined, f: Common & { plainHttp?: boolean; mirror?: string; platform?: string; username?: string }) => {
+        try {
+          const log = createLogger("accelerate");
+          const view = await accelerate.create({
+            original,
+            target,
+            shared: resolve(f.shared),
+            plainHttp: f.plainHttp,
+            mirror: f.mirror,
+            platform: f.platform,
+            username: f.username,
+            password: process.env.KILN_REGISTRY_PASSWORD,
+            log,
+          });
+          print(view);
+        } catch (err) {
+          fail("accelerate create", err);
+        }
+      },
+    );
   command(acc, "delete", "remove an accelerated image's layers from the shared directory (refused while a node uses them)")
     .argument("<original>", "the original image's name")
     .option("--force", "delete even while nodes use the layers (their containers get I/O errors)")

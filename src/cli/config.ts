@@ -61,6 +61,19 @@ function print(path: string, notes: string[], content: string, contentOnly?: boo
 const peerOption = ["--peer <url>", "the peer's proxy URL", parseUrl, `http://127.0.0.1:${PORTS.peerProxy}`] as const;
 const contentOnlyOption = ["--content-only", "print only the file content, without the path comment and setup notes"] as const;
 
+interface ContainerdFlags {
+  peer: string;
+  registry?: string;
+  insecure?: boolean;
+  proxy?: boolean;
+  directHosts: string;
+  contentOnly?: boolean;
+  /** Image acceleration: the snapshotter's config fragment instead. */
+  snapshotter?: boolean;
+  address?: string;
+  cri: boolean;
+}
+
 export function registerConfigCommand(program: Command): void {
   const config = program.command("config").description("print client configuration that sends pulls through a kiln peer");
   config
@@ -75,10 +88,11 @@ export function registerConfigCommand(program: Command): void {
     .option("--address <socket>", "with --snapshotter: the snapshotter's socket (kiln snapshotter --address)")
     .option("--no-cri", "with --snapshotter: only register it, do not make it the snapshotter of Kubernetes pods")
     .option(...contentOnlyOption)
-    .action((f: { peer: string; registry?: string; insecure?: boolean; proxy?: boolean; directHosts: string; contentOnly?: boolean; snapshotter?: boolean; address?: string; cri: boolean }) => {
+    .action((f: ContainerdFlags) => {
       if (f.snapshotter) {
         const { path, content } = containerdSnapshotterToml({ address: f.address, cri: f.cri });
-        return print(path, ["merge into containerd's config (version 2), then: systemctl restart containerd", "kiln snapshotter must run on the node: kiln snapshotter --shared <dir>"], content, f.contentOnly);
+        const notes = ["merge into containerd's config (version 2), then: systemctl restart containerd", "kiln snapshotter must run on the node: kiln snapshotter --shared <dir>"];
+        return print(path, notes, content, f.contentOnly);
       }
       if (f.proxy) {
         const { path, content } = systemdProxyDropIn("containerd", f.peer, f.directHosts);

@@ -20,7 +20,9 @@ interface SnapshotterFlags {
 export function registerSnapshotterCommand(program: Command): void {
   program
     .command("snapshotter")
-    .description(`run the containerd proxy snapshotter (overlayfs; accelerated layers from the shared directory); containerd: [proxy_plugins.${SNAPSHOTTER.pluginName}]`)
+    .description(
+      `run the containerd proxy snapshotter (overlayfs; accelerated layers from the shared directory); containerd: [proxy_plugins.${SNAPSHOTTER.pluginName}]`,
+    )
     .option("--root <dir>", "where snapshots and their metadata are kept", SNAPSHOTTER.root)
     .option("--address <socket>", "unix socket containerd connects to", SNAPSHOTTER.address)
     .option("--shared <dir>", "the shared directory accelerated layers are mounted from (absent: every layer is fetched as usual)")

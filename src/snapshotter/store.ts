@@ -139,7 +139,11 @@ export class SnapshotStore {
         }
         throw new SnapshotError("ALREADY_EXISTS", `target snapshot ${shared.chainId} exists (layer on shared storage)`);
       }
-      if (shared) this.opts.log.warn({ event: "shared-layer-unavailable", chainId: shared.chainId, key, reason: shared.reason }, `layer fetched as usual: ${shared.reason}`);
+      if (shared)
+        this.opts.log.warn(
+          { event: "shared-layer-unavailable", chainId: shared.chainId, key, reason: shared.reason },
+          `layer fetched as usual: ${shared.reason}`,
+        );
     }
     const rec: SnapshotRecord = { id: this.meta.nextId++, name: key, kind, parent, labels, createdMs: now, updatedMs: now };
     const dir = this.dir(rec);
@@ -229,7 +233,11 @@ export class SnapshotStore {
   /** Removes snapshot directories no record refers to (left by a crash between creating a directory and saving). */
   cleanup(): Promise<number> {
     return this.exclusive(async () => {
-      const known = new Set(this.all().filter((s) => !s.sharedDir).map((s) => String(s.id)));
+      const known = new Set(
+        this.all()
+          .filter((s) => !s.sharedDir)
+          .map((s) => String(s.id)),
+      );
       let removed = 0;
       for (const d of await readdir(join(this.opts.root, "snapshots"))) {
         if (known.has(d)) continue;

@@ -72,7 +72,9 @@ export class Containerd {
       `  address = "${join(this.dir, "c.sock.ttrpc")}"`,
       ...(this.extraConfig ? [this.extraConfig] : []),
       ...(this.cri ? ['[plugins."io.containerd.grpc.v1.cri".registry]', `  config_path = "${this.cri.configPath}"`] : []),
-      ...(this.snapshotterSocket && !this.extraConfig ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`] : []),
+      ...(this.snapshotterSocket && !this.extraConfig
+        ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`]
+        : []),
     ].join("\n");
     await writeFile(join(this.dir, "config.toml"), config);
     const proc = spawn("containerd", ["--config", join(this.dir, "config.toml")], { stdio: ["ignore", "pipe", "pipe"] });

@@ -26,7 +26,9 @@ export async function criPullImage(socket: string, image: string, timeoutMs = 18
   const def = fromJSON(DESCRIPTOR as unknown as Parameters<typeof fromJSON>[0], { keepCase: true, defaults: true });
   const root = loadPackageDefinition(def) as unknown as { runtime: { v1: Ns } };
   const client = new root.runtime.v1.ImageService(`unix://${socket}`, credentials.createInsecure());
-  const call = (client as unknown as Record<string, (req: unknown, opts: { deadline: number }, cb: (err: Error | null, res: { image_ref: string }) => void) => void>).PullImage!;
+  const call = (
+    client as unknown as Record<string, (req: unknown, opts: { deadline: number }, cb: (err: Error | null, res: { image_ref: string }) => void) => void>
+  ).PullImage!;
   try {
     return await new Promise<string>((resolve, reject) =>
       call.call(client, { image: { image } }, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res.image_ref))),

@@ -25,7 +25,11 @@ export type TarEntry =
 const TYPEFLAG = { file: "0", link: "1", symlink: "2", char: "3", block: "4", dir: "5", fifo: "6" } as const;
 const MTIME = 1_700_000_000;
 
-function header(name: string, typeflag: string, o: { mode: number; uid: number; gid: number; size: number; linkname?: string; major?: number; minor?: number }): Buffer {
+function header(
+  name: string,
+  typeflag: string,
+  o: { mode: number; uid: number; gid: number; size: number; linkname?: string; major?: number; minor?: number },
+): Buffer {
   const h = Buffer.alloc(512);
   const put = (text: string, off: number, len: number) => h.write(text.slice(0, len), off, len, "utf8");
   const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, "0") + "\0";

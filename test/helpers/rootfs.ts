@@ -46,11 +46,25 @@ export async function describeTree(root: string): Promise<Record<string, TreeEnt
   const walk = async (rel: string) => {
     const abs = join(root, rel);
     const st = await lstat(abs);
-    const type = st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : st.isFIFO() ? "fifo" : "socket";
+    const type = st.isFile()
+      ? "file"
+      : st.isDirectory()
+        ? "dir"
+        : st.isSymbolicLink()
+          ? "symlink"
+          : st.isCharacterDevice()
+            ? "char"
+            : st.isBlockDevice()
+              ? "block"
+              : st.isFIFO()
+                ? "fifo"
+                : "socket";
     const e: TreeEntry = { type, mode: (st.mode & 0o7777).toString(8), uid: st.uid, gid: st.gid };
     if (type === "file") {
       e.size = st.size;
-      e.sha256 = createHash("sha256").update(await readFile(abs)).digest("hex");
+      e.sha256 = createHash("sha256")
+        .update(await readFile(abs))
+        .digest("hex");
       if (st.nlink > 1) {
         const k = `${st.dev}:${st.ino}`;
         byInode.set(k, [...(byInode.get(k) ?? []), rel]);

@@ -39,7 +39,19 @@ describe("image acceleration through CRI PullImage", async () => {
   /** A node: kiln snapshotter + containerd with CRI, configured by `kiln config containerd`; `peer`: pulls go through it. */
   const node = async (name: string, sharedDir: string, peer?: string) => {
     const sock = join(dir, `${name}.sock`);
-    const snap = await spawnKiln(["snapshotter", "--root", join(dir, `${name}-snap`), "--address", sock, "--shared", sharedDir, "--node-name", name, "--log-format", "json"]);
+    const snap = await spawnKiln([
+      "snapshotter",
+      "--root",
+      join(dir, `${name}-snap`),
+      "--address",
+      sock,
+      "--shared",
+      sharedDir,
+      "--node-name",
+      name,
+      "--log-format",
+      "json",
+    ]);
     snapshotters.push(snap);
     const snippet = await runKiln(["config", "containerd", "--snapshotter", "--address", sock, "--content-only"]);
     const certs = join(dir, `${name}-certs.d`);
@@ -96,8 +108,15 @@ describe("image acceleration through CRI PullImage", async () => {
     const peer = await cluster.addPeer("peer-b");
     const { snap, c } = await node("cri-b", join(dir, "missing"), peer.proxyUrl);
     await criPullImage(c.sock, target);
-    for (const d of image.layerDigests) assert.ok(peer.proc.lines.some((l) => l.includes(d.slice(7))), `the peer served ${d}`);
-    assert.ok(snap.lines.some((l) => l.includes('"shared-layer-unavailable"') && l.includes("missing")), "logged why");
+    for (const d of image.layerDigests)
+      assert.ok(
+        peer.proc.lines.some((l) => l.includes(d.slice(7))),
+        `the peer served ${d}`,
+      );
+    assert.ok(
+      snap.lines.some((l) => l.includes('"shared-layer-unavailable"') && l.includes("missing")),
+      "logged why",
+    );
     const ls = (await c.ctr(["-n", "k8s.io", "snapshots", "--snapshotter", "kiln", "ls"])).stdout;
     for (const id of image.chainIds) assert.ok(ls.includes(id), `${id} unpacked locally:\n${ls}`);
   });

@@ -54,7 +54,19 @@ describe("image acceleration on the manager's APIs", async () => {
     clusterToken = (await createToken(m.url, ["cluster"])).token;
     session = (await api(`${m.url}/api/v1/users/signin`, { body: { name: "root", password: ROOT_PASSWORD } })).json.token as string;
     // A node's snapshotter reporting on the shared directory (AgentReady).
-    snap = await spawnKiln(["snapshotter", "--root", join(dir, "snap"), "--address", join(dir, "snap.sock"), "--shared", shared, "--node-name", "node-1", "--log-format", "json"]);
+    snap = await spawnKiln([
+      "snapshotter",
+      "--root",
+      join(dir, "snap"),
+      "--address",
+      join(dir, "snap.sock"),
+      "--shared",
+      shared,
+      "--node-name",
+      "node-1",
+      "--log-format",
+      "json",
+    ]);
   });
 
   after(async () => {

@@ -67,7 +67,11 @@ describe("accelerate create through the kiln swarm", async () => {
       const r = await runKiln(["accelerate", "create", original, "--plain-http", "--mirror", peer.proxyUrl, "--shared", shared]);
       assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
       assert.deepEqual((await readdir(join(shared, "layers"))).sort(), image.chainIds.map((c) => c.slice(7)).sort());
-      for (const d of image.layerDigests) assert.ok(peer.proc.lines.some((l) => l.includes(d.slice(7))), `peer-${name} served ${d}`);
+      for (const d of image.layerDigests)
+        assert.ok(
+          peer.proc.lines.some((l) => l.includes(d.slice(7))),
+          `peer-${name} served ${d}`,
+        );
     }
     for (const d of image.layerDigests) assert.equal(reg.blobGets(d), 1, `registry GETs of ${d}`);
   });

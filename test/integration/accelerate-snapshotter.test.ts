@@ -26,8 +26,7 @@ describe("kiln snapshotter under containerd", async () => {
   const mounted: string[] = [];
   let ref: string;
 
-  const startSnapshotter = () =>
-    spawnKiln(["snapshotter", "--root", join(dir, "snap-root"), "--address", join(dir, "snap.sock"), "--log-format", "json"]);
+  const startSnapshotter = () => spawnKiln(["snapshotter", "--root", join(dir, "snap-root"), "--address", join(dir, "snap.sock"), "--log-format", "json"]);
 
   before(async () => {
     if (skip) return;
@@ -73,7 +72,11 @@ describe("kiln snapshotter under containerd", async () => {
     // What that equality covers, spelled out on the test image.
     assert.equal(kiln["data/deleted"], undefined, "whiteout in layer 2 deletes the file");
     assert.equal(kiln["etc/abs-link"], undefined, "whiteout in layer 3 deletes the symlink");
-    assert.deepEqual(Object.keys(kiln).filter((p) => p.startsWith("opq/")), ["opq/new"], "opaque directory hides the lower layer's content");
+    assert.deepEqual(
+      Object.keys(kiln).filter((p) => p.startsWith("opq/")),
+      ["opq/new"],
+      "opaque directory hides the lower layer's content",
+    );
     assert.equal(kiln["usr/bin/tool"]!.mode, "4755");
     assert.equal(kiln["usr/bin/tool"]!.linkGroup, "usr/bin/tool");
     assert.equal(kiln["usr/bin/tool-hard"]!.linkGroup, "usr/bin/tool");
@@ -105,7 +108,9 @@ describe("kiln snapshotter under containerd", async () => {
     assert.equal(info.Kind, "Committed");
     assert.equal(info.Parent, top);
     await containerd.ctr(["snapshots", "--snapshotter", "kiln", "label", "committed-1", "kiln.test/label=yes"]);
-    const labelled = JSON.parse((await containerd.ctr(["snapshots", "--snapshotter", "kiln", "info", "committed-1"])).stdout) as { Labels: Record<string, string> };
+    const labelled = JSON.parse((await containerd.ctr(["snapshots", "--snapshotter", "kiln", "info", "committed-1"])).stdout) as {
+      Labels: Record<string, string>;
+    };
     assert.equal(labelled.Labels["kiln.test/label"], "yes");
     const usage = (await containerd.ctr(["snapshots", "--snapshotter", "kiln", "usage", "committed-1"])).stdout;
     assert.match(usage, /committed-1\s+\d/, usage);

@@ -55,7 +55,19 @@ describe("image acceleration", async () => {
 
   const node = async (name: string, sharedDir: string) => {
     const sock = join(dir, `${name}.sock`);
-    const snap = await spawnKiln(["snapshotter", "--root", join(dir, `${name}-snap`), "--address", sock, "--shared", sharedDir, "--node-name", name, "--log-format", "json"]);
+    const snap = await spawnKiln([
+      "snapshotter",
+      "--root",
+      join(dir, `${name}-snap`),
+      "--address",
+      sock,
+      "--shared",
+      sharedDir,
+      "--node-name",
+      name,
+      "--log-format",
+      "json",
+    ]);
     snapshotters.push(snap);
     // containerd configured with what `kiln config containerd --snapshotter` prints.
     const snippet = await runKiln(["config", "containerd", "--snapshotter", "--address", sock, "--content-only"]);
@@ -124,11 +136,20 @@ describe("image acceleration", async () => {
     assert.equal((await getXattr(join(base, "usr/bin/tool"), "user.kiln.test"))?.toString("hex"), "000102ff");
 
     // The target names each layer's chain ID.
-    const m = (await (await fetch(`${reg.url}/v2/test/rich/manifests/${image.tag}-acc`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } })).json()) as {
+    const m = (await (
+      await fetch(`${reg.url}/v2/test/rich/manifests/${image.tag}-acc`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } })
+    ).json()) as {
       layers: { digest: string; annotations: Record<string, string> }[];
     };
-    assert.deepEqual(m.layers.map((l) => l.digest), image.layerDigests, "same layers as the original");
-    assert.deepEqual(m.layers.map((l) => l.annotations["containerd.io/snapshot/kiln.chain-id"]), image.chainIds);
+    assert.deepEqual(
+      m.layers.map((l) => l.digest),
+      image.layerDigests,
+      "same layers as the original",
+    );
+    assert.deepEqual(
+      m.layers.map((l) => l.annotations["containerd.io/snapshot/kiln.chain-id"]),
+      image.chainIds,
+    );
 
     const again = await kiln(["accelerate", "create", original, "--plain-http"]);
     assert.equal(again.code, 0, again.stderr);
@@ -148,7 +169,11 @@ describe("image acceleration", async () => {
     const normal = await describeTree(await mountView(a, "overlayfs", "normal-view", image.chainIds.at(-1)!));
     assert.deepEqual(accelerated, normal, "names, types, modes, owners, sizes, sha256, symlink targets, hard-link groups, xattrs");
     assert.equal(accelerated["data/deleted"], undefined, "the whiteout hides the deleted file");
-    assert.deepEqual(Object.keys(accelerated).filter((p) => p.startsWith("opq/")), ["opq/new"], "the opaque directory hides the lower content");
+    assert.deepEqual(
+      Object.keys(accelerated).filter((p) => p.startsWith("opq/")),
+      ["opq/new"],
+      "the opaque directory hides the lower content",
+    );
     assert.equal(accelerated["usr/bin/tool"]!.linkGroup, "usr/bin/tool");
   });
 

@@ -55,7 +55,10 @@ describe("accelerate get", () => {
       const v = await getView(d);
       assert.equal(v.Status, "Creating");
       assert.deepEqual(v.Images, []);
-      await assert.rejects(withOperation(d, "delete", "y", async () => undefined), /a create of reg\.example\.com\/team\/other:v1 is running/);
+      await assert.rejects(
+        withOperation(d, "delete", "y", async () => undefined),
+        /a create of reg\.example\.com\/team\/other:v1 is running/,
+      );
     });
     await rm(d, { recursive: true });
   });
@@ -69,11 +72,24 @@ describe("accelerate get", () => {
 
   it("delete names the nodes using the layers, keeps layers another image shares, and --force overrides", async () => {
     const other = { ...image, original: "reg.example.com/team/base:v1", target: "reg.example.com/team/base:v1-acc", chainIds: [chain("a")] };
-    const users = [report("n1", [{ chainId: chain("b"), snapshots: [{ name: chain("b"), kind: "COMMITTED" }, { name: "default/9/ctr", kind: "ACTIVE" }] }])];
+    const users = [
+      report("n1", [
+        {
+          chainId: chain("b"),
+          snapshots: [
+            { name: chain("b"), kind: "COMMITTED" },
+            { name: "default/9/ctr", kind: "ACTIVE" },
+          ],
+        },
+      ]),
+    ];
     const d = await sharedDir({ enabled: true, images: [image, other] }, users);
     await assert.rejects(remove(d, image.original), /in use on n1 \(1 container rootfs snapshot\(s\)\)/);
     const v = await remove(d, image.original, true);
-    assert.deepEqual(v.Images.map((i) => i.OriginalImage), [other.original]);
+    assert.deepEqual(
+      v.Images.map((i) => i.OriginalImage),
+      [other.original],
+    );
     assert.deepEqual(await readdir(join(d, "layers")), ["a".repeat(64)], "the shared base layer stays");
     await rm(d, { recursive: true });
   });

@@ -35,7 +35,13 @@ describe("layer tar reader", () => {
     for await (const e of readTar(chunked(tar, 97))) {
       let bytes = 0;
       for await (const c of e.body) bytes += c.length;
-      seen.push({ path: e.header.path, type: e.header.type, bytes, xattr: e.header.xattrs.get("user.bin")?.toString("hex"), dev: [e.header.devmajor, e.header.devminor] });
+      seen.push({
+        path: e.header.path,
+        type: e.header.type,
+        bytes,
+        xattr: e.header.xattrs.get("user.bin")?.toString("hex"),
+        dev: [e.header.devmajor, e.header.devminor],
+      });
     }
     assert.deepEqual(seen, [
       { path: long, type: "file", bytes: 1000, xattr: "00ff0a", dev: [0, 0] },
@@ -81,7 +87,10 @@ describe("layer unpacker", { skip: needsRoot ?? false }, () => {
   });
 
   it("drops whiteouts in a bottom layer; in an upper one a missing parent takes the lower layer's attributes", async () => {
-    const lower = await unpack([{ type: "dir", path: "p", mode: 0o700, uid: 5, gid: 6 }, { type: "file", path: "p/gone", data: "" }]);
+    const lower = await unpack([
+      { type: "dir", path: "p", mode: 0o700, uid: 5, gid: 6 },
+      { type: "file", path: "p/gone", data: "" },
+    ]);
     const bottom = await unpack([{ type: "whiteout", path: "x/gone" }]);
     assert.deepEqual(await readdir(bottom.dir), []);
     const upper = await unpack([{ type: "whiteout", path: "p/gone" }], [lower.dir]);

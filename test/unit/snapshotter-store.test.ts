@@ -56,10 +56,16 @@ describe("snapshot store", () => {
     const chainId = `sha256:${"a".repeat(64)}`;
     await mkdir(join(shared, "layers", "a".repeat(64)), { recursive: true });
     const labels = { [ACCEL_LABELS.snapshotRef]: chainId, [ACCEL_LABELS.chainId]: chainId };
-    await assert.rejects(store.prepare("default/1/extract-1 " + chainId, "", labels), (e: unknown) => e instanceof SnapshotError && e.code === "ALREADY_EXISTS");
+    await assert.rejects(
+      store.prepare("default/1/extract-1 " + chainId, "", labels),
+      (e: unknown) => e instanceof SnapshotError && e.code === "ALREADY_EXISTS",
+    );
     const rec = store.get(chainId);
     assert.equal(rec.kind, "COMMITTED");
-    assert.deepEqual(store.list([`labels."containerd.io/snapshot.ref"==${chainId},parent==""`]).map((s) => s.name), [chainId]);
+    assert.deepEqual(
+      store.list([`labels."containerd.io/snapshot.ref"==${chainId},parent==""`]).map((s) => s.name),
+      [chainId],
+    );
     assert.deepEqual(await store.view("v", chainId, {}), [{ type: "bind", source: join(shared, "layers", "a".repeat(64)), options: ["ro", "rbind"] }]);
     assert.deepEqual(await store.usage(chainId), { size: 0, inodes: 0 }, "a shared layer takes no space on the node");
     await store.remove("v");
