@@ -213,7 +213,8 @@ export async function accelerationPhase(failures: string[] = []): Promise<Table[
         r.note,
       ]),
       notes: [
-        "ready rootfs = image pulled and the container's active snapshot prepared; loopback registry (no network cost: over a real network the fetch share grows)",
+        "ready rootfs = image pulled and the container's active snapshot prepared",
+        "loopback registry: no network cost (over a real network the fetch share of the first two rows grows)",
         "registry MB = layer and config blobs the registry served during that row; node fetched MB = layer blobs in that node's containerd content store",
       ],
     },

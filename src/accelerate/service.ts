@@ -8,7 +8,7 @@ import { formatImageName, parseImageName } from "../registry/image-name.js";
 import { createAccelerated, type CreateOptions } from "./create.js";
 import { chainIdHex, sharedLayout } from "./layout.js";
 import { checkShared } from "./shared-dir.js";
-import { currentOperation, ensureSharedLayout, readNodeReports, readState, updateState, withOperation } from "./state.js";
+import { acquireOperation, currentOperation, ensureSharedLayout, readNodeReports, readState, updateState, withOperation } from "./state.js";
 
 export async function getView(shared: string): Promise<AccelerateView> {
   const [check, state, op, nodes] = await Promise.all([
@@ -46,19 +46,32 @@ export async function enable(shared: string): Promise<AccelerateView> {
   return getView(shared);
 }
 
-export async function create(o: CreateOptions): Promise<AccelerateView> {
+/**
+ * Checks and takes the lock, then creates in the background: `done` settles when the
+ * image is accelerated (or the failure is recorded as CreateError). The manager's
+ * routes answer once the lock is held; the CLI waits for `done`.
+ */
+export async function startCreate(o: CreateOptions): Promise<{ done: Promise<void> }> {
   const state = await readState(o.shared);
   if (!state.enabled) throw new KilnError("UNPROCESSABLE", "image acceleration is not enabled here: run kiln accelerate enable first");
   const original = formatImageName(parseImageName(o.original));
-  await withOperation(o.shared, "create", original, async () => {
+  const release = await acquireOperation(o.shared, "create", original);
+  const done = (async () => {
     try {
       const { image } = await createAccelerated(o);
       await updateState(o.shared, (s) => ({ ...s, lastError: undefined, images: [...s.images.filter((i) => i.original !== image.original), image] }));
     } catch (err) {
       await updateState(o.shared, (s) => ({ ...s, lastError: { kind: "create", image: original, message: (err as Error).message } }));
       throw err;
+    } finally {
+      await release();
     }
-  });
+  })();
+  return { done };
+}
+
+export async function create(o: CreateOptions): Promise<AccelerateView> {
+  await (await startCreate(o)).done;
   return getView(o.shared);
 }
 

@@ -60,8 +60,8 @@ export async function currentOperation(shared: string): Promise<AccelerateOperat
   return op;
 }
 
-/** Runs `fn` holding the lock; a second create or delete meanwhile is refused, naming the one running. */
-export async function withOperation<T>(shared: string, kind: AccelerateOperation["kind"], image: string, fn: () => Promise<T>): Promise<T> {
+/** Takes the lock for one create or delete; a second one meanwhile is refused, naming the one running. Answers the release. */
+export async function acquireOperation(shared: string, kind: AccelerateOperation["kind"], image: string): Promise<() => Promise<void>> {
   await currentOperation(shared);
   const op: AccelerateOperation = { kind, image, host: hostname(), pid: process.pid, startedAt: new Date().toISOString() };
   let handle: Awaited<ReturnType<typeof open>>;
@@ -82,10 +82,16 @@ export async function withOperation<T>(shared: string, kind: AccelerateOperation
   } finally {
     await handle.close();
   }
+  return () => rm(lockPath(shared), { force: true });
+}
+
+/** Runs `fn` holding the lock. */
+export async function withOperation<T>(shared: string, kind: AccelerateOperation["kind"], image: string, fn: () => Promise<T>): Promise<T> {
+  const release = await acquireOperation(shared, kind, image);
   try {
     return await fn();
   } finally {
-    await rm(lockPath(shared), { force: true });
+    await release();
   }
 }
 

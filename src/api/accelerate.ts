@@ -78,3 +78,41 @@ export const NodeReport = z.object({
   ),
 });
 export type NodeReport = z.infer<typeof NodeReport>;
+
+/* ------------------------------------------------------- manager routes */
+
+/** The same routes under the Open API (token scope `job`) and the console API (session). */
+export const ACCELERATE_PATHS = {
+  openApi: "/oapi/v1/image-accelerate",
+  console: "/api/v1/image-accelerate",
+} as const;
+
+const ImageNameField = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[^\s]+$/, "an image name such as registry.example.com/team/app:v1");
+
+export const CreateAccelerationBody = z.object({
+  original: ImageNameField,
+  /** Default: the original's tag with `-acc`. */
+  target: ImageNameField.optional(),
+  /** The registry speaks plain HTTP. */
+  plain_http: z.boolean().default(false),
+  /** os/arch[/variant]; default linux/amd64. */
+  platform: z
+    .string()
+    .regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/)
+    .optional(),
+  /** A kiln peer's proxy to fetch the layers through (P2P). */
+  mirror: z.string().url().optional(),
+  username: z.string().max(256).optional(),
+  /** Used for this create only; never stored or logged. */
+  password: z.string().max(4096).optional(),
+});
+export type CreateAccelerationBody = z.infer<typeof CreateAccelerationBody>;
+
+const Flag = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")]).default(false);
+
+export const DeleteAccelerationQuery = z.object({ original: ImageNameField, force: Flag });
+export const ForceBody = z.object({ force: z.boolean().default(false) });

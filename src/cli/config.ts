@@ -70,6 +70,19 @@ function print(path: string, notes: string[], content: string, contentOnly?: boo
 const peerOption = ["--peer <url>", "the peer's proxy URL", parseUrl, `http://127.0.0.1:${PORTS.peerProxy}`] as const;
 const contentOnlyOption = ["--content-only", "print only the file content, without the path comment and setup notes"] as const;
 
+interface ContainerdFlags {
+  peer: string;
+  registry?: string;
+  insecure?: boolean;
+  proxy?: boolean;
+  directHosts: string;
+  contentOnly?: boolean;
+  /** Image acceleration: the snapshotter's config fragment instead. */
+  snapshotter?: boolean;
+  address?: string;
+  cri: boolean;
+}
+
 export function registerConfigCommand(program: Command): void {
   const config = program.command("config").description("print client configuration that sends pulls through a kiln peer");
   config
@@ -86,46 +99,30 @@ export function registerConfigCommand(program: Command): void {
     .option("--address <socket>", "with --snapshotter: the snapshotter's socket (kiln snapshotter --address)")
     .option("--no-cri", "with --snapshotter: only register it, do not make it the snapshotter of Kubernetes pods")
     .option(...contentOnlyOption)
-    .action(
-      (f: {
-        peer: string;
-        registry?: string;
-        insecure?: boolean;
-        proxy?: boolean;
-        directHosts: string;
-        contentOnly?: boolean;
-        snapshotter?: boolean;
-        address?: string;
-        cri: boolean;
-      }) => {
-        if (f.snapshotter) {
-          const { path, content } = containerdSnapshotterToml({ address: f.address, cri: f.cri });
-          return print(
-            path,
-            [
-              "merge into containerd's config (version 2), then: systemctl restart containerd",
-              "kiln snapshotter must run on the node: kiln snapshotter --shared <dir>",
-            ],
-            content,
-            f.contentOnly,
-          );
-        }
-        if (f.proxy) {
-          const { path, content } = systemdProxyDropIn("containerd", f.peer, f.directHosts);
-          return print(path, proxyNotes("containerd"), content, f.contentOnly);
-        }
-        const { path, content } = containerdHostsToml({ peer: f.peer, registry: f.registry, insecure: f.insecure });
-        print(
-          path,
-          [
-            "containerd reads it when its registry config_path is /etc/containerd/certs.d",
-            '([plugins."io.containerd.grpc.v1.cri".registry] config_path, or ctr --hosts-dir).',
-          ],
-          content,
-          f.contentOnly,
-        );
-      },
-    );
+    .action((f: ContainerdFlags) => {
+      if (f.snapshotter) {
+        const { path, content } = containerdSnapshotterToml({ address: f.address, cri: f.cri });
+        const notes = [
+          "merge into containerd's config (version 2), then: systemctl restart containerd",
+          "kiln snapshotter must run on the node: kiln snapshotter --shared <dir>",
+        ];
+        return print(path, notes, content, f.contentOnly);
+      }
+      if (f.proxy) {
+        const { path, content } = systemdProxyDropIn("containerd", f.peer, f.directHosts);
+        return print(path, proxyNotes("containerd"), content, f.contentOnly);
+      }
+      const { path, content } = containerdHostsToml({ peer: f.peer, registry: f.registry, insecure: f.insecure });
+      print(
+        path,
+        [
+          "containerd reads it when its registry config_path is /etc/containerd/certs.d",
+          '([plugins."io.containerd.grpc.v1.cri".registry] config_path, or ctr --hosts-dir).',
+        ],
+        content,
+        f.contentOnly,
+      );
+    });
   config
     .command("docker")
     .description("print Docker's systemd http-proxy.conf: pulls go through the peer's proxy (HTTP_PROXY/HTTPS_PROXY)")

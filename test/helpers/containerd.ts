@@ -51,6 +51,8 @@ export class Containerd {
     private readonly snapshotterSocket?: string,
     /** Config appended as is (e.g. what `kiln config containerd --snapshotter` prints), instead of the proxy plugin block. */
     private readonly extraConfig?: string,
+    /** Keep the CRI plugin (Kubernetes' image service) on, with registry hosts.toml files read from this directory. */
+    private readonly cri?: { configPath: string },
   ) {}
 
   get sock(): string {
@@ -63,12 +65,13 @@ export class Containerd {
       "version = 2",
       `root = "${join(this.dir, "root")}"`,
       `state = "${join(this.dir, "state")}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      this.cri ? "disabled_plugins = []" : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
       "[grpc]",
       `  address = "${this.sock}"`,
       "[ttrpc]",
       `  address = "${join(this.dir, "c.sock.ttrpc")}"`,
       ...(this.extraConfig ? [this.extraConfig] : []),
+      ...(this.cri ? ['[plugins."io.containerd.grpc.v1.cri".registry]', `  config_path = "${this.cri.configPath}"`] : []),
       ...(this.snapshotterSocket && !this.extraConfig
         ? ["[proxy_plugins]", "  [proxy_plugins.kiln]", '    type = "snapshot"', `    address = "${this.snapshotterSocket}"`]
         : []),

@@ -14,6 +14,7 @@ import { registerMemberListRoutes } from "./members-list-routes.js";
 import { registerUserRoutes } from "./users-routes.js";
 import { registerTokenRoutes } from "./tokens-routes.js";
 import { serveConsole } from "./console-static.js";
+import { registerAccelerateRoutes } from "../../accelerate/http-routes.js";
 
 const BODY_LIMIT = 1024 * 1024;
 
@@ -78,6 +79,7 @@ export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
   registerUserRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerMemberRoutes(app, ctx);
+  registerAccelerateRoutes(app, ctx);
   registerMemberListRoutes(app, ctx);
   const spaFallback = await serveConsole(app, ctx.consoleDir);
   app.setNotFoundHandler((req, reply) => {
