@@ -1,4 +1,4 @@
-// The whole suite: unit tests, then integration tests with real processes on loopback.
+// The whole suite: unit tests, then integration tests with real processes on loopback, then end-to-end tests (a real browser).
 // Runs files one at a time (2-core machine; integration tests start several processes).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -12,7 +12,7 @@ const files = (dir) =>
     .sort()
     .map((f) => join(dir, f));
 const only = process.argv.slice(2);
-const all = only.length ? only : [...files("test/unit"), ...files("test/integration")];
+const all = only.length ? only : [...files("test/unit"), ...files("test/integration"), ...files("test/e2e")];
 const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...all], {
   cwd: root,
   stdio: "inherit",

@@ -6,7 +6,7 @@ import { Alert, Anchor, Button, Card, Group, Loader, Progress, Stack, Table, Tex
 import { Link } from "wouter";
 import type { JobView, TaskOutcome } from "@api/manager";
 import { useCancelJob, useJob, useMe } from "../lib/queries";
-import { ErrorNote, JobStateBadge, PageTitle, Time } from "../ui/bits";
+import { ErrorNote, GREEN, JobStateBadge, PageTitle, Time } from "../ui/bits";
 
 function Outcomes({ title, rows, failed }: { title: string; rows: TaskOutcome[]; failed: boolean }) {
   return (
@@ -124,7 +124,9 @@ export default function PreheatDetail({ id }: { id: number }) {
         <Text size="sm" id="progress-label">
           {r ? `${done} of ${r.progress.total} URL×cluster tasks done: ${r.progress.succeeded} succeeded, ${r.progress.failed} failed` : "Not started yet"}
         </Text>
-        <Progress value={percent} aria-labelledby="progress-label" color={r?.progress.failed ? "red.9" : "green.9"} mt={4} size="lg" />
+        <Progress.Root mt={4} size="lg">
+          <Progress.Section value={percent} color={r?.progress.failed ? "red.9" : GREEN} aria-labelledby="progress-label" />
+        </Progress.Root>
       </div>
       {r?.error && (
         <Alert color="red.9" variant="outline" title="Why it failed" role="alert">
