@@ -8,7 +8,8 @@ import type { JobView, TaskOutcome } from "@api/manager";
 import { useCancelJob, useJob, useMe } from "../lib/queries";
 import { ErrorNote, GREEN, JobStateBadge, PageTitle, Time } from "../ui/bits";
 
-function Outcomes({ title, rows, failed }: { title: string; rows: TaskOutcome[]; failed: boolean }) {
+function Outcomes({ title, rows, failed, clusters }: { title: string; rows: TaskOutcome[]; failed: boolean; clusters: JobView["scheduler_clusters"] }) {
+  const clusterName = (id: number) => clusters.find((c) => c.id === id)?.name ?? (id ? String(id) : "—");
   return (
     <Card withBorder component="section" aria-label={title}>
       <Text fw={600}>
@@ -33,7 +34,7 @@ function Outcomes({ title, rows, failed }: { title: string; rows: TaskOutcome[];
               <Table.Tr key={`${o.task_id}-${o.hostname}-${i}`}>
                 <Table.Td>{o.hostname || "—"}</Table.Td>
                 <Table.Td>{o.ip || "—"}</Table.Td>
-                <Table.Td>{o.scheduler_cluster_id || "—"}</Table.Td>
+                <Table.Td>{clusterName(o.scheduler_cluster_id)}</Table.Td>
                 <Table.Td style={{ wordBreak: "break-all" }}>{o.url}</Table.Td>
                 <Table.Td style={{ wordBreak: "break-all" }}>
                   <code>{o.task_id || "—"}</code>
@@ -133,8 +134,8 @@ export default function PreheatDetail({ id }: { id: number }) {
           {r.error}
         </Alert>
       )}
-      <Outcomes title="Hosts that got it" rows={r?.success_tasks ?? []} failed={false} />
-      <Outcomes title="Hosts that failed" rows={r?.failure_tasks ?? []} failed={true} />
+      <Outcomes title="Hosts that got it" rows={r?.success_tasks ?? []} failed={false} clusters={j.scheduler_clusters} />
+      <Outcomes title="Hosts that failed" rows={r?.failure_tasks ?? []} failed={true} clusters={j.scheduler_clusters} />
       <Card withBorder component="section" aria-label="Log">
         <Text fw={600}>Log</Text>
         <pre className="log" data-testid="job-log" tabIndex={0}>
