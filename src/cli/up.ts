@@ -112,7 +112,7 @@ export function registerUpCommand(program: Command): void {
       }),
     ];
     const rows = [
-      ["manager", `${managerUrl}  (Open API /oapi/v1)`, join(f.dataDir, "manager")],
+      ["manager", `${managerUrl}  (console /, Open API /oapi/v1)`, join(f.dataDir, "manager")],
       ["scheduler", scheduler.url, "hosts, tasks, parent selection"],
       ["seed peer", `upload :${seed.uploadPort}, metrics :${seed.metricsPort}`, join(f.dataDir, "seed-peer")],
       ["peer", `upload :${peer.uploadPort}, proxy :${peer.proxyPort}, metrics :${peer.metricsPort}`, join(f.dataDir, "peer")],

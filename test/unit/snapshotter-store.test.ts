@@ -57,7 +57,7 @@ describe("snapshot store", () => {
     await mkdir(join(shared, "layers", "a".repeat(64)), { recursive: true });
     const labels = { [ACCEL_LABELS.snapshotRef]: chainId, [ACCEL_LABELS.chainId]: chainId };
     await assert.rejects(
-      store.prepare("default/1/extract-1 " + chainId, "", labels),
+      store.prepare(`default/1/extract-1 ${chainId}`, "", labels),
       (e: unknown) => e instanceof SnapshotError && e.code === "ALREADY_EXISTS",
     );
     const rec = store.get(chainId);

@@ -2,7 +2,7 @@
 import { useState } from "react";
 import { Alert, Stack, Table, Text } from "@mantine/core";
 import { useMe } from "../lib/queries";
-import { PageTitle } from "../ui/bits";
+import { GREEN, PageTitle } from "../ui/bits";
 import { ChangePasswordForm } from "./password";
 
 export default function Account() {
@@ -30,7 +30,7 @@ export default function Account() {
       </Table>
       <h2 style={{ fontSize: "1.2rem", marginBottom: 0 }}>Change my password</h2>
       {done && (
-        <Alert color="green.9" variant="outline" role="status">
+        <Alert color={GREEN} variant="outline" role="status">
           <Text size="sm">Password changed. Your other sessions were signed out.</Text>
         </Alert>
       )}

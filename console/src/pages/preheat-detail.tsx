@@ -6,9 +6,10 @@ import { Alert, Anchor, Button, Card, Group, Loader, Progress, Stack, Table, Tex
 import { Link } from "wouter";
 import type { JobView, TaskOutcome } from "@api/manager";
 import { useCancelJob, useJob, useMe } from "../lib/queries";
-import { ErrorNote, JobStateBadge, PageTitle, Time } from "../ui/bits";
+import { ErrorNote, GREEN, JobStateBadge, PageTitle, Time } from "../ui/bits";
 
-function Outcomes({ title, rows, failed }: { title: string; rows: TaskOutcome[]; failed: boolean }) {
+function Outcomes({ title, rows, failed, clusters }: { title: string; rows: TaskOutcome[]; failed: boolean; clusters: JobView["scheduler_clusters"] }) {
+  const clusterName = (id: number) => clusters.find((c) => c.id === id)?.name ?? (id ? String(id) : "—");
   return (
     <Card withBorder component="section" aria-label={title}>
       <Text fw={600}>
@@ -34,7 +35,7 @@ function Outcomes({ title, rows, failed }: { title: string; rows: TaskOutcome[];
               <Table.Tr key={`${o.task_id}-${o.hostname}-${i}`}>
                 <Table.Td>{o.hostname || "—"}</Table.Td>
                 <Table.Td>{o.ip || "—"}</Table.Td>
-                <Table.Td>{o.scheduler_cluster_id || "—"}</Table.Td>
+                <Table.Td>{clusterName(o.scheduler_cluster_id)}</Table.Td>
                 <Table.Td style={{ wordBreak: "break-all" }}>{o.url}</Table.Td>
                 <Table.Td style={{ wordBreak: "break-all" }}>
                   <code>{o.task_id || "—"}</code>
@@ -125,15 +126,17 @@ export default function PreheatDetail({ id }: { id: number }) {
         <Text size="sm" id="progress-label">
           {r ? `${done} of ${r.progress.total} URL×cluster tasks done: ${r.progress.succeeded} succeeded, ${r.progress.failed} failed` : "Not started yet"}
         </Text>
-        <Progress value={percent} aria-labelledby="progress-label" color={r?.progress.failed ? "red.9" : "green.9"} mt={4} size="lg" />
+        <Progress.Root mt={4} size="lg">
+          <Progress.Section value={percent} color={r?.progress.failed ? "red.9" : GREEN} aria-labelledby="progress-label" />
+        </Progress.Root>
       </div>
       {r?.error && (
         <Alert color="red.9" variant="outline" title="Why it failed" role="alert">
           {r.error}
         </Alert>
       )}
-      <Outcomes title="Hosts that got it" rows={r?.success_tasks ?? []} failed={false} />
-      <Outcomes title="Hosts that failed" rows={r?.failure_tasks ?? []} failed={true} />
+      <Outcomes title="Hosts that got it" rows={r?.success_tasks ?? []} failed={false} clusters={j.scheduler_clusters} />
+      <Outcomes title="Hosts that failed" rows={r?.failure_tasks ?? []} failed={true} clusters={j.scheduler_clusters} />
       <Card withBorder component="section" aria-label="Log">
         <Text fw={600}>Log</Text>
         {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take keyboard focus (axe scrollable-region-focusable) */}

@@ -4,7 +4,7 @@ import { Alert, Button, Checkbox, Code, CopyButton, Group, NativeSelect, Stack, 
 import type { TokenScope, TokenView } from "@api/manager";
 import { ApiError } from "../lib/client";
 import { useCreateToken, useMe, useRevokeToken, useTokens } from "../lib/queries";
-import { ErrorNote, Form, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";
+import { ErrorNote, Form, GREEN, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";
 
 const LIFETIMES = [
   { value: "7", label: "7 days" },
@@ -61,7 +61,7 @@ export default function Tokens() {
       <PageTitle>Personal access tokens</PageTitle>
       {root && <CreateToken onCreated={setCreated} />}
       {created?.token && (
-        <Alert color="green.9" variant="outline" title={`Token ${created.name} created`} role="status">
+        <Alert color={GREEN} variant="outline" title={`Token ${created.name} created`} role="status">
           <Stack gap="xs">
             <Text size="sm">Copy it now: it is shown only this once (the manager keeps only its hash).</Text>
             <Group>

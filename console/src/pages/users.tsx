@@ -4,7 +4,7 @@ import { Button, Group, NativeSelect, PasswordInput, Stack, Table, Text, TextInp
 import { Role, type UserView } from "@api/manager";
 import { ApiError } from "../lib/client";
 import { useCreateUser, useMe, useSetRole, useUpdateUser, useUsers } from "../lib/queries";
-import { ErrorNote, Form, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";
+import { ErrorNote, Form, GREEN, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";
 
 function CreateUser() {
   const [name, setName] = useState("");
@@ -68,7 +68,7 @@ function RootActions({ u, me }: { u: UserView; me: UserView }) {
           <Button
             size="xs"
             variant="outline"
-            color={u.state === "active" ? "red.9" : "green.9"}
+            color={u.state === "active" ? "red.9" : GREEN}
             onClick={() => update.mutate({ id: u.id, body: { state: u.state === "active" ? "inactive" : "active" } })}
           >
             {u.state === "active" ? `Disable ${u.name}` : `Enable ${u.name}`}

@@ -3,9 +3,12 @@ import { Alert, Badge, Button, Group, Stack, Text } from "@mantine/core";
 import type { FormEvent, ReactNode } from "react";
 import { ApiError } from "../lib/client";
 
+/** A green dark enough for white badge text (Mantine's green-9 is 4.4:1, short of 4.5). */
+export const GREEN = "#1e6e34";
+
 const JOB_STATE = {
   PENDING: { color: "blue.9", sign: "⋯", label: "Pending" },
-  SUCCESS: { color: "green.9", sign: "✓", label: "Success" },
+  SUCCESS: { color: GREEN, sign: "✓", label: "Success" },
   FAILURE: { color: "red.9", sign: "✗", label: "Failure" },
 } as const;
 
@@ -21,7 +24,7 @@ export function JobStateBadge({ state }: { state: keyof typeof JOB_STATE }) {
 
 export function UpDownBadge({ up, upLabel = "Active", downLabel = "Inactive" }: { up: boolean; upLabel?: string; downLabel?: string }) {
   return (
-    <Badge color={up ? "green.9" : "gray.7"} variant="filled" radius="sm">
+    <Badge color={up ? GREEN : "gray.7"} variant="filled" radius="sm">
       <span aria-hidden="true">{up ? "▲ " : "▼ "}</span>
       {up ? upLabel : downLabel}
     </Badge>
