@@ -125,6 +125,22 @@ describe("the digests a reply carries", () => {
   });
 });
 
+describe("parents handed out", () => {
+  it("as many as asked for, up to 64, even beyond the candidates sampled by default", async () => {
+    const { r, register, reports, scheduling } = units();
+    const src = register("src", "h1");
+    reports.pieces(src.taskId, "src", { contentLength: PL, pieceLength: PL, pieces: [piece(0)] });
+    for (let i = 0; i < 100; i++) {
+      r.announceHost(hostInfo(`many-${i}`));
+      register(`holder-${i}`, `many-${i}`);
+      reports.pieces(src.taskId, `holder-${i}`, { pieces: [piece(0)] });
+    }
+    const child = register("child", "h2");
+    assert.equal(child.parents.length, defaultSchedulerOptions.parentsPerSchedule);
+    assert.equal((await scheduling.schedule(src.taskId, "child", -1, 64, 0)).parents.length, 64);
+  });
+});
+
 describe("reports", () => {
   it("a result moves the preheat queue on; success needs every piece", () => {
     const { register, reports, results } = units();

@@ -25,6 +25,9 @@ function isEligibleParent(candidate: Peer, child: Peer): boolean {
   return candidate !== child && candidate.host !== child.host && !child.blockedParents.has(candidate.id);
 }
 
+/** Ineligible peers (the child's own host, blocked) may be drawn too; this bounds the draws. */
+const DRAWS_PER_CANDIDATE = 2;
+
 /** Up to `limit` distinct peers that may serve `child`, drawing at most `DRAWS_PER_CANDIDATE × limit` peers. */
 export function candidateParents(child: Peer, limit: number, random: () => number = Math.random): Peer[] {
   const { spreaders, holders, empties } = child.task.peers;
@@ -38,9 +41,6 @@ export function candidateParents(child: Peer, limit: number, random: () => numbe
   }
   return out;
 }
-
-/** Ineligible peers (the child's own host, blocked) may be drawn too; this bounds the draws. */
-const DRAWS_PER_CANDIDATE = 2;
 
 /** The `count` best-scored candidates, best first (ties keep the order candidates were drawn in). */
 export function selectParents(child: Peer, s: ParentSelection): Peer[] {

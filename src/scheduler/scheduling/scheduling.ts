@@ -37,7 +37,9 @@ export class Scheduling {
     if (task.state === "failed") return { ...base, action: "failed", parents: [] };
     if (peer.state === "back_to_source") return { ...base, action: "back_to_source", parents: [] };
     const now = Date.now();
-    const parents = selectParents(peer, { count, limit: this.opts.filterParentLimit, now }).map((p) => ({
+    // A stuck peer may ask for more parents than are sampled (up to ScheduleQuery's 64).
+    const limit = Math.max(this.opts.filterParentLimit, count);
+    const parents = selectParents(peer, { count, limit, now }).map((p) => ({
       peerId: p.id,
       hostId: p.host.id,
       ip: p.host.info.ip,
