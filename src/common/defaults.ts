@@ -82,7 +82,7 @@ export const HEADERS = {
 
 /** `kiln get`. */
 export const GET = {
-  /** On a signal, how long to let a creation of the temporary file finish before removing it and exiting. */
+  /** On a signal, how long to let a creation or copy of the temporary file finish before removing it and exiting. */
   interruptSettleMs: 2_000,
 } as const;
 
