@@ -54,7 +54,8 @@ export function infoHash(torrent: Buffer): Buffer {
   let i = 0;
   const skip = (): void => {
     const c = torrent[i];
-    if (c === 0x69) i = torrent.indexOf(0x65, i) + 1; // i<int>e
+    if (c === 0x69)
+      i = torrent.indexOf(0x65, i) + 1; // i<int>e
     else if (c === 0x6c || c === 0x64) {
       i++; // l...e, d...e
       while (torrent[i] !== 0x65) {

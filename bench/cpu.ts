@@ -12,7 +12,10 @@ function statFields(path: string): string[] | undefined {
   try {
     const raw = readFileSync(path, "utf8");
     // The command name may contain spaces: fields start after the last ')'.
-    return raw.slice(raw.lastIndexOf(")") + 2).trim().split(/\s+/);
+    return raw
+      .slice(raw.lastIndexOf(")") + 2)
+      .trim()
+      .split(/\s+/);
   } catch {
     return undefined;
   }

@@ -43,7 +43,10 @@ export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures
   log(`image pull — ${cfg.imageMiB} MiB in ${cfg.layers} layers, skopeo as the client`);
   const layerBytes = Math.round((cfg.imageMiB * MiB) / cfg.layers);
   // A second image for the many-nodes rows, so that their kiln run starts cold too.
-  const [image, crowdImage] = await Promise.all([0, 1].map(() => buildOciImage({ platforms: ["linux/amd64"], layers: cfg.layers, layerBytes }))) as [BuiltImage, BuiltImage];
+  const [image, crowdImage] = (await Promise.all([0, 1].map(() => buildOciImage({ platforms: ["linux/amd64"], layers: cfg.layers, layerBytes })))) as [
+    BuiltImage,
+    BuiltImage,
+  ];
   const registry = await startRegistry("none");
   const unregister = onCleanup(async () => {
     await registry.stop();
@@ -60,7 +63,9 @@ export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures
     const skopeo = async (label: string, repo: string, extra: string[]): Promise<boolean> => {
       const out = join(tmp, `pull-${pulls++}`);
       try {
-        await run("skopeo", ["--insecure-policy", ...extra, "copy", "--src-tls-verify=false", `docker://${registry.host}/${repo}:v1`, `oci:${out}:v1`], { timeout: 600_000 });
+        await run("skopeo", ["--insecure-policy", ...extra, "copy", "--src-tls-verify=false", `docker://${registry.host}/${repo}:v1`, `oci:${out}:v1`], {
+          timeout: 600_000,
+        });
         return true;
       } catch (err) {
         failures.push(`image pull ${label}: ${(err as Error & { stderr?: string }).stderr ?? (err as Error).message}`);
@@ -89,7 +94,12 @@ export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures
     try {
       await measure("1 node, kiln cold (skopeo ← peer ← seed ← registry)", "kiln-cold-1", "bench/app", [await viaPeer(cluster.peers[0]!)]);
       await measure("1 node, kiln warm (skopeo ← fresh peer ← swarm)", "kiln-warm-1", "bench/app", [await viaPeer(cluster.peers[1]!)]);
-      await measure(`${cfg.nodes} nodes at once, direct`, "direct-n", "bench/crowd", Array.from({ length: cfg.nodes }, () => []));
+      await measure(
+        `${cfg.nodes} nodes at once, direct`,
+        "direct-n",
+        "bench/crowd",
+        Array.from({ length: cfg.nodes }, () => []),
+      );
       const crowd = await Promise.all(cluster.peers.slice(0, cfg.nodes).map(viaPeer));
       await measure(`${cfg.nodes} nodes at once, kiln cold (one peer each)`, "kiln-n", "bench/crowd", crowd);
       const noCtr = await containerdMissing();

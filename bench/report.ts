@@ -35,10 +35,7 @@ export function swarmTable(s: SwarmResult, title: string): Table {
         r.extra,
       ];
     }),
-    notes: [
-      "source = the origin for kiln and direct, the seeder for BitTorrent; ÷ origin limit = completion ÷ (size ÷ origin rate).",
-      ...s.notes,
-    ],
+    notes: ["source = the origin for kiln and direct, the seeder for BitTorrent; ÷ origin limit = completion ÷ (size ÷ origin rate).", ...s.notes],
   };
 }
 
@@ -73,8 +70,20 @@ export function rolesTable(s: SwarmResult): Table {
     const roles = s.roles.filter((r) => r.system === system);
     if (!roles.length) continue;
     for (const r of roles.filter((x) => !x.group)) rows.push(roleRow(r, s.delivered));
-    rows.push(...groupRows(roles.filter((x) => x.group === "peer"), s.delivered, "peer"));
-    rows.push(...groupRows(roles.filter((x) => x.group === "leecher"), s.delivered, "leecher"));
+    rows.push(
+      ...groupRows(
+        roles.filter((x) => x.group === "peer"),
+        s.delivered,
+        "peer",
+      ),
+    );
+    rows.push(
+      ...groupRows(
+        roles.filter((x) => x.group === "leecher"),
+        s.delivered,
+        "leecher",
+      ),
+    );
     const all = sum(roles.map((r) => r.cpuS));
     rows.push([system, "all processes above", fmt(all, 2), "", "", `${fmt(msPerMiB(all, s.delivered), 2)} (per MiB delivered)`, ""]);
     const m = s.machine[system];
@@ -210,7 +219,10 @@ export function goalsTable(swarm: SwarmResult, single: SingleRow[], images: Imag
     const goal = `single node: kiln get ${label} ÷ curl -o (throughput)`;
     goals.push({ goal, value: v, shown: x(v), target: `≥ ${target.toFixed(2)}×`, met: (n) => n >= target });
   }
-  for (const [kind, label] of [["kiln-warm", "from another peer"], ["kiln-cold", "cold through the seed"]] as const) {
+  for (const [kind, label] of [
+    ["kiln-warm", "from another peer"],
+    ["kiln-cold", "cold through the seed"],
+  ] as const) {
     const v = rate(kind) / rate("pipe");
     goals.push({ goal: `single node: kiln get ${label} ÷ minimal Node pipe`, value: v, shown: x(v), target: "≥ 0.90×", met: (n) => n >= 0.9 });
   }

@@ -29,6 +29,7 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { KILN_BIN } from "../test/helpers/proc.js";
 import { cleanupAll, killAllNow, log, removeTempDirsNow, runExitSyncsNow, trackTempDir } from "./procs.js";
+import { schedulerPhase } from "./scheduler.js";
 import { toMarkdown, toText, type Table } from "./table.js";
 import { ensureBitTorrentTools } from "./bittorrent.js";
 import { imagePullPhase } from "./image-pull.js";
@@ -104,8 +105,12 @@ async function kilnGetStartupMs(): Promise<number> {
 function gitDescribe(): string {
   try {
     const root = fileURLToPath(new URL("..", import.meta.url));
-    const head = execSync("git rev-parse --short HEAD", { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    const dirty = execSync("git status --porcelain -- src", { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    const head = execSync("git rev-parse --short HEAD", { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+    const dirty = execSync("git status --porcelain -- src", { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
     return dirty ? `${head} (src/ has uncommitted changes)` : head;
   } catch {
     return "unknown";
@@ -118,7 +123,8 @@ async function main(): Promise<number> {
   const size = Math.round(cfg.sizeMiB * MiB);
   const started = new Date();
   const loadAtStart = os.loadavg()[0]!;
-  if (loadAtStart > 1.5) log(`warning: 1-minute load average is ${fmt(loadAtStart, 2)} on ${os.cpus().length} CPUs; other work on this machine will skew the figures`);
+  if (loadAtStart > 1.5)
+    log(`warning: 1-minute load average is ${fmt(loadAtStart, 2)} on ${os.cpus().length} CPUs; other work on this machine will skew the figures`);
   const mode = `${cfg.quick ? " (quick)" : ""}${cfg.netns ? " (multi-host mode)" : ""}`;
   log(`kiln bench${mode}: ${cfg.peers} peers, ${cfg.sizeMiB} MiB, origin cap ${cfg.originMBps} MB/s`);
   // Setup problems (missing tools, no root for namespaces) fail here, before any long step.
@@ -140,12 +146,8 @@ async function main(): Promise<number> {
   const single = await singlePhase(tmp, file, size, sha, failures);
   const images = await imagePullPhase({ imageMiB: cfg.imageMiB, layers: 8, nodes: Math.min(cfg.peers, 4) }, tmp, failures);
 
-  // ---- scheduler phase (issue 15 item 6) -------------------------------------------------
-  // The lead wires bench/scheduler.ts in here:
-  //   import { schedulerPhase } from "./scheduler.js";
-  //   const schedulerTables: Table[] = await schedulerPhase();
-  const schedulerTables: Table[] = [];
-  // -----------------------------------------------------------------------------------------
+  // Scheduler throughput and memory at 10,000 hosts (issue 15 item 6).
+  const schedulerTables: Table[] = await schedulerPhase();
 
   const swarmTitle =
     `${cfg.netns ? "Multi-host swarm" : "Swarm"}: ${cfg.peers} nodes + 1 seed pull ${cfg.sizeMiB} MiB at once, ` +

@@ -12,7 +12,10 @@ export interface Table {
 export function toText(t: Table): string {
   const widths = t.headers.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? "").length)));
   const fmt = (cells: string[]) =>
-    cells.map((c, i) => (t.numeric?.[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+    cells
+      .map((c, i) => (t.numeric?.[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   const lines = [t.title, "=".repeat(t.title.length), fmt(t.headers), widths.map((w) => "-".repeat(w)).join("  ")];
   for (const r of t.rows) lines.push(fmt(r));
   for (const n of t.notes ?? []) lines.push(`  * ${n}`);
@@ -21,7 +24,12 @@ export function toText(t: Table): string {
 
 export function toMarkdown(t: Table): string {
   const esc = (s: string) => s.replace(/\|/g, "\\|");
-  const lines = [`### ${t.title}`, "", `| ${t.headers.map(esc).join(" | ")} |`, `|${t.headers.map((_, i) => (t.numeric?.[i] ? " ---: " : " --- ")).join("|")}|`];
+  const lines = [
+    `### ${t.title}`,
+    "",
+    `| ${t.headers.map(esc).join(" | ")} |`,
+    `|${t.headers.map((_, i) => (t.numeric?.[i] ? " ---: " : " --- ")).join("|")}|`,
+  ];
   for (const r of t.rows) lines.push(`| ${r.map(esc).join(" | ")} |`);
   if (t.notes?.length) {
     lines.push("");

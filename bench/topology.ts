@@ -87,7 +87,10 @@ function removeStaleNamespaces(): void {
     if (!m || pidAlive(Number(m[1]))) continue;
     log(`removing network namespace ${n} left by an earlier bench (pid ${m[1]} is gone), and the processes it left in it`);
     try {
-      const pids = execFileSync("ip", ["netns", "pids", n], { stdio: ["ignore", "pipe", "ignore"] }).toString().split(/\s+/).filter(Boolean);
+      const pids = execFileSync("ip", ["netns", "pids", n], { stdio: ["ignore", "pipe", "ignore"] })
+        .toString()
+        .split(/\s+/)
+        .filter(Boolean);
       for (const pid of pids) process.kill(Number(pid), "SIGKILL");
     } catch {
       /* none left */
@@ -189,7 +192,13 @@ export async function netnsTopology(nodes: NodeSpec[]): Promise<Topology> {
       return h;
     },
     describe: () => {
-      const byRate = rates.map((r) => `${nodes.filter((n) => n.mbit === r).map((n) => n.name).join(", ")}: ${r} Mbit/s`);
+      const byRate = rates.map(
+        (r) =>
+          `${nodes
+            .filter((n) => n.mbit === r)
+            .map((n) => n.name)
+            .join(", ")}: ${r} Mbit/s`,
+      );
       return `multi-host mode: each node in its own network namespace on one bridge; link caps (tc tbf, each direction) — ${byRate.join("; ")}`;
     },
     async close() {

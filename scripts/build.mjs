@@ -1,8 +1,20 @@
 // Bundles the kiln CLI into dist/kiln.mjs (+ dist/chunks); dependencies stay in node_modules.
-import { rmSync } from "node:fs";
+// Then the web console into dist/console, unless nothing it is built from changed.
+import { readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { build } from "esbuild";
+import { buildConsole, consoleBuildStale } from "./console.mjs";
 
-rmSync("dist", { recursive: true, force: true });
+// Everything but the console build, which has its own staleness check.
+for (const name of (() => {
+  try {
+    return readdirSync("dist");
+  } catch {
+    return [];
+  }
+})()) {
+  if (name !== "console") rmSync(join("dist", name), { recursive: true, force: true });
+}
 
 await build({
   entryPoints: ["src/cli/kiln.ts"],
@@ -19,3 +31,5 @@ await build({
   sourcemap: true,
   logLevel: "warning",
 });
+
+if (consoleBuildStale()) buildConsole();

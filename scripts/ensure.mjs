@@ -3,6 +3,7 @@
 import { execSync } from "node:child_process";
 import { existsSync, statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { buildConsole, consoleBuildStale, ensureConsoleDeps } from "./console.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const run = (cmd) => execSync(cmd, { cwd: root, stdio: "inherit" });
@@ -22,7 +23,10 @@ if (!existsSync(installed) || mtime(join(root, "package-lock.json")) > mtime(ins
   console.error("[kiln] installing npm dependencies (npm ci)…");
   run("npm ci --no-audit --no-fund");
 }
+ensureConsoleDeps();
 if (mtime(join(root, "dist/kiln.mjs")) < Math.max(newest(join(root, "src")), mtime(join(root, "package-lock.json")))) {
   console.error("[kiln] building dist/kiln.mjs…");
-  run("node scripts/build.mjs");
+  run("node scripts/build.mjs"); // the console too, when it is stale
+} else if (consoleBuildStale()) {
+  buildConsole();
 }

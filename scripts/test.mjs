@@ -1,5 +1,6 @@
-// The whole suite: unit tests, then integration tests with real processes on loopback.
-// Runs files one at a time (2-core machine; integration tests start several processes).
+// The whole suite: lint and format check (Biome), unit tests, then integration tests with real
+// processes on loopback, then end-to-end tests in a real browser. Files run one at a time
+// (2-core machine; integration tests start several processes). With file arguments: just those.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +13,14 @@ const files = (dir) =>
     .sort()
     .map((f) => join(dir, f));
 const only = process.argv.slice(2);
-const all = only.length ? only : [...files("test/unit"), ...files("test/integration")];
+if (!only.length) {
+  const lint = spawnSync(join(root, "node_modules/.bin/biome"), ["check", "."], { cwd: root, stdio: "inherit" });
+  if (lint.status !== 0) {
+    console.error("[kiln] biome check failed: `npm run format` fixes formatting; lint findings need a change");
+    process.exit(lint.status ?? 1);
+  }
+}
+const all = only.length ? only : [...files("test/unit"), ...files("test/integration"), ...files("test/e2e")];
 const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...all], {
   cwd: root,
   stdio: "inherit",

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TASK_ID_PATTERN } from "../common/task-id.js";
+import { TASK_ID_PATTERN } from "../common/task-id-pattern.js";
 import { PIECE } from "../common/defaults.js";
 
 export const TaskId = z.string().regex(TASK_ID_PATTERN, "must be a hex task ID (64 or 128 lowercase hex characters)");

@@ -68,10 +68,16 @@ export class ConsoleClient {
     return { authorization: `Bearer ${this.session}` };
   }
 
-  async signIn(name: string, password: string) {
+  /** Signs in (Dragonfly's `{token, expire}`) and says who that is (`user`: id, role, whether the password must be changed first). */
+  async signIn(name: string, password: string): Promise<SignInReply & { user: UserView }> {
     const reply = await callJson(this.baseUrl, MANAGER_PATHS.signin, SignInReply, { body: { name, password } });
     this.session = reply.token;
-    return reply;
+    return { ...reply, user: await this.me() };
+  }
+
+  async signOut(): Promise<void> {
+    await callJson(this.baseUrl, MANAGER_PATHS.signout, Empty, { method: "POST", headers: this.auth });
+    this.session = undefined;
   }
 
   me() {
@@ -89,8 +95,14 @@ export class ConsoleClient {
     return callJson(this.baseUrl, MANAGER_PATHS.tokens, TokenView, { body, headers: this.auth });
   }
 
-  listTokens() {
-    return callJson(this.baseUrl, MANAGER_PATHS.tokens, z.array(TokenView), { headers: this.auth });
+  /** Every token the user may see, page after page. */
+  async listTokens(): Promise<TokenView[]> {
+    const all: TokenView[] = [];
+    for (let page = 1; ; page++) {
+      const batch = await callJson(this.baseUrl, MANAGER_PATHS.tokens, z.array(TokenView), { query: { page, per_page: 100 }, headers: this.auth });
+      all.push(...batch);
+      if (batch.length < 100) return all;
+    }
   }
 
   updateToken(id: number, body: { state?: "active" | "inactive"; name?: string; bio?: string; expired_at?: string }) {
@@ -171,8 +183,7 @@ export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive 
   let markRegistered: () => void = () => undefined;
   const registered = new Promise<void>((resolve) => (markRegistered = resolve));
 
-  const register = () =>
-    opts.kind === "scheduler" ? client.register("scheduler", opts.registration) : client.register("seed_peer", opts.registration);
+  const register = () => (opts.kind === "scheduler" ? client.register("scheduler", opts.registration) : client.register("seed_peer", opts.registration));
 
   const tick = async () => {
     try {

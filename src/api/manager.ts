@@ -2,11 +2,18 @@
  * Wire shapes of the manager: the Dragonfly-compatible Open API (/oapi/v1), the
  * console API (/api/v1: users, tokens) and the membership API schedulers and seed
  * peers use to register and keep alive. One source of truth for server and clients.
+ *
+ * Longer than 300 lines on purpose: it is a catalogue of schemas, one per wire shape,
+ * read by the manager, the CLI and the console alike; splitting it would only spread
+ * one contract over several files.
  */
-import { isIP } from "node:net";
 import { z } from "zod";
 import { PIECE } from "../common/defaults.js";
+import { ipVersion } from "../common/ip.js";
 import { PreheatScope } from "./scheduler.js";
+import { NewPassword, Role } from "./console.js";
+
+export * from "./console.js";
 
 export const OPEN_API = "/oapi/v1";
 export const CONSOLE_API = "/api/v1";
@@ -17,9 +24,21 @@ export const MANAGER_PATHS = {
   clusters: `${OPEN_API}/clusters`,
   cluster: (id: number) => `${OPEN_API}/clusters/${id}`,
   openapi: `${OPEN_API}/openapi.json`,
+  jobCancel: (id: number) => `${OPEN_API}/jobs/${id}/cancel`,
+  consoleOpenapi: `${CONSOLE_API}/openapi.json`,
   signin: `${CONSOLE_API}/users/signin`,
+  signout: `${CONSOLE_API}/users/signout`,
   resetPassword: (userId: number) => `${CONSOLE_API}/users/${userId}/reset_password`,
   me: `${CONSOLE_API}/users/me`,
+  users: `${CONSOLE_API}/users`,
+  user: (id: number) => `${CONSOLE_API}/users/${id}`,
+  userRoles: (id: number) => `${CONSOLE_API}/users/${id}/roles`,
+  userRole: (id: number, role: string) => `${CONSOLE_API}/users/${id}/roles/${role}`,
+  consoleJobs: `${CONSOLE_API}/jobs`,
+  consoleJob: (id: number) => `${CONSOLE_API}/jobs/${id}`,
+  consoleJobCancel: (id: number) => `${CONSOLE_API}/jobs/${id}/cancel`,
+  consoleClusters: `${CONSOLE_API}/clusters`,
+  consoleCluster: (id: number) => `${CONSOLE_API}/clusters/${id}`,
   tokens: `${CONSOLE_API}/personal-access-tokens`,
   token: (id: number) => `${CONSOLE_API}/personal-access-tokens/${id}`,
   schedulers: `${CONSOLE_API}/schedulers`,
@@ -33,7 +52,11 @@ export const MANAGER_PATHS = {
 
 /* ------------------------------------------------------------------ common */
 
-export const Id = z.coerce.number().int().min(1).max(2 ** 31 - 1);
+export const Id = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 31 - 1);
 export const IdParams = z.object({ id: Id });
 
 export const TokenScope = z.enum(["job", "cluster"]);
@@ -67,7 +90,10 @@ const HeaderName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
 const Headers = z
   .record(
     z.string().regex(HeaderName, "header names must be HTTP tokens"),
-    z.string({ error: "header values must be strings" }).max(8192).regex(/^[^\r\n\0]*$/, "header values must not contain CR, LF or NUL"),
+    z
+      .string({ error: "header values must be strings" })
+      .max(8192)
+      .regex(/^[^\r\n\0]*$/, "header values must not contain CR, LF or NUL"),
     { error: (iss) => (iss.code === "invalid_key" ? "header names must be HTTP tokens" : "must be an object of header names to string values") },
   )
   .refine((h) => Object.keys(h).length <= 100, "at most 100 headers");
@@ -107,33 +133,39 @@ const MANIFEST_PATH = /^\/v2\/.+\/manifests\/[^/]+$/;
 
 /** Preheat `args` as clients send them: Dragonfly's camelCase and snake_case spellings both accepted. */
 export const PreheatArgsInput = z
-  .object({
-    type: z.enum(["image", "file"], { error: 'must be "image" or "file"' }),
-    url: HttpUrl.optional(),
-    urls: z.array(HttpUrl, { error: "must be an array of URLs" }).max(1000, "at most 1000 URLs").optional(),
-    filteredQueryParams: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
-    filtered_query_params: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
-    headers: Headers.nullable().optional(),
-    username: ShortString.optional(),
-    password: ShortString.optional(),
-    pieceLength: PieceLength.nullable().optional(),
-    piece_length: PieceLength.nullable().optional(),
-    platform: Platform.optional(),
-    tag: ShortString.optional(),
-    application: ShortString.optional(),
-    scope: PreheatScope.optional(),
-    ips: z
-      .array(z.string().refine((s) => isIP(s) !== 0, "must be an IP address"), { error: "must be an array of IP addresses" })
-      .max(1000)
-      .optional(),
-    count: boundedInt(1, 100_000).optional(),
-    percentage: boundedInt(1, 100).optional(),
-    concurrent_task_count: boundedInt(1, 1000).optional(),
-    concurrent_peer_count: boundedInt(1, 10_000).optional(),
-    timeout: Timeout.optional(),
-  }, { error: "must be an object" })
+  .object(
+    {
+      type: z.enum(["image", "file"], { error: 'must be "image" or "file"' }),
+      url: HttpUrl.optional(),
+      urls: z.array(HttpUrl, { error: "must be an array of URLs" }).max(1000, "at most 1000 URLs").optional(),
+      filteredQueryParams: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
+      filtered_query_params: z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters").optional(),
+      headers: Headers.nullable().optional(),
+      username: ShortString.optional(),
+      password: ShortString.optional(),
+      pieceLength: PieceLength.nullable().optional(),
+      piece_length: PieceLength.nullable().optional(),
+      platform: Platform.optional(),
+      tag: ShortString.optional(),
+      application: ShortString.optional(),
+      scope: PreheatScope.optional(),
+      ips: z
+        .array(
+          z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"),
+          { error: "must be an array of IP addresses" },
+        )
+        .max(1000)
+        .optional(),
+      count: boundedInt(1, 100_000).optional(),
+      percentage: boundedInt(1, 100).optional(),
+      concurrent_task_count: boundedInt(1, 1000).optional(),
+      concurrent_peer_count: boundedInt(1, 10_000).optional(),
+      timeout: Timeout.optional(),
+    },
+    { error: "must be an object" },
+  )
   .superRefine((a, ctx) => {
-    if (!a.url && !(a.urls && a.urls.length)) ctx.addIssue({ code: "custom", path: ["url"], message: "url (or urls) is required" });
+    if (!a.url && !a.urls?.length) ctx.addIssue({ code: "custom", path: ["url"], message: "url (or urls) is required" });
     if (a.type === "image") {
       for (const [i, u] of [a.url, ...(a.urls ?? [])].entries()) {
         if (u && !MANIFEST_PATH.test(new URL(u).pathname)) {
@@ -266,6 +298,10 @@ export const ListJobsQuery = z.object({
   per_page: boundedInt(1, 100, { coerce: true }).default(10),
   state: JobState.optional(),
   type: z.string().max(64).optional(),
+  /** Dragonfly's filter: jobs of one user. */
+  user_id: z.coerce.number().int().min(1).optional(),
+  /** kiln's: jobs one of whose URLs contains this text (case-insensitive). */
+  url: z.string().max(1024).optional(),
 });
 export type ListJobsQuery = z.infer<typeof ListJobsQuery>;
 
@@ -307,7 +343,11 @@ export const ClusterView = z.object({
 });
 export type ClusterView = z.infer<typeof ClusterView>;
 
-const ClusterName = z.string().min(1).max(255).regex(/^[A-Za-z0-9._-]+$/, "may contain only letters, digits, '.', '_' and '-'");
+const ClusterName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9._-]+$/, "may contain only letters, digits, '.', '_' and '-'");
 
 export const CreateClusterBody = z.object({
   name: ClusterName,
@@ -323,18 +363,17 @@ export type UpdateClusterBody = z.infer<typeof UpdateClusterBody>;
 /* ------------------------------------------------------- users and tokens */
 
 export const SignInBody = z.object({ name: z.string().min(1).max(255), password: z.string().min(1).max(1024) });
+/** Dragonfly's answer; the same token is also set as the `jwt` cookie. Who signed in: GET /api/v1/users/me. */
 export const SignInReply = z.object({
   token: z.string(),
-  expires_at: z.string(),
-  user_id: z.number().int(),
-  /** The generated first password must be changed before anything else works. */
-  must_change_password: z.boolean(),
+  /** When the session ends (RFC 3339). */
+  expire: z.string(),
 });
 export type SignInReply = z.infer<typeof SignInReply>;
 
 export const ResetPasswordBody = z.object({
   old_password: z.string().min(1).max(1024),
-  new_password: z.string().min(8, "must be at least 8 characters").max(1024),
+  new_password: NewPassword,
 });
 
 export const UserView = z.object({
@@ -344,7 +383,9 @@ export const UserView = z.object({
   name: z.string(),
   email: z.string(),
   state: z.string(),
+  /** The generated or root-given first password must be changed before anything else works. */
   must_change_password: z.boolean(),
+  role: Role,
 });
 export type UserView = z.infer<typeof UserView>;
 
@@ -385,7 +426,7 @@ export type TokenView = z.infer<typeof TokenView>;
 
 export const SchedulerRegistration = z.object({
   hostname: z.string().min(1).max(255),
-  ip: z.string().refine((s) => isIP(s) !== 0, "must be an IP address"),
+  ip: z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"),
   port: z.number().int().min(1).max(65535),
   /** The scheduler API URL; default http://<ip>:<port>. */
   url: HttpUrl.optional(),
@@ -396,7 +437,7 @@ export type SchedulerRegistration = z.infer<typeof SchedulerRegistration>;
 
 export const SeedPeerRegistration = z.object({
   hostname: z.string().min(1).max(255),
-  ip: z.string().refine((s) => isIP(s) !== 0, "must be an IP address"),
+  ip: z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"),
   /** Upload port. */
   port: z.number().int().min(1).max(65535),
   type: z.enum(["super", "strong", "weak"]).default("super"),

@@ -1,8 +1,8 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { callJson, type JsonRequest } from "./http-json.js";
-import { CLUSTER_SECRET_HEADER } from "./common.js";
+import { CLUSTER_SECRET_HEADER, Ok } from "./common.js";
 import {
-  SCHEDULER_API,
+  SCHEDULER_PATHS,
   HostAnnounceReply,
   PieceReportReply,
   PreheatReply,
@@ -16,8 +16,6 @@ import {
   type PreheatRequestInput,
   type RegisterPeerInput,
 } from "./scheduler.js";
-
-const Ok = z.object({ ok: z.literal(true) });
 
 /** Typed client for the scheduler API; used by peers and the manager. */
 export class SchedulerClient {
@@ -36,45 +34,45 @@ export class SchedulerClient {
   }
 
   announceHost(host: HostAnnounce) {
-    return this.call(`${SCHEDULER_API}/hosts`, HostAnnounceReply, { body: host, timeoutMs: 5_000 });
+    return this.call(SCHEDULER_PATHS.hosts, HostAnnounceReply, { body: host, timeoutMs: 5_000 });
   }
 
   leaveHost(hostId: string) {
-    return this.call(`${SCHEDULER_API}/hosts/${hostId}`, Ok, { method: "DELETE", timeoutMs: 5_000 });
+    return this.call(SCHEDULER_PATHS.host(hostId), Ok, { method: "DELETE", timeoutMs: 5_000 });
   }
 
   registerPeer(req: RegisterPeerInput) {
-    return this.call(`${SCHEDULER_API}/peers`, RegisterPeerReply, { body: req });
+    return this.call(SCHEDULER_PATHS.peers, RegisterPeerReply, { body: req });
   }
 
   schedule(taskId: string, peerId: string, q: { since: number; count?: number; waitMs?: number }) {
-    return this.call(`${SCHEDULER_API}/tasks/${taskId}/peers/${peerId}/schedule`, ScheduleReply, {
+    return this.call(SCHEDULER_PATHS.schedule(taskId, peerId), ScheduleReply, {
       query: q,
       timeoutMs: (q.waitMs ?? 5_000) + 10_000,
     });
   }
 
   reportPieces(taskId: string, peerId: string, report: PieceReport) {
-    return this.call(`${SCHEDULER_API}/tasks/${taskId}/peers/${peerId}/pieces`, PieceReportReply, { body: report });
+    return this.call(SCHEDULER_PATHS.pieces(taskId, peerId), PieceReportReply, { body: report });
   }
 
   reportFailure(taskId: string, peerId: string, report: FailureReport) {
-    return this.call(`${SCHEDULER_API}/tasks/${taskId}/peers/${peerId}/failures`, Ok, { body: report });
+    return this.call(SCHEDULER_PATHS.failures(taskId, peerId), Ok, { body: report });
   }
 
   reportResult(taskId: string, peerId: string, result: PeerResult) {
-    return this.call(`${SCHEDULER_API}/tasks/${taskId}/peers/${peerId}/result`, Ok, { body: result });
+    return this.call(SCHEDULER_PATHS.result(taskId, peerId), Ok, { body: result });
   }
 
   leaveTask(taskId: string, peerId: string) {
-    return this.call(`${SCHEDULER_API}/tasks/${taskId}/peers/${peerId}`, Ok, { method: "DELETE" });
+    return this.call(SCHEDULER_PATHS.peer(taskId, peerId), Ok, { method: "DELETE" });
   }
 
   preheat(req: PreheatRequestInput) {
-    return this.call(`${SCHEDULER_API}/preheat`, PreheatReply, { body: req });
+    return this.call(SCHEDULER_PATHS.preheat, PreheatReply, { body: req });
   }
 
   taskStatus(taskId: string) {
-    return this.call(`${SCHEDULER_API}/tasks/${taskId}`, TaskStatus);
+    return this.call(SCHEDULER_PATHS.task(taskId), TaskStatus);
   }
 }

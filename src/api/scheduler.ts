@@ -1,8 +1,29 @@
 /** Wire shapes of the scheduler's HTTP/JSON API (one source of truth for server and client). */
 import { z } from "zod";
+import { SCHEDULER } from "../common/defaults.js";
 import { Digest, DownloadSpec, SafeId, TaskError, TaskId } from "./common.js";
 
 export const SCHEDULER_API = "/api/v1";
+
+/**
+ * Every route of the scheduler, for its client and its server alike: the server
+ * passes the parameter names (`SCHEDULER_PATHS.peer(":taskId", ":peerId")`).
+ */
+const peerPath = (taskId: string, peerId: string) => `${SCHEDULER_API}/tasks/${taskId}/peers/${peerId}`;
+
+export const SCHEDULER_PATHS = {
+  hosts: `${SCHEDULER_API}/hosts`,
+  host: (hostId: string) => `${SCHEDULER_API}/hosts/${hostId}`,
+  peers: `${SCHEDULER_API}/peers`,
+  task: (taskId: string) => `${SCHEDULER_API}/tasks/${taskId}`,
+  peer: peerPath,
+  schedule: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/schedule`,
+  pieces: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/pieces`,
+  failures: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/failures`,
+  result: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/result`,
+  preheat: `${SCHEDULER_API}/preheat`,
+  health: "/healthy",
+} as const;
 
 export const HostAnnounce = z.object({
   id: SafeId,
@@ -43,7 +64,11 @@ export type TaskInfo = z.infer<typeof TaskInfo>;
 export const MAX_PIECES = 1 << 20;
 
 export const PieceInfo = z.object({
-  number: z.number().int().min(0).max(MAX_PIECES - 1),
+  number: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_PIECES - 1),
   digest: Digest,
   length: z.number().int().min(0),
 });
@@ -85,10 +110,15 @@ export const ScheduleAction = z.enum(["p2p", "back_to_source", "wait", "failed"]
 export type ScheduleAction = z.infer<typeof ScheduleAction>;
 
 export const ScheduleReply = z.object({
+  /** The task's version; send it back as `since`. */
   version: z.number().int(),
   action: ScheduleAction,
   task: TaskInfo,
-  /** Canonical piece digests known so far, from whoever fetched them from the origin. */
+  /**
+   * Canonical piece digests, from whoever fetched them from the origin: on
+   * registration every one known so far; on a schedule call those that became
+   * known after `since` (all of them for `since` -1), so a peer keeps what it got.
+   */
   pieces: z.array(PieceInfo),
   parents: z.array(ParentInfo),
 });
@@ -98,11 +128,11 @@ export const RegisterPeerReply = ScheduleReply.extend({ taskId: TaskId });
 export type RegisterPeerReply = z.infer<typeof RegisterPeerReply>;
 
 export const ScheduleQuery = z.object({
-  /** Answer once the task's version is above this (long poll). */
+  /** Answer once the task's version is above this (long poll); the version of the last answer, whose digests the peer holds. */
   since: z.coerce.number().int().min(-1).default(-1),
   /** Parents wanted; a peer that is stuck asks for more. */
   count: z.coerce.number().int().min(1).max(64).optional(),
-  waitMs: z.coerce.number().int().min(0).max(30_000).optional(),
+  waitMs: z.coerce.number().int().min(0).max(SCHEDULER.maxScheduleWaitMs).optional(),
 });
 export type ScheduleQuery = z.infer<typeof ScheduleQuery>;
 
@@ -156,9 +186,7 @@ export type PreheatRequestInput = z.input<typeof PreheatRequest>;
 export const PreheatReply = z.object({
   taskId: TaskId,
   /** Hosts asked to fetch, and whether each accepted. */
-  hosts: z.array(
-    z.object({ hostId: SafeId, hostname: z.string(), ip: z.string(), accepted: z.boolean(), error: z.string().optional() }),
-  ),
+  hosts: z.array(z.object({ hostId: SafeId, hostname: z.string(), ip: z.string(), accepted: z.boolean(), error: z.string().optional() })),
 });
 export type PreheatReply = z.infer<typeof PreheatReply>;
 

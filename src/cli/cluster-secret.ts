@@ -19,6 +19,6 @@ export async function loadOrCreateClusterSecret(file: string): Promise<string> {
   }
   const secret = randomBytes(32).toString("base64url");
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  await writeFile(file, secret + "\n", { mode: 0o600 });
+  await writeFile(file, `${secret}\n`, { mode: 0o600 });
   return secret;
 }

@@ -2,7 +2,10 @@
 import type { Command } from "commander";
 import { PORTS } from "../common/defaults.js";
 import { parseUrl } from "./options.js";
+import { StartupError } from "./ports.js";
 import { registryServer } from "../common/net.js";
+import { DEFAULT_LOCATION_LABELS, locationFromLabels, nodeLabels } from "./node-location.js";
+import { containerdSnapshotterToml } from "../snapshotter/containerd-config.js";
 
 export interface ContainerdHostsOptions {
   /** The peer's proxy, e.g. http://127.0.0.1:4001. */
@@ -21,12 +24,19 @@ export function containerdHostsToml(opts: ContainerdHostsOptions): { path: strin
   if (opts.registry) {
     const { host, server } = registryServer(opts.registry, opts.insecure);
     dir = host;
-    lines.push(`server = "${server}"`, "", `[host."${peer}"]`, '  capabilities = ["pull", "resolve"]', `  [host."${peer}".header]`, `    X-Dragonfly-Registry = ["${server}"]`);
+    lines.push(
+      `server = "${server}"`,
+      "",
+      `[host."${peer}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      `  [host."${peer}".header]`,
+      `    X-Dragonfly-Registry = ["${server}"]`,
+    );
   } else {
     // No server: containerd falls back to the registry the image names, and tells the peer with ?ns=<registry>.
     lines.push(`[host."${peer}"]`, '  capabilities = ["pull", "resolve"]');
   }
-  return { path: `/etc/containerd/certs.d/${dir}/hosts.toml`, content: lines.join("\n") + "\n" };
+  return { path: `/etc/containerd/certs.d/${dir}/hosts.toml`, content: `${lines.join("\n")}\n` };
 }
 
 /** Hosts a node's runtime should reach without the proxy (the seed's recommendation). */
@@ -35,7 +45,7 @@ export const DEFAULT_NO_PROXY = "localhost,127.0.0.1,127.0.0.0/8,.cluster.local,
 /** A systemd drop-in that sends a service's HTTP(S) traffic through the peer's proxy. */
 export function systemdProxyDropIn(service: "containerd" | "docker", peerUrl: string, noProxy = DEFAULT_NO_PROXY): { path: string; content: string } {
   const peer = new URL(peerUrl).origin;
-  const content = ["[Service]", `Environment="HTTP_PROXY=${peer}"`, `Environment="HTTPS_PROXY=${peer}"`, `Environment="NO_PROXY=${noProxy}"`].join("\n") + "\n";
+  const content = `${["[Service]", `Environment="HTTP_PROXY=${peer}"`, `Environment="HTTPS_PROXY=${peer}"`, `Environment="NO_PROXY=${noProxy}"`].join("\n")}\n`;
   return { path: `/etc/systemd/system/${service}.service.d/http-proxy.conf`, content };
 }
 
@@ -50,7 +60,7 @@ export function podmanRegistriesConf(opts: { peer: string; registry: string; ins
   const lines = ["[[registry]]", `prefix = "${host}"`, `location = "${host}"`];
   if (server.startsWith("http:")) lines.push("insecure = true");
   lines.push("", "[[registry.mirror]]", `location = "${peer.host}"`, ...(peer.protocol === "http:" ? ["insecure = true"] : []));
-  return { path: `/etc/containers/registries.conf.d/kiln-${host.replace(/[^A-Za-z0-9.-]/g, "_")}.conf`, content: lines.join("\n") + "\n", server };
+  return { path: `/etc/containers/registries.conf.d/kiln-${host.replace(/[^A-Za-z0-9.-]/g, "_")}.conf`, content: `${lines.join("\n")}\n`, server };
 }
 
 function print(path: string, notes: string[], content: string, contentOnly?: boolean): void {
@@ -60,18 +70,44 @@ function print(path: string, notes: string[], content: string, contentOnly?: boo
 const peerOption = ["--peer <url>", "the peer's proxy URL", parseUrl, `http://127.0.0.1:${PORTS.peerProxy}`] as const;
 const contentOnlyOption = ["--content-only", "print only the file content, without the path comment and setup notes"] as const;
 
+interface ContainerdFlags {
+  peer: string;
+  registry?: string;
+  insecure?: boolean;
+  proxy?: boolean;
+  directHosts: string;
+  contentOnly?: boolean;
+  /** Image acceleration: the snapshotter's config fragment instead. */
+  snapshotter?: boolean;
+  address?: string;
+  cri: boolean;
+}
+
 export function registerConfigCommand(program: Command): void {
   const config = program.command("config").description("print client configuration that sends pulls through a kiln peer");
   config
     .command("containerd")
-    .description("print a containerd hosts.toml (registry mirror through the peer; without --registry, the _default catch-all for every registry), or with --proxy its http-proxy.conf")
+    .description(
+      "print a containerd hosts.toml (registry mirror through the peer; without --registry, the _default catch-all for every registry), or with --proxy its http-proxy.conf",
+    )
     .option(...peerOption)
     .option("--registry <host>", "registry host (e.g. registry.example.com:5000, docker.io) or URL")
     .option("--insecure", "the registry speaks plain HTTP")
     .option("--proxy", "print containerd's systemd http-proxy.conf (HTTP_PROXY mode) instead of a hosts.toml")
     .option("--direct-hosts <hosts>", "with --proxy, NO_PROXY: hosts containerd reaches without the proxy", DEFAULT_NO_PROXY)
+    .option("--snapshotter", "print the config.toml fragment that loads kiln's snapshotter (image acceleration) instead")
+    .option("--address <socket>", "with --snapshotter: the snapshotter's socket (kiln snapshotter --address)")
+    .option("--no-cri", "with --snapshotter: only register it, do not make it the snapshotter of Kubernetes pods")
     .option(...contentOnlyOption)
-    .action((f: { peer: string; registry?: string; insecure?: boolean; proxy?: boolean; directHosts: string; contentOnly?: boolean }) => {
+    .action((f: ContainerdFlags) => {
+      if (f.snapshotter) {
+        const { path, content } = containerdSnapshotterToml({ address: f.address, cri: f.cri });
+        const notes = [
+          "merge into containerd's config (version 2), then: systemctl restart containerd",
+          "kiln snapshotter must run on the node: kiln snapshotter --shared <dir>",
+        ];
+        return print(path, notes, content, f.contentOnly);
+      }
       if (f.proxy) {
         const { path, content } = systemdProxyDropIn("containerd", f.peer, f.directHosts);
         return print(path, proxyNotes("containerd"), content, f.contentOnly);
@@ -79,7 +115,10 @@ export function registerConfigCommand(program: Command): void {
       const { path, content } = containerdHostsToml({ peer: f.peer, registry: f.registry, insecure: f.insecure });
       print(
         path,
-        ["containerd reads it when its registry config_path is /etc/containerd/certs.d", '([plugins."io.containerd.grpc.v1.cri".registry] config_path, or ctr --hosts-dir).'],
+        [
+          "containerd reads it when its registry config_path is /etc/containerd/certs.d",
+          '([plugins."io.containerd.grpc.v1.cri".registry] config_path, or ctr --hosts-dir).',
+        ],
         content,
         f.contentOnly,
       );
@@ -103,7 +142,40 @@ export function registerConfigCommand(program: Command): void {
     .option(...contentOnlyOption)
     .action((f: { peer: string; registry: string; insecure?: boolean; contentOnly?: boolean }) => {
       const { path, content, server } = podmanRegistriesConf(f);
-      print(path, [`The peer must mirror this registry: kiln peer --registry ${server} (one registry per peer;`, "for several, use HTTP_PROXY/HTTPS_PROXY with the peer's proxy instead)."], content, f.contentOnly);
+      print(
+        path,
+        [
+          `The peer must mirror this registry: kiln peer --registry ${server} (one registry per peer;`,
+          "for several, use HTTP_PROXY/HTTPS_PROXY with the peer's proxy instead).",
+        ],
+        content,
+        f.contentOnly,
+      );
+    });
+  config
+    .command("location")
+    .description("print this Kubernetes node's location (region|zone from its labels) for kiln peer --location; needs get on nodes")
+    .option("--node <name>", "the node (default: env NODE_NAME, from the downward API's spec.nodeName)", process.env.NODE_NAME)
+    .option("--labels <keys>", "node labels, most general first, joined with |", DEFAULT_LOCATION_LABELS.join(","))
+    .option("--api-server <url>", "Kubernetes API server (default: the in-cluster one)")
+    .option("--token-file <file>", "bearer token (default: the pod's service account token)")
+    .option("--ca-file <file>", "CA of the API server (default: the pod's service account CA)")
+    .action(async (f: { node?: string; labels: string; apiServer?: string; tokenFile?: string; caFile?: string }) => {
+      if (!f.node) throw new StartupError("--node or NODE_NAME is required");
+      // Location is a preference of the scheduler, not a condition to run: a peer without one still works.
+      const labels = await nodeLabels(f.node, f).catch((err: Error) => {
+        process.stderr.write(`kiln config location: no location for node ${f.node}: ${err.message}\n`);
+        return {};
+      });
+      process.stdout.write(
+        `${locationFromLabels(
+          labels,
+          f.labels
+            .split(",")
+            .map((k) => k.trim())
+            .filter(Boolean),
+        )}\n`,
+      );
     });
 }
 

@@ -100,14 +100,7 @@ async function get(url: string, f: GetFlags): Promise<void> {
 }
 
 /** Receives `url` from the peer into `output` and commits it; on any failure the temporary file is removed and the error rethrown. */
-async function download(
-  url: string,
-  f: GetFlags,
-  peer: URL,
-  headers: Record<string, string>,
-  output: PendingOutput,
-  bar: ProgressBar,
-): Promise<void> {
+async function download(url: string, f: GetFlags, peer: URL, headers: Record<string, string>, output: PendingOutput, bar: ProgressBar): Promise<void> {
   const started = Date.now();
   // The peer decides whether a local copy is possible (a loopback client); older peers ignore the header and stream.
   let res = await requestFromPeer(peer, url, f.localCopy ? { ...headers, [KILN_PROXY_HEADERS.localCopy]: "1" } : headers);

@@ -17,13 +17,17 @@ const commands: Record<string, () => Promise<Register>> = {
   token: async () => (await import("./token.js")).registerTokenCommand,
   config: async () => (await import("./config.js")).registerConfigCommand,
   ca: async () => (await import("./ca.js")).registerCaCommand,
+  snapshotter: async () => (await import("./snapshotter.js")).registerSnapshotterCommand,
+  accelerate: async () => (await import("./accelerate.js")).registerAccelerateCommand,
 };
 
 const program = new Command("kiln")
   .description("P2P preheating and distribution of container images and large files")
   .version("0.1.0")
   .showHelpAfterError()
-  .addOption(new Option("--log-format <format>", "log lines as JSON, or readable (default: readable on a terminal, JSON when piped)").choices(["json", "pretty"]))
+  .addOption(
+    new Option("--log-format <format>", "log lines as JSON, or readable (default: readable on a terminal, JSON when piped)").choices(["json", "pretty"]),
+  )
   .hook("preAction", (cmd) => {
     const format = cmd.opts<{ logFormat?: string }>().logFormat;
     if (format) process.env.KILN_LOG_FORMAT = format;

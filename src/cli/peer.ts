@@ -91,7 +91,7 @@ export function registerPeerCommand(program: Command): void {
       registryMirror: registryMirrorFrom(f),
       caDir: f.caDir,
       gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
-      conductor: { ...base.conductor, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
+      download: { ...base.download, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
       keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
     });
     await assertPortsFree(cfg.listenHost, [

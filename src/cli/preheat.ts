@@ -100,7 +100,7 @@ async function follow(client: OpenApiClient, job: JobView, f: PreheatFlags): Pro
         bar.update((p?.succeeded ?? 0) + (p?.failed ?? 0), { state: job.state });
       } else if (f.progress) {
         const line = progressLine(job);
-        if (line !== last) process.stderr.write(line + "\n");
+        if (line !== last) process.stderr.write(`${line}\n`);
         last = line;
       }
       if (job.state !== "PENDING") return job;
@@ -113,7 +113,7 @@ async function follow(client: OpenApiClient, job: JobView, f: PreheatFlags): Pro
 }
 
 function report(job: JobView, json: boolean | undefined): void {
-  if (json) process.stdout.write(JSON.stringify(job, null, 2) + "\n");
+  if (json) process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
   const r = job.result;
   if (job.state === "SUCCESS") {
     if (!json) {
@@ -128,7 +128,12 @@ function report(job: JobView, json: boolean | undefined): void {
 }
 
 function addPreheatCommand(parent: Command, type: "image" | "file", description: string): void {
-  addManagerOption(parent.command(type).description(description).argument("<url...>", type === "image" ? "https://<registry>/v2/<repo>/manifests/<tag>" : "file URL(s)"))
+  addManagerOption(
+    parent
+      .command(type)
+      .description(description)
+      .argument("<url...>", type === "image" ? "https://<registry>/v2/<repo>/manifests/<tag>" : "file URL(s)"),
+  )
     .option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)")
     .option("--username <user>", "registry username (image)")
     .option("--password <password>", "registry password (env KILN_REGISTRY_PASSWORD)")
@@ -161,7 +166,7 @@ function addPreheatCommand(parent: Command, type: "image" | "file", description:
         const client = new OpenApiClient(f.manager, token);
         const job = await client.createJob(preheatBody(type, urls, f));
         if (!f.wait) {
-          process.stdout.write(f.json ? JSON.stringify(job, null, 2) + "\n" : `job ${job.id} created (${job.task_id})\n`);
+          process.stdout.write(f.json ? `${JSON.stringify(job, null, 2)}\n` : `job ${job.id} created (${job.task_id})\n`);
           return;
         }
         if (f.progress && !f.json) process.stderr.write(`job ${job.id} created (${job.task_id})\n`);

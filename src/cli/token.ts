@@ -20,7 +20,7 @@ async function signIn(f: UserFlags): Promise<ConsoleClient> {
   if (!password) throw new Error("give the user's password with --password or KILN_MANAGER_PASSWORD");
   const client = new ConsoleClient(f.manager);
   const s = await client.signIn(f.user, password);
-  if (s.must_change_password) {
+  if (s.user.must_change_password) {
     throw new Error(`the password of ${f.user} must be changed first: kiln token password --user ${f.user} --new-password <new>`);
   }
   return client;
@@ -54,7 +54,7 @@ export function registerTokenCommand(program: Command): void {
       const scopes = (f.scope.length ? f.scope : ["job"]) as TokenScope[];
       const client = await signIn(f);
       const t = await client.createToken({ name: f.name, bio: f.bio, scopes, expired_at: new Date(Date.now() + f.expiresIn).toISOString() });
-      process.stdout.write(f.json ? JSON.stringify(t, null, 2) + "\n" : `${t.token}\n`);
+      process.stdout.write(f.json ? `${JSON.stringify(t, null, 2)}\n` : `${t.token}\n`);
       if (!f.json) process.stderr.write(`token ${t.id} (${t.scopes.join(",")}) expires ${t.expired_at}; it is not shown again\n`);
     } catch (err) {
       fail("token create", err);
@@ -93,7 +93,7 @@ export function registerTokenCommand(program: Command): void {
       if (!password) throw new Error("give the current password with --password or KILN_MANAGER_PASSWORD");
       const client = new ConsoleClient(f.manager);
       const s = await client.signIn(f.user, password);
-      await client.resetPassword(s.user_id, password, f.newPassword);
+      await client.resetPassword(s.user.id, password, f.newPassword);
       process.stderr.write(`password of ${f.user} changed\n`);
     } catch (err) {
       fail("token password", err);

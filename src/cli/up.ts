@@ -71,7 +71,15 @@ export function registerUpCommand(program: Command): void {
       advertiseIp: f.advertiseIp ?? base.advertiseIp,
     };
     const seed = await startPeer(
-      defaultPeerConfig({ ...common, seed: true, dataDir: join(f.dataDir, "seed-peer"), uploadPort: f.seedPort, proxyPort: null, metricsPort: f.seedMetricsPort, hostname: `${base.hostname}-seed` }),
+      defaultPeerConfig({
+        ...common,
+        seed: true,
+        dataDir: join(f.dataDir, "seed-peer"),
+        uploadPort: f.seedPort,
+        proxyPort: null,
+        metricsPort: f.seedMetricsPort,
+        hostname: `${base.hostname}-seed`,
+      }),
     );
     const peer = await startPeer(
       defaultPeerConfig({
@@ -80,16 +88,31 @@ export function registerUpCommand(program: Command): void {
         uploadPort: f.peerPort,
         proxyPort: f.proxyPort,
         metricsPort: f.metricsPort,
-        proxy, registryMirror: registryMirrorFrom(f), caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir }),
+        proxy,
+        registryMirror: registryMirrorFrom(f),
+        caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir,
+      }),
     );
     const managerUrl = `http://127.0.0.1:${manager.port}`;
     const log = createLogger("up");
     const memberships = [
-      startManagerKeepAlive({ managerUrl, kind: "scheduler", registration: { hostname: base.hostname, ip: "127.0.0.1", port: scheduler.port }, log, secret: clusterSecret }),
-      startManagerKeepAlive({ managerUrl, kind: "seed_peer", registration: { hostname: `${base.hostname}-seed`, ip: "127.0.0.1", port: seed.uploadPort }, log, secret: clusterSecret }),
+      startManagerKeepAlive({
+        managerUrl,
+        kind: "scheduler",
+        registration: { hostname: base.hostname, ip: "127.0.0.1", port: scheduler.port },
+        log,
+        secret: clusterSecret,
+      }),
+      startManagerKeepAlive({
+        managerUrl,
+        kind: "seed_peer",
+        registration: { hostname: `${base.hostname}-seed`, ip: "127.0.0.1", port: seed.uploadPort },
+        log,
+        secret: clusterSecret,
+      }),
     ];
     const rows = [
-      ["manager", `${managerUrl}  (Open API /oapi/v1)`, join(f.dataDir, "manager")],
+      ["manager", `${managerUrl}  (console /, Open API /oapi/v1)`, join(f.dataDir, "manager")],
       ["scheduler", scheduler.url, "hosts, tasks, parent selection"],
       ["seed peer", `upload :${seed.uploadPort}, metrics :${seed.metricsPort}`, join(f.dataDir, "seed-peer")],
       ["peer", `upload :${peer.uploadPort}, proxy :${peer.proxyPort}, metrics :${peer.metricsPort}`, join(f.dataDir, "peer")],

@@ -53,8 +53,13 @@ export class BitSet {
   }
 }
 
-function popcount(x: number): number {
+/** Set bits of every byte value. */
+const BITS_IN_BYTE = Uint8Array.from({ length: 256 }, (_, x) => {
   let c = 0;
   for (; x; x &= x - 1) c++;
   return c;
+});
+
+function popcount(byte: number): number {
+  return BITS_IN_BYTE[byte]!;
 }

@@ -39,8 +39,17 @@ export const SCHEDULER = {
   gcIntervalMs: 1_000,
   /** Parents handed out per schedule answer. */
   parentsPerSchedule: 4,
+  /**
+   * Candidate parents sampled per parent selection (Dragonfly's filter_parent_limit):
+   * the work per registration and per schedule call stays the same whatever the swarm's size.
+   */
+  filterParentLimit: 40,
+  /** Failures serving others that count against a parent are those of this last window. */
+  parentFailureWindowMs: 60_000,
   /** Long-poll window of the schedule endpoint. */
   scheduleWaitMs: 5_000,
+  /** The longest long poll a peer may ask for. */
+  maxScheduleWaitMs: 30_000,
   /** How long peers wait for a triggered seed peer before one of them goes to the origin. */
   seedTriggerWaitMs: 10_000,
   /**
@@ -62,6 +71,16 @@ export const PEER = {
   pieceStallMs: 10_000,
   /** With no parent able to serve for this long, go to the origin. */
   noParentFallbackMs: 15_000,
+  /**
+   * Scheduler polls of a download: a download with a free piece slot and nothing to
+   * start polls again at once (the poll waits for news), but never twice within
+   * `pollGapMs`; one whose slots are all busy refreshes its parents every `pollRefreshMs`.
+   * Each report wakes every waiting poll of the task, so this bounds the O(peers²) traffic.
+   */
+  pollGapMs: 50,
+  pollRefreshMs: 1_000,
+  /** Pieces finished within this window go to the scheduler in one report. */
+  reportDelayMs: 30,
   /** Upload server: concurrent piece uploads. */
   uploadConcurrency: 32,
   /** Upload bandwidth in bytes/s; 0 = unlimited. */
@@ -100,4 +119,16 @@ export const PROXY = {
   localCopyProgressMs: 250,
   /** The longest a local-copy client may keep a task pinned after it was told the path (it normally closes at once). */
   localCopyHoldMs: 10 * 60_000,
+} as const;
+
+/** The containerd proxy snapshotter (`kiln snapshotter`) and image acceleration (`kiln accelerate`). */
+export const SNAPSHOTTER = {
+  /** containerd's name for it: `[proxy_plugins.kiln]`, `--snapshotter kiln`. */
+  pluginName: "kiln",
+  root: "/var/lib/kiln/snapshotter",
+  address: "/run/kiln/snapshotter.sock",
+  /** The shared directory (NFS) every node mounts at the same path. */
+  shared: "/mnt/kiln-shared",
+  /** A node report older than this means that node's snapshotter is down. */
+  nodeReportFreshMs: 30_000,
 } as const;

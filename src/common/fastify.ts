@@ -15,17 +15,14 @@ export function createJsonApi(logger: Logger, opts: { bodyLimit?: number } = {})
     routerOptions: { maxParamLength: 256 },
     // Per-request log lines would drown a scheduler polled by every peer.
     logController: new LogController({ disableRequestLogging: true }),
-  })
-    .withTypeProvider<ZodTypeProvider>();
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof KilnError) return reply.status(err.status).send({ message: err.message, code: err.code });
     if (err.validation) {
       const where = err.validationContext ?? "request";
-      const details = err.validation
-        .map((v) => `${where}${v.instancePath ? v.instancePath.replaceAll("/", ".") : ""}: ${v.message ?? "invalid"}`)
-        .join("; ");
+      const details = err.validation.map((v) => `${where}${v.instancePath ? v.instancePath.replaceAll("/", ".") : ""}: ${v.message ?? "invalid"}`).join("; ");
       return reply.status(400).send({ message: details, code: "BAD_REQUEST" });
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
@@ -34,9 +31,7 @@ export function createJsonApi(logger: Logger, opts: { bodyLimit?: number } = {})
     req.log.error({ err }, "unhandled error");
     return reply.status(500).send({ message: "internal error", code: "INTERNAL" });
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}`, code: "NOT_FOUND" }),
-  );
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}`, code: "NOT_FOUND" }));
   return app;
 }
 

@@ -18,9 +18,22 @@ export function createLogger(component: string, level = process.env.KILN_LOG_LEV
     level,
     base: { component },
     // Credentials never reach the log, whatever a call site passes.
-    redact: { paths: ["headers.authorization", "headers.Authorization", "*.headers.authorization", "*.headers.Authorization", "password", "*.password"], censor: "[redacted]" },
+    redact: {
+      paths: ["headers.authorization", "headers.Authorization", "*.headers.authorization", "*.headers.Authorization", "password", "*.password"],
+      censor: "[redacted]",
+    },
   };
   if (logFormat() === "json") return pino(options);
   // In-process and synchronous (no worker thread): the CLI is one bundle, and a line is never lost at exit.
-  return pino(options, pretty({ sync: true, colorize: Boolean(process.stdout.isTTY), singleLine: true, ignore: "pid,hostname,component", messageFormat: "{component}: {msg}", translateTime: "HH:MM:ss.l" }));
+  return pino(
+    options,
+    pretty({
+      sync: true,
+      colorize: Boolean(process.stdout.isTTY),
+      singleLine: true,
+      ignore: "pid,hostname,component",
+      messageFormat: "{component}: {msg}",
+      translateTime: "HH:MM:ss.l",
+    }),
+  );
 }

@@ -12,7 +12,10 @@ export function defaultAdvertiseIp(): string {
 /** `localhost`, 127.0.0.0/8, ::1 (bracketed or IPv4-mapped too). */
 export function isLoopbackHost(host: string | undefined): boolean {
   if (!host) return false;
-  const h = host.toLowerCase().replace(/^\[|\]$/g, "").replace(/^::ffff:/, "");
+  const h = host
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+    .replace(/^::ffff:/, "");
   return h === "localhost" || h === "::1" || (isIP(h) === 4 && h.startsWith("127."));
 }
 

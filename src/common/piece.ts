@@ -11,10 +11,7 @@ export function defaultPieceLength(contentLength: number | undefined): number {
 
 export function validateExplicitPieceLength(length: number): number {
   if (!Number.isInteger(length) || length < PIECE.minExplicit || length > PIECE.maxExplicit) {
-    throw new KilnError(
-      "BAD_REQUEST",
-      `piece length must be an integer between ${PIECE.minExplicit} and ${PIECE.maxExplicit} bytes, got ${length}`,
-    );
+    throw new KilnError("BAD_REQUEST", `piece length must be an integer between ${PIECE.minExplicit} and ${PIECE.maxExplicit} bytes, got ${length}`);
   }
   return length;
 }

@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import { KilnError } from "./errors.js";
 import { parseBlobUrl } from "./oci.js";
+import { TASK_ID_PATTERN } from "./task-id-pattern.js";
 
 /** Blob URLs are defined in oci.ts; re-exported for the modules that key tasks by them. */
 export { parseBlobUrl, type BlobRef } from "./oci.js";
+export { TASK_ID_PATTERN };
 
 /**
  * Task identity, as Dragonfly's (Rust) client computes it: lowercase hex SHA-256
@@ -80,8 +82,6 @@ export function taskIdFor(input: TaskIdInput): string {
 }
 
 /** Task IDs are hex digests; anything else (path tricks included) is refused. */
-export const TASK_ID_PATTERN = /^(?:[a-f0-9]{64}|[a-f0-9]{128})$/;
-
 export function isTaskId(s: string): boolean {
   return TASK_ID_PATTERN.test(s);
 }

@@ -18,7 +18,7 @@ export async function bootstrap(store: Store, opts: { rootPassword?: string } = 
     const password = chosen ?? randomPassword();
     try {
       // A password the operator chose is kept; a generated one must be changed at first sign-in.
-      await store.users.create({ name: MANAGER.rootUser, passwordHash: await hashPassword(password), mustChangePassword: chosen === undefined });
+      await store.users.create({ name: MANAGER.rootUser, passwordHash: await hashPassword(password), mustChangePassword: chosen === undefined, role: "root" });
       rootCreated = true;
       if (chosen === undefined) generatedRootPassword = password;
     } catch (err) {

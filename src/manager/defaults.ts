@@ -14,8 +14,12 @@ export const MANAGER = {
   memberTimeoutMs: 20_000,
   /** Jobs per second a cluster accepts (Dragonfly's job_rate_limit), as a token bucket. */
   jobRateLimit: 10,
-  /** Preheat jobs run at once by the in-process queue. */
+  /** Preheat jobs run at once by one manager (in-process or Redis queue). */
   jobConcurrency: 4,
+  /** Prefix of the Redis keys of one installation (--redis-prefix). */
+  redisPrefix: "kiln",
+  /** With Redis: a running job's claim lasts this long unrenewed; a dead replica's jobs move on after about one to two of it. */
+  jobLockMs: 30_000,
   /** A job with no `timeout` ends as FAILURE after this long. */
   jobTimeoutMs: 60 * 60_000,
   /** How often a running job asks the scheduler for its task's state. */

@@ -6,10 +6,11 @@ import { MANAGER } from "./defaults.js";
 import { openStore, type Store } from "./store.js";
 import { bootstrap } from "./bootstrap.js";
 import { Authenticator } from "./auth/authenticate.js";
-import { InProcessQueue, type JobQueue } from "./jobs/queue.js";
+import { openSharedState } from "./shared/state.js";
 import { JobRunner } from "./jobs/runner.js";
 import { JobService } from "./jobs/service.js";
 import { buildManagerApi } from "./http/app.js";
+import { findBuiltConsole } from "./http/console-static.js";
 import { nowIso } from "./time.js";
 import { SecretBox } from "./auth/secret-box.js";
 import { forgetInitialPassword, initialPasswordFile, keepInitialPassword } from "./auth/initial-password.js";
@@ -27,8 +28,18 @@ export interface ManagerConfig {
   jobConcurrency?: number;
   jobTimeoutMs?: number;
   jobPollMs?: number;
+  /** redis://… (KILN_REDIS_URL): job queue, job rate limit and sign-in limit shared by every replica; none = in this process. */
+  redisUrl?: string;
+  /** Prefix of every Redis key (default "kiln"); replicas of one installation share it. */
+  redisPrefix?: string;
+  /** With Redis: a job whose manager stopped renewing its claim for this long moves to another replica. */
+  jobLockMs?: number;
   /** Shared secret schedulers and seed peers must present (KILN_CLUSTER_SECRET); none = open membership. */
   clusterSecret?: string;
+  /** How long a console sign-in lasts (default 24 h). */
+  sessionTtlMs?: number;
+  /** The built web console to serve at /; default dist/console of this checkout; false: none. */
+  consoleDir?: string | false;
   /** Where the generated root password is written once (default: stderr). */
   announce?: (line: string) => void;
 }
@@ -68,7 +79,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
         log.warn({ err: err.message }, "could not keep the generated root password in a file; it is printed once only");
         return false;
       });
-      const announce = cfg.announce ?? ((line: string) => process.stderr.write(line + "\n"));
+      const announce = cfg.announce ?? ((line: string) => process.stderr.write(`${line}\n`));
       announce(
         `kiln manager: created user "root" with password ${boot.generatedRootPassword} (it must be changed at first sign-in` +
           (kept ? `; until then it is also in ${passwordFile}, mode 0600)` : ")"),
@@ -81,30 +92,40 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     const memberTimeoutMs = cfg.memberTimeoutMs ?? MANAGER.memberTimeoutMs;
     const secrets = await SecretBox.load(stateDir);
     const runner = new JobRunner(store, secrets, log, { pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs, memberTimeoutMs, clusterSecret: cfg.clusterSecret });
-    const queue: JobQueue = new InProcessQueue((id, signal) => runner.run(id, signal), cfg.jobConcurrency ?? MANAGER.jobConcurrency, (id, err) =>
-      log.error({ job: id, err }, "job runner crashed"),
-    );
-    closers.push(() => queue.close());
-    const jobs = new JobService(store, secrets, queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs });
+    const shared = await openSharedState({
+      redis: cfg.redisUrl ? { url: cfg.redisUrl, prefix: cfg.redisPrefix ?? MANAGER.redisPrefix } : undefined,
+      concurrency: cfg.jobConcurrency ?? MANAGER.jobConcurrency,
+      lockMs: cfg.jobLockMs ?? MANAGER.jobLockMs,
+      run: (id, signal) => runner.run(id, signal),
+      log,
+    });
+    closers.push(() => shared.close());
+    const jobs = new JobService(store, secrets, shared.queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs, rateLimit: shared.rateLimit });
     const app = await buildManagerApi({
       store,
       auth: new Authenticator(store),
       jobs,
       log,
       keepAliveMs: cfg.keepAliveMs ?? MANAGER.keepAliveMs,
+      sessionTtlMs: cfg.sessionTtlMs ?? MANAGER.sessionTtlMs,
+      consoleDir: cfg.consoleDir === false ? undefined : (cfg.consoleDir ?? findBuiltConsole()),
       memberTimeoutMs,
       clusterSecret: cfg.clusterSecret,
+      signInLimiter: shared.signIn,
     });
     closers.push(() => app.close());
     await app.listen({ host: cfg.host, port: cfg.port });
 
     // Members that stopped keeping alive are marked inactive in the records.
-    const sweep = setInterval(() => {
-      const before = nowIso(Date.now() - memberTimeoutMs);
-      void Promise.all([store.schedulers.expire(before), store.seedPeers.expire(before)])
-        .then(([s, p]) => (s || p ? log.info({ schedulers: s, seed_peers: p }, "members without keepalive marked inactive") : undefined))
-        .catch((err) => log.warn({ err }, "member sweep failed"));
-    }, Math.max(500, Math.min(memberTimeoutMs / 2, 5_000)));
+    const sweep = setInterval(
+      () => {
+        const before = nowIso(Date.now() - memberTimeoutMs);
+        void Promise.all([store.schedulers.expire(before), store.seedPeers.expire(before)])
+          .then(([s, p]) => (s || p ? log.info({ schedulers: s, seed_peers: p }, "members without keepalive marked inactive") : undefined))
+          .catch((err) => log.warn({ err }, "member sweep failed"));
+      },
+      Math.max(500, Math.min(memberTimeoutMs / 2, 5_000)),
+    );
     sweep.unref();
     closers.push(async () => clearInterval(sweep));
 
@@ -112,7 +133,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : cfg.port;
     const url = `http://${cfg.host === "0.0.0.0" || cfg.host === "::" ? "127.0.0.1" : cfg.host}:${port}`;
-    log.info({ event: "ready", port, url, database: store.dialect }, "manager listening");
+    log.info({ event: "ready", port, url, database: store.dialect, queue: shared.kind }, "manager listening");
     return { url, port, store, close: closeAll };
   } catch (err) {
     await closeAll();

@@ -77,7 +77,9 @@ function guardRequests(server: Server): void {
     server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (!socket.writable || err.code === "ECONNRESET") return void socket.destroy();
       const body = JSON.stringify({ message: `malformed HTTP request: ${err.code ?? err.message}`, code: "BAD_REQUEST" });
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     });
   }
   const handlers = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];

@@ -7,15 +7,17 @@ import { createLogger } from "../common/logger.js";
 import { defaultAdvertiseIp } from "../common/net.js";
 import { SchedulerClient } from "../api/scheduler-client.js";
 import type { HostAnnounce } from "../api/scheduler.js";
-import { PeerEngine } from "./engine.js";
+import { PeerEngine } from "./download/engine.js";
 import { PeerMetrics } from "./metrics.js";
 import { ProxyServer } from "./proxy/server.js";
 import { ProxyPolicy } from "./proxy/rules.js";
 import { CertificateAuthority } from "./proxy/ca.js";
 import { defaultProxyPolicy, type ProxyPolicyOptions } from "../api/proxy-config.js";
-import { Storage, type GcPolicy } from "./storage.js";
-import { UploadServer } from "./upload-server.js";
-import type { ConductorOptions } from "./conductor.js";
+import { Storage, type GcPolicy } from "./storage/storage.js";
+import { UploadServer } from "./upload/upload-server.js";
+import type { DownloadOptions } from "./download/session.js";
+import { httpPieceSource } from "./download/piece-fetcher.js";
+import { httpOrigin } from "./download/back-to-source.js";
 
 export interface PeerConfig {
   seed: boolean;
@@ -43,7 +45,7 @@ export interface PeerConfig {
   /** Where kiln's interception CA lives (created on first use); needed only with intercepted hosts. */
   caDir: string;
   gc: GcPolicy & { intervalMs: number };
-  conductor: ConductorOptions;
+  download: DownloadOptions;
   keepAliveMs: number;
 }
 
@@ -72,7 +74,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
       highWatermarkPercent: PEER.gcHighWatermarkPercent,
       lowWatermarkPercent: PEER.gcLowWatermarkPercent,
     },
-    conductor: {
+    download: {
       concurrentPieces: PEER.concurrentPieces,
       piecesPerParent: PEER.piecesPerParent,
       pieceStallMs: PEER.pieceStallMs,
@@ -106,9 +108,13 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
 
   // The host ID must be known before the upload port is (port 0 in tests), so bind first.
   const placeholder = "pending";
-  const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.conductor };
+  const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.download, pieces: httpPieceSource(cfg.download.pieceStallMs), origin: httpOrigin };
   engine = new PeerEngine(ctx, storage, log);
-  const upload = new UploadServer(storage, engine, metrics, log, { concurrency: cfg.uploadConcurrency, rateBytesPerSec: cfg.uploadRateBytes, controlToken: cfg.controlToken });
+  const upload = new UploadServer(storage, engine, metrics, log, {
+    concurrency: cfg.uploadConcurrency,
+    rateBytesPerSec: cfg.uploadRateBytes,
+    controlToken: cfg.controlToken,
+  });
   const uploadPort = await upload.listen(cfg.listenHost, cfg.uploadPort);
   const hostId = `${cfg.hostname}-${cfg.advertiseIp}-${uploadPort}`.replace(/[^A-Za-z0-9._:-]/g, "_");
   ctx.hostId = hostId;
@@ -174,8 +180,9 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
       clearInterval(keepAliveTimer);
       clearInterval(gcTimer);
       await engine!.shutdown();
+      await storage.flush();
       await scheduler.leaveHost(hostId).catch(() => undefined);
-      await Promise.all([upload.close(), proxy?.close(), new Promise((r) => metricsServer ? metricsServer.close(r) : r(undefined))]);
+      await Promise.all([upload.close(), proxy?.close(), new Promise((r) => (metricsServer ? metricsServer.close(r) : r(undefined)))]);
     },
   };
 }

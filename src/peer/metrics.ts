@@ -4,10 +4,24 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 export class PeerMetrics {
   readonly registry = new Registry();
-  readonly downloadBytes = new Counter({ name: "kiln_peer_download_bytes_total", help: "Bytes downloaded, by source (p2p or origin)", labelNames: ["source"], registers: [this.registry] });
+  readonly downloadBytes = new Counter({
+    name: "kiln_peer_download_bytes_total",
+    help: "Bytes downloaded, by source (p2p or origin)",
+    labelNames: ["source"],
+    registers: [this.registry],
+  });
   readonly uploadBytes = new Counter({ name: "kiln_peer_upload_bytes_total", help: "Bytes served to other peers", registers: [this.registry] });
-  readonly pieceFailures = new Counter({ name: "kiln_peer_piece_failures_total", help: "Failed piece fetches, by kind", labelNames: ["kind"], registers: [this.registry] });
-  readonly uploadsRejected = new Counter({ name: "kiln_peer_uploads_rejected_total", help: "Uploads refused because all slots were busy", registers: [this.registry] });
+  readonly pieceFailures = new Counter({
+    name: "kiln_peer_piece_failures_total",
+    help: "Failed piece fetches, by kind",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  readonly uploadsRejected = new Counter({
+    name: "kiln_peer_uploads_rejected_total",
+    help: "Uploads refused because all slots were busy",
+    registers: [this.registry],
+  });
   readonly activeUploads = new Gauge({ name: "kiln_peer_active_uploads", help: "Uploads in progress", registers: [this.registry] });
   readonly tasks = new Gauge({ name: "kiln_peer_tasks", help: "Tasks held on disk", registers: [this.registry] });
   /** The proxy's P2P answers: `file` when a complete task is read from its stored file, `stream` while it downloads. */

@@ -42,13 +42,13 @@ export class RegistryClient {
   }
 
   private basic(): string {
-    return "Basic " + Buffer.from(`${this.opts.username ?? ""}:${this.opts.password ?? ""}`).toString("base64");
+    return `Basic ${Buffer.from(`${this.opts.username ?? ""}:${this.opts.password ?? ""}`).toString("base64")}`;
   }
 
-  private async send(url: string, headers: Record<string, string>, what: string): Promise<Response> {
+  private async send(url: string, headers: Record<string, string>, what: string, method = "GET", body?: Buffer): Promise<Response> {
     const signals = [AbortSignal.timeout(this.opts.timeoutMs ?? 30_000), ...(this.opts.signal ? [this.opts.signal] : [])];
     try {
-      return await fetch(url, { headers, signal: AbortSignal.any(signals), redirect: "follow" });
+      return await fetch(url, { method, headers, body: body ? new Uint8Array(body) : undefined, signal: AbortSignal.any(signals), redirect: "follow" });
     } catch (err) {
       if (this.opts.signal?.aborted) throw err;
       const host = new URL(url).host;
@@ -58,10 +58,15 @@ export class RegistryClient {
   }
 
   /** GET with the registry's auth dance: on 401 answer the challenge once and retry. */
-  async get(url: string, accept: string, ref: ManifestRef): Promise<Response> {
-    const base: Record<string, string> = { ...this.opts.headers, accept };
+  get(url: string, accept: string, ref: ManifestRef): Promise<Response> {
+    return this.request("GET", url, { accept }, ref);
+  }
+
+  /** Any request with the auth dance (a push's HEAD, POST and PUT get a token with the push scope the registry asks for). */
+  async request(method: string, url: string, headers: Record<string, string>, ref: ManifestRef, body?: Buffer): Promise<Response> {
+    const base: Record<string, string> = { ...this.opts.headers, ...headers };
     const what = describeRef(ref);
-    let res = await this.send(url, this.authorization ? { ...base, authorization: this.authorization } : base, what);
+    let res = await this.send(url, this.authorization ? { ...base, authorization: this.authorization } : base, what, method, body);
     if (res.status !== 401) return res;
     const header = res.headers.get("www-authenticate") ?? "";
     await res.body?.cancel();
@@ -77,7 +82,7 @@ export class RegistryClient {
     } else {
       throw new KilnError("ORIGIN_STATUS", `${what}: registry answered 401 Unauthorized without a usable challenge (${header || "no WWW-Authenticate"})`, 401);
     }
-    res = await this.send(url, { ...base, authorization: this.authorization }, what);
+    res = await this.send(url, { ...base, authorization: this.authorization }, what, method, body);
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw new KilnError(
@@ -147,7 +152,7 @@ export class RegistryClient {
       throw new KilnError("DIGEST_MISMATCH", `${what}: manifest digest is ${digest}, not the requested ${reference}`);
     }
     const announced = res.headers.get("docker-content-digest");
-    if (announced && announced.startsWith("sha256:") && announced !== digest) {
+    if (announced?.startsWith("sha256:") && announced !== digest) {
       throw new KilnError("DIGEST_MISMATCH", `${what}: manifest digest is ${digest}, but the registry announced ${announced}`);
     }
     return { contentType: res.headers.get("content-type") ?? "", digest, body };

@@ -86,15 +86,11 @@ function variantOf(p: PlatformSpec): string | undefined {
  * Attestation entries (platform unknown/unknown) never match.
  */
 export function pickPlatform(index: ImageIndex, wanted: PlatformSpec): Descriptor | undefined {
-  const candidates = index.manifests.filter(
-    (d) => d.platform && d.platform.os === wanted.os && d.platform.architecture === wanted.architecture,
-  );
+  const candidates = index.manifests.filter((d) => d.platform && d.platform.os === wanted.os && d.platform.architecture === wanted.architecture);
   if (wanted.variant) return candidates.find((d) => variantOf(d.platform!) === variantOf(wanted));
   return candidates.find((d) => !d.platform!.variant) ?? candidates[0];
 }
 
 export function availablePlatforms(index: ImageIndex): string[] {
-  return index.manifests
-    .filter((d) => d.platform && d.platform.os !== "unknown")
-    .map((d) => formatPlatform(d.platform!));
+  return index.manifests.filter((d) => d.platform && d.platform.os !== "unknown").map((d) => formatPlatform(d.platform!));
 }

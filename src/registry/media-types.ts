@@ -11,9 +11,4 @@ export const INDEX_TYPES: readonly string[] = [MEDIA_TYPES.dockerManifestList, M
 export const MANIFEST_TYPES: readonly string[] = [MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociManifest];
 
 /** Accept header for a manifest GET: every type kiln can resolve, best first. */
-export const MANIFEST_ACCEPT = [
-  MEDIA_TYPES.ociIndex,
-  MEDIA_TYPES.dockerManifestList,
-  MEDIA_TYPES.ociManifest,
-  MEDIA_TYPES.dockerManifest,
-].join(", ");
+export const MANIFEST_ACCEPT = [MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifestList, MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest].join(", ");

@@ -36,7 +36,7 @@ export async function createTestDatabase(kind: DbKind): Promise<TestDatabase | {
   }
   if (kind === "mariadb") {
     const { createConnection } = await import("mysql2/promise");
-    let conn;
+    let conn: Awaited<ReturnType<typeof createConnection>>;
     try {
       conn = await createConnection({ uri: MYSQL_ADMIN, connectTimeout: 5_000 });
     } catch (err) {

@@ -21,10 +21,7 @@ export interface KilnProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function spawnKiln(
-  args: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
-): Promise<KilnProcess> {
+export async function spawnKiln(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<KilnProcess> {
   const proc = spawn(process.execPath, [KILN_BIN, ...args], {
     env: { ...process.env, KILN_LOG_LEVEL: process.env.KILN_LOG_LEVEL ?? "info", ...opts.env },
     cwd: opts.cwd,

@@ -82,7 +82,9 @@ function startTokenServer(requireCredentials: boolean, service: string, issuer: 
     const token = `${signingInput}.${b64url(signature)}`;
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token, access_token: token, expires_in: 600 }));
   });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/token` })));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/token` })),
+  );
 }
 
 export interface RegistryOptions {
@@ -147,7 +149,8 @@ ${tlsYaml}${authYaml}`;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  const requests = () => log.filter((l) => /"(GET|HEAD|PUT|POST|PATCH|DELETE) \//.test(l)).map((l) => /"((?:GET|HEAD|PUT|POST|PATCH|DELETE) [^ ]+)/.exec(l)![1]!);
+  const requests = () =>
+    log.filter((l) => /"(GET|HEAD|PUT|POST|PATCH|DELETE) \//.test(l)).map((l) => /"((?:GET|HEAD|PUT|POST|PATCH|DELETE) [^ ]+)/.exec(l)![1]!);
   return {
     url: `${scheme}://${host}`,
     host,
@@ -190,7 +193,7 @@ export interface BuiltImage {
 export function tarOf(name: string, data: Buffer): Buffer {
   const header = Buffer.alloc(512);
   const put = (text: string, off: number, len: number) => header.write(text.slice(0, len), off, len, "ascii");
-  const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, "0") + "\0";
+  const octal = (n: number, len: number) => `${n.toString(8).padStart(len - 1, "0")}\0`;
   put(name, 0, 100);
   put(octal(0o644, 8), 100, 8);
   put(octal(0, 8), 108, 8);
@@ -203,7 +206,7 @@ export function tarOf(name: string, data: Buffer): Buffer {
   put("00", 263, 2);
   let sum = 0;
   for (const b of header) sum += b;
-  put(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8);
+  put(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8);
   const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
   return Buffer.concat([header, data, pad, Buffer.alloc(1024)]);
 }
@@ -214,8 +217,23 @@ export async function selfSignedCert(dir: string, ip: string): Promise<{ cert: s
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
   await execFileP("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-    "-keyout", key, "-out", cert, "-subj", `/CN=${ip}`, "-addext", `subjectAltName=IP:${ip}`,
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "2",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-subj",
+    `/CN=${ip}`,
+    "-addext",
+    `subjectAltName=IP:${ip}`,
   ]);
   return { cert, key };
 }
@@ -270,7 +288,15 @@ export async function pushImage(image: BuiltImage, registry: TestRegistry, repos
   const creds = registry.auth === "none" || registry.auth === "token-anonymous" ? [] : ["--dest-creds", `${REGISTRY_USER}:${REGISTRY_PASSWORD}`];
   await execFileP(
     "skopeo",
-    ["copy", "--all", ...(format === "docker" ? ["--format", "v2s2"] : ["--preserve-digests"]), "--dest-tls-verify=false", ...creds, `oci:${image.layout}:${image.tag}`, `docker://${registry.host}/${repository}:${image.tag}`],
+    [
+      "copy",
+      "--all",
+      ...(format === "docker" ? ["--format", "v2s2"] : ["--preserve-digests"]),
+      "--dest-tls-verify=false",
+      ...creds,
+      `oci:${image.layout}:${image.tag}`,
+      `docker://${registry.host}/${repository}:${image.tag}`,
+    ],
     { timeout: 60_000 },
   );
 }

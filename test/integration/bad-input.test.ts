@@ -141,21 +141,47 @@ describe("bad input", () => {
     const CHILD_HOST = "bad-input-child-host";
     const sched = (c: Case) => raw(schedPort, c.method, c.path, c);
 
-    const host = (o: Record<string, unknown> = {}) => ({ id: HOST, hostname: "h", ip: "127.0.0.1", uploadPort: 9, isSeed: false, uploadSlots: 4, freeUploadSlots: 4, controlToken: "k".repeat(43), ...o });
-    const piece = (n: number) => ({ number: n, digest: "sha256:" + "d".repeat(64), length: 10 });
+    const host = (o: Record<string, unknown> = {}) => ({
+      id: HOST,
+      hostname: "h",
+      ip: "127.0.0.1",
+      uploadPort: 9,
+      isSeed: false,
+      uploadSlots: 4,
+      freeUploadSlots: 4,
+      controlToken: "k".repeat(43),
+      ...o,
+    });
+    const piece = (n: number) => ({ number: n, digest: `sha256:${"d".repeat(64)}`, length: 10 });
     const failure = { parentId: "someone", pieceNumber: 0, kind: "timeout", message: "stalled" };
     const failed = { state: "failed", error: { code: "INTERNAL", status: 500, message: "m" } };
 
     before(async () => {
-      for (const h of [host(), host({ id: CHILD_HOST })]) assert.equal((await sched({ name: "announce", method: "POST", path: `${API}/hosts`, ...json(h) })).status, 200);
-      const reg = await sched({ name: "register", method: "POST", path: `${API}/peers`, ...json({ peerId: "src", hostId: HOST, download: { url: `${origin.url}/sched-only` } }) });
+      for (const h of [host(), host({ id: CHILD_HOST })])
+        assert.equal((await sched({ name: "announce", method: "POST", path: `${API}/hosts`, ...json(h) })).status, 200);
+      const reg = await sched({
+        name: "register",
+        method: "POST",
+        path: `${API}/peers`,
+        ...json({ peerId: "src", hostId: HOST, download: { url: `${origin.url}/sched-only` } }),
+      });
       assert.equal(reg.status, 200, reg.text);
       const reply = JSON.parse(reg.text) as { taskId: string; action: string };
       assert.equal(reply.action, "back_to_source");
       T = reply.taskId;
-      const rep = await sched({ name: "layout", method: "POST", path: `${API}/tasks/${T}/peers/src/pieces`, ...json({ contentLength: 10, pieceLength: 4 * MiB, pieces: [piece(0)] }) });
+      const rep = await sched({
+        name: "layout",
+        method: "POST",
+        path: `${API}/tasks/${T}/peers/src/pieces`,
+        ...json({ contentLength: 10, pieceLength: 4 * MiB, pieces: [piece(0)] }),
+      });
       assert.equal(rep.status, 200, rep.text);
-      const child = await sched({ name: "child", method: "POST", path: `${API}/peers`, ...json({ peerId: "child", hostId: CHILD_HOST, download: { url: `${origin.url}/sched-only` } }) });
+      const child = await sched({
+        name: "child",
+        method: "POST",
+        path: `${API}/peers`,
+        ...json({ peerId: "child", hostId: CHILD_HOST, download: { url: `${origin.url}/sched-only` } }),
+      });
       assert.equal(child.status, 200, child.text);
     });
 
@@ -165,7 +191,7 @@ describe("bad input", () => {
       "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
       known.toUpperCase(),
       known.slice(1),
-      known + "a",
+      `${known}a`,
       "a".repeat(5000),
       "%00",
       "%ZZ",
@@ -187,8 +213,10 @@ describe("bad input", () => {
         const body = r.b ? json(r.b) : {};
         cases.push({ name: `${r.m} peer route${r.s}: unknown task`, method: r.m, path: `${API}/tasks/${X}/peers/src${r.s}`, ...body, status: 404 });
         cases.push({ name: `${r.m} peer route${r.s}: unknown peer`, method: r.m, path: `${API}/tasks/${T}/peers/nobody${r.s}`, ...body, status: 404 });
-        for (const t of idTricks(T)) cases.push({ name: `${r.m} peer route${r.s}: task id ${t.slice(0, 40)}`, method: r.m, path: `${API}/tasks/${t}/peers/src${r.s}`, ...body });
-        for (const p of peerTricks) cases.push({ name: `${r.m} peer route${r.s}: peer id ${p.slice(0, 40)}`, method: r.m, path: `${API}/tasks/${T}/peers/${p}${r.s}`, ...body });
+        for (const t of idTricks(T))
+          cases.push({ name: `${r.m} peer route${r.s}: task id ${t.slice(0, 40)}`, method: r.m, path: `${API}/tasks/${t}/peers/src${r.s}`, ...body });
+        for (const p of peerTricks)
+          cases.push({ name: `${r.m} peer route${r.s}: peer id ${p.slice(0, 40)}`, method: r.m, path: `${API}/tasks/${T}/peers/${p}${r.s}`, ...body });
         cases.push({ name: `${r.m} peer route${r.s}: raw ../ in the path`, method: r.m, path: `${API}/tasks/../../../etc/passwd/peers/src${r.s}`, ...body });
         cases.push({ name: `${r.m} peer route${r.s}: raw ../ as peer`, method: r.m, path: `${API}/tasks/${T}/peers/../../${r.s}`, ...body });
         if (r.b) {
@@ -197,15 +225,34 @@ describe("bad input", () => {
           cases.push({ name: `${r.m}${r.s}: array body`, method: r.m, path: `${API}/tasks/${T}/peers/src${r.s}`, ...json([]), status: 400 });
           cases.push({ name: `${r.m}${r.s}: null body`, method: r.m, path: `${API}/tasks/${T}/peers/src${r.s}`, ...json("null"), status: 400 });
           cases.push({ name: `${r.m}${r.s}: missing fields`, method: r.m, path: `${API}/tasks/${T}/peers/src${r.s}`, ...json({}), status: 400 });
-          cases.push({ name: `${r.m}${r.s}: text/plain`, method: r.m, path: `${API}/tasks/${T}/peers/src${r.s}`, body: "hello", headers: { "content-type": "text/plain" } });
-          cases.push({ name: `${r.m}${r.s}: unknown content type`, method: r.m, path: `${API}/tasks/${T}/peers/src${r.s}`, body: "<x/>", headers: { "content-type": "application/xml" }, status: 415 });
+          cases.push({
+            name: `${r.m}${r.s}: text/plain`,
+            method: r.m,
+            path: `${API}/tasks/${T}/peers/src${r.s}`,
+            body: "hello",
+            headers: { "content-type": "text/plain" },
+          });
+          cases.push({
+            name: `${r.m}${r.s}: unknown content type`,
+            method: r.m,
+            path: `${API}/tasks/${T}/peers/src${r.s}`,
+            body: "<x/>",
+            headers: { "content-type": "application/xml" },
+            status: 415,
+          });
         }
       }
-      const onSrc = (s: string, b: unknown, name: string, status = 400): Case => ({ name, method: "POST", path: `${API}/tasks/${T}/peers/src${s}`, ...json(b), status });
+      const onSrc = (s: string, b: unknown, name: string, status = 400): Case => ({
+        name,
+        method: "POST",
+        path: `${API}/tasks/${T}/peers/src${s}`,
+        ...json(b),
+        status,
+      });
       cases.push(
         onSrc("/pieces", { pieces: "x" }, "pieces: wrong type"),
         onSrc("/pieces", { pieces: [{ ...piece(0), digest: "md5:8a04994a666b4e4b20a2fd9e5a44f44c" }] }, "pieces: md5 digest"),
-        onSrc("/pieces", { pieces: [{ ...piece(0), digest: "sha256:" + "D".repeat(64) }] }, "pieces: uppercase digest"),
+        onSrc("/pieces", { pieces: [{ ...piece(0), digest: `sha256:${"D".repeat(64)}` }] }, "pieces: uppercase digest"),
         onSrc("/pieces", { pieces: [{ ...piece(0), number: -1 }] }, "pieces: negative number"),
         onSrc("/pieces", { pieces: [{ ...piece(0), number: 1.5 }] }, "pieces: fractional number"),
         onSrc("/pieces", { pieces: [{ ...piece(0), number: "0" }] }, "pieces: number as string"),
@@ -213,7 +260,13 @@ describe("bad input", () => {
         onSrc("/pieces", { pieces: [], pieceLength: 0 }, "pieces: zero piece length"),
         onSrc("/pieces", { pieces: [], contentLength: -5 }, "pieces: negative content length"),
         onSrc("/pieces", { pieces: [], pieceLength: 8 * MiB }, "pieces: changing the piece length", 409),
-        { name: "pieces: a child setting the content length", method: "POST", path: `${API}/tasks/${T}/peers/child/pieces`, ...json({ contentLength: 99, pieces: [] }), status: 409 },
+        {
+          name: "pieces: a child setting the content length",
+          method: "POST",
+          path: `${API}/tasks/${T}/peers/child/pieces`,
+          ...json({ contentLength: 99, pieces: [] }),
+          status: 409,
+        },
         onSrc("/failures", { ...failure, kind: "bogus" }, "failures: unknown kind"),
         onSrc("/failures", { ...failure, pieceNumber: -1 }, "failures: negative piece"),
         onSrc("/failures", { ...failure, parentId: "../x/y" }, "failures: parent id with slashes"),
@@ -225,7 +278,14 @@ describe("bad input", () => {
         onSrc("/result", { state: "failed", error: { code: "X", status: 99, message: "m" } }, "result: status out of range"),
         onSrc("/result", { state: "succeeded", contentLength: 11 }, "result: a length the task does not have", 409),
       );
-      for (const [q, what] of [["since=abc", "since not a number"], ["count=0", "count 0"], ["count=65", "count 65"], ["waitMs=-1", "negative wait"], ["waitMs=30001", "wait too long"], ["since=1e400", "since overflow"]]) {
+      for (const [q, what] of [
+        ["since=abc", "since not a number"],
+        ["count=0", "count 0"],
+        ["count=65", "count 65"],
+        ["waitMs=-1", "negative wait"],
+        ["waitMs=30001", "wait too long"],
+        ["since=1e400", "since overflow"],
+      ]) {
         cases.push({ name: `schedule: ${what}`, method: "GET", path: `${API}/tasks/${T}/peers/src/schedule?${q}`, status: 400 });
       }
 
@@ -246,7 +306,7 @@ describe("bad input", () => {
         [{ ...host(), freeUploadSlots: -1 }, "negative slots"],
         [{ ...host(), hostname: "" }, "empty hostname"],
         [{ ...host(), controlToken: "short" }, "control token too short"],
-        [{ ...host(), controlToken: "x".repeat(40) + " ;" }, "control token with other characters"],
+        [{ ...host(), controlToken: `${"x".repeat(40)} ;` }, "control token with other characters"],
         [(({ controlToken: _t, ...rest }) => rest)(host()), "missing control token"],
         [{}, "empty object"],
         [(({ id: _id, ...rest }) => rest)(host()), "missing id"],
@@ -254,7 +314,8 @@ describe("bad input", () => {
         [42, "number"],
         ['"str"', "string"],
       ];
-      for (const [b, what] of hostBad) cases.push({ name: `announce: ${what}`, method: "POST", path: `${API}/hosts`, ...json(typeof b === "string" ? b : JSON.stringify(b)), status: 400 });
+      for (const [b, what] of hostBad)
+        cases.push({ name: `announce: ${what}`, method: "POST", path: `${API}/hosts`, ...json(typeof b === "string" ? b : JSON.stringify(b)), status: 400 });
       cases.push({ name: "announce: malformed JSON", method: "POST", path: `${API}/hosts`, ...json('{"id": "x",'), status: 400 });
       cases.push({ name: "announce: __proto__ key", method: "POST", path: `${API}/hosts`, ...json('{"__proto__": {"isSeed": true}}'), status: 400 });
       cases.push({ name: "announce: no body", method: "POST", path: `${API}/hosts`, status: 400 });
@@ -279,7 +340,8 @@ describe("bad input", () => {
         [reg({ hostId: "nobody" }), "unknown host", 404],
         [reg({ peerId: "src", download: { url: `${origin.url}/sched-only` } }), "duplicate peer", 409],
       ];
-      for (const [b, what, status] of regBad) cases.push({ name: `register: ${what}`, method: "POST", path: `${API}/peers`, ...json(b), status: status ?? 400 });
+      for (const [b, what, status] of regBad)
+        cases.push({ name: `register: ${what}`, method: "POST", path: `${API}/peers`, ...json(b), status: status ?? 400 });
       cases.push({ name: "register: malformed JSON", method: "POST", path: `${API}/peers`, ...json("{peerId: src}"), status: 400 });
 
       // Preheat
@@ -324,7 +386,14 @@ describe("bad input", () => {
     });
 
     it("property: random bytes as a JSON body never yield a 5xx", async () => {
-      const routes = [`${API}/hosts`, `${API}/peers`, `${API}/preheat`, `${API}/tasks/${T}/peers/src/pieces`, `${API}/tasks/${T}/peers/src/failures`, `${API}/tasks/${T}/peers/child/result`];
+      const routes = [
+        `${API}/hosts`,
+        `${API}/peers`,
+        `${API}/preheat`,
+        `${API}/tasks/${T}/peers/src/pieces`,
+        `${API}/tasks/${T}/peers/src/failures`,
+        `${API}/tasks/${T}/peers/child/result`,
+      ];
       await fc.assert(
         fc.asyncProperty(fc.constantFrom(...routes), fc.uint8Array({ maxLength: 512 }), async (path, bytes) => {
           const r = await sched({ name: "random", method: "POST", path, ...json(Buffer.from(bytes)) });
@@ -335,7 +404,14 @@ describe("bad input", () => {
     });
 
     it("property: random JSON values as bodies never yield a 5xx", async () => {
-      const routes = [`${API}/hosts`, `${API}/peers`, `${API}/preheat`, `${API}/tasks/${T}/peers/src/pieces`, `${API}/tasks/${T}/peers/src/failures`, `${API}/tasks/${T}/peers/child/result`];
+      const routes = [
+        `${API}/hosts`,
+        `${API}/peers`,
+        `${API}/preheat`,
+        `${API}/tasks/${T}/peers/src/pieces`,
+        `${API}/tasks/${T}/peers/src/failures`,
+        `${API}/tasks/${T}/peers/child/result`,
+      ];
       await fc.assert(
         fc.asyncProperty(fc.constantFrom(...routes), fc.json({ maxDepth: 4 }), async (path, body) => {
           const r = await sched({ name: "random", method: "POST", path, ...json(body) });
@@ -347,12 +423,16 @@ describe("bad input", () => {
 
     it("property: random task and peer IDs in paths never yield a 5xx", async () => {
       await fc.assert(
-        fc.asyncProperty(anyId(200).filter((s) => !["src", "child", HOST, CHILD_HOST].includes(s)), fc.constantFrom("task", "peer", "host"), async (s, where) => {
-          const id = encodeURIComponent(s);
-          const path = where === "task" ? `${API}/tasks/${id}` : where === "peer" ? `${API}/tasks/${T}/peers/${id}/schedule?waitMs=0` : `${API}/hosts/${id}`;
-          const r = await sched({ name: "random id", method: where === "host" ? "DELETE" : "GET", path });
-          assert4xxJson(r, `random id ${JSON.stringify(s)} as ${where}`);
-        }),
+        fc.asyncProperty(
+          anyId(200).filter((s) => !["src", "child", HOST, CHILD_HOST].includes(s)),
+          fc.constantFrom("task", "peer", "host"),
+          async (s, where) => {
+            const id = encodeURIComponent(s);
+            const path = where === "task" ? `${API}/tasks/${id}` : where === "peer" ? `${API}/tasks/${T}/peers/${id}/schedule?waitMs=0` : `${API}/hosts/${id}`;
+            const r = await sched({ name: "random id", method: where === "host" ? "DELETE" : "GET", path });
+            assert4xxJson(r, `random id ${JSON.stringify(s)} as ${where}`);
+          },
+        ),
         { numRuns: 150 },
       );
     });
@@ -388,7 +468,12 @@ describe("bad input", () => {
       // report pieces or report a result.
       const hex = "9".repeat(128);
       const url = `${origin.url}/v2/library/x/blobs/sha512:${hex}`;
-      const reg = await sched({ name: "register sha512", method: "POST", path: `${API}/peers`, ...json({ peerId: "sha512-peer", hostId: HOST, download: { url } }) });
+      const reg = await sched({
+        name: "register sha512",
+        method: "POST",
+        path: `${API}/peers`,
+        ...json({ peerId: "sha512-peer", hostId: HOST, download: { url } }),
+      });
       assert.equal(reg.status, 200, reg.text);
       const taskId = (JSON.parse(reg.text) as { taskId: string }).taskId;
       assert.equal(taskId, hex);
@@ -408,13 +493,17 @@ describe("bad input", () => {
       const body = JSON.parse(st.text) as { task: { state: string; contentLength: number }; peers: { peerId: string; state: string }[] };
       assert.equal(body.task.state, "running");
       assert.equal(body.task.contentLength, 10);
-      assert.deepEqual(body.peers.map((p) => [p.peerId, p.state]).sort(), [["child", "running"], ["src", "back_to_source"]]);
+      assert.deepEqual(body.peers.map((p) => [p.peerId, p.state]).sort(), [
+        ["child", "running"],
+        ["src", "back_to_source"],
+      ]);
     });
   });
 
   describe("peer upload server", () => {
     const X = "e".repeat(64);
-    const up = (method: string, path: string, opts: { body?: string | Buffer; headers?: Record<string, string> } = {}) => raw(peer.uploadPort, method, path, opts);
+    const up = (method: string, path: string, opts: { body?: string | Buffer; headers?: Record<string, string> } = {}) =>
+      raw(peer.uploadPort, method, path, opts);
 
     it("serves the pieces and bytes of a task it holds (the routes under test are live)", async () => {
       const p0 = await up("GET", `/pieces/${K}/0`);
@@ -441,7 +530,18 @@ describe("bad input", () => {
     });
 
     it("path tricks in the task ID: 400 JSON", async () => {
-      const tricks = ["..%2F..%2Fetc%2Fpasswd", "%2E%2E", K.toUpperCase(), K.slice(1), K + "0", "a".repeat(5000), "%00", `${K}%2Fmeta.json`, `${K}%2F..%2F..%2Fetc%2Fpasswd`, "%20"];
+      const tricks = [
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2E%2E",
+        K.toUpperCase(),
+        K.slice(1),
+        `${K}0`,
+        "a".repeat(5000),
+        "%00",
+        `${K}%2Fmeta.json`,
+        `${K}%2F..%2F..%2Fetc%2Fpasswd`,
+        "%20",
+      ];
       const failures: string[] = [];
       for (const t of tricks) {
         for (const path of [`/pieces/${t}/0`, `/tasks/${t}`]) {
@@ -495,15 +595,33 @@ describe("bad input", () => {
     });
 
     it("wrong method: 405 JSON", async () => {
-      for (const [m, p] of [["POST", `/pieces/${K}/0`], ["PUT", `/tasks/${K}`], ["DELETE", `/tasks/${K}`], ["DELETE", `/tasks/${X}`], ["GET", "/api/v1/prefetch"], ["PUT", "/api/v1/prefetch"]] as const) {
+      for (const [m, p] of [
+        ["POST", `/pieces/${K}/0`],
+        ["PUT", `/tasks/${K}`],
+        ["DELETE", `/tasks/${K}`],
+        ["DELETE", `/tasks/${X}`],
+        ["GET", "/api/v1/prefetch"],
+        ["PUT", "/api/v1/prefetch"],
+      ] as const) {
         assert4xxJson(await up(m, p), `${m} ${p}`, 405);
       }
     });
 
     it("prefetch without the control token the peer announced: 401 JSON, nothing fetched", async () => {
       const body = JSON.stringify({ taskId: taskIdFor({ url: `${origin.url}/prefetch-never` }), download: { url: `${origin.url}/prefetch-never` } });
-      for (const authorization of [undefined, "", "Bearer", `Bearer ${CONTROL_TOKEN}x`, `Bearer ${CONTROL_TOKEN.slice(1)}`, CONTROL_TOKEN, `Basic ${CONTROL_TOKEN}`]) {
-        const r = await up("POST", "/api/v1/prefetch", { body, headers: { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) } });
+      for (const authorization of [
+        undefined,
+        "",
+        "Bearer",
+        `Bearer ${CONTROL_TOKEN}x`,
+        `Bearer ${CONTROL_TOKEN.slice(1)}`,
+        CONTROL_TOKEN,
+        `Basic ${CONTROL_TOKEN}`,
+      ]) {
+        const r = await up("POST", "/api/v1/prefetch", {
+          body,
+          headers: { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) },
+        });
         const e = assert4xxJson(r, `prefetch with authorization ${JSON.stringify(authorization)}`, 401);
         assert.match(e.message, /control token/);
       }
@@ -511,7 +629,8 @@ describe("bad input", () => {
     });
 
     it("prefetch: malformed JSON, invalid bodies and a taskId that does not match the download are 400 JSON", async () => {
-      const post = (body: string | Buffer) => up("POST", "/api/v1/prefetch", { body, headers: { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` } });
+      const post = (body: string | Buffer) =>
+        up("POST", "/api/v1/prefetch", { body, headers: { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` } });
       const download = { url: `${origin.url}/prefetch-never` };
       const rightId = taskIdFor({ url: download.url });
       const bad: [string, string][] = [
@@ -540,7 +659,7 @@ describe("bad input", () => {
       // Regression test (this was a bug): V8's JSON.parse message cuts its excerpt mid surrogate
       // pair, and encoding that message into the x-kiln-error header threw and killed the peer.
       const headers = { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` };
-      for (const body of ["x" + "😀".repeat(20), "[1," + "😀".repeat(9) + "a"]) {
+      for (const body of [`x${"😀".repeat(20)}`, `[1,${"😀".repeat(9)}a`]) {
         const e = assert4xxJson(await up("POST", "/api/v1/prefetch", { body, headers }), `prefetch ${body.slice(0, 8)}`, 400);
         assert.match(e.message, /not valid JSON|Unexpected token/);
       }
@@ -550,7 +669,10 @@ describe("bad input", () => {
     it("property: random bytes to prefetch never yield a 5xx", async () => {
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
-          const r = await up("POST", "/api/v1/prefetch", { body: Buffer.from(bytes), headers: { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` } });
+          const r = await up("POST", "/api/v1/prefetch", {
+            body: Buffer.from(bytes),
+            headers: { "content-type": "application/json", authorization: `Bearer ${CONTROL_TOKEN}` },
+          });
           assert4xxJson(r, "random prefetch body", 400);
         }),
         { numRuns: 100 },

@@ -47,7 +47,16 @@ describe("a scheduler with a cluster secret", () => {
   });
 
   it("API calls without the secret, or with a wrong one, get 401 and change nothing", async () => {
-    const host = { id: "intruder", hostname: "x", ip: "127.0.0.1", uploadPort: 9, isSeed: true, uploadSlots: 1, freeUploadSlots: 1, controlToken: "t".repeat(40) };
+    const host = {
+      id: "intruder",
+      hostname: "x",
+      ip: "127.0.0.1",
+      uploadPort: 9,
+      isSeed: true,
+      uploadSlots: 1,
+      freeUploadSlots: 1,
+      controlToken: "t".repeat(40),
+    };
     const calls: [string, string, unknown][] = [
       ["POST", `${SCHEDULER_API}/hosts`, host],
       ["POST", `${SCHEDULER_API}/preheat`, { download: { url: `${origin.url}/file.bin` } }],
@@ -76,24 +85,46 @@ describe("a scheduler with a cluster secret", () => {
 
   it("a peer started without the secret cannot download through the swarm, and says why", async () => {
     const outsider = await spawnKiln(
-      ["peer", "--scheduler", cluster.schedulerUrl, "--host", "127.0.0.1", "--advertise-ip", "127.0.0.1", "--hostname", "outsider", "--port", "0", "--proxy-port", "0", "--metrics-port", "0", "--data-dir", join(tmp, "outsider")],
+      [
+        "peer",
+        "--scheduler",
+        cluster.schedulerUrl,
+        "--host",
+        "127.0.0.1",
+        "--advertise-ip",
+        "127.0.0.1",
+        "--hostname",
+        "outsider",
+        "--port",
+        "0",
+        "--proxy-port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--data-dir",
+        join(tmp, "outsider"),
+      ],
       { env: { KILN_CLUSTER_SECRET: "" } },
     );
     try {
       // What `kiln get` sends: an absolute URL with X-Dragonfly-Use-P2P.
       const res = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-        const req = http.request({ host: "127.0.0.1", port: outsider.ready.proxyPort as number, path: `${origin.url}/file.bin`, headers: { "x-dragonfly-use-p2p": "true" } }, (r) => {
-          const chunks: Buffer[] = [];
-          r.on("data", (d: Buffer) => chunks.push(d));
-          r.on("end", () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        });
+        const req = http.request(
+          { host: "127.0.0.1", port: outsider.ready.proxyPort as number, path: `${origin.url}/file.bin`, headers: { "x-dragonfly-use-p2p": "true" } },
+          (r) => {
+            const chunks: Buffer[] = [];
+            r.on("data", (d: Buffer) => chunks.push(d));
+            r.on("end", () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          },
+        );
         req.on("error", reject).end();
       });
       assert.equal(res.status, 401);
       assert.match(res.body.toString(), /needs the cluster secret/);
       assert.equal(origin.requests.filter((q) => q.path === "/file.bin").length, 1, "the origin was not asked again");
-      const logs = outsider.lines.join("\n");
-      assert.match(logs, /needs the cluster secret/, "its log says why it is not in the swarm");
+      // The peer logs its refused announce on its own schedule, not before it answers: give it a moment.
+      for (let i = 0; i < 100 && !outsider.lines.some((l) => l.includes("needs the cluster secret")); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(outsider.lines.join("\n"), /needs the cluster secret/, "its log says why it is not in the swarm");
     } finally {
       await outsider.kill();
     }

@@ -43,7 +43,10 @@ async function partialFileIn(dir: string): Promise<string> {
   for (;;) {
     for (const name of await readdir(dir)) {
       if (!name.endsWith(".part")) continue;
-      const size = await stat(join(dir, name)).then((s) => s.size, () => 0);
+      const size = await stat(join(dir, name)).then(
+        (s) => s.size,
+        () => 0,
+      );
       if (size > 0) return name;
     }
     await sleep(50);
@@ -81,8 +84,18 @@ describe("kiln get interrupted: no partial file, the signal's exit status", () =
     return { path, url: `${origin.url}${path}`, dir, out: join(dir, "out.bin") };
   }
 
-  const kilnGet = (url: string, out: string, extra: string[] = []) =>
-    [process.execPath, KILN_BIN, "get", url, "-O", out, "--peer", peer.proxyUrl, "--no-progress", ...extra];
+  const kilnGet = (url: string, out: string, extra: string[] = []) => [
+    process.execPath,
+    KILN_BIN,
+    "get",
+    url,
+    "-O",
+    out,
+    "--peer",
+    peer.proxyUrl,
+    "--no-progress",
+    ...extra,
+  ];
 
   for (const [signal, status] of [
     ["SIGINT", 130],

@@ -86,7 +86,12 @@ describe("HTTP edges of the upload and proxy ports", () => {
   it("ignores an inverted Range (whole body, 200) and answers 416 to an unsatisfiable one", async () => {
     const whole = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { range: "bytes=5-1" } });
     assert.equal(whole.status, 200);
-    assert.equal(createHash("sha256").update(Buffer.from(await whole.arrayBuffer())).digest("hex"), file.sha256);
+    assert.equal(
+      createHash("sha256")
+        .update(Buffer.from(await whole.arrayBuffer()))
+        .digest("hex"),
+      file.sha256,
+    );
     const beyond = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { range: `bytes=${file.data.length}-` } });
     assert.equal(beyond.status, 416);
     assert.equal(beyond.headers.get("content-range"), `bytes */${file.data.length}`);

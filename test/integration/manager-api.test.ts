@@ -145,7 +145,10 @@ for (const kind of DB_KINDS) {
       assert.equal(done.state, "FAILURE");
       assertSeedShape(done, "image", `${CLOSED}/v2/library/alpine/manifests/3.19`);
       assert.match(done.result.error, /unreachable: connection refused/);
-      assert.ok(done.result.log.some((l: string) => /cannot resolve image .*connection refused/.test(l)), done.result.log.join("\n"));
+      assert.ok(
+        done.result.log.some((l: string) => /cannot resolve image .*connection refused/.test(l)),
+        done.result.log.join("\n"),
+      );
       assert.equal(done.result.failure_tasks[0].url, `${CLOSED}/v2/library/alpine/manifests/3.19`);
     });
 
@@ -217,7 +220,19 @@ for (const kind of DB_KINDS) {
         token: jobToken,
         body: {
           type: "preheat",
-          args: { type: "file", url: `${CLOSED}/a?Expires=1&x=2`, filtered_query_params: "Expires", piece_length: 8388608, tag: "t1", application: "app", scope: "all_seed_peers", ips: ["127.0.0.1"], count: 2, timeout: "30m", headers: { "X-Test": "1" } },
+          args: {
+            type: "file",
+            url: `${CLOSED}/a?Expires=1&x=2`,
+            filtered_query_params: "Expires",
+            piece_length: 8388608,
+            tag: "t1",
+            application: "app",
+            scope: "all_seed_peers",
+            ips: ["127.0.0.1"],
+            count: 2,
+            timeout: "30m",
+            headers: { "X-Test": "1" },
+          },
         },
       });
       assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -252,10 +267,16 @@ for (const kind of DB_KINDS) {
         [{ type: "preheat", args: { type: "file", url: "http://x/y\r\nHost: evil" } }, /args\.url: must not contain spaces or control characters/],
         [{ type: "preheat", args: { type: "file", url: "http://x/a\tb" } }, /args\.url: must not contain spaces or control characters/],
         // Each wrong value says what is wrong with it, not a blanket "must be a number".
-        [{ type: "preheat", args: { type: "file", url: "http://x/y", concurrent_peer_count: -5 } }, /args\.concurrent_peer_count: must be an integer from 1 to 10000/],
+        [
+          { type: "preheat", args: { type: "file", url: "http://x/y", concurrent_peer_count: -5 } },
+          /args\.concurrent_peer_count: must be an integer from 1 to 10000/,
+        ],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", count: 1.5 } }, /args\.count: must be an integer from 1 to 100000/],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", percentage: "ten" } }, /args\.percentage: must be a number/],
-        [{ type: "preheat", args: { type: "file", url: "http://x/y", filteredQueryParams: "a".repeat(2000) } }, /args\.filteredQueryParams: must be at most 1024 characters/],
+        [
+          { type: "preheat", args: { type: "file", url: "http://x/y", filteredQueryParams: "a".repeat(2000) } },
+          /args\.filteredQueryParams: must be at most 1024 characters/,
+        ],
       ];
       for (const [body, field] of cases) {
         const r = await api(jobs, { token: jobToken, body });
@@ -333,7 +354,10 @@ for (const kind of DB_KINDS) {
       assert.match(limited.json.message, /rate limit.*slow/);
       assert.ok(Number(limited.headers.get("retry-after")) >= 1);
       const ok = answers.find((a) => a.status === 200)!;
-      assert.deepEqual(ok.json.scheduler_clusters.map((x: any) => x.name), ["slow"]);
+      assert.deepEqual(
+        ok.json.scheduler_clusters.map((x: any) => x.name),
+        ["slow"],
+      );
       // Jobs without scheduler_cluster_ids go to every cluster.
       const all = await api(jobs, { token: jobToken, body: { type: "preheat", args: { type: "file", url: `${CLOSED}/all` } } });
       if (all.status === 200) assert.deepEqual(all.json.scheduler_clusters.map((x: any) => x.name).sort(), ["cluster-1", "slow"]);
@@ -342,8 +366,18 @@ for (const kind of DB_KINDS) {
 
     it("keeps schedulers and seed peers in the cluster's records while they keep alive", async (t) => {
       if (skip) return t.skip(skip);
-      const sched = startManagerKeepAlive({ managerUrl: m.url, kind: "scheduler", registration: { hostname: "sched-a", ip: "127.0.0.1", port: 8002 }, intervalMs: 200 });
-      const seed = startManagerKeepAlive({ managerUrl: m.url, kind: "seed_peer", registration: { hostname: "seed-a", ip: "127.0.0.1", port: 4010 }, intervalMs: 200 });
+      const sched = startManagerKeepAlive({
+        managerUrl: m.url,
+        kind: "scheduler",
+        registration: { hostname: "sched-a", ip: "127.0.0.1", port: 8002 },
+        intervalMs: 200,
+      });
+      const seed = startManagerKeepAlive({
+        managerUrl: m.url,
+        kind: "seed_peer",
+        registration: { hostname: "seed-a", ip: "127.0.0.1", port: 4010 },
+        intervalMs: 200,
+      });
       await Promise.all([sched.registered, seed.registered]);
       const c1 = async () => (await api(`${m.url}/oapi/v1/clusters`, { token: bothToken })).json.find((c: any) => c.name === "cluster-1");
       let c = await c1();
@@ -386,9 +420,9 @@ describe("manager first start", () => {
       const console = new ConsoleClient(m.url);
       await assert.rejects(console.signIn("root", "wrong"), /Unauthorized/);
       const s = await console.signIn("root", password);
-      assert.equal(s.must_change_password, true);
+      assert.equal(s.user.must_change_password, true);
       await assert.rejects(console.createToken({ name: "x", scopes: ["job"] }), /Password must be changed/);
-      await console.resetPassword(s.user_id, password, "a-new-password");
+      await console.resetPassword(s.user.id, password, "a-new-password");
       const t1 = await console.createToken({ name: "x", scopes: ["job"] });
       assert.match(t1.token!, /^kiln_pat_/);
       await assert.rejects(new ConsoleClient(m.url).signIn("root", password), /Unauthorized/);

@@ -22,7 +22,7 @@ import { taskIdFor } from "../../src/common/task-id.js";
 import { SchedulerClient } from "../../src/api/scheduler-client.js";
 
 const ROOT_PASSWORD = "e2e-root-password";
-const basic = "Basic " + Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString("base64");
+const basic = `Basic ${Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString("base64")}`;
 
 /** Seed 001's image body, verbatim but for the URL and the credentials. */
 const seedImageBody = (url: string, username: string, password: string) => `{
@@ -50,7 +50,7 @@ async function startGatedOrigin(data: Buffer) {
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
   let hits = 0;
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer(async (_req, res) => {
     hits++;
     await gate;
     res.writeHead(200, { "content-length": data.length }).end(data);
@@ -60,10 +60,11 @@ async function startGatedOrigin(data: Buffer) {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     open,
     hits: () => hits,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -85,7 +86,19 @@ describe("preheat end to end", () => {
   // A fixed port, so that the scheduler and seed peer find the manager again after it restarts.
   const startManagerProc = () =>
     spawnKiln(
-      ["manager", "--host", "127.0.0.1", "--port", String(managerPort), "--database-url", `sqlite:${join(dir, "manager.db")}`, "--job-poll-ms", "100", "--keepalive-ms", "500"],
+      [
+        "manager",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(managerPort),
+        "--database-url",
+        `sqlite:${join(dir, "manager.db")}`,
+        "--job-poll-ms",
+        "100",
+        "--keepalive-ms",
+        "500",
+      ],
       { env: { KILN_ROOT_PASSWORD: ROOT_PASSWORD } },
     );
 
@@ -116,7 +129,9 @@ describe("preheat end to end", () => {
     cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1"] });
     seed = await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
     peer = await cluster.addPeer("peer-1");
-    const created = await runKiln(["token", "create", "--scope", "job", "--scope", "cluster", "--manager", managerUrl], { env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD } });
+    const created = await runKiln(["token", "create", "--scope", "job", "--scope", "cluster", "--manager", managerUrl], {
+      env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD },
+    });
     assert.equal(created.code, 0, created.stderr);
     token = created.stdout.trim();
     assert.match(token, /^kiln_pat_/);
@@ -140,8 +155,21 @@ describe("preheat end to end", () => {
     const r = await api(`${managerUrl}/oapi/v1/jobs`, { token, raw: seedImageBody(url, REGISTRY_USER, REGISTRY_PASSWORD) });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.state, "PENDING");
-    assert.deepEqual(r.json.args, { filteredQueryParams: "Expires&Signature", headers: null, password: "", pieceLength: 4194304, platform: "", tag: "", type: "image", url, username: "" });
-    assert.deepEqual(r.json.scheduler_clusters.map((c: any) => c.name), ["cluster-1"]);
+    assert.deepEqual(r.json.args, {
+      filteredQueryParams: "Expires&Signature",
+      headers: null,
+      password: "",
+      pieceLength: 4194304,
+      platform: "",
+      tag: "",
+      type: "image",
+      url,
+      username: "",
+    });
+    assert.deepEqual(
+      r.json.scheduler_clusters.map((c: any) => c.name),
+      ["cluster-1"],
+    );
     const job = await waitForJob(managerUrl, token, r.json.id);
     assert.equal(job.state, "SUCCESS", JSON.stringify(job.result, null, 2));
     const p = single.platforms["linux/amd64"]!;
@@ -161,17 +189,22 @@ describe("preheat end to end", () => {
     const out = join(dir, "layer.tgz");
     const got = await cluster.get(peer, `${registry.url}/v2/library/alpine/blobs/${layer}`, out, ["-H", `Authorization: ${basic}`]);
     assert.equal(got.code, 0, got.stderr);
-    assert.equal("sha256:" + createHash("sha256").update(await readFile(out)).digest("hex"), layer);
+    assert.equal(
+      "sha256:" +
+        createHash("sha256")
+          .update(await readFile(out))
+          .digest("hex"),
+      layer,
+    );
     assert.equal(registry.blobGets(layer), 1, "the pull did not touch the registry again");
   });
 
   it("kiln preheat image picks linux/arm64 from a multi-arch index and preheats only its blobs", async (t) => {
     if (skip) return t.skip(skip);
     const url = `${registry.url}/v2/team/multi/manifests/${multi.tag}`;
-    const r = await runKiln(
-      ["preheat", "image", url, "--manager", managerUrl, "--username", REGISTRY_USER, "--platform", "linux/arm64", "--poll-ms", "200"],
-      { env: { KILN_TOKEN: token, KILN_REGISTRY_PASSWORD: REGISTRY_PASSWORD } },
-    );
+    const r = await runKiln(["preheat", "image", url, "--manager", managerUrl, "--username", REGISTRY_USER, "--platform", "linux/arm64", "--poll-ms", "200"], {
+      env: { KILN_TOKEN: token, KILN_REGISTRY_PASSWORD: REGISTRY_PASSWORD },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /SUCCESS: job \d+ preheated 3 URL\(s\) on seed-1/);
     const arm = multi.platforms["linux/arm64/v8"]!;
@@ -195,9 +228,17 @@ describe("preheat end to end", () => {
     const out = join(dir, "data.bin");
     const got = await cluster.get(peer, `${origin.url}/files/data.bin?Expires=999&Signature=zzz`, out);
     assert.equal(got.code, 0, got.stderr);
-    assert.equal(createHash("sha256").update(await readFile(out)).digest("hex"), file.sha256);
+    assert.equal(
+      createHash("sha256")
+        .update(await readFile(out))
+        .digest("hex"),
+      file.sha256,
+    );
     assert.equal(origin.totalSent(), sentAfterPreheat, "served from the swarm");
-    assert.equal(job.result.success_tasks[0].task_id, taskIdFor({ url: `${origin.url}/files/data.bin?Expires=999&Signature=zzz`, filteredQueryParams: ["Expires", "Signature", "ns"] }));
+    assert.equal(
+      job.result.success_tasks[0].task_id,
+      taskIdFor({ url: `${origin.url}/files/data.bin?Expires=999&Signature=zzz`, filteredQueryParams: ["Expires", "Signature", "ns"] }),
+    );
   });
 
   it("scope all_peers with concurrent_peer_count 1: every host preheats, one after another", async (t) => {
@@ -222,7 +263,10 @@ describe("preheat end to end", () => {
         await new Promise((res) => setTimeout(res, 10));
       }
     })();
-    const r = await api(`${managerUrl}/oapi/v1/jobs`, { token, body: { type: "preheat", args: { type: "file", url, scope: "all_peers", concurrent_peer_count: 1 } } });
+    const r = await api(`${managerUrl}/oapi/v1/jobs`, {
+      token,
+      body: { type: "preheat", args: { type: "file", url, scope: "all_peers", concurrent_peer_count: 1 } },
+    });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     const job = await waitForJob(managerUrl, token, r.json.id);
     watching = false;
@@ -237,10 +281,25 @@ describe("preheat end to end", () => {
     if (skip) return t.skip(skip);
     const closed = `http://127.0.0.1:${await freePort()}`;
     const cases: [string, RegExp][] = [
-      [seedImageBody(`${registry.url}/v2/library/alpine/manifests/${single.tag}`, REGISTRY_USER, "wrong-password"), /refused access \(401 Unauthorized\): check the username and password/],
-      [seedImageBody(`${registry.url}/v2/library/alpine/manifests/no-such-tag`, REGISTRY_USER, REGISTRY_PASSWORD), /library\/alpine:no-such-tag: tag not found in the registry \(404/],
       [
-        JSON.stringify({ type: "preheat", args: { type: "image", url: `${registry.url}/v2/team/multi/manifests/${multi.tag}`, platform: "linux/s390x", username: REGISTRY_USER, password: REGISTRY_PASSWORD } }),
+        seedImageBody(`${registry.url}/v2/library/alpine/manifests/${single.tag}`, REGISTRY_USER, "wrong-password"),
+        /refused access \(401 Unauthorized\): check the username and password/,
+      ],
+      [
+        seedImageBody(`${registry.url}/v2/library/alpine/manifests/no-such-tag`, REGISTRY_USER, REGISTRY_PASSWORD),
+        /library\/alpine:no-such-tag: tag not found in the registry \(404/,
+      ],
+      [
+        JSON.stringify({
+          type: "preheat",
+          args: {
+            type: "image",
+            url: `${registry.url}/v2/team/multi/manifests/${multi.tag}`,
+            platform: "linux/s390x",
+            username: REGISTRY_USER,
+            password: REGISTRY_PASSWORD,
+          },
+        }),
         /platform linux\/s390x is not in the image index \(available: linux\/amd64, linux\/arm64\/v8\)/,
       ],
       [seedFileBody(`${origin.url}/files/missing.bin`), /404/],
@@ -256,11 +315,16 @@ describe("preheat end to end", () => {
       const job = await waitForJob(managerUrl, token, ids[i]!);
       assert.equal(job.state, "FAILURE");
       assert.match(job.result.error, cause);
-      assert.ok(job.result.log.some((l: string) => cause.test(l)), job.result.log.join("\n"));
+      assert.ok(
+        job.result.log.some((l: string) => cause.test(l)),
+        job.result.log.join("\n"),
+      );
       assert.ok(job.result.failure_tasks.length >= 1);
     }
     // The CLI exits non-zero and prints the log.
-    const cli = await runKiln(["preheat", "file", `${origin.url}/files/missing.bin`, "--manager", managerUrl, "--poll-ms", "200"], { env: { KILN_TOKEN: token } });
+    const cli = await runKiln(["preheat", "file", `${origin.url}/files/missing.bin`, "--manager", managerUrl, "--poll-ms", "200"], {
+      env: { KILN_TOKEN: token },
+    });
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /FAILURE: job \d+: .*404/);
   });
@@ -271,7 +335,10 @@ describe("preheat end to end", () => {
     const gated = await startGatedOrigin(data.data);
     try {
       const r = await api(`${managerUrl}/oapi/v1/jobs`, { token, raw: seedFileBody(`${gated.url}/gated/a.bin`) });
-      const short = await api(`${managerUrl}/oapi/v1/jobs`, { token, body: { type: "preheat", args: { type: "file", url: `${gated.url}/gated/b.bin`, timeout: 1 } } });
+      const short = await api(`${managerUrl}/oapi/v1/jobs`, {
+        token,
+        body: { type: "preheat", args: { type: "file", url: `${gated.url}/gated/b.bin`, timeout: 1 } },
+      });
       assert.equal(r.status, 200);
       assert.equal(short.status, 200);
       // The seed peer is at the origin, waiting: the jobs are running.
@@ -287,7 +354,10 @@ describe("preheat end to end", () => {
       gated.open();
       const job = await waitForJob(managerUrl, token, r.json.id);
       assert.equal(job.state, "SUCCESS", JSON.stringify(job.result, null, 2));
-      assert.ok(job.result.log.some((l: string) => /resumed after a manager restart/.test(l)), job.result.log.join("\n"));
+      assert.ok(
+        job.result.log.some((l: string) => /resumed after a manager restart/.test(l)),
+        job.result.log.join("\n"),
+      );
     } finally {
       gated.open();
       await gated.close();
@@ -302,7 +372,10 @@ describe("preheat end to end", () => {
     const withUser = bare.replace("http://", "http://alice:pw-in-url-91@");
     const r = await api(`${managerUrl}/oapi/v1/jobs`, {
       token,
-      body: { type: "preheat", args: { type: "file", url: withUser, headers: { "X-Api-Token": "tok-in-header-42", "Cookie": "sid=cookie-77", "X-Trace": "kept" } } },
+      body: {
+        type: "preheat",
+        args: { type: "file", url: withUser, headers: { "X-Api-Token": "tok-in-header-42", Cookie: "sid=cookie-77", "X-Trace": "kept" } },
+      },
     });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.args.url, bare);

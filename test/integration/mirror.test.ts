@@ -29,7 +29,11 @@ const OTHER_PLATFORM = HOST_PLATFORM === "linux/arm64" ? "linux/amd64" : "linux/
 /** Missing tools skip the suite locally; under CI they fail it. */
 function missingPrerequisites(): Promise<string | undefined> {
   const root = process.getuid?.() === 0 ? [] : ["containerd needs root"];
-  return prerequisitesMissing("registry mirror test", { "docker-registry": "docker-registry", skopeo: "skopeo", containerd: "containerd", ctr: "containerd" }, root);
+  return prerequisitesMissing(
+    "registry mirror test",
+    { "docker-registry": "docker-registry", skopeo: "skopeo", containerd: "containerd", ctr: "containerd" },
+    root,
+  );
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -157,7 +161,9 @@ describe("the peer as a registry mirror for containerd", async () => {
     assert.ok(row?.includes(img.digest), `containerd lists ${ref} at ${img.digest}:\n${stdout}`);
   };
 
-  it("containerd pulls a multi-arch image through peer A (hosts.toml for the registry) then peer B (_default hosts.toml); the registry serves each blob once", { skip }, async () => {
+  it("containerd pulls a multi-arch image through peer A (hosts.toml for the registry) then peer B (_default hosts.toml); the registry serves each blob once", {
+    skip,
+  }, async () => {
     await cluster.addPeer("seed-1", { seed: true });
     const peerA = await cluster.addPeer("peer-a");
     const peerB = await cluster.addPeer("peer-b");
@@ -175,7 +181,11 @@ describe("the peer as a registry mirror for containerd", async () => {
     const manifestGets = reg.requests().filter((r) => r === `GET /v2/test/app/manifests/${host.manifest}`).length;
     assert.equal(manifestGets, 2, "one GET of the host manifest per pull");
     // Both peers logged serving through the mirror (not containerd falling back to the registry).
-    for (const p of [peerA, peerB]) assert.ok(p.proc.lines.some((l) => l.includes(host.layers[0]!.slice(7))), `${p.name} handled the layer`);
+    for (const p of [peerA, peerB])
+      assert.ok(
+        p.proc.lines.some((l) => l.includes(host.layers[0]!.slice(7))),
+        `${p.name} handled the layer`,
+      );
   });
 
   it("answers like a registry: forwarded manifests, blob headers, ranges, and a clear error without an upstream", { skip }, async () => {

@@ -33,7 +33,11 @@ function missingPrerequisites(): Promise<string | undefined> {
   const problems: string[] = [];
   if (IP === "127.0.0.1") problems.push("no non-loopback IPv4 address (Go clients bypass proxies for loopback)");
   if (process.getuid?.() !== 0) problems.push("podman storage here needs root");
-  return prerequisitesMissing("proxy test", { "docker-registry": "docker-registry", skopeo: "skopeo", podman: "podman", openssl: "openssl", dockerd: "docker.io" }, problems);
+  return prerequisitesMissing(
+    "proxy test",
+    { "docker-registry": "docker-registry", skopeo: "skopeo", podman: "podman", openssl: "openssl", dockerd: "docker.io" },
+    problems,
+  );
 }
 
 /** A client environment with no proxy settings but the ones given. */
@@ -57,7 +61,12 @@ async function assertLayoutHolds(layout: string, digests: string[]): Promise<voi
 }
 
 /** One raw request to the proxy from this machine's non-loopback address (not a local client). */
-function fromNetwork(port: number, method: string, target: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; json(): { message: string } }> {
+function fromNetwork(
+  port: number,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Buffer; json(): { message: string } }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: IP, port, localAddress: IP, method, path: target, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -153,7 +162,11 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     const manifestGets = plain.requests().filter((r) => r.startsWith("GET /v2/test/app/manifests/v1")).length;
     assert.equal(manifestGets, 2, "one tag resolution per copy");
     const layer = image.platforms["linux/arm64"]!.layers[2]!.slice(7);
-    for (const p of [peerA, peerB]) assert.ok(p.proc.lines.some((l) => l.includes(layer)), `${p.name} served the layer through P2P`);
+    for (const p of [peerA, peerB])
+      assert.ok(
+        p.proc.lines.some((l) => l.includes(layer)),
+        `${p.name} served the layer through P2P`,
+      );
   });
 
   it("skopeo through HTTPS_PROXY: a CONNECT to an allowed host is tunnelled as is when not intercepted", { skip }, async () => {
@@ -167,7 +180,9 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     assert.ok(!peerC.proc.lines.some((l) => l.includes(allBlobs(tlsImage)[0]!.slice(7))), "the tunnelling peer never saw a blob");
   });
 
-  it("with --proxy-intercept, HTTPS blobs go through P2P: skopeo trusts kiln's CA (kiln ca export), two peers, one more registry GET per blob", { skip }, async () => {
+  it("with --proxy-intercept, HTTPS blobs go through P2P: skopeo trusts kiln's CA (kiln ca export), two peers, one more registry GET per blob", {
+    skip,
+  }, async () => {
     const exported = await runKiln(["ca", "export", "--ca-dir", caDir]);
     assert.equal(exported.code, 0, exported.stderr);
     assert.match(exported.stdout, /^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n$/);
@@ -217,13 +232,25 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
 
     // An allowed host through a rules file that refuses one repository.
     const rules = join(dir, "proxy-rules.yaml");
-    await writeFile(rules, ["allowHosts: [" + JSON.stringify(IP) + "]", "rules:", "  - regex: '/v2/test/secret/'", "    action: refuse", "  - regex: '/blobs/sha256:'", "    action: p2p"].join("\n"));
+    await writeFile(
+      rules,
+      [
+        `allowHosts: [${JSON.stringify(IP)}]`,
+        "rules:",
+        "  - regex: '/v2/test/secret/'",
+        "    action: refuse",
+        "  - regex: '/blobs/sha256:'",
+        "    action: p2p",
+      ].join("\n"),
+    );
     const peerD = await cluster.addPeer("peer-d", { args: ["--host", "0.0.0.0", "--proxy-config", rules] });
     const dPort = Number(new URL(peerD.proxyUrl).port);
     const secret = await fromNetwork(dPort, "GET", `${plain.url}/v2/test/secret/manifests/v1`);
     assert.equal(secret.status, 403);
     assert.match(secret.json().message, /proxy rule "\/v2\/test\/secret\/" refuses this URL/);
-    const copy = await skopeoCopy(`docker://${plain.host}/test/secret:v1`, join(dir, "refused"), { HTTP_PROXY: peerD.proxyUrl }, ["--src-tls-verify=false"]).then(
+    const copy = await skopeoCopy(`docker://${plain.host}/test/secret:v1`, join(dir, "refused"), { HTTP_PROXY: peerD.proxyUrl }, [
+      "--src-tls-verify=false",
+    ]).then(
       () => "",
       (err: Error & { stderr?: string }) => err.stderr ?? err.message,
     );
@@ -263,7 +290,10 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     const scheduler = new SchedulerClient(cluster.schedulerUrl);
     const preheat = await scheduler.preheat({ download: { url: `${origin.url}${blobPath}` } });
     assert.equal(preheat.taskId, file.sha256, "a blob URL's task is its digest");
-    assert.ok(preheat.hosts.some((h) => h.accepted), JSON.stringify(preheat.hosts));
+    assert.ok(
+      preheat.hosts.some((h) => h.accepted),
+      JSON.stringify(preheat.hosts),
+    );
     const deadline = Date.now() + 20_000;
     while (!(await scheduler.taskStatus(preheat.taskId)).peers.some((p) => p.isSeed && p.state === "succeeded")) {
       assert.ok(Date.now() < deadline, "the preheat finished");
@@ -298,17 +328,17 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     const claimed = sha256(Buffer.from("the bytes the registry should have sent"));
     const path = `/v2/r/bad/blobs/sha256:${claimed}`;
     origin.add(path, wrong);
-    const attempts = [
-      () => fetch(`${peerA.proxyUrl}${path}?ns=127.0.0.1:${origin.port}`),
-      () => fetch(`${peerB.proxyUrl}${path}?ns=127.0.0.1:${origin.port}`),
-    ];
+    const attempts = [() => fetch(`${peerA.proxyUrl}${path}?ns=127.0.0.1:${origin.port}`), () => fetch(`${peerB.proxyUrl}${path}?ns=127.0.0.1:${origin.port}`)];
     for (const attempt of attempts) {
       // Bytes stream while downloading, but the last piece waits for the blob's digest check:
       // the client gets a 502 naming the mismatch, or (if the first piece already went out) a body cut short.
       const r = await attempt();
       if (r.status === 200) {
         const declared = Number(r.headers.get("content-length"));
-        const got = await r.arrayBuffer().then((b) => b.byteLength, () => -1);
+        const got = await r.arrayBuffer().then(
+          (b) => b.byteLength,
+          () => -1,
+        );
         assert.ok(got < declared, `a 200 body must end short of its ${declared} bytes, got ${got}`);
       } else {
         assert.equal(r.status, 502);
@@ -334,7 +364,22 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     const sock = `unix://${join(root, "d.sock")}`;
     const daemon = spawn(
       "dockerd",
-      ["--data-root", join(root, "data"), "--exec-root", join(root, "exec"), "--pidfile", join(root, "d.pid"), "-H", sock, "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", "--insecure-registry", plain.host],
+      [
+        "--data-root",
+        join(root, "data"),
+        "--exec-root",
+        join(root, "exec"),
+        "--pidfile",
+        join(root, "d.pid"),
+        "-H",
+        sock,
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+        "--storage-driver=vfs",
+        "--insecure-registry",
+        plain.host,
+      ],
       { env: proxyEnv(env), stdio: ["ignore", "pipe", "pipe"] },
     );
     const daemonLog: string[] = [];
@@ -343,7 +388,13 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     const docker = (args: string[]) => run("docker", ["--host", sock, ...args], { env: proxyEnv({}), timeout: 120_000 });
     try {
       for (let i = 0; ; i++) {
-        if (await docker(["version"]).then(() => true, () => false)) break;
+        if (
+          await docker(["version"]).then(
+            () => true,
+            () => false,
+          )
+        )
+          break;
         assert.ok(i < 100 && daemon.exitCode === null, `dockerd did not start: ${daemonLog.join("").slice(-2000)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -378,7 +429,10 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     assert.match(stdout, new RegExp(`${plain.host.replace(/\./g, "\\.")}/test/app:v1 ${image.digest}`));
     for (const d of allBlobs(image)) assert.equal(plain.blobGets(d), before[d], `no new registry GET of ${d}: the mirror served it`);
     const amd64Layer = image.platforms["linux/amd64"]!.layers[0]!.slice(7);
-    assert.ok(peerE.proc.lines.some((l) => l.includes(amd64Layer)), "Podman's blob requests reached the peer");
+    assert.ok(
+      peerE.proc.lines.some((l) => l.includes(amd64Layer)),
+      "Podman's blob requests reached the peer",
+    );
   });
 });
 

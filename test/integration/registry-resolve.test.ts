@@ -16,7 +16,12 @@ const creds = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
 async function fetchBlob(url: string, headers: Record<string, string>): Promise<string> {
   const r = await fetch(url, { headers });
   assert.equal(r.status, 200, `GET ${url}`);
-  return "sha256:" + createHash("sha256").update(Buffer.from(await r.arrayBuffer())).digest("hex");
+  return (
+    "sha256:" +
+    createHash("sha256")
+      .update(Buffer.from(await r.arrayBuffer()))
+      .digest("hex")
+  );
 }
 
 describe("registry client", () => {
@@ -55,7 +60,10 @@ describe("registry client", () => {
     const p = single.platforms["linux/amd64"]!;
     assert.equal(r.manifestDigest, p.manifest);
     assert.equal(r.platform, undefined);
-    assert.deepEqual(r.blobUrls, [p.config, ...p.layers].map((d) => `${reg.url}/v2/lib/single/blobs/${d}`));
+    assert.deepEqual(
+      r.blobUrls,
+      [p.config, ...p.layers].map((d) => `${reg.url}/v2/lib/single/blobs/${d}`),
+    );
     assert.deepEqual(r.headers, {});
     for (const [i, url] of r.blobUrls.entries()) assert.equal(await fetchBlob(url, r.headers), [p.config, ...p.layers][i]);
   });
@@ -84,7 +92,11 @@ describe("registry client", () => {
   it("answers basic auth, anonymous bearer and bearer with credentials; the blob headers carry the auth", async (t) => {
     if (skip) return t.skip(skip);
     const p = single.platforms["linux/amd64"]!;
-    for (const [auth, opts] of [["basic", creds], ["token-anonymous", {}], ["token-credentials", creds]] as const) {
+    for (const [auth, opts] of [
+      ["basic", creds],
+      ["token-anonymous", {}],
+      ["token-credentials", creds],
+    ] as const) {
       const reg = registries[auth]!;
       const r = await resolveImage(`${reg.url}/v2/lib/single/manifests/v1`, opts);
       assert.equal(r.manifestDigest, p.manifest, auth);
@@ -103,7 +115,10 @@ describe("registry client", () => {
     await assert.rejects(resolveImage(url("token-credentials")), /token service 127\.0\.0\.1:\d+ answered 401 Unauthorized: credentials required/);
     await assert.rejects(resolveImage(url("token-credentials"), { ...creds, password: "nope" }), /answered 401 Unauthorized: check the username and password/);
     await assert.rejects(resolveImage(url("none", "lib/single/manifests/v9")), /lib\/single:v9: tag not found in the registry \(404: MANIFEST_UNKNOWN/);
-    await assert.rejects(resolveImage(url("none", "lib/nothing/manifests/v1")), /lib\/nothing:v1: tag not found in the registry \(404: (NAME|MANIFEST)_UNKNOWN/);
+    await assert.rejects(
+      resolveImage(url("none", "lib/nothing/manifests/v1")),
+      /lib\/nothing:v1: tag not found in the registry \(404: (NAME|MANIFEST)_UNKNOWN/,
+    );
     await assert.rejects(
       resolveImage(url("none", "lib/multi-oci/manifests/v1"), { platform: "windows/amd64" }),
       /platform windows\/amd64 is not in the image index \(available: linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7\)/,
@@ -114,7 +129,12 @@ describe("registry client", () => {
 
   it("refuses a manifest whose bytes do not match the digest asked for or announced", async (t) => {
     if (skip) return t.skip(skip);
-    const body = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { digest: `sha256:${"a".repeat(64)}`, size: 1 }, layers: [] });
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { digest: `sha256:${"a".repeat(64)}`, size: 1 },
+      layers: [],
+    });
     const asked = `sha256:${"b".repeat(64)}`;
     const server = http.createServer((req, res) => {
       const announced = req.url!.includes("announced") ? { "docker-content-digest": `sha256:${"c".repeat(64)}` } : {};

@@ -35,7 +35,10 @@ describe("start-up errors and log output", () => {
       const cases: [string[], string][] = [
         [["scheduler", "--host", "127.0.0.1", "--port", String(taken.port)], "--port"],
         [["manager", "--host", "127.0.0.1", "--port", String(taken.port), "--data-dir", join(dir, "m")], "--port"],
-        [["peer", "--host", "127.0.0.1", "--port", "0", "--proxy-port", String(taken.port), "--metrics-port", "0", "--data-dir", join(dir, "p")], "--proxy-port"],
+        [
+          ["peer", "--host", "127.0.0.1", "--port", "0", "--proxy-port", String(taken.port), "--metrics-port", "0", "--data-dir", join(dir, "p")],
+          "--proxy-port",
+        ],
       ];
       for (const [args, flag] of cases) {
         const r = await runKiln(args, { timeoutMs: 30_000 });
@@ -57,10 +60,25 @@ describe("start-up errors and log output", () => {
     const taken = await occupy();
     const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const flags = (seedMetrics: number) => [
-      "up", "--host", "127.0.0.1", "--data-dir", dir,
-      "--manager-port", String(ports[0]), "--scheduler-port", String(ports[1]), "--peer-port", String(ports[2]),
-      "--proxy-port", String(ports[3]), "--metrics-port", String(ports[4]), "--seed-port", String(ports[5]),
-      "--seed-metrics-port", String(seedMetrics),
+      "up",
+      "--host",
+      "127.0.0.1",
+      "--data-dir",
+      dir,
+      "--manager-port",
+      String(ports[0]),
+      "--scheduler-port",
+      String(ports[1]),
+      "--peer-port",
+      String(ports[2]),
+      "--proxy-port",
+      String(ports[3]),
+      "--metrics-port",
+      String(ports[4]),
+      "--seed-port",
+      String(ports[5]),
+      "--seed-metrics-port",
+      String(seedMetrics),
     ];
     try {
       const refused = await runKiln(flags(taken.port), { timeoutMs: 30_000 });
@@ -89,7 +107,9 @@ describe("start-up errors and log output", () => {
     await json.kill();
     assert.ok(json.lines.length > 0 && json.lines.every((l) => JSON.parse(l).component === "scheduler"), json.lines.join("\n"));
 
-    const proc = spawn(process.execPath, [KILN_BIN, "scheduler", "--host", "127.0.0.1", "--port", "0", "--log-format", "pretty"], { stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [KILN_BIN, "scheduler", "--host", "127.0.0.1", "--port", "0", "--log-format", "pretty"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no ready line in:\n${out}`)), 20_000);

@@ -33,7 +33,11 @@ describe("a swarm of peers fetching the same file", () => {
     }
     assert.equal(origin.sent.get("/big.iso"), file.data.length, "the origin sent the content exactly once");
     const fromPeers = await Promise.all(peers.map((p) => metric(p.metricsUrl, "kiln_peer_download_bytes_total", { source: "p2p" })));
-    assert.equal(fromPeers.reduce((a, b) => a + b, 0), 5 * file.data.length, "all five peers got every byte from the swarm");
+    assert.equal(
+      fromPeers.reduce((a, b) => a + b, 0),
+      5 * file.data.length,
+      "all five peers got every byte from the swarm",
+    );
   });
 
   it("a second download of the same URL on a peer is served from its disk", async () => {

@@ -25,7 +25,10 @@ describe("BitSet", () => {
     fc.assert(
       fc.property(fc.array(fc.nat(2000)), (a) => {
         const back = BitSet.fromBase64(setOf(a).toBase64());
-        assert.deepEqual([...back], [...new Set(a)].sort((x, y) => x - y));
+        assert.deepEqual(
+          [...back],
+          [...new Set(a)].sort((x, y) => x - y),
+        );
         assert.equal(back.size, new Set(a).size);
       }),
     );

@@ -8,7 +8,32 @@ import fc from "fast-check";
 import { startTestManager, createToken } from "../helpers/manager.js";
 import type { RunningManager } from "../../src/manager/index.js";
 
-const FIELD_NAMES = ["type", "args", "url", "urls", "pieceLength", "piece_length", "filteredQueryParams", "filtered_query_params", "headers", "scope", "ips", "count", "percentage", "platform", "timeout", "scheduler_cluster_ids", "username", "password", "tag", "application", "concurrent_task_count", "concurrent_peer_count", "bio", "body"];
+const FIELD_NAMES = [
+  "type",
+  "args",
+  "url",
+  "urls",
+  "pieceLength",
+  "piece_length",
+  "filteredQueryParams",
+  "filtered_query_params",
+  "headers",
+  "scope",
+  "ips",
+  "count",
+  "percentage",
+  "platform",
+  "timeout",
+  "scheduler_cluster_ids",
+  "username",
+  "password",
+  "tag",
+  "application",
+  "concurrent_task_count",
+  "concurrent_peer_count",
+  "bio",
+  "body",
+];
 
 const value = fc.oneof(
   fc.string(),
@@ -16,7 +41,19 @@ const value = fc.oneof(
   fc.double(),
   fc.boolean(),
   fc.constant(null),
-  fc.constantFrom("http://127.0.0.1:9/x", "https://r.example/v2/a/manifests/1", "image", "file", "preheat", "all_peers", "linux/amd64", "30m", 4194304, -1, 2 ** 53),
+  fc.constantFrom(
+    "http://127.0.0.1:9/x",
+    "https://r.example/v2/a/manifests/1",
+    "image",
+    "file",
+    "preheat",
+    "all_peers",
+    "linux/amd64",
+    "30m",
+    4194304,
+    -1,
+    2 ** 53,
+  ),
   fc.array(fc.oneof(fc.string(), fc.integer(), fc.constantFrom("127.0.0.1", "http://a/b")), { maxLength: 3 }),
   fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
 );
@@ -59,14 +96,21 @@ describe("POST /oapi/v1/jobs fuzzed", () => {
     // A rate limit high enough that the fuzzer never meets 429 and a default cluster without schedulers.
     m = await startTestManager("sqlite::memory:");
     token = (await createToken(m.url, ["job"])).token;
-    await m.store.db.updateTable("scheduler_clusters").set({ config: JSON.stringify({ job_rate_limit: 100000 }) }).execute();
+    await m.store.db
+      .updateTable("scheduler_clusters")
+      .set({ config: JSON.stringify({ job_rate_limit: 100000 }) })
+      .execute();
   });
   after(async () => m?.close());
 
   it("never answers 5xx, always JSON, and names the bad field", async () => {
     await fc.assert(
       fc.asyncProperty(raw, fc.constantFrom("application/json", "text/plain", "application/x-www-form-urlencoded"), async (text, contentType) => {
-        const res = await fetch(`${m.url}/oapi/v1/jobs`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": contentType }, body: text });
+        const res = await fetch(`${m.url}/oapi/v1/jobs`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": contentType },
+          body: text,
+        });
         const answer = await res.text();
         assert.ok(res.status < 500, `${res.status} for ${JSON.stringify(text)}: ${answer}`);
         const json = JSON.parse(answer);

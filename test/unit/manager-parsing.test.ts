@@ -64,7 +64,12 @@ describe("job rate limit", () => {
     now += 500;
     assert.equal(rl.take([{ clusterId: 1, rate: 2 }]), 0);
     // A job for two clusters is refused as a whole when one is full, and costs neither.
-    assert.ok(rl.take([{ clusterId: 1, rate: 2 }, { clusterId: 2, rate: 2 }]) > 0);
+    assert.ok(
+      rl.take([
+        { clusterId: 1, rate: 2 },
+        { clusterId: 2, rate: 2 },
+      ]) > 0,
+    );
     assert.equal(rl.take([{ clusterId: 2, rate: 2 }]), 0);
   });
 });
@@ -79,7 +84,19 @@ describe("database URLs and error messages", () => {
     assert.equal(maskUrl("postgres://kiln:secret@db:5432/kiln"), "postgres://kiln:***@db:5432/kiln");
   });
   it("names the field of each validation issue", () => {
-    assert.equal(describeIssues("body", [{ instancePath: "/args/url", message: "required" }, { instancePath: "/", message: "bad" }]), "args.url: required; body: bad");
-    assert.equal(describeIssues("body", [{ instancePath: "/args/headers/a b", message: "x" }, { instancePath: "/args/ips/0", message: "y" }]), 'args.headers["a b"]: x; args.ips.0: y');
+    assert.equal(
+      describeIssues("body", [
+        { instancePath: "/args/url", message: "required" },
+        { instancePath: "/", message: "bad" },
+      ]),
+      "args.url: required; body: bad",
+    );
+    assert.equal(
+      describeIssues("body", [
+        { instancePath: "/args/headers/a b", message: "x" },
+        { instancePath: "/args/ips/0", message: "y" },
+      ]),
+      'args.headers["a b"]: x; args.ips.0: y',
+    );
   });
 });

@@ -132,7 +132,10 @@ describe("BitSet", () => {
         for (const n of nums) b.add(n);
         const back = BitSet.fromBase64(b.toBase64());
         assert.equal(back.size, nums.length);
-        assert.deepEqual([...back], [...nums].sort((x, y) => x - y));
+        assert.deepEqual(
+          [...back],
+          [...nums].sort((x, y) => x - y),
+        );
       }),
       { numRuns: 300 },
     );

@@ -178,7 +178,9 @@ describe("proxy answers to P2P requests", () => {
     handler = p2p(good);
     served.length = 0;
     const pending = request("GET");
-    setTimeout(() => good.finish(), 20);
+    // Finished only once the answer streams: a fixed delay raced a loaded machine (the task was complete first).
+    await until("the answer streams", () => good.streamCalls === 1);
+    good.finish();
     const r = await pending;
     assert.ok(r.body.equals(content));
     assert.equal(good.streamCalls, 1);
@@ -188,7 +190,8 @@ describe("proxy answers to P2P requests", () => {
     const bad = fakeDownload(path, content, false);
     handler = p2p(bad);
     const failing = request("GET", { te: "trailers" });
-    setTimeout(() => bad.finish(new Error("piece 3 failed its digest")), 20);
+    await until("the failing answer streams", () => bad.streamCalls === 1);
+    bad.finish(new Error("piece 3 failed its digest"));
     const f = await failing;
     assert.equal(f.status, 200);
     assert.ok(f.body.length < content.length);

@@ -107,7 +107,8 @@ describe("proxy policy", () => {
   });
 
   it("host patterns reject what is not a host", () => {
-    for (const ok of ["a", "reg.example.com", "reg:5000", "*.example.com", "*", "[::1]", "[fe80::1]:443", "10.1.2.3"]) assert.ok(HostPattern.safeParse(ok).success, ok);
+    for (const ok of ["a", "reg.example.com", "reg:5000", "*.example.com", "*", "[::1]", "[fe80::1]:443", "10.1.2.3"])
+      assert.ok(HostPattern.safeParse(ok).success, ok);
     for (const bad of ["", "http://reg", "reg/x", "a b", "*.*.x", "reg:", "reg:123456", "ex*ample.com"]) assert.ok(!HostPattern.safeParse(bad).success, bad);
   });
 });
@@ -125,7 +126,16 @@ describe("proxy config file", () => {
 
   it("reads allowHosts, rules, interceptHosts and defaultFilter", async () => {
     await withFile(
-      ["allowHosts: [registry.example.com, '*.mirror.local']", "interceptHosts: [registry.example.com]", "defaultFilter: X-Amz-Signature", "rules:", "  - regex: 'blobs/sha256'", "    action: p2p", "  - regex: '.*'", "    action: direct"].join("\n"),
+      [
+        "allowHosts: [registry.example.com, '*.mirror.local']",
+        "interceptHosts: [registry.example.com]",
+        "defaultFilter: X-Amz-Signature",
+        "rules:",
+        "  - regex: 'blobs/sha256'",
+        "    action: p2p",
+        "  - regex: '.*'",
+        "    action: direct",
+      ].join("\n"),
       async (path) => {
         const cfg = await loadProxyConfigFile(path);
         assert.deepEqual(cfg.allowHosts, ["registry.example.com", "*.mirror.local"]);

@@ -10,7 +10,10 @@ const d = (c: string) => `sha256:${c.repeat(64)}`;
 describe("WWW-Authenticate challenges", () => {
   it("parses Docker Hub's bearer challenge", () => {
     const [c] = parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"');
-    assert.deepEqual(c, { scheme: "bearer", params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", scope: "repository:library/alpine:pull" } });
+    assert.deepEqual(c, {
+      scheme: "bearer",
+      params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", scope: "repository:library/alpine:pull" },
+    });
   });
   it("parses basic, unquoted values, escapes and several challenges", () => {
     assert.deepEqual(parseChallenges('Basic realm="kiln test"'), [{ scheme: "basic", params: { realm: "kiln test" } }]);

@@ -21,7 +21,19 @@ const LEN = 3 * PL;
 const log = createLogger("scheduler-test", "silent");
 
 function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return { id, hostname: id, ip: "127.0.0.1", uploadPort: 9, isSeed: false, location: "", idc: "", uploadSlots: 10, freeUploadSlots: 10, controlToken: tokenOf(id), ...o };
+  return {
+    id,
+    hostname: id,
+    ip: "127.0.0.1",
+    uploadPort: 9,
+    isSeed: false,
+    location: "",
+    idc: "",
+    uploadSlots: 10,
+    freeUploadSlots: 10,
+    controlToken: tokenOf(id),
+    ...o,
+  };
 }
 
 /** Each test host's control token: the one its prefetch triggers must carry. */
@@ -34,7 +46,7 @@ function spec(url: string) {
 }
 
 function piece(n: number, salt = ""): PieceInfo {
-  return { number: n, digest: "sha256:" + createHash("sha256").update(`piece-${n}${salt}`).digest("hex"), length: PL };
+  return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}${salt}`).digest("hex")}`, length: PL };
 }
 
 function service(o: Partial<SchedulerOptions> = {}): SchedulerService {
@@ -200,7 +212,10 @@ describe("piece reports and trust", () => {
     s.announceHost(hostInfo("h2"));
     s.register({ peerId: "c", hostId: "h2", download: spec(s.tasks.get(r.taskId)!.spec.url) });
     const reply = s.reportPieces(r.taskId, "c", { pieces: [piece(0), piece(1), piece(2)] });
-    assert.deepEqual(reply.rejected.map((x) => x.number), [1, 2]);
+    assert.deepEqual(
+      reply.rejected.map((x) => x.number),
+      [1, 2],
+    );
     assert.match(reply.rejected[0]!.reason, /no digest known/);
     const c = s.taskStatus(r.taskId).peers.find((p) => p.peerId === "c")!;
     assert.equal(c.finishedPieces, 1, "only the piece with a known digest counts");
@@ -236,7 +251,10 @@ describe("piece reports and trust", () => {
     s.register({ peerId: "liar", hostId: "h-liar", download: spec(u) });
     s.register({ peerId: "honest", hostId: "h-honest", download: spec(u) });
     const bad = s.reportPieces(taskId, "liar", { pieces: [piece(0, "tampered"), piece(1)] });
-    assert.deepEqual(bad.rejected.map((x) => x.number), [0]);
+    assert.deepEqual(
+      bad.rejected.map((x) => x.number),
+      [0],
+    );
     assert.match(bad.rejected[0]!.reason, /differs/);
     s.reportPieces(taskId, "honest", { pieces: [piece(0), piece(1)] });
     s.register({ peerId: "child", hostId: "h-child", download: spec(u) });
@@ -251,7 +269,10 @@ describe("piece reports and trust", () => {
     s.announceHost(hostInfo("h-short"));
     s.register({ peerId: "short", hostId: "h-short", download: spec(u) });
     const short = s.reportPieces(taskId, "short", { pieces: [{ ...piece(1), length: PL - 1 }] });
-    assert.deepEqual(short.rejected.map((x) => x.number), [1]);
+    assert.deepEqual(
+      short.rejected.map((x) => x.number),
+      [1],
+    );
     assert.ok(!parentIds(await now(s, taskId, "child", 64)).includes("short"));
   });
 
@@ -260,11 +281,19 @@ describe("piece reports and trust", () => {
     const taskId = sourcedTask(s);
     const u = s.tasks.get(taskId)!.spec.url;
     for (const h of ["h-a", "h-b", "h-c1", "h-c2", "h-c3"]) s.announceHost(hostInfo(h));
-    for (const [p, h] of [["a", "h-a"], ["b", "h-b"]] as const) {
+    for (const [p, h] of [
+      ["a", "h-a"],
+      ["b", "h-b"],
+    ] as const) {
       s.register({ peerId: p, hostId: h, download: spec(u) });
       s.reportPieces(taskId, p, { pieces: [piece(0), piece(1), piece(2)] });
     }
-    for (const [p, h] of [["c1", "h-c1"], ["c2", "h-c2"], ["c3", "h-c3"]] as const) s.register({ peerId: p, hostId: h, download: spec(u) });
+    for (const [p, h] of [
+      ["c1", "h-c1"],
+      ["c2", "h-c2"],
+      ["c3", "h-c3"],
+    ] as const)
+      s.register({ peerId: p, hostId: h, download: spec(u) });
 
     s.reportFailure(taskId, "c1", { parentId: "a", pieceNumber: 1, kind: "digest_mismatch", message: "piece 1 digest differs" });
     s.reportFailure(taskId, "c2", { parentId: "b", pieceNumber: 2, kind: "unreachable", message: "ECONNREFUSED" });
@@ -390,7 +419,7 @@ describe("piece spreading", () => {
     // A child that is not a first receiver of piece n.
     let later: string | undefined;
     for (const id of ids.slice(1)) if (!offeredBy(await now(s, taskId, id, 64), "seed").includes(n)) later ??= id;
-    assert.ok(later, "some child waits for piece " + n);
+    assert.ok(later, `some child waits for piece ${n}`);
     const r = await now(s, taskId, later, 64);
     assert.ok(!offeredBy(r, "seed").includes(n), `the seed does not offer piece ${n} to ${later} yet`);
     assert.ok(offeredBy(r, "c1").includes(n), `${later} is offered piece ${n} by c1`);
@@ -416,7 +445,11 @@ describe("preheat", () => {
     const u = nextUrl();
     const before = seedEndpoint.calls.length;
     const reply = await s.preheat({ download: spec(u), scope: "all_peers", concurrentPeerCount: 1 });
-    assert.deepEqual(reply.hosts.map((h) => [h.hostId, h.accepted]), ids.map((id) => [id, true]), "every host is part of the preheat");
+    assert.deepEqual(
+      reply.hosts.map((h) => [h.hostId, h.accepted]),
+      ids.map((id) => [id, true]),
+      "every host is part of the preheat",
+    );
     await waitCalls(before + 1);
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(seedEndpoint.tokens.slice(before), [`Bearer ${tokenOf("pa")}`], "only the first host was asked");
@@ -432,7 +465,10 @@ describe("preheat", () => {
     s.register({ peerId: "b", hostId: "pb", download: spec(u) });
     s.reportResult(a.taskId, "b", { state: "failed", error: { code: "DISK_FULL", status: 503, message: "no space left" } });
     await waitCalls(before + 3);
-    assert.deepEqual(seedEndpoint.tokens.slice(before), ["pa", "pb", "pc"].map((h) => `Bearer ${tokenOf(h)}`));
+    assert.deepEqual(
+      seedEndpoint.tokens.slice(before),
+      ["pa", "pb", "pc"].map((h) => `Bearer ${tokenOf(h)}`),
+    );
   });
 
   it("without concurrent_peer_count every host is asked at once", async () => {
@@ -469,7 +505,10 @@ describe("keepalive loss, failure and starting over", () => {
     const r = await waiting;
     assert.equal(r.action, "back_to_source", "the orphaned child is rescheduled as the origin fetcher");
     const st = s.taskStatus(taskId);
-    assert.deepEqual(st.peers.map((p) => [p.peerId, p.state]), [["child", "back_to_source"]]);
+    assert.deepEqual(
+      st.peers.map((p) => [p.peerId, p.state]),
+      [["child", "back_to_source"]],
+    );
     // The dropped host's peers are gone for good; its host must announce again to register.
     assert.throws(() => s.register({ peerId: "src2", hostId: "src-host", download: spec(u) }), isKiln("NOT_FOUND"));
   });
@@ -554,7 +593,14 @@ describe("keepalive loss, failure and starting over", () => {
     assert.equal(again.action, "wait", "waits for the seed, triggered anew");
     assert.deepEqual(again.parents, [], "the failed seed is no parent");
     for (let i = 0; i < 100 && seedEndpoint.calls.length < before + 2; i++) await new Promise((res) => setTimeout(res, 10));
-    assert.deepEqual(seedEndpoint.calls.slice(before), [{ taskId: first.taskId, url: u }, { taskId: first.taskId, url: u }], "the seed host was asked to fetch again");
+    assert.deepEqual(
+      seedEndpoint.calls.slice(before),
+      [
+        { taskId: first.taskId, url: u },
+        { taskId: first.taskId, url: u },
+      ],
+      "the seed host was asked to fetch again",
+    );
     const seedAgain = s.register({ peerId: "seed-2", hostId: "seed-host", download: spec(u) });
     assert.equal(seedAgain.action, "back_to_source");
     assert.equal(s.taskStatus(first.taskId).task.contentLength, null, "the failed fetch's layout is forgotten");

@@ -134,13 +134,20 @@ describe("filterUrl", () => {
   it("property: filtering never leaves a filtered key and never adds a key", () => {
     const key = fc.constantFrom("Expires", "Signature", "ns", "a", "b", "X-Amz-Date");
     fc.assert(
-      fc.property(fc.array(fc.tuple(key, fc.stringMatching(/^[a-z0-9]{0,6}$/)), { maxLength: 8 }), fc.subarray(["Expires", "Signature", "ns", "a"]), (pairs, filters) => {
-        const qs = pairs.map(([k, v]) => `${k}=${v}`).join("&");
-        const out = new URL(filterUrl(`https://h.example/p${qs ? "?" + qs : ""}`, filters));
-        const keys = [...out.searchParams.keys()];
-        assert.deepEqual(keys, pairs.map(([k]) => k).filter((k) => !filters.includes(k)));
-        if (keys.length === 0) assert.equal(out.search, "");
-      }),
+      fc.property(
+        fc.array(fc.tuple(key, fc.stringMatching(/^[a-z0-9]{0,6}$/)), { maxLength: 8 }),
+        fc.subarray(["Expires", "Signature", "ns", "a"]),
+        (pairs, filters) => {
+          const qs = pairs.map(([k, v]) => `${k}=${v}`).join("&");
+          const out = new URL(filterUrl(`https://h.example/p${qs ? `?${qs}` : ""}`, filters));
+          const keys = [...out.searchParams.keys()];
+          assert.deepEqual(
+            keys,
+            pairs.map(([k]) => k).filter((k) => !filters.includes(k)),
+          );
+          if (keys.length === 0) assert.equal(out.search, "");
+        },
+      ),
     );
   });
 });
@@ -165,7 +172,7 @@ describe("taskIdFor: OCI blobs are keyed by digest", () => {
   it("a tag, an application or an explicit piece length switch to the URL-based ID", () => {
     const url = `http://localhost:5000/v2/library/ubuntu/blobs/sha256:${HEX64}?ns=docker.io`;
     const filteredQueryParams = ["ns"];
-    const base = "http://localhost:5000/v2/library/ubuntu/blobs/sha256:" + HEX64;
+    const base = `http://localhost:5000/v2/library/ubuntu/blobs/sha256:${HEX64}`;
     const withTag = taskIdFor({ url, filteredQueryParams, tag: "t1" });
     assert.equal(withTag, sha256(`${base}t1STANDARD`));
     const withApp = taskIdFor({ url, filteredQueryParams, application: "app" });
@@ -218,7 +225,7 @@ describe("parseFilter / isTaskId", () => {
   it("isTaskId accepts only 64/128 lowercase hex", () => {
     assert.ok(isTaskId(HEX64));
     assert.ok(isTaskId(HEX64 + HEX64));
-    for (const bad of [HEX64.toUpperCase(), HEX64.slice(1), HEX64 + "0", "../" + HEX64.slice(3), `${HEX64.slice(0, 60)}%2F.`, "", HEX64 + "\n"]) {
+    for (const bad of [HEX64.toUpperCase(), HEX64.slice(1), `${HEX64}0`, `../${HEX64.slice(3)}`, `${HEX64.slice(0, 60)}%2F.`, "", `${HEX64}\n`]) {
       assert.equal(isTaskId(bad), false, JSON.stringify(bad));
     }
   });

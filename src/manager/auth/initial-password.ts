@@ -12,7 +12,7 @@ export function initialPasswordFile(dataDir: string): string {
 
 export async function keepInitialPassword(file: string, password: string): Promise<true> {
   await mkdir(join(file, ".."), { recursive: true, mode: 0o700 });
-  await writeFile(file, password + "\n", { mode: 0o600 });
+  await writeFile(file, `${password}\n`, { mode: 0o600 });
   return true;
 }
 

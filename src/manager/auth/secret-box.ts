@@ -31,7 +31,7 @@ export class SecretBox {
     const key = randomBytes(KEY_BYTES);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     // `wx`: two managers starting on one directory must not each write their own key.
-    await writeFile(file, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" }).catch(async (err: NodeJS.ErrnoException) => {
+    await writeFile(file, `${key.toString("base64")}\n`, { mode: 0o600, flag: "wx" }).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== "EEXIST") throw err;
     });
     return SecretBox.fromKey(Buffer.from((await readFile(file, "utf8")).trim(), "base64"));

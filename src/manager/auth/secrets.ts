@@ -5,9 +5,7 @@ const SCRYPT: ScryptOptions = { N: 16384, r: 8, p: 1 };
 const KEY_LENGTH = 32;
 
 function scryptAsync(password: string, salt: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, KEY_LENGTH, SCRYPT, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  return new Promise((resolve, reject) => scrypt(password, salt, KEY_LENGTH, SCRYPT, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
 /** `scrypt$N$r$p$<salt b64>$<key b64>` */
@@ -40,4 +38,12 @@ export function randomPassword(): string {
 
 export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
+}
+
+/**
+ * The CSRF token of a session: derived from the session token, so that only a page
+ * that could read the session's cookies (same origin) can present it.
+ */
+export function csrfTokenFor(sessionToken: string): string {
+  return createHash("sha256").update(`kiln-csrf\0${sessionToken}`).digest("base64url");
 }

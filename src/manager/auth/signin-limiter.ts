@@ -2,14 +2,22 @@
  * Failed sign-ins per (user name, client address): after too many within the
  * window, that pair gets 429 without its password being checked, so guessing
  * stops there. Keyed by the pair so that an attacker cannot lock the real user
- * out from elsewhere. In memory: each manager replica counts on its own.
+ * out from elsewhere. `SignInLimiter` counts in memory (one manager);
+ * `RedisSignInLimiter` counts for every replica sharing a Redis.
  */
 export interface SignInLimits {
   maxFailures: number;
   windowMs: number;
 }
 
-export class SignInLimiter {
+export interface SignInGuard {
+  /** Seconds until this pair may try again; 0 when it may now. */
+  retryAfterSeconds(name: string, address: string): number | Promise<number>;
+  failed(name: string, address: string): void | Promise<void>;
+  succeeded(name: string, address: string): void | Promise<void>;
+}
+
+export class SignInLimiter implements SignInGuard {
   private readonly failures = new Map<string, number[]>();
 
   constructor(private readonly limits: SignInLimits) {}
@@ -26,7 +34,6 @@ export class SignInLimiter {
     return times;
   }
 
-  /** Seconds until this pair may try again; 0 when it may now. */
   retryAfterSeconds(name: string, address: string, now = Date.now()): number {
     const times = this.recent(this.key(name, address), now);
     if (times.length < this.limits.maxFailures) return 0;

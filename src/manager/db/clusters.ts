@@ -68,7 +68,12 @@ export class ClustersRepo {
     const config = c.config ? JSON.stringify({ ...readClusterConfig(row), ...c.config }) : undefined;
     await this.db
       .updateTable("scheduler_clusters")
-      .set({ updated_at: nowIso(), ...(c.name !== undefined ? { name: c.name } : {}), ...(c.bio !== undefined ? { bio: c.bio } : {}), ...(config ? { config } : {}) })
+      .set({
+        updated_at: nowIso(),
+        ...(c.name !== undefined ? { name: c.name } : {}),
+        ...(c.bio !== undefined ? { bio: c.bio } : {}),
+        ...(config ? { config } : {}),
+      })
       .where("id", "=", id)
       .execute();
     if (c.isDefault) await this.makeDefault(id);

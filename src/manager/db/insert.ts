@@ -1,4 +1,4 @@
-/** INSERT … and get the new id back, on dialects with (SQLite, PostgreSQL) and without (MySQL) RETURNING. */
+/** Query helpers every repository uses: INSERT returning the new id on every dialect, counts, pages. */
 import type { Insertable, Kysely } from "kysely";
 import type { DialectName } from "./database.js";
 import type { ManagerDatabase } from "./schema.js";
@@ -24,4 +24,17 @@ export async function insertReturningId<T extends IdTable>(
 /** COUNT(*) comes back as a number, a bigint or a string depending on the driver. */
 export function toCount(v: unknown): number {
   return Number(v ?? 0);
+}
+
+/**
+ * One page of a filtered query and the total it pages through: `count` runs the COUNT(*),
+ * `rows` the ordered SELECT with the page's LIMIT and OFFSET.
+ */
+export async function pageOf<R>(
+  page: { page: number; perPage: number },
+  count: () => Promise<{ n: unknown }>,
+  rows: (limit: number, offset: number) => Promise<R[]>,
+): Promise<{ rows: R[]; total: number }> {
+  const [total, found] = await Promise.all([count(), rows(page.perPage, (page.page - 1) * page.perPage)]);
+  return { rows: found, total: toCount(total.n) };
 }

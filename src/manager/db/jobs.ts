@@ -1,7 +1,8 @@
 /** Jobs and the clusters each one targets. */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId, toCount } from "./insert.js";
+import { insertReturningId, pageOf } from "./insert.js";
+import { containsText } from "./like.js";
 import type { ClusterRow, JobRow, JobUpdate, ManagerDatabase, NewJob } from "./schema.js";
 import { nowIso } from "../time.js";
 
@@ -45,22 +46,25 @@ export class JobsRepo {
     return out;
   }
 
-  async list(q: { page: number; perPage: number; state?: string; type?: string }): Promise<{ rows: JobRow[]; total: number }> {
+  async list(q: { page: number; perPage: number; state?: string; type?: string; userId?: number; url?: string }): Promise<{ rows: JobRow[]; total: number }> {
     let base = this.db.selectFrom("jobs");
     if (q.state) base = base.where("state", "=", q.state);
     if (q.type) base = base.where("type", "=", q.type);
-    const totalRow = await base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy("id", "desc")
-      .limit(q.perPage)
-      .offset((q.page - 1) * q.perPage)
-      .execute();
-    return { rows, total: toCount(totalRow.n) };
+    if (q.userId !== undefined) base = base.where("user_id", "=", q.userId);
+    if (q.url) base = base.where(containsText("urls", q.url));
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("id", "desc").limit(limit).offset(offset).execute(),
+    );
   }
 
   async update(id: number, set: JobUpdate): Promise<void> {
-    await this.db.updateTable("jobs").set({ ...set, updated_at: nowIso() }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("jobs")
+      .set({ ...set, updated_at: nowIso() })
+      .where("id", "=", id)
+      .execute();
   }
 
   /** Saves the progress of a job that has not ended yet (an ended job keeps its final result). */

@@ -1,7 +1,8 @@
 /** Schedulers and seed peers that registered with the manager, with their last keepalive. */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId } from "./insert.js";
+import { insertReturningId, pageOf } from "./insert.js";
+import { containsText } from "./like.js";
 import type { ManagerDatabase, MemberRow, MemberTable } from "./schema.js";
 import { nowIso } from "../time.js";
 
@@ -68,11 +69,7 @@ export class MembersRepo {
   /** False when the member is unknown (it must register again). */
   async keepAlive(id: number): Promise<boolean> {
     const now = nowIso();
-    const r = await this.db
-      .updateTable(this.table)
-      .set({ state: "active", last_keepalive_at: now, updated_at: now })
-      .where("id", "=", id)
-      .executeTakeFirst();
+    const r = await this.db.updateTable(this.table).set({ state: "active", last_keepalive_at: now, updated_at: now }).where("id", "=", id).executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
   }
 
@@ -90,6 +87,27 @@ export class MembersRepo {
       .orderBy("last_keepalive_at", "desc")
       .orderBy("id")
       .execute();
+  }
+
+  byId(id: number): Promise<MemberRow | undefined> {
+    return this.db.selectFrom(this.table).selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  /**
+   * A page of members, newest keepalive first. `search` matches part of the host name
+   * or IP; `freshSince` splits active (kept alive since then) from inactive.
+   */
+  async list(q: { page: number; perPage: number; clusterId?: number; search?: string; state?: "active" | "inactive"; freshSince: string }) {
+    let base = this.db.selectFrom(this.table);
+    if (q.clusterId !== undefined) base = base.where("scheduler_cluster_id", "=", q.clusterId);
+    if (q.search) base = base.where((eb) => eb.or([containsText("hostname", q.search!), containsText("ip", q.search!)]));
+    if (q.state === "active") base = base.where("state", "=", "active").where("last_keepalive_at", ">=", q.freshSince);
+    if (q.state === "inactive") base = base.where((eb) => eb.or([eb("state", "!=", "active"), eb("last_keepalive_at", "<", q.freshSince)]));
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("last_keepalive_at", "desc").orderBy("id").limit(limit).offset(offset).execute(),
+    );
   }
 
   /** Marks members silent since `before` inactive; returns how many changed. */

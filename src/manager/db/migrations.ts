@@ -106,16 +106,55 @@ function initial(dialect: DialectName): Migration {
   };
 }
 
+/**
+ * Console: a role per user (root or guest; the user named root is root), and each
+ * job's URLs in a column of their own, so that lists can search them.
+ */
+function rolesAndJobUrls(dialect: DialectName): Migration {
+  return {
+    async up(db: AnyDb) {
+      await db.schema
+        .alterTable("users")
+        .addColumn("role", "varchar(32)", (c) => c.notNull().defaultTo("guest"))
+        .execute();
+      await sql`update users set role = 'root' where name = 'root'`.execute(db);
+      await db.schema.alterTable("jobs").addColumn("urls", longText(dialect)).execute();
+      const jobs = await sql<{ id: number; args: string }>`select id, args from jobs`.execute(db);
+      for (const j of jobs.rows) await sql`update jobs set urls = ${jobUrlsText(j.args)} where id = ${j.id}`.execute(db);
+    },
+    async down(db: AnyDb) {
+      await db.schema.alterTable("jobs").dropColumn("urls").execute();
+      await db.schema.alterTable("users").dropColumn("role").execute();
+    },
+  };
+}
+
+/** The URLs of stored job args (`url`, then `urls`), one per line: what the jobs list searches. */
+export function jobUrlsText(storedArgs: string): string {
+  try {
+    const a = JSON.parse(storedArgs) as { url?: unknown; urls?: unknown };
+    const urls = [a.url, ...(Array.isArray(a.urls) ? a.urls : [])].filter((u): u is string => typeof u === "string" && u.length > 0);
+    return [...new Set(urls)].join("\n");
+  } catch {
+    return "";
+  }
+}
+
 class CodeMigrations implements MigrationProvider {
   constructor(private readonly dialect: DialectName) {}
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { "0001_initial": initial(this.dialect) };
+    return { "0001_initial": initial(this.dialect), "0002_roles_job_urls": rolesAndJobUrls(this.dialect) };
   }
 }
 
 /** Brings the schema up to date; returns the names of the migrations applied now. */
 export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new CodeMigrations(dialect), migrationTableName: "kiln_migrations", migrationLockTableName: "kiln_migrations_lock" });
+  const migrator = new Migrator({
+    db,
+    provider: new CodeMigrations(dialect),
+    migrationTableName: "kiln_migrations",
+    migrationLockTableName: "kiln_migrations_lock",
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw new Error(`database migration failed: ${(error as Error).message ?? String(error)}`);
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);

@@ -9,6 +9,8 @@ export interface UsersTable {
   state: string;
   /** 1 until the first password change of a generated password. */
   must_change_password: number;
+  /** root or guest (Dragonfly's roles). */
+  role: string;
   created_at: string;
   updated_at: string;
 }
@@ -76,6 +78,8 @@ export interface JobsTable {
   /** JSON: JobResult */
   result: string | null;
   user_id: number | null;
+  /** The job's URLs, one per line (searchable copy of args.url / args.urls). */
+  urls: string | null;
   deadline_at: string;
   created_at: string;
   updated_at: string;

@@ -1,7 +1,7 @@
 /** Personal access tokens (stored as sha256 of the token). */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId } from "./insert.js";
+import { insertReturningId, pageOf } from "./insert.js";
 import type { ManagerDatabase, TokenRow } from "./schema.js";
 import { nowIso } from "../time.js";
 
@@ -43,14 +43,23 @@ export class TokensRepo {
     return this.db.selectFrom("personal_access_tokens").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
-  list(userId?: number): Promise<TokenRow[]> {
-    let q = this.db.selectFrom("personal_access_tokens").selectAll().orderBy("id");
-    if (userId !== undefined) q = q.where("user_id", "=", userId);
-    return q.execute();
+  /** A page of tokens by id, of one user or (root) of all. */
+  async list(q: { userId?: number; page: number; perPage: number }): Promise<{ rows: TokenRow[]; total: number }> {
+    let base = this.db.selectFrom("personal_access_tokens");
+    if (q.userId !== undefined) base = base.where("user_id", "=", q.userId);
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("id").limit(limit).offset(offset).execute(),
+    );
   }
 
   async update(id: number, set: { name?: string; bio?: string; state?: string; expired_at?: string }): Promise<void> {
-    await this.db.updateTable("personal_access_tokens").set({ ...set, updated_at: nowIso() }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("personal_access_tokens")
+      .set({ ...set, updated_at: nowIso() })
+      .where("id", "=", id)
+      .execute();
   }
 
   async delete(id: number): Promise<boolean> {

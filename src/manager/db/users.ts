@@ -1,9 +1,11 @@
 /** Users and their console sessions. */
 import type { Kysely } from "kysely";
 import type { DialectName } from "./database.js";
-import { insertReturningId } from "./insert.js";
+import { insertReturningId, pageOf, toCount } from "./insert.js";
 import type { ManagerDatabase, UserRow } from "./schema.js";
 import { nowIso } from "../time.js";
+import type { Role } from "../../api/manager.js";
+import { containsText } from "./like.js";
 
 export class UsersRepo {
   constructor(
@@ -19,7 +21,7 @@ export class UsersRepo {
     return this.db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
-  async create(u: { name: string; email?: string; passwordHash: string; mustChangePassword: boolean }): Promise<number> {
+  async create(u: { name: string; email?: string; passwordHash: string; mustChangePassword: boolean; role: Role }): Promise<number> {
     const now = nowIso();
     return insertReturningId(this.db, this.dialect, "users", {
       name: u.name,
@@ -27,17 +29,53 @@ export class UsersRepo {
       password_hash: u.passwordHash,
       state: "active",
       must_change_password: u.mustChangePassword ? 1 : 0,
+      role: u.role,
       created_at: now,
       updated_at: now,
     });
   }
 
-  async setPassword(id: number, passwordHash: string): Promise<void> {
+  /** A page of users by id; `name` matches part of the name. */
+  async list(q: { page: number; perPage: number; name?: string }): Promise<{ rows: UserRow[]; total: number }> {
+    let base = this.db.selectFrom("users");
+    if (q.name) base = base.where(containsText("name", q.name));
+    return pageOf(
+      q,
+      () => base.select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow(),
+      (limit, offset) => base.selectAll().orderBy("id").limit(limit).offset(offset).execute(),
+    );
+  }
+
+  async update(id: number, set: { email?: string; state?: string; role?: Role }): Promise<void> {
     await this.db
       .updateTable("users")
-      .set({ password_hash: passwordHash, must_change_password: 0, updated_at: nowIso() })
+      .set({ ...set, updated_at: nowIso() })
       .where("id", "=", id)
       .execute();
+  }
+
+  /** Active users with the root role: the last one may not lose it. */
+  async activeRoots(): Promise<number> {
+    const r = await this.db
+      .selectFrom("users")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .where("role", "=", "root")
+      .where("state", "=", "active")
+      .executeTakeFirstOrThrow();
+    return toCount(r.n);
+  }
+
+  /** `mustChange`: a password someone else set, which its user must replace at the next sign-in. */
+  async setPassword(id: number, passwordHash: string, mustChange = false): Promise<void> {
+    await this.db
+      .updateTable("users")
+      .set({ password_hash: passwordHash, must_change_password: mustChange ? 1 : 0, updated_at: nowIso() })
+      .where("id", "=", id)
+      .execute();
+  }
+
+  async dropSession(tokenHash: string): Promise<void> {
+    await this.db.deleteFrom("sessions").where("token_hash", "=", tokenHash).execute();
   }
 
   async createSession(userId: number, tokenHash: string, expiresAt: string): Promise<void> {

@@ -1,17 +1,29 @@
-/** /oapi/v1/clusters (token scope `cluster`): scheduler clusters and who is in them. */
+/**
+ * Scheduler clusters and who is in them, twice: /oapi/v1/clusters (token scope
+ * `cluster`) and /api/v1/clusters (the console; a signed-in user, guests read only).
+ */
 import { z } from "zod";
-import { ClusterView, CreateClusterBody, IdParams, MANAGER_PATHS, UpdateClusterBody } from "../../api/manager.js";
+import type { FastifyRequest } from "fastify";
+import { CONSOLE_API, ClusterView, CreateClusterBody, IdParams, OPEN_API, PageQuery, UpdateClusterBody } from "../../api/manager.js";
 import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";
 import { clusterViews } from "./cluster-view.js";
 import { conflict, notFound, unprocessable } from "../errors.js";
+import { sessionHook } from "./session.js";
+import { pageHeaders } from "./paging.js";
 
 const errors = errorResponses(401, 403, 404, 409, 422);
 
-export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void {
-  const onRequest = async (req: Parameters<typeof ctx.auth.pat>[0]) => {
-    req.pat = await ctx.auth.pat(req, "cluster");
-  };
+const ListClustersQuery = PageQuery.partial();
+
+interface ClustersApi {
+  base: string;
+  onRequest: (req: FastifyRequest) => Promise<void>;
+  /** Without page/per_page: the Open API answers every cluster, the console API the first page. */
+  pagedByDefault: boolean;
+}
+
+function registerClustersApi(app: ManagerApp, ctx: RouteContext, { base, onRequest, pagedByDefault }: ClustersApi): void {
   const one = async (id: number) => {
     const row = await ctx.store.clusters.byId(id);
     if (!row) throw notFound(`scheduler cluster ${id} not found`);
@@ -23,19 +35,28 @@ export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void 
   };
 
   app.get(
-    MANAGER_PATHS.clusters,
-    { onRequest, schema: { summary: "List scheduler clusters", tags: ["clusters"], response: { 200: z.array(ClusterView), ...errors } } },
-    async () => clusterViews(ctx.store, await ctx.store.clusters.list(), ctx.memberTimeoutMs),
+    base,
+    {
+      onRequest,
+      schema: { summary: "List scheduler clusters", tags: ["clusters"], querystring: ListClustersQuery, response: { 200: z.array(ClusterView), ...errors } },
+    },
+    async (req, reply) => {
+      const all = await ctx.store.clusters.list();
+      if (req.query.page === undefined && req.query.per_page === undefined && !pagedByDefault) return clusterViews(ctx.store, all, ctx.memberTimeoutMs);
+      const q = PageQuery.parse(req.query);
+      pageHeaders(req, reply, q, all.length);
+      return clusterViews(ctx.store, all.slice((q.page - 1) * q.per_page, q.page * q.per_page), ctx.memberTimeoutMs);
+    },
   );
 
   app.get(
-    `${MANAGER_PATHS.clusters}/:id`,
+    `${base}/:id`,
     { onRequest, schema: { summary: "Get a scheduler cluster", tags: ["clusters"], params: IdParams, response: { 200: ClusterView, ...errors } } },
     async (req) => one(req.params.id),
   );
 
   app.post(
-    MANAGER_PATHS.clusters,
+    base,
     { onRequest, schema: { summary: "Create a scheduler cluster", tags: ["clusters"], body: CreateClusterBody, response: { 200: ClusterView, ...errors } } },
     async (req) => {
       await nameFree(req.body.name);
@@ -45,8 +66,17 @@ export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void 
   );
 
   app.patch(
-    `${MANAGER_PATHS.clusters}/:id`,
-    { onRequest, schema: { summary: "Update a scheduler cluster", tags: ["clusters"], params: IdParams, body: UpdateClusterBody, response: { 200: ClusterView, ...errors } } },
+    `${base}/:id`,
+    {
+      onRequest,
+      schema: {
+        summary: "Update a scheduler cluster",
+        tags: ["clusters"],
+        params: IdParams,
+        body: UpdateClusterBody,
+        response: { 200: ClusterView, ...errors },
+      },
+    },
     async (req) => {
       await one(req.params.id);
       if (req.body.name) await nameFree(req.body.name, req.params.id);
@@ -57,7 +87,7 @@ export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void 
   );
 
   app.delete(
-    `${MANAGER_PATHS.clusters}/:id`,
+    `${base}/:id`,
     { onRequest, schema: { summary: "Delete a scheduler cluster", tags: ["clusters"], params: IdParams, response: { ...errors } } },
     async (req, reply) => {
       const c = await one(req.params.id);
@@ -66,4 +96,12 @@ export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void 
       return reply.status(200).send(undefined as never);
     },
   );
+}
+
+export function registerClusterRoutes(app: ManagerApp, ctx: RouteContext): void {
+  const pat = async (req: FastifyRequest) => {
+    req.pat = await ctx.auth.pat(req, "cluster");
+  };
+  registerClustersApi(app, ctx, { base: `${OPEN_API}/clusters`, onRequest: pat, pagedByDefault: false });
+  registerClustersApi(app, ctx, { base: `${CONSOLE_API}/clusters`, onRequest: sessionHook(ctx), pagedByDefault: true });
 }

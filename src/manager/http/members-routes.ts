@@ -25,14 +25,10 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
   };
 
   const lifecycle = (repo: MembersRepo, base: string, what: string) => {
-    app.post(
-      `${base}/:id/keepalive`,
-      { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } },
-      async (req) => {
-        if (!(await repo.keepAlive(req.params.id))) throw notFound(`${what} ${req.params.id} is not registered`);
-        return { ok: true as const };
-      },
-    );
+    app.post(`${base}/:id/keepalive`, { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } }, async (req) => {
+      if (!(await repo.keepAlive(req.params.id))) throw notFound(`${what} ${req.params.id} is not registered`);
+      return { ok: true as const };
+    });
     app.delete(`${base}/:id`, { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } }, async (req) => {
       if (!(await repo.remove(req.params.id))) throw notFound(`${what} ${req.params.id} is not registered`);
       ctx.log.info({ [what.replace(" ", "_")]: req.params.id }, `${what} left`);
@@ -47,7 +43,14 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
       const b = req.body;
       const clusterId = await clusterFor(b.scheduler_cluster_id);
       const host = b.ip.includes(":") ? `[${b.ip}]` : b.ip;
-      const id = await ctx.store.schedulers.register({ clusterId, hostname: b.hostname, ip: b.ip, port: b.port, url: b.url ?? `http://${host}:${b.port}`, type: "" });
+      const id = await ctx.store.schedulers.register({
+        clusterId,
+        hostname: b.hostname,
+        ip: b.ip,
+        port: b.port,
+        url: b.url ?? `http://${host}:${b.port}`,
+        type: "",
+      });
       return { id, scheduler_cluster_id: clusterId, keepalive_interval_ms: ctx.keepAliveMs };
     },
   );

@@ -1,5 +1,6 @@
 /** Link headers for paged lists, as Dragonfly writes them. */
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { TOTAL_COUNT_HEADER } from "../../api/manager.js";
 
 export function linkHeader(req: FastifyRequest, page: number, perPage: number, total: number): string {
   const last = Math.max(1, Math.ceil(total / perPage));
@@ -13,4 +14,10 @@ export function linkHeader(req: FastifyRequest, page: number, perPage: number, t
   };
   const links = [link(Math.max(1, page - 1), "prev"), link(Math.min(last, page + 1), "next"), link(1, "first"), link(last, "last")];
   return links.join(",");
+}
+
+/** Sets a paged list's `Link` and `X-Total-Count` headers. */
+export function pageHeaders(req: FastifyRequest, reply: FastifyReply, q: { page: number; per_page: number }, total: number): void {
+  reply.header("link", linkHeader(req, q.page, q.per_page, total));
+  reply.header(TOTAL_COUNT_HEADER, String(total));
 }

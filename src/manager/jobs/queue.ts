@@ -1,15 +1,15 @@
 /**
- * Job queue interface and the embedded in-process implementation. A Redis-backed
- * queue (BullMQ) can implement the same interface for several manager replicas.
+ * Job queue interface and the embedded in-process implementation. `RedisJobQueue`
+ * (redis-queue.ts, BullMQ) implements the same interface for several manager replicas.
  */
 export type JobHandler = (jobId: number, signal: AbortSignal) => Promise<void>;
 
 export interface JobQueue {
-  /** Runs the job once a slot is free; a job already queued or running is not added twice. */
-  enqueue(jobId: number): void;
-  /** Stops a queued or running job (its handler sees the signal aborted with `reason`). */
-  cancel(jobId: number, reason: string): void;
-  /** Number of jobs queued or running. */
+  /** Runs the job once a slot is free; a job already queued or running (on any replica) is not added twice. */
+  enqueue(jobId: number): Promise<void>;
+  /** Stops a queued or running job, wherever it runs (its handler sees the signal aborted with `reason`). */
+  cancel(jobId: number, reason: string): Promise<void>;
+  /** Number of jobs queued or running on this manager. */
   readonly size: number;
   /** Stops everything; running handlers are aborted with reason "shutdown" and awaited. */
   close(): Promise<void>;
@@ -30,13 +30,13 @@ export class InProcessQueue implements JobQueue {
     return this.waiting.length + this.running.size;
   }
 
-  enqueue(jobId: number): void {
+  async enqueue(jobId: number): Promise<void> {
     if (this.closed || this.running.has(jobId) || this.waiting.includes(jobId)) return;
     this.waiting.push(jobId);
     this.pump();
   }
 
-  cancel(jobId: number, reason: string): void {
+  async cancel(jobId: number, reason: string): Promise<void> {
     const i = this.waiting.indexOf(jobId);
     if (i >= 0) this.waiting.splice(i, 1);
     this.running.get(jobId)?.controller.abort(reason);

@@ -1,11 +1,21 @@
-/** Per-cluster token buckets: `rate` jobs per second, bursts up to `rate`. */
-export class RateLimiter {
+/** The job rate limit per cluster: `rate` jobs per second, bursts up to `rate` (a token bucket per cluster). */
+export interface ClusterRate {
+  clusterId: number;
+  rate: number;
+}
+
+export interface JobRateLimit {
+  /** Seconds until a job fits for every cluster, or 0 (and the job is counted in each) when it fits now. */
+  take(limits: ClusterRate[]): number | Promise<number>;
+}
+
+/** In memory: one manager's own count (the embedded default). */
+export class RateLimiter implements JobRateLimit {
   private readonly buckets = new Map<number, { tokens: number; at: number; rate: number }>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Seconds until a job fits for every cluster, or 0 (and the jobs are counted) when it fits now. */
-  take(limits: { clusterId: number; rate: number }[]): number {
+  take(limits: ClusterRate[]): number {
     const t = this.now();
     let wait = 0;
     const buckets = limits.map(({ clusterId, rate }) => {

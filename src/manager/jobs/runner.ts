@@ -53,22 +53,20 @@ export class JobRunner {
 
   async run(jobId: number, outer: AbortSignal): Promise<void> {
     const row = await this.store.jobs.byId(jobId);
-    if (!row || row.state !== "PENDING") return;
+    if (row?.state !== "PENDING") return;
     const args = readStoredArgs(row);
     // Rows written before credentials were sealed hold plain JSON.
     const sealed = row.secret && !row.secret.startsWith("{") ? this.secrets.open(row.secret) : row.secret;
     const secret = JobSecret.parse(sealed ? JSON.parse(sealed) : {});
     const previous = readResult(row);
+    this.log.info({ job: jobId, event: "job_run" }, previous ? "job resumed" : "job started");
     const result = emptyResult();
     if (previous) result.log.push(...previous.log, `${nowIso()} resumed after a manager restart`);
 
     // The job's own deadline aborts with a readable reason; an outer abort (delete, shutdown) passes its reason on.
     const controller = new AbortController();
     const timeoutSeconds = Math.round((Date.parse(row.deadline_at) - Date.parse(row.created_at)) / 1000);
-    const timer = setTimeout(
-      () => controller.abort(`job timed out after ${timeoutSeconds} s`),
-      Math.max(0, Date.parse(row.deadline_at) - Date.now()),
-    );
+    const timer = setTimeout(() => controller.abort(`job timed out after ${timeoutSeconds} s`), Math.max(0, Date.parse(row.deadline_at) - Date.now()));
     const onOuter = () => controller.abort(outer.reason);
     outer.addEventListener("abort", onOuter, { once: true });
     const signal = controller.signal;

@@ -29,7 +29,10 @@ const LEAF_CACHE_SIZE = 1000;
 export const CA_FILES = { cert: "ca.crt", key: "ca.key" } as const;
 
 function pem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString("base64").replace(/(.{64})/g, "$1\n").replace(/\n$/, "");
+  const b64 = Buffer.from(der)
+    .toString("base64")
+    .replace(/(.{64})/g, "$1\n")
+    .replace(/\n$/, "");
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
@@ -76,7 +79,11 @@ export class CertificateAuthority {
         const key = await webcrypto.subtle.importKey("pkcs8", derOf(keyPem), KEY_ALGORITHM, false, ["sign"]);
         return new CertificateAuthority(certPem, new x509.X509Certificate(certPem), key as CryptoKey);
       } catch (err) {
-        throw new KilnError("INTERNAL", `the CA in ${dir} is unreadable (${(err as Error).message}); move ${CA_FILES.cert} and ${CA_FILES.key} away to create a new one`, 500);
+        throw new KilnError(
+          "INTERNAL",
+          `the CA in ${dir} is unreadable (${(err as Error).message}); move ${CA_FILES.cert} and ${CA_FILES.key} away to create a new one`,
+          500,
+        );
       }
     }
     const keys = (await webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ["sign", "verify"])) as CryptoKeyPair;
@@ -96,7 +103,7 @@ export class CertificateAuthority {
     });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writePrivate(keyPath, pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey as webcrypto.CryptoKey)));
-    const newPem = cert.toString("pem") + "\n";
+    const newPem = `${cert.toString("pem")}\n`;
     await writeFile(certPath, newPem, { mode: 0o644 });
     return new CertificateAuthority(newPem, cert, keys.privateKey);
   }
@@ -135,6 +142,6 @@ export class CertificateAuthority {
       ],
     });
     const keyPem = pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey as webcrypto.CryptoKey));
-    return createSecureContext({ key: keyPem, cert: leaf.toString("pem") + "\n" + this.certPem });
+    return createSecureContext({ key: keyPem, cert: `${leaf.toString("pem")}\n${this.certPem}` });
   }
 }

@@ -24,7 +24,12 @@ const upstreamAgents = { http: new http.Agent({ keepAlive: true }), https: new h
  */
 export function endToEndHeaders(req: IncomingMessage, opts: { range: boolean }): Record<string, string> {
   // Headers the client listed in Connection are hop-by-hop too (RFC 9110 7.6.1).
-  const listed = new Set(String(req.headers.connection ?? "").toLowerCase().split(",").map((s) => s.trim()));
+  const listed = new Set(
+    String(req.headers.connection ?? "")
+      .toLowerCase()
+      .split(",")
+      .map((s) => s.trim()),
+  );
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined || listed.has(k) || !(isForwardable(k) || (opts.range && k === "range"))) continue;
@@ -37,16 +42,20 @@ export function endToEndHeaders(req: IncomingMessage, opts: { range: boolean }):
 export function forwardRequest(req: IncomingMessage, res: ServerResponse, url: URL, log: Logger): Promise<void> {
   const secure = url.protocol === "https:";
   return new Promise<void>((resolve, reject) => {
-    const up = (secure ? https : http).request(url, { method: req.method, headers: endToEndHeaders(req, { range: true }), agent: secure ? upstreamAgents.https : upstreamAgents.http }, (ures) => {
-      const out: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(ures.headers)) if (v !== undefined && !RESPONSE_HOP_BY_HOP.has(k)) out[k] = v;
-      res.writeHead(ures.statusCode ?? 502, ures.statusMessage, out);
-      pipeline(ures, res).then(resolve, (err: Error) => {
-        log.warn({ url: redact(url.toString()), err: err.message }, "forwarding failed mid-stream");
-        res.destroy();
-        resolve();
-      });
-    });
+    const up = (secure ? https : http).request(
+      url,
+      { method: req.method, headers: endToEndHeaders(req, { range: true }), agent: secure ? upstreamAgents.https : upstreamAgents.http },
+      (ures) => {
+        const out: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(ures.headers)) if (v !== undefined && !RESPONSE_HOP_BY_HOP.has(k)) out[k] = v;
+        res.writeHead(ures.statusCode ?? 502, ures.statusMessage, out);
+        pipeline(ures, res).then(resolve, (err: Error) => {
+          log.warn({ url: redact(url.toString()), err: err.message }, "forwarding failed mid-stream");
+          res.destroy();
+          resolve();
+        });
+      },
+    );
     up.setTimeout(PEER.originHeadersTimeoutMs, () => up.destroy(Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" })));
     up.on("error", (err) => {
       if (res.headersSent) return void res.destroy();
@@ -66,7 +75,9 @@ export function rejectConnect(socket: Duplex, err: unknown): void {
   const e = err instanceof KilnError ? err : new KilnError("INTERNAL", "internal error");
   const body = JSON.stringify({ message: e.message, code: e.code });
   const reason = http.STATUS_CODES[e.status] ?? "Error";
-  socket.end(`HTTP/1.1 ${e.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${e.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Tunnels a CONNECT as is: the bytes inside (TLS) are the client's and the origin's business. */

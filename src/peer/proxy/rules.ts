@@ -68,7 +68,11 @@ export class ProxyPolicy {
    * host cannot be used to tunnel to its SSH or database ports.
    */
   allowsConnect(hostname: string, port: string): boolean {
-    return hostMatches(this.allow.filter((p) => p.port !== undefined || port === "443"), hostname, port);
+    return hostMatches(
+      this.allow.filter((p) => p.port !== undefined || port === "443"),
+      hostname,
+      port,
+    );
   }
 
   /** Whether a CONNECT to this host is terminated (TLS interception) rather than tunnelled. */

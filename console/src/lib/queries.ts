@@ -1,0 +1,138 @@
+/** Data the pages read and write, as react-query hooks over the console API (/api/v1). */
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { z } from "zod";
+import {
+  ClusterView,
+  JobView,
+  MANAGER_PATHS,
+  MemberView,
+  TokenView,
+  UserView,
+  type CreateClusterBody,
+  type CreateTokenBody,
+  type CreateUserBody,
+  type JobState,
+  type Role,
+  type UpdateClusterBody,
+  type UpdateUserBody,
+} from "@api/manager";
+import { call, callPage } from "./client";
+
+const Nothing = z.unknown();
+export const PER_PAGE = 10;
+/** How often a pending job's page asks again (Dragonfly's console: every 60 s). */
+export const LIVE_MS = 2_000;
+
+export function useMe() {
+  return useQuery({ queryKey: ["me"], queryFn: () => call(UserView, MANAGER_PATHS.me), retry: false, staleTime: 30_000 });
+}
+
+export interface JobsFilter {
+  page: number;
+  state?: JobState;
+  url?: string;
+}
+
+export function useJobs(f: JobsFilter) {
+  return useQuery({
+    queryKey: ["jobs", f],
+    queryFn: () => callPage(JobView, MANAGER_PATHS.consoleJobs, { page: f.page, per_page: PER_PAGE, type: "preheat", state: f.state, url: f.url }),
+    placeholderData: keepPreviousData,
+    // The list refreshes while something on it is still running.
+    refetchInterval: (q) => (q.state.data?.items.some((j) => j.state === "PENDING") ? LIVE_MS : false),
+  });
+}
+
+export function useJob(id: number) {
+  return useQuery({
+    queryKey: ["job", id],
+    queryFn: () => call(JobView, MANAGER_PATHS.consoleJob(id)),
+    refetchInterval: (q) => (q.state.data?.state === "PENDING" ? LIVE_MS : false),
+  });
+}
+
+/** Job counts per state (one request per state; only the X-Total-Count header is used). */
+export function useJobCounts() {
+  return useQuery({
+    queryKey: ["job-counts"],
+    queryFn: async () => {
+      const states = ["PENDING", "SUCCESS", "FAILURE"] as const;
+      const pages = await Promise.all(states.map((state) => callPage(JobView, MANAGER_PATHS.consoleJobs, { state, per_page: 1, type: "preheat" })));
+      return Object.fromEntries(states.map((s, i) => [s, pages[i]!.total])) as Record<JobState, number>;
+    },
+    refetchInterval: 10_000,
+  });
+}
+
+export function useClusters(page: number) {
+  return useQuery({
+    queryKey: ["clusters", page],
+    queryFn: () => callPage(ClusterView, MANAGER_PATHS.consoleClusters, { page, per_page: PER_PAGE }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 10_000,
+  });
+}
+
+/** Every cluster, for pickers (the API pages by at most 100). */
+export function useAllClusters() {
+  return useQuery({ queryKey: ["clusters", "all"], queryFn: () => callPage(ClusterView, MANAGER_PATHS.consoleClusters, { page: 1, per_page: 100 }) });
+}
+
+export type MemberKind = "schedulers" | "seed-peers";
+
+export function useMembers(kind: MemberKind, f: { page: number; hostname?: string; state?: "active" | "inactive" }) {
+  const path = kind === "schedulers" ? MANAGER_PATHS.schedulers : MANAGER_PATHS.seedPeers;
+  return useQuery({
+    queryKey: ["members", kind, f],
+    queryFn: () => callPage(MemberView, path, { page: f.page, per_page: PER_PAGE, hostname: f.hostname, state: f.state }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 5_000,
+  });
+}
+
+export function useTokens(page: number) {
+  return useQuery({
+    queryKey: ["tokens", page],
+    queryFn: () => callPage(TokenView, MANAGER_PATHS.tokens, { page, per_page: PER_PAGE }),
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useUsers(page: number) {
+  return useQuery({
+    queryKey: ["users", page],
+    queryFn: () => callPage(UserView, MANAGER_PATHS.users, { page, per_page: PER_PAGE }),
+    placeholderData: keepPreviousData,
+  });
+}
+
+/** A write, then the lists it may have changed are read again. */
+function useWrite<A, R>(fn: (a: A) => Promise<R>, invalidates: string[]) {
+  const qc = useQueryClient();
+  return useMutation({ mutationFn: fn, onSuccess: () => Promise.all(invalidates.map((k) => qc.invalidateQueries({ queryKey: [k] }))) });
+}
+
+export const useCreateJob = () => useWrite((body: unknown) => call(JobView, MANAGER_PATHS.consoleJobs, { body }), ["jobs", "job-counts"]);
+export const useCancelJob = () =>
+  useWrite((id: number) => call(JobView, MANAGER_PATHS.consoleJobCancel(id), { method: "POST" }), ["jobs", "job", "job-counts"]);
+export const useCreateCluster = () => useWrite((b: CreateClusterBody) => call(ClusterView, MANAGER_PATHS.consoleClusters, { body: b }), ["clusters"]);
+export const useUpdateCluster = () =>
+  useWrite(
+    ({ id, body }: { id: number; body: UpdateClusterBody }) => call(ClusterView, MANAGER_PATHS.consoleCluster(id), { method: "PATCH", body }),
+    ["clusters"],
+  );
+export const useCreateToken = () => useWrite((b: CreateTokenBody) => call(TokenView, MANAGER_PATHS.tokens, { body: b }), ["tokens"]);
+export const useRevokeToken = () =>
+  useWrite((id: number) => call(TokenView, MANAGER_PATHS.token(id), { method: "PATCH", body: { state: "inactive" } }), ["tokens"]);
+export const useCreateUser = () => useWrite((b: CreateUserBody) => call(UserView, MANAGER_PATHS.users, { body: b }), ["users"]);
+export const useUpdateUser = () =>
+  useWrite(({ id, body }: { id: number; body: UpdateUserBody }) => call(UserView, MANAGER_PATHS.user(id), { method: "PATCH", body }), ["users"]);
+export const useSetRole = () =>
+  useWrite(({ id, role }: { id: number; role: Role }) => call(UserView, MANAGER_PATHS.userRole(id, role), { method: "PUT" }), ["users", "me"]);
+export const useChangePassword = () =>
+  useWrite(
+    ({ id, old_password, new_password }: { id: number; old_password: string; new_password: string }) =>
+      call(UserView, MANAGER_PATHS.resetPassword(id), { body: { old_password, new_password } }),
+    ["me"],
+  );
+export const signOut = () => call(Nothing, MANAGER_PATHS.signout, { method: "POST" });

@@ -1,0 +1,101 @@
+/** Overview: is every component up, and how are the preheats doing. */
+import { Alert, Card, Group, SimpleGrid, Stack, Table, Text } from "@mantine/core";
+import { Link } from "wouter";
+import { useAllClusters, useJobCounts } from "../lib/queries";
+import { ErrorNote, JobStateBadge, PageTitle, UpDownBadge } from "../ui/bits";
+
+function Count({ title, up, down, href }: { title: string; up: number; down: number; href: string }) {
+  return (
+    <Card withBorder component="section" aria-label={title}>
+      <Text fw={600}>{title}</Text>
+      <Group mt="xs" gap="md">
+        <Text size="xl" fw={700}>
+          {up}
+        </Text>
+        <UpDownBadge up={true} upLabel="up" />
+        <Text size="xl" fw={700}>
+          {down}
+        </Text>
+        <UpDownBadge up={false} downLabel="down" />
+      </Group>
+      <Link href={href}>See {title.toLowerCase()}</Link>
+    </Card>
+  );
+}
+
+export default function Overview() {
+  const clusters = useAllClusters();
+  const counts = useJobCounts();
+  const all = clusters.data?.items ?? [];
+  const members = (k: "schedulers" | "seed_peers") => all.flatMap((c) => c[k]);
+  const up = (k: "schedulers" | "seed_peers") => members(k).filter((m) => m.state === "active").length;
+  return (
+    <Stack>
+      <PageTitle>Overview</PageTitle>
+      <ErrorNote error={clusters.error ?? counts.error} title="Could not load" />
+      <SimpleGrid cols={{ base: 1, sm: 3 }}>
+        <Card withBorder component="section" aria-label="Clusters">
+          <Text fw={600}>Clusters</Text>
+          <Text size="xl" fw={700} mt="xs">
+            {clusters.data?.total ?? "…"}
+          </Text>
+          <Link href="/clusters">See clusters</Link>
+        </Card>
+        <Count title="Schedulers" up={up("schedulers")} down={members("schedulers").length - up("schedulers")} href="/members" />
+        <Count title="Seed peers" up={up("seed_peers")} down={members("seed_peers").length - up("seed_peers")} href="/members" />
+      </SimpleGrid>
+      <Card withBorder component="section" aria-label="Preheats">
+        <Text fw={600}>Preheats</Text>
+        <Table mt="xs" maw={420}>
+          <Table.Tbody>
+            {(["PENDING", "SUCCESS", "FAILURE"] as const).map((s) => (
+              <Table.Tr key={s}>
+                <Table.Td>
+                  <JobStateBadge state={s} />
+                </Table.Td>
+                <Table.Td>
+                  <Link href={`/preheats?state=${s}`}>{counts.data?.[s] ?? "…"} jobs</Link>
+                </Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </Card>
+      <Card withBorder component="section" aria-label="Clusters and their components">
+        <Text fw={600}>Clusters and their components</Text>
+        <Table mt="xs" striped>
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Cluster</Table.Th>
+              <Table.Th>Schedulers up</Table.Th>
+              <Table.Th>Seed peers up</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {all.map((c) => (
+              <Table.Tr key={c.id}>
+                <Table.Td>
+                  {c.name}
+                  {c.is_default ? " (default)" : ""}
+                </Table.Td>
+                <Table.Td>
+                  {c.schedulers.filter((s) => s.state === "active").length} of {c.schedulers.length}
+                </Table.Td>
+                <Table.Td>
+                  {c.seed_peers.filter((s) => s.state === "active").length} of {c.seed_peers.length}
+                </Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </Card>
+      <Alert variant="outline" color="gray.7" title="Traffic from the swarm vs the origin">
+        <Text size="sm">
+          Each peer counts the bytes it got from other peers and from the origin on its metrics port (<code>:4002/metrics</code>,{" "}
+          <code>kiln_peer_download_bytes_total</code> by <code>source</code>: p2p or origin). The manager does not collect those figures yet, so there is no
+          chart here; peers are not listed for the same reason (only schedulers know them).
+        </Text>
+      </Alert>
+    </Stack>
+  );
+}

@@ -1,0 +1,54 @@
+/**
+ * A peer's location from the labels of the Kubernetes node it runs on, read by
+ * the peer DaemonSet's init step (`kiln config location`) with the pod's service
+ * account. Pods cannot see their node's labels through the downward API.
+ */
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import { z } from "zod";
+
+/** region|zone, as `kiln peer --location` takes it (the scheduler prefers parents that share its prefix). */
+export const DEFAULT_LOCATION_LABELS = ["topology.kubernetes.io/region", "topology.kubernetes.io/zone"];
+
+const SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+const NodeObject = z.object({ metadata: z.object({ labels: z.record(z.string(), z.string()).default({}) }) });
+
+export interface NodeApiOptions {
+  /** Default: the in-cluster API server (KUBERNETES_SERVICE_HOST/PORT). */
+  apiServer?: string;
+  tokenFile?: string;
+  caFile?: string;
+}
+
+/** The label values joined with `|`, empty trailing levels left out. */
+export function locationFromLabels(labels: Record<string, string>, keys: string[]): string {
+  const values = keys.map((k) => labels[k] ?? "");
+  while (values.length && !values[values.length - 1]) values.pop();
+  return values.join("|");
+}
+
+export async function nodeLabels(node: string, opts: NodeApiOptions = {}): Promise<Record<string, string>> {
+  const host = process.env.KUBERNETES_SERVICE_HOST;
+  const base = opts.apiServer ?? (host ? `https://${host.includes(":") ? `[${host}]` : host}:${process.env.KUBERNETES_SERVICE_PORT ?? "443"}` : undefined);
+  if (!base) throw new Error("not in a Kubernetes pod (no KUBERNETES_SERVICE_HOST) and no --api-server given");
+  const token = (await readFile(opts.tokenFile ?? `${SERVICE_ACCOUNT}/token`, "utf8")).trim();
+  const url = new URL(`/api/v1/nodes/${encodeURIComponent(node)}`, base);
+  const ca = url.protocol === "https:" ? await readFile(opts.caFile ?? `${SERVICE_ACCOUNT}/ca.crt`) : undefined;
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = (url.protocol === "https:" ? https : http).get(
+      url,
+      { headers: { authorization: `Bearer ${token}`, accept: "application/json" }, ca, timeout: 10_000 },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`GET ${url.pathname}: ${res.statusCode} ${text.slice(0, 200)}`))));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`GET ${url.pathname}: no answer in 10 s`)));
+    req.on("error", reject);
+  });
+  return NodeObject.parse(JSON.parse(body)).metadata.labels;
+}

@@ -1,0 +1,44 @@
+/** The console's view of schedulers and seed peers (GET /api/v1/schedulers, /api/v1/seed-peers): paged, searchable, live state. */
+import { z } from "zod";
+import { IdParams, ListMembersQuery, MANAGER_PATHS, MemberView } from "../../api/manager.js";
+import type { MembersRepo } from "../db/members.js";
+import { errorResponses } from "./errors.js";
+import type { ManagerApp, RouteContext } from "./context.js";
+import { notFound } from "../errors.js";
+import { nowIso } from "../time.js";
+import { memberView } from "./cluster-view.js";
+import { pageHeaders } from "./paging.js";
+import { sessionHook } from "./session.js";
+
+const errors = errorResponses(400, 401, 403, 404);
+
+export function registerMemberListRoutes(app: ManagerApp, ctx: RouteContext): void {
+  const onRequest = sessionHook(ctx);
+  const lists = (repo: MembersRepo, base: string, what: string, noun: string) => {
+    app.get(
+      base,
+      { onRequest, schema: { tags: [what], querystring: ListMembersQuery, response: { 200: z.array(MemberView), ...errors } } },
+      async (req, reply) => {
+        const q = req.query;
+        const now = Date.now();
+        const { rows, total } = await repo.list({
+          page: q.page,
+          perPage: q.per_page,
+          clusterId: q.scheduler_cluster_id,
+          search: q.hostname,
+          state: q.state,
+          freshSince: nowIso(now - ctx.memberTimeoutMs),
+        });
+        pageHeaders(req, reply, q, total);
+        return rows.map((m) => memberView(m, ctx.memberTimeoutMs, now));
+      },
+    );
+    app.get(`${base}/:id`, { onRequest, schema: { tags: [what], params: IdParams, response: { 200: MemberView, ...errors } } }, async (req) => {
+      const m = await repo.byId(req.params.id);
+      if (!m) throw notFound(`${noun} ${req.params.id} not found`);
+      return memberView(m, ctx.memberTimeoutMs);
+    });
+  };
+  lists(ctx.store.schedulers, MANAGER_PATHS.schedulers, "schedulers", "scheduler");
+  lists(ctx.store.seedPeers, MANAGER_PATHS.seedPeers, "seed-peers", "seed peer");
+}

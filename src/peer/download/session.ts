@@ -1,0 +1,297 @@
+/**
+ * One download of one task on this peer, as an explicit state machine:
+ *
+ *   registering ──> p2p ──────────────> completing ──> succeeded
+ *        │           │                      ^
+ *        └───────────┴──> back_to_source ───┘
+ *   and from any state but succeeded ──> failed
+ *
+ * registering: asks the scheduler for a role; without a scheduler it goes to the
+ * origin unregistered. p2p: polls the scheduler for parents and digests (poller.ts)
+ * and lets the dispatcher start piece fetches. back_to_source: told to, or the swarm could
+ * not serve for too long. completing: every piece is stored; the blob digest is
+ * checked before the task is marked complete.
+ */
+import { randomUUID } from "node:crypto";
+import { KilnError } from "../../common/errors.js";
+import { StateMachine } from "../../common/fsm.js";
+import type { Logger } from "../../common/logger.js";
+import type { DownloadSpec, TaskError } from "../../api/common.js";
+import type { PieceInfo, ScheduleReply } from "../../api/scheduler.js";
+import type { PeerMetrics } from "../metrics.js";
+import type { StoredTask } from "../storage/stored-task.js";
+import { backToSource, type OriginSource } from "./back-to-source.js";
+import { BUSY_BACKOFF_MS, PieceDispatcher, type Assignment } from "./dispatcher.js";
+import { failureKind, fetchPiece, type PieceSource } from "./piece-fetcher.js";
+import { SchedulePoller } from "./poller.js";
+import { TaskReporter } from "./reporter.js";
+import type { SessionScheduler } from "./scheduler-port.js";
+
+export interface DownloadOptions {
+  concurrentPieces: number;
+  piecesPerParent: number;
+  pieceStallMs: number;
+  noParentFallbackMs: number;
+  parentsPerSchedule: number;
+}
+
+/** Everything a session talks to; tests pass fakes. */
+export interface SessionDeps {
+  scheduler: SessionScheduler;
+  pieces: PieceSource;
+  origin: OriginSource;
+  hostId: string;
+  log: Logger;
+  metrics: Pick<PeerMetrics, "downloadBytes" | "pieceFailures">;
+  opts: DownloadOptions;
+}
+
+export type SessionState = "registering" | "p2p" | "back_to_source" | "completing" | "succeeded" | "failed";
+
+const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
+  registering: ["p2p", "back_to_source", "failed"],
+  p2p: ["back_to_source", "completing", "failed"],
+  back_to_source: ["completing", "failed"],
+  completing: ["succeeded", "failed"],
+  succeeded: [],
+  failed: [],
+};
+
+/** Most parents a stuck session asks for. */
+const MAX_PARENTS = 64;
+
+export class DownloadSession {
+  readonly peerId: string;
+  private readonly fsm = new StateMachine<SessionState>("registering", TRANSITIONS, "download session");
+  private readonly dispatcher: PieceDispatcher;
+  private readonly fetches = new Map<number, AbortController>();
+  private readonly source = new AbortController();
+  /** Set once the scheduler knows this peer; an unregistered download reports nothing. */
+  private reporter: TaskReporter | undefined;
+  private poller: SchedulePoller | undefined;
+  private version = -1;
+  private wantParents: number;
+  private lastProgress = Date.now();
+  private settle!: { resolve: () => void; reject: (e: KilnError) => void };
+  /** Dispatches again when a parent that answered "busy" may be asked again. */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly deps: SessionDeps,
+    private readonly spec: DownloadSpec,
+    private readonly task: StoredTask,
+    /** `sha256:<hex>` of an OCI blob: the whole content is checked against it. */
+    private readonly contentDigest: string | undefined,
+  ) {
+    this.peerId = newPeerId(deps.hostId);
+    this.wantParents = deps.opts.parentsPerSchedule;
+    this.log = deps.log.child({ task: task.taskId, peer: this.peerId });
+    const { concurrentPieces, piecesPerParent } = deps.opts;
+    this.dispatcher = new PieceDispatcher({ concurrentPieces, piecesPerParent, busyBackoffMs: BUSY_BACKOFF_MS }, (n) => task.hasPiece(n));
+    if (contentDigest) task.hashContent();
+  }
+
+  get state(): SessionState {
+    return this.fsm.state;
+  }
+
+  /** Settles when the task is complete (every piece and the blob digest verified), or failed. */
+  run(): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    void this.register();
+    return done;
+  }
+
+  private async register(): Promise<void> {
+    const { scheduler, hostId } = this.deps;
+    let reply: Awaited<ReturnType<typeof scheduler.registerPeer>>;
+    try {
+      reply = await scheduler.registerPeer({ peerId: this.peerId, hostId, download: this.spec });
+    } catch (err) {
+      if (err instanceof KilnError && err.status < 500 && err.code !== "NOT_FOUND") return this.fail(err);
+      // No scheduler: still serve the user, straight from the origin.
+      this.log.warn({ err: (err as Error).message }, "scheduler unavailable; downloading from the origin without P2P");
+      return this.toSource();
+    }
+    try {
+      if (reply.taskId !== this.task.taskId) {
+        throw new KilnError("INTERNAL", `scheduler computed task ${reply.taskId}, this peer ${this.task.taskId}`);
+      }
+      this.reporter = new TaskReporter(scheduler, this.task.taskId, this.peerId, this.log);
+      await this.apply(reply);
+    } catch (err) {
+      return this.fail(err);
+    }
+    this.poller = new SchedulePoller(
+      scheduler,
+      this.task.taskId,
+      this.peerId,
+      {
+        active: () => this.fsm.is("p2p"),
+        hungry: () => this.hungry(),
+        query: () => ({ since: this.version, count: this.wantParents }),
+        apply: (r) => this.apply(r),
+        polled: () => this.checkStall(),
+      },
+      this.log,
+    );
+    void this.poller.run();
+  }
+
+  private hungry(): boolean {
+    return this.dispatcher.inFlightCount < this.deps.opts.concurrentPieces;
+  }
+
+  /** With nothing in flight and nothing done for too long, stop waiting for the swarm. */
+  private checkStall(): void {
+    if (!this.fsm.is("p2p") || this.dispatcher.inFlightCount > 0) return;
+    const waited = Date.now() - this.lastProgress;
+    if (waited < this.deps.opts.noParentFallbackMs) return;
+    this.log.warn({ waitedMs: waited }, "swarm cannot serve; falling back to the origin");
+    this.toSource();
+  }
+
+  private async apply(reply: ScheduleReply): Promise<void> {
+    if (reply.action === "failed") return this.fail(taskErrorToKiln(reply.task.error));
+    if (!this.fsm.is("registering", "p2p")) return;
+    this.version = reply.version;
+    this.dispatcher.addDigests(reply.pieces);
+    const { contentLength, pieceLength } = reply.task;
+    const meta = this.task.meta;
+    if (pieceLength !== null && (meta.pieceLength === null || (contentLength !== null && meta.contentLength === null))) {
+      await this.task.setLayout(contentLength, pieceLength);
+    }
+    this.dispatcher.updateParents(reply.parents);
+    if (reply.action === "back_to_source") return this.toSource();
+    this.fsm.to("p2p");
+    this.dispatch();
+    void this.checkComplete();
+  }
+
+  private dispatch(): void {
+    if (!this.fsm.is("p2p") || this.task.meta.pieceLength === null) return;
+    const now = Date.now();
+    const { assignments, starved } = this.dispatcher.assign(now);
+    for (const a of assignments) void this.fetch(a);
+    if (starved && this.dispatcher.inFlightCount === 0) this.wantParents = Math.min(MAX_PARENTS, this.wantParents * 2);
+    if (!this.hungry()) return;
+    this.poller?.wake();
+    // A free slot while parents back off: try them again when they may have room, not at the next poll.
+    const retryAt = this.dispatcher.nextRetryAt(now);
+    if (retryAt !== undefined && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.dispatch();
+      }, retryAt - now);
+    }
+  }
+
+  private async fetch(a: Assignment): Promise<void> {
+    const ac = new AbortController();
+    this.fetches.set(a.piece, ac);
+    try {
+      const info = await fetchPiece(this.deps.pieces, this.task, a, ac.signal);
+      this.dispatcher.release(a);
+      this.pieceDone(info, "p2p");
+    } catch (err) {
+      if (!this.fsm.is("p2p") || ac.signal.aborted) return this.dispatcher.release(a);
+      // Our own disk failing is not the parent's fault, and no other parent can fix it.
+      if (err instanceof KilnError && err.code === "DISK_FULL") {
+        this.dispatcher.release(a);
+        return void this.fail(err);
+      }
+      const kind = failureKind(err);
+      this.deps.metrics.pieceFailures.inc({ kind });
+      this.dispatcher.failed(a, kind, Date.now());
+      if (kind !== "busy") {
+        const message = (err as Error).message;
+        this.log.warn({ parent: a.parent.peerId, piece: a.piece, kind, err: message }, "piece failed; retrying on another parent");
+        this.reporter?.failure({ parentId: a.parent.peerId, pieceNumber: a.piece, kind, message });
+      }
+    } finally {
+      this.fetches.delete(a.piece);
+      this.dispatch();
+    }
+  }
+
+  private pieceDone(info: PieceInfo, source: "p2p" | "origin"): void {
+    this.deps.metrics.downloadBytes.inc({ source }, info.length);
+    this.lastProgress = Date.now();
+    if (!this.fsm.is("p2p", "back_to_source")) return;
+    this.reporter?.piece(info);
+    void this.checkComplete();
+  }
+
+  private toSource(): void {
+    if (!this.fsm.can("back_to_source")) return;
+    this.fsm.to("back_to_source");
+    this.stop();
+    const hooks = {
+      layout: (layout: { contentLength?: number | null; pieceLength?: number }) => this.reporter?.flush(layout) ?? Promise.resolve(),
+      piece: (info: PieceInfo) => this.pieceDone(info, "origin"),
+      known: (n: number) => this.dispatcher.digest(n),
+    };
+    backToSource(this.deps.origin, this.spec, this.task, hooks, this.source.signal, this.log).then(
+      () => this.checkComplete(),
+      (err) => this.fail(err),
+    );
+  }
+
+  private async checkComplete(): Promise<void> {
+    const total = this.task.totalPieces;
+    if (!this.fsm.is("p2p", "back_to_source") || total === null || this.task.finishedPieces < total) return;
+    this.fsm.to("completing");
+    try {
+      const contentLength = this.task.meta.contentLength!;
+      if (this.contentDigest) {
+        const actual = await this.task.contentDigest();
+        if (actual !== this.contentDigest) {
+          throw new KilnError("DIGEST_MISMATCH", `content digest ${actual} does not match the blob digest ${this.contentDigest}`);
+        }
+      }
+      await this.task.markComplete(contentLength);
+      this.fsm.to("succeeded");
+      this.stop();
+      await this.reporter?.result({ state: "succeeded", contentLength });
+      this.log.info({ contentLength, pieces: total, polls: this.poller?.polls ?? 0, reports: this.reporter?.sent ?? 0 }, "download complete");
+      this.settle.resolve();
+    } catch (err) {
+      await this.fail(err);
+    }
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    if (this.fsm.is("succeeded", "failed")) return;
+    this.fsm.to("failed");
+    this.stop();
+    this.source.abort();
+    const error = toKilnError(err);
+    this.log.warn({ code: error.code, err: error.message }, "download failed");
+    const wire: TaskError = { code: error.code, status: error.status, message: error.message };
+    await this.reporter?.result({ state: "failed", error: wire });
+    this.settle.reject(error);
+  }
+
+  /** Out of p2p: no more fetches, retries or polls. */
+  private stop(): void {
+    clearTimeout(this.retryTimer);
+    for (const ac of this.fetches.values()) ac.abort();
+    this.poller?.wake();
+  }
+}
+
+/** A peer's ID on one task: its host and a random suffix. */
+export function newPeerId(hostId: string): string {
+  return `${hostId}_${randomUUID().slice(0, 8)}`;
+}
+
+function toKilnError(err: unknown): KilnError {
+  if (err instanceof KilnError) return err;
+  return new KilnError("INTERNAL", (err as Error)?.message ?? String(err));
+}
+
+function taskErrorToKiln(e: TaskError | null): KilnError {
+  if (!e) return new KilnError("INTERNAL", "task failed without a reason");
+  return new KilnError((e.code as KilnError["code"]) ?? "INTERNAL", e.message, e.status);
+}

@@ -1,0 +1,284 @@
+/** One task's content on disk: a pre-sized file, verified pieces, and metadata. */
+import { EventEmitter } from "node:events";
+import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { KilnError } from "../../common/errors.js";
+import { BitSet } from "../../common/bitset.js";
+import { pieceCount, pieceRange } from "../../common/piece.js";
+import type { PieceInfo } from "../../api/scheduler.js";
+import { PieceWriter, diskError, type WrittenPiece } from "./piece-writer.js";
+import { ContentHasher } from "./content-hasher.js";
+
+export interface TaskMeta {
+  taskId: string;
+  /** The URL with filtered query parameters removed; never credentials. */
+  url: string;
+  /** The rest of the task's identity, to register it again after a restart. */
+  tag: string;
+  application: string;
+  explicitPieceLength: number | null;
+  contentLength: number | null;
+  pieceLength: number | null;
+  pieces: PieceInfo[];
+  complete: boolean;
+  /** False from completion until the content is known to be on disk (flushed in the background). */
+  durable: boolean;
+  createdAt: number;
+  lastAccess: number;
+}
+
+export const CONTENT_FILE = "content";
+export const META_FILE = "meta.json";
+
+/** What a piece must be: its canonical digest and length, when the scheduler knows them. */
+export type ExpectedPiece = Pick<PieceInfo, "digest" | "length">;
+
+export class StoredTask extends EventEmitter {
+  private readonly done = new BitSet();
+  private readonly infos = new Map<number, PieceInfo>();
+  private fh: FileHandle | undefined;
+  /** Hashes the whole content while it arrives, when it must match a blob digest. */
+  private hasher: ContentHasher | undefined;
+  private hashWanted = false;
+  private persisting: Promise<void> | undefined;
+  /** Downloads and uploads in progress; garbage collection leaves pinned tasks alone. */
+  private pins = 0;
+  failure: KilnError | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly meta: TaskMeta,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    for (const p of meta.pieces) {
+      this.done.add(p.number);
+      this.infos.set(p.number, p);
+    }
+  }
+
+  get taskId(): string {
+    return this.meta.taskId;
+  }
+  get contentPath(): string {
+    return join(this.dir, CONTENT_FILE);
+  }
+  get complete(): boolean {
+    return this.meta.complete;
+  }
+  get finishedPieces(): number {
+    return this.done.size;
+  }
+  get totalPieces(): number | null {
+    const { contentLength, pieceLength } = this.meta;
+    return contentLength === null || pieceLength === null ? null : pieceCount(contentLength, pieceLength);
+  }
+  get bytesOnDisk(): number {
+    let n = 0;
+    for (const p of this.infos.values()) n += p.length;
+    return n;
+  }
+
+  get pinned(): boolean {
+    return this.pins > 0;
+  }
+
+  /** Keeps the task from eviction until the returned release is called (once; later calls do nothing). */
+  acquire(): () => void {
+    this.pins++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.pins--;
+    };
+  }
+
+  hasPiece(n: number): boolean {
+    return this.done.has(n);
+  }
+  piece(n: number): PieceInfo | undefined {
+    return this.infos.get(n);
+  }
+  pieces(): PieceInfo[] {
+    return [...this.infos.values()];
+  }
+
+  /** Fixes content and piece length, and sizes the file. */
+  async setLayout(contentLength: number | null, pieceLength: number): Promise<void> {
+    const m = this.meta;
+    if (m.pieceLength !== null && m.pieceLength !== pieceLength) {
+      throw new KilnError("CONFLICT", `piece length ${pieceLength} differs from the task's ${m.pieceLength}`);
+    }
+    if (m.contentLength !== null && contentLength !== null && m.contentLength !== contentLength) {
+      throw new KilnError("CONFLICT", `content length ${contentLength} differs from the task's ${m.contentLength}`);
+    }
+    m.pieceLength = pieceLength;
+    const fh = await this.handle().catch(rethrowDisk);
+    if (contentLength !== null && m.contentLength === null) {
+      m.contentLength = contentLength;
+      await fh.truncate(contentLength).catch(rethrowDisk);
+    }
+    if (this.hashWanted)
+      this.hasher ??= new ContentHasher({ pieceLength, contentLength: () => m.contentLength, hasPiece: (n) => this.hasPiece(n), file: () => this.handle() });
+    this.emit("layout");
+  }
+
+  private async handle(): Promise<FileHandle> {
+    this.fh ??= await open(this.contentPath, "r+").catch(() => open(this.contentPath, "w+"));
+    return this.fh;
+  }
+
+  /** Computes the whole content's sha256 while pieces arrive (for `contentDigest()`); call before the layout is set. */
+  hashContent(): void {
+    this.hashWanted = true;
+  }
+
+  /** `sha256:<hex>` of the whole content, once every piece is stored (see hashContent). */
+  contentDigest(): Promise<string> {
+    if (!this.hasher) return Promise.reject(new KilnError("INTERNAL", "the content digest was not tracked"));
+    return this.hasher.digest();
+  }
+
+  /** A writer for piece `n` at its offset; the piece is stored once `commitPiece` accepts what it wrote. */
+  pieceWriter(n: number, expected?: ExpectedPiece): PieceWriter {
+    const pieceLength = this.meta.pieceLength;
+    if (pieceLength === null || !this.fh) throw new KilnError("CONFLICT", "piece written before the task layout is known");
+    return new PieceWriter(this.fh, n, n * pieceLength, Math.min(pieceLength, expected?.length ?? Infinity), this.hasher);
+  }
+
+  /**
+   * Verifies what a writer wrote and marks the piece stored: only now does it become
+   * visible (to readers, uploads and the scheduler), once its length and, where one is
+   * known, its digest check. A failed piece is never marked; throws DIGEST_MISMATCH.
+   */
+  commitPiece(n: number, written: WrittenPiece, expected?: ExpectedPiece): PieceInfo {
+    const { length, digest } = written;
+    const { contentLength, pieceLength } = this.meta;
+    try {
+      if (contentLength !== null && pieceLength !== null) {
+        const want = pieceRange(n, contentLength, pieceLength);
+        if (length !== want.end - want.start) {
+          throw new KilnError("DIGEST_MISMATCH", `piece ${n} has ${length} bytes, expected ${want.end - want.start}`);
+        }
+      }
+      if (expected && (expected.digest !== digest || expected.length !== length)) {
+        throw new KilnError("DIGEST_MISMATCH", `piece ${n} digest ${digest} does not match ${expected.digest}`);
+      }
+    } catch (err) {
+      this.hasher?.abandoned(n);
+      throw err;
+    }
+    const info = { number: n, digest, length };
+    if (!this.done.has(n)) {
+      this.done.add(n);
+      this.infos.set(n, info);
+      this.meta.pieces.push(info);
+      this.hasher?.verified(n);
+      this.emit("piece", n);
+    }
+    return info;
+  }
+
+  /** Resolves when piece `n` is verified; rejects if the task fails first. */
+  waitForPiece(n: number): Promise<void> {
+    return this.waitFor(() => this.done.has(n), ["piece"]);
+  }
+
+  /** Resolves once the layout (content length) is known, or the task completes or fails. */
+  waitForLayout(): Promise<void> {
+    return this.waitFor(() => this.meta.contentLength !== null || this.complete, ["layout", "complete"]);
+  }
+
+  /** Resolves when `ready()` holds, re-checked on each of `events`; rejects when the task fails. */
+  private waitFor(ready: () => boolean, events: string[]): Promise<void> {
+    if (ready()) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!ready()) return;
+        cleanup();
+        resolve();
+      };
+      const fail = (err: KilnError) => {
+        cleanup();
+        reject(err);
+      };
+      const cleanup = () => {
+        for (const e of events) this.off(e, check);
+        this.off("failed", fail);
+      };
+      for (const e of events) this.on(e, check);
+      this.on("failed", fail);
+    });
+  }
+
+  /**
+   * Marks the task complete after every piece verified and persists the metadata; the
+   * content is flushed to disk afterwards, off the download's path (see `persist`). A
+   * crash before that leaves `durable: false` on disk, and the task is verified again on load.
+   */
+  async markComplete(contentLength: number): Promise<void> {
+    this.meta.contentLength ??= contentLength;
+    const total = this.totalPieces ?? 0;
+    if (this.done.size !== total) throw new KilnError("INTERNAL", `task has ${this.done.size} of ${total} pieces`);
+    this.meta.complete = true;
+    this.meta.durable = false;
+    this.meta.pieces.sort((a, b) => a.number - b.number);
+    await this.saveMeta();
+    this.emit("complete");
+    void this.persist();
+  }
+
+  /** Flushes the content to disk, then records that it is durable; never rejects (the task then stays `durable: false`). */
+  persist(): Promise<void> {
+    this.persisting ??= (async () => {
+      try {
+        await (await this.handle()).datasync();
+        this.meta.durable = true;
+        await this.saveMeta();
+      } catch {
+        // Left durable: false, so the next load verifies the content again.
+      }
+      await this.closeFile().catch(() => undefined);
+    })();
+    return this.persisting;
+  }
+
+  /** Resolves once a flush started by `persist` is over (at once if none was). */
+  whenPersisted(): Promise<void> {
+    return this.persisting ?? Promise.resolve();
+  }
+
+  fail(err: KilnError): void {
+    this.failure = err;
+    this.emit("failed", err);
+  }
+
+  touch(): void {
+    this.meta.lastAccess = Date.now();
+  }
+
+  async saveMeta(): Promise<void> {
+    const tmp = join(this.dir, `${META_FILE}.tmp`);
+    await writeFile(tmp, JSON.stringify(this.meta), { mode: 0o600 }).catch(rethrowDisk);
+    await rename(tmp, join(this.dir, META_FILE));
+  }
+
+  async closeFile(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close();
+  }
+
+  async destroy(): Promise<void> {
+    // A flush in progress would write the metadata back into the directory being removed.
+    await this.persisting;
+    await this.closeFile().catch(() => undefined);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function rethrowDisk(err: unknown): never {
+  throw diskError(err);
+}

@@ -1,0 +1,149 @@
+/**
+ * The upload server: serves verified pieces (and byte ranges) of tasks this peer
+ * holds, and nothing else; takes the scheduler's prefetch triggers.
+ */
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { sameSecret } from "../../common/secret.js";
+import { KilnError } from "../../common/errors.js";
+import { HEADERS } from "../../common/defaults.js";
+import { isTaskId, taskIdFor } from "../../common/task-id.js";
+import type { Logger } from "../../common/logger.js";
+import { PEER_PATHS, PrefetchRequest } from "../../api/peer.js";
+import type { PeerEngine } from "../download/engine.js";
+import type { PeerMetrics } from "../metrics.js";
+import { TokenBucket } from "./throttle.js";
+import { sendFile } from "./send-file.js";
+import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "../http-util.js";
+import type { Storage } from "../storage/storage.js";
+
+export interface UploadOptions {
+  concurrency: number;
+  rateBytesPerSec: number;
+  /** What the scheduler must send to trigger a prefetch. */
+  controlToken: string;
+}
+
+const PIECE_PATH = /^\/pieces\/([^/]+)\/([^/]+)$/;
+const TASK_PATH = /^\/tasks\/([^/]+)$/;
+
+export class UploadServer {
+  private active = 0;
+  private readonly bucket: TokenBucket;
+  readonly server: http.Server;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly engine: PeerEngine,
+    private readonly metrics: PeerMetrics,
+    private readonly log: Logger,
+    private readonly opts: UploadOptions,
+  ) {
+    this.bucket = new TokenBucket(opts.rateBytesPerSec);
+    this.server = http.createServer((req, res) => {
+      this.route(req, res).catch((err) => {
+        if (!(err instanceof KilnError)) this.log.error({ err }, "upload request failed");
+        sendError(res, err);
+      });
+    });
+    this.server.keepAliveTimeout = 30_000;
+  }
+
+  get freeSlots(): number {
+    return Math.max(0, this.opts.concurrency - this.active);
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (path === PEER_PATHS.health) return sendJson(res, 200, { ok: true });
+    if (path === PEER_PATHS.prefetch) {
+      if (req.method !== "POST") throw new KilnError("BAD_REQUEST", "use POST", 405);
+      return this.prefetch(req, res);
+    }
+    const piece = PIECE_PATH.exec(path);
+    const whole = TASK_PATH.exec(path);
+    if (!piece && !whole) throw new KilnError("NOT_FOUND", `no route for ${req.method} ${path}`);
+    if (req.method !== "GET" && req.method !== "HEAD") throw new KilnError("BAD_REQUEST", "use GET or HEAD", 405);
+    const taskId = (piece ?? whole)![1]!;
+    if (!isTaskId(taskId)) throw new KilnError("BAD_REQUEST", "task id must be 64 or 128 lowercase hex characters");
+    const task = this.storage.get(taskId);
+    if (!task) throw new KilnError("NOT_FOUND", `task ${taskId} is not held by this peer`);
+
+    let start: number;
+    let end: number;
+    let ranged = false;
+    const headers: Record<string, string> = {};
+    if (piece) {
+      const raw = piece[2]!;
+      if (!/^\d{1,9}$/.test(raw)) throw new KilnError("BAD_REQUEST", "piece number must be a non-negative integer");
+      const n = Number(raw);
+      const info = task.piece(n);
+      if (!info || task.meta.pieceLength === null) throw new KilnError("NOT_FOUND", `piece ${n} of task ${taskId} is not available here`);
+      start = n * task.meta.pieceLength;
+      end = start + info.length;
+      headers[HEADERS.pieceDigest] = info.digest;
+    } else {
+      if (!task.complete || task.meta.contentLength === null) throw new KilnError("NOT_FOUND", `task ${taskId} is not complete here`);
+      const length = task.meta.contentLength;
+      const range = parseRange(req.headers.range, length);
+      if (range === "invalid") {
+        return sendJson(
+          res,
+          416,
+          { message: `unsatisfiable range ${req.headers.range} for ${length} bytes`, code: "BAD_REQUEST" },
+          { "content-range": `bytes */${length}` },
+        );
+      }
+      start = range?.start ?? 0;
+      end = range?.end ?? length;
+      headers["accept-ranges"] = "bytes";
+      ranged = range !== undefined;
+      if (range) headers["content-range"] = `bytes ${start}-${end - 1}/${length}`;
+    }
+    if (this.active >= this.opts.concurrency) {
+      this.metrics.uploadsRejected.inc();
+      return sendJson(res, 429, { message: "all upload slots are busy", code: "UNAVAILABLE" }, { "retry-after": "1" });
+    }
+    const status = ranged ? 206 : 200;
+    res.writeHead(status, { "content-type": "application/octet-stream", "content-length": String(end - start), ...headers });
+    if (req.method === "HEAD" || end === start) return void res.end();
+    this.active++;
+    this.metrics.activeUploads.inc();
+    const release = task.acquire();
+    task.touch();
+    try {
+      await sendFile(task.contentPath, start, end, res, (bytes) => {
+        this.metrics.uploadBytes.inc(bytes);
+        return this.bucket.take(bytes);
+      });
+    } catch (err) {
+      res.destroy();
+      this.log.debug({ err: (err as Error).message, taskId }, "upload interrupted");
+    } finally {
+      this.active--;
+      this.metrics.activeUploads.dec();
+      release();
+    }
+  }
+
+  private async prefetch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Only the scheduler this peer announced its token to may make it fetch: otherwise anyone
+    // reaching the upload port could have it download any URL.
+    if (!sameSecret(req.headers.authorization, `Bearer ${this.opts.controlToken}`)) {
+      throw new KilnError("UNAUTHORIZED", "prefetch needs the control token this peer announced to its scheduler (Authorization: Bearer …)");
+    }
+    const body = await readJson(req, PrefetchRequest);
+    const expected = taskIdFor(body.download);
+    if (expected !== body.taskId) throw new KilnError("BAD_REQUEST", `taskId ${body.taskId} does not match the download (${expected})`);
+    const handle = await this.engine.download(body.download);
+    handle.done.catch((err: Error) => this.log.warn({ task: body.taskId, err: err.message }, "prefetch failed"));
+    sendJson(res, 202, { accepted: true, taskId: handle.taskId });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return listenHttp(this.server, host, port);
+  }
+
+  close(): Promise<void> {
+    return closeHttp(this.server);
+  }
+}

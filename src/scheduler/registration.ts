@@ -1,0 +1,84 @@
+/** A peer joins a task: a task that failed or lost its copies starts over, a peer holding the whole task is adopted as a parent. */
+import { KilnError } from "../common/errors.js";
+import { pieceCount } from "../common/piece.js";
+import type { RegisterPeer, RegisterPeerReply } from "../api/scheduler.js";
+import type { Peer } from "./resource/peer.js";
+import type { Resource } from "./resource/resource.js";
+import type { Task } from "./resource/task.js";
+import type { RoleAssigner } from "./scheduling/roles.js";
+import type { Scheduling } from "./scheduling/scheduling.js";
+
+type Completed = NonNullable<RegisterPeer["completed"]>;
+
+export class Registration {
+  constructor(
+    private readonly resource: Resource,
+    private readonly roles: RoleAssigner,
+    private readonly scheduling: Scheduling,
+    private readonly opts: { parentsPerSchedule: number },
+  ) {}
+
+  /** Answered like a schedule call, with every digest known so far. */
+  register(req: RegisterPeer): RegisterPeerReply {
+    const host = this.resource.hosts.live(req.hostId);
+    const task = this.resource.tasks.forDownload(req.download);
+    task.spec = req.download;
+    if (task.peers.has(req.peerId)) throw new KilnError("CONFLICT", `peer ${req.peerId} is already registered`);
+    if (req.completed) checkCompleted(task, req.completed);
+    // A failed task, or a finished one whose copies are all gone, starts over.
+    if (task.state === "failed") restartFailed(task);
+    else if (task.state === "succeeded" && !task.fullyAvailable()) {
+      task.to("pending");
+      task.error = null;
+    }
+    const peer = task.join(req.peerId, host);
+    if (req.completed) adoptCompleted(task, peer, req.completed);
+    else this.roles.assign(task, peer);
+    task.touch();
+    return { taskId: task.id, ...this.scheduling.reply(peer, this.opts.parentsPerSchedule, task.digests.all()) };
+  }
+}
+
+/**
+ * A failed task starts over from the origin: its failed peers (the origin fetcher
+ * among them) are dropped with the pieces they reported, so the new download
+ * neither waits on them as parents nor skips the seed peer that failed before.
+ */
+function restartFailed(task: Task): void {
+  for (const p of [...task.peers.values()]) if (p.state === "failed") task.leave(p);
+  if (![...task.peers.values()].some((p) => p.pieces.size > 0)) task.forgetLayout();
+  task.seedTrigger = null;
+  task.error = null;
+  task.to("pending");
+}
+
+/** A peer's claim to hold a whole task must agree with everything the task already knows. */
+function checkCompleted(task: Task, c: Completed): void {
+  task.checkLayout(c);
+  const total = pieceCount(c.contentLength, c.pieceLength);
+  const numbers = new Set(c.pieces.map((p) => p.number));
+  if (numbers.size !== total || c.pieces.some((p) => p.number >= total)) {
+    throw new KilnError("BAD_REQUEST", `a completed task must list each of its ${total} pieces once`);
+  }
+  for (const p of c.pieces) {
+    const canonical = task.digests.get(p.number);
+    if (canonical && canonical.digest !== p.digest) {
+      throw new KilnError("CONFLICT", `piece ${p.number} digest ${p.digest} differs from the task's ${canonical.digest}`);
+    }
+  }
+}
+
+/** The peer verified every piece when it downloaded them; it becomes a parent holding all of them. */
+function adoptCompleted(task: Task, peer: Peer, c: Completed): void {
+  task.setLayout(c);
+  for (const p of c.pieces) {
+    task.addDigest(p, false);
+    peer.addPiece(p.number);
+  }
+  peer.to("running");
+  peer.to("succeeded");
+  if (task.state === "failed") task.to("pending");
+  if (task.state === "pending") task.to("running");
+  if (task.state === "running") task.to("succeeded");
+  task.error = null;
+}

@@ -1,0 +1,155 @@
+/** One piece of content (a task ID), its layout and digests, and the peers downloading it. */
+import { StateMachine } from "../../common/fsm.js";
+import { KilnError } from "../../common/errors.js";
+import { pieceCount } from "../../common/piece.js";
+import type { DownloadSpec, TaskError } from "../../api/common.js";
+import type { PieceInfo, TaskInfo, TaskState } from "../../api/scheduler.js";
+import { ChangeSignal } from "./change-signal.js";
+import type { Host } from "./host.js";
+import { Peer } from "./peer.js";
+import { PieceDigests } from "./piece-digests.js";
+import { TaskPeers } from "./task-peers.js";
+
+const TASK_TRANSITIONS: Record<TaskState, TaskState[]> = {
+  pending: ["running", "failed"],
+  running: ["succeeded", "failed", "pending"],
+  succeeded: ["pending"],
+  failed: ["pending"],
+};
+
+/** What a peer claims about the task's layout; absent fields claim nothing. */
+export interface LayoutClaim {
+  contentLength?: number | null;
+  pieceLength?: number;
+}
+
+export class Task {
+  private readonly fsm = new StateMachine<TaskState>("pending", TASK_TRANSITIONS, "task");
+  readonly peers = new TaskPeers();
+  /** Canonical digests, from whoever fetched the pieces from the origin. */
+  readonly digests = new PieceDigests();
+  contentLength: number | null = null;
+  pieceLength: number | null = null;
+  error: TaskError | null = null;
+  /** A seed peer was asked to fetch from the origin; until when we wait for it. */
+  seedTrigger: { hostId: string; until: number } | null = null;
+  lastActivity = Date.now();
+  private readonly changes = new ChangeSignal();
+
+  constructor(
+    readonly id: string,
+    /** Origin request, credentials included; memory only, never persisted or logged. */
+    public spec: DownloadSpec,
+  ) {}
+
+  get state(): TaskState {
+    return this.fsm.state;
+  }
+
+  to(next: TaskState): void {
+    this.fsm.to(next);
+  }
+
+  /** Moves on every change; a schedule reply carries it and long polls wait for it to move. */
+  get version(): number {
+    return this.changes.version;
+  }
+
+  get totalPieces(): number | null {
+    if (this.contentLength === null || this.pieceLength === null) return null;
+    return pieceCount(this.contentLength, this.pieceLength);
+  }
+
+  /** Refuses (CONFLICT) a content or piece length that differs from the one the task already has. */
+  checkLayout(claim: LayoutClaim): void {
+    if (claim.pieceLength !== undefined && this.pieceLength !== null && this.pieceLength !== claim.pieceLength) {
+      throw new KilnError("CONFLICT", `piece length ${claim.pieceLength} differs from the task's ${this.pieceLength}`);
+    }
+    const length = claim.contentLength;
+    if (length !== undefined && length !== null && this.contentLength !== null && this.contentLength !== length) {
+      throw new KilnError("CONFLICT", `content length ${length} differs from the task's ${this.contentLength}`);
+    }
+  }
+
+  /** Checks the claim, then records what it adds. */
+  setLayout(claim: LayoutClaim): void {
+    this.checkLayout(claim);
+    if (claim.pieceLength !== undefined) this.pieceLength = claim.pieceLength;
+    if (claim.contentLength !== undefined && claim.contentLength !== null) this.contentLength = claim.contentLength;
+  }
+
+  /** Starting over: the layout and digests of a failed fetch are not the next one's. */
+  forgetLayout(): void {
+    this.digests.clear();
+    this.contentLength = null;
+    this.pieceLength = null;
+  }
+
+  /** Records a canonical digest unless one is known; `fromOrigin` when the origin fetcher reports it (piece spreading starts then). */
+  addDigest(piece: PieceInfo, fromOrigin: boolean): void {
+    if (this.digests.get(piece.number)) return;
+    this.digests.add(piece, this.changes.advance(), fromOrigin ? Date.now() : undefined);
+  }
+
+  join(peerId: string, host: Host): Peer {
+    if (this.peers.has(peerId)) throw new KilnError("CONFLICT", `peer ${peerId} is already registered`);
+    const peer = new Peer(peerId, host, this);
+    this.peers.add(peer);
+    host.peers.add(peer);
+    return peer;
+  }
+
+  /** The peer is gone; a finished task whose copies went with it is pending again. */
+  leave(peer: Peer): void {
+    peer.to("left");
+    this.peers.delete(peer);
+    peer.host.peers.delete(peer);
+    if (this.state === "succeeded" && !this.fullyAvailable()) this.to("pending");
+    this.touch();
+  }
+
+  /** Called by a peer whose state, trust or host changed. */
+  reindex(peer: Peer): void {
+    this.peers.reindex(peer);
+  }
+
+  pieceAdded(peer: Peer, n: number): void {
+    this.peers.pieceAdded(peer, n);
+  }
+
+  /** The peer currently fetching from the origin, if any. */
+  get source(): Peer | undefined {
+    return this.peers.firstFetcher();
+  }
+
+  hasPeerOn(host: Host): boolean {
+    return this.peers.onHost(host) !== undefined;
+  }
+
+  /** Every piece is held by at least one trusted peer. */
+  fullyAvailable(): boolean {
+    const total = this.totalPieces;
+    return total !== null && this.peers.allHeld(total);
+  }
+
+  touch(): void {
+    this.lastActivity = Date.now();
+    this.changes.notify();
+  }
+
+  /** Resolves when the version moves past `since`, or after `ms`. */
+  waitForChange(since: number, ms: number): Promise<void> {
+    return this.changes.waitPast(since, ms);
+  }
+
+  info(): TaskInfo {
+    return {
+      id: this.id,
+      state: this.state,
+      contentLength: this.contentLength,
+      pieceLength: this.pieceLength,
+      totalPieces: this.totalPieces,
+      error: this.error,
+    };
+  }
+}

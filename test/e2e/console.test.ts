@@ -1,0 +1,357 @@
+/**
+ * The web console in a real browser (Debian's chromium, driven by playwright-core)
+ * against real processes on loopback: `kiln manager` (serving the built console),
+ * `kiln scheduler` and a seed peer, and a test origin. Each page is screenshotted
+ * into test/e2e/screenshots/ and scanned by axe-core: no serious or critical violation.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { TestCluster } from "../helpers/cluster.js";
+import { spawnKiln, type KilnProcess } from "../helpers/proc.js";
+import { freePort } from "../helpers/registry.js";
+import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
+import { api } from "../helpers/manager.js";
+import { browserMissing, screenshot, seriousViolations, startBrowser, type TestBrowser } from "../helpers/browser.js";
+
+const NEW_ROOT_PASSWORD = "root-chose-this-one";
+const GUEST_FIRST = "guest-first-password";
+const GUEST_OWN = "guest-own-password";
+const WAIT = { timeout: 30_000 };
+
+describe("web console end to end", () => {
+  let skip: string | undefined;
+  let dir: string;
+  let manager: KilnProcess;
+  let managerUrl: string;
+  let cluster: TestCluster;
+  let origin: TestOrigin;
+  let browser: TestBrowser;
+  let page: Page;
+  let printedPassword: string;
+  let closedUrl: string;
+
+  /** Screenshot and accessibility scan of the page as it is now. */
+  const check = async (name: string) => {
+    await page.waitForLoadState("networkidle");
+    await screenshot(page, name);
+    assert.deepEqual(await seriousViolations(page), [], `axe on ${name}`);
+  };
+  const go = async (path: string, heading: string | RegExp) => {
+    await page.goto(`${managerUrl}${path}`);
+    await page.getByRole("heading", { level: 1, name: heading }).waitFor(WAIT);
+  };
+  const signIn = async (name: string, password: string) => {
+    await page.getByLabel(/^User name/).fill(name);
+    await page.getByLabel(/^Password/).fill(password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+  };
+  const changePassword = async (from: string, to: string) => {
+    await page.getByLabel(/^Current password/).fill(from);
+    await page.getByLabel(/^New password(?! again)/).fill(to);
+    await page.getByLabel(/^New password again/).fill(to);
+    await page.getByRole("button", { name: /Change password/ }).click();
+  };
+  const signOut = async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in to kiln" }).waitFor(WAIT);
+  };
+  /** Creates a file preheat in the form and returns its id (the detail page it lands on). */
+  const createFilePreheat = async (url: string) => {
+    await go("/preheats/new", "Add preheat");
+    await page.getByLabel(/^URL, or URLs/).fill(url);
+    await page.getByRole("button", { name: "Create preheat" }).click();
+    await page.waitForURL(/\/preheats\/\d+$/, WAIT);
+    return Number(/\/preheats\/(\d+)$/.exec(page.url())![1]);
+  };
+  const waitForState = (state: "SUCCESS" | "FAILURE") => page.locator(`[data-state="${state}"]`).first().waitFor(WAIT);
+
+  before(async () => {
+    skip = await browserMissing();
+    if (skip) return;
+    dir = await mkdtemp(join(tmpdir(), "kiln-console-e2e-"));
+    origin = await startOrigin();
+    origin.add("/files/console.bin", makeFile(3 * 1024 * 1024));
+    closedUrl = `http://127.0.0.1:${await freePort()}/missing.bin`;
+    const port = await freePort();
+    // No KILN_ROOT_PASSWORD: the manager generates root's first password and prints it once.
+    manager = await spawnKiln(
+      [
+        "manager",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--database-url",
+        `sqlite:${join(dir, "manager.db")}`,
+        "--data-dir",
+        dir,
+        "--job-poll-ms",
+        "100",
+        "--keepalive-ms",
+        "500",
+      ],
+      { env: { KILN_ROOT_PASSWORD: "" } },
+    );
+    managerUrl = `http://127.0.0.1:${port}`;
+    const line = manager.stderr.find((l) => /created user "root" with password/.test(l));
+    assert.ok(line, manager.stderr.join("\n"));
+    printedPassword = /with password (\S+) /.exec(line)![1]!;
+    cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1"] });
+    await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
+    browser = await startBrowser();
+    page = browser.page;
+  });
+
+  after(async () => {
+    await browser?.close();
+    await cluster?.stop();
+    await manager?.kill();
+    await origin?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("signs in with the printed password, forces the change, and signs in again with the new one", { timeout: 120_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await page.goto(`${managerUrl}/preheats`);
+    await page.getByRole("heading", { name: "Sign in to kiln" }).waitFor(WAIT);
+    await check("01-sign-in");
+    await signIn("root", "not-the-password");
+    await page.getByRole("alert").filter({ hasText: "Wrong user name or password." }).waitFor(WAIT);
+    await signIn("root", printedPassword);
+    await page.getByRole("heading", { name: "Choose your own password" }).waitFor(WAIT);
+    await check("02-forced-password-change");
+    await changePassword(printedPassword, "short");
+    // The API's own message, next to the field.
+    await page.getByText("must be at least 8 characters").waitFor(WAIT);
+    await changePassword(printedPassword, NEW_ROOT_PASSWORD);
+    await page.getByText("Password changed. Sign in with your new password.").waitFor(WAIT);
+    await signIn("root", printedPassword);
+    await page.getByText("Wrong user name or password.").waitFor(WAIT);
+    await signIn("root", NEW_ROOT_PASSWORD);
+    // Where the browser was going before signing in: the preheats.
+    await page.getByRole("heading", { level: 1, name: "Preheats" }).waitFor(WAIT);
+    assert.equal(await page.getByTestId("whoami").textContent(), "root (root)");
+  });
+
+  it("shows the scheduler and the seed peer up, with address, port and last keepalive", { timeout: 120_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/members", "Schedulers and seed peers");
+    const seedRow = page.getByTestId("seed-peers-table").getByRole("row").filter({ hasText: "seed-1" });
+    await seedRow.filter({ hasText: "Active" }).waitFor(WAIT);
+    assert.match((await seedRow.textContent())!, /127\.0\.0\.1/);
+    assert.match((await seedRow.textContent())!, /s ago/);
+    await page.getByTestId("schedulers-table").getByRole("row").filter({ hasText: "Active" }).first().waitFor(WAIT);
+    await check("03-schedulers-and-seed-peers");
+    await go("/", "Overview");
+    await page.getByRole("region", { name: "Seed peers" }).getByText("1", { exact: true }).first().waitFor(WAIT);
+    await check("04-overview");
+  });
+
+  it("refuses a piece length outside the API's bounds with the API's message next to the field", { timeout: 60_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/preheats/new", "Add preheat");
+    await page.getByLabel(/^URL, or URLs/).fill(`${origin.url}/files/console.bin`);
+    const piece = page.getByLabel(/^Piece length \(MiB\)/);
+    await piece.fill("2");
+    await page.getByRole("button", { name: "Create preheat" }).click();
+    await page.getByText("must be at least 4194304 bytes (4 MiB)").waitFor(WAIT);
+    // Tied to the input for screen readers, not just placed near it.
+    assert.equal(await piece.getAttribute("aria-invalid"), "true");
+    const describedBy = (await piece.getAttribute("aria-describedby")) ?? "";
+    const described = await Promise.all(
+      describedBy
+        .split(" ")
+        .filter(Boolean)
+        .map((id) => page.locator(`[id="${id}"]`).textContent()),
+    );
+    assert.ok(
+      described.some((d) => d?.includes("must be at least 4194304 bytes")),
+      described.join(" | "),
+    );
+    await check("05-preheat-create-refused");
+  });
+
+  it("preheats a file from a local origin: SUCCESS, with the seed peer listed as the host that got it", { timeout: 120_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const id = await createFilePreheat(`${origin.url}/files/console.bin`);
+    await waitForState("SUCCESS");
+    const got = page.getByTestId("success-tasks");
+    await got.getByRole("row").filter({ hasText: "seed-1" }).waitFor(WAIT);
+    assert.match((await got.textContent())!, /127\.0\.0\.1/);
+    assert.match((await page.getByText(/1 of 1 URL×cluster tasks done: 1 succeeded, 0 failed/).textContent())!, /1 succeeded/);
+    assert.equal(origin.sent.get("/files/console.bin"), 3 * 1024 * 1024, "the origin served it once, to the seed peer");
+    await check("06-preheat-success");
+    const job = await page.evaluate((jobId) => fetch(`/api/v1/jobs/${jobId}`).then((r) => r.json()), id);
+    assert.equal(job.state, "SUCCESS");
+  });
+
+  it("preheats an unreachable URL: FAILURE, and the cause in its log and next to the host", { timeout: 120_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await createFilePreheat(closedUrl);
+    await waitForState("FAILURE");
+    const log = (await page.getByTestId("job-log").textContent())!;
+    assert.match(log, /missing\.bin/);
+    assert.match(log, /refused|unreachable|ECONNREFUSED/i, log);
+    const failed = (await page.getByTestId("failure-tasks").textContent())!;
+    assert.match(failed, /refused|unreachable|ECONNREFUSED/i, failed);
+    await page
+      .getByRole("alert")
+      .filter({ hasText: /refused|unreachable|ECONNREFUSED/i })
+      .waitFor(WAIT);
+    await check("07-preheat-failure");
+  });
+
+  it("lists the preheats with server-side state filter and URL search, kept in the address", { timeout: 60_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/preheats", "Preheats");
+    await page.getByRole("row").filter({ hasText: "console.bin" }).waitFor(WAIT);
+    await page.getByRole("row").filter({ hasText: "missing.bin" }).waitFor(WAIT);
+    await check("08-preheats");
+    await page.getByLabel("State").selectOption("FAILURE");
+    await page.waitForURL(/state=FAILURE/, WAIT);
+    await page
+      .getByRole("row")
+      .filter({ hasText: "console.bin" })
+      .waitFor({ state: "detached", ...WAIT });
+    assert.equal(await page.getByRole("row").filter({ hasText: "missing.bin" }).count(), 1);
+    await page.getByLabel("State").selectOption("");
+    await page.getByLabel("URL contains").fill("CONSOLE.BIN");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.waitForURL(/url=CONSOLE.BIN/, WAIT);
+    await page
+      .getByRole("row")
+      .filter({ hasText: "missing.bin" })
+      .waitFor({ state: "detached", ...WAIT });
+    assert.equal(await page.getByRole("row").filter({ hasText: "console.bin" }).count(), 1);
+    // A reload keeps the search: the filter lives in the URL, and the manager answers the client route.
+    await page.reload();
+    await page.getByRole("row").filter({ hasText: "console.bin" }).waitFor(WAIT);
+    assert.equal(await page.getByLabel("URL contains").inputValue(), "CONSOLE.BIN");
+  });
+
+  it("shows clusters and lets root add one", { timeout: 60_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/clusters", "Clusters");
+    await page.getByRole("row").filter({ hasText: "cluster-1" }).filter({ hasText: "1 of 1 up" }).first().waitFor(WAIT);
+    await page.getByRole("button", { name: "Add cluster" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel(/^Name/).fill("edge-east");
+    await dialog.getByLabel(/^Job rate limit/).fill("5");
+    await check("09-cluster-form");
+    await dialog.getByRole("button", { name: "Create cluster" }).click();
+    await page.getByRole("row").filter({ hasText: "edge-east" }).filter({ hasText: "5/s" }).waitFor(WAIT);
+    await dialog.waitFor({ state: "detached", ...WAIT });
+    await check("10-clusters");
+  });
+
+  it("creates a token shown once, which works on /oapi/v1/jobs until it is revoked in the page", { timeout: 60_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/tokens", "Personal access tokens");
+    await page.getByLabel(/^Name/).fill("e2e-script");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const token = (await page.getByTestId("new-token").textContent())!;
+    assert.match(token, /^kiln_pat_/);
+    await check("11-token-created");
+    const before = await api(`${managerUrl}/oapi/v1/jobs`, { token });
+    assert.equal(before.status, 200);
+    assert.ok(before.json.some((j: { args: { url: string } }) => j.args.url.endsWith("/files/console.bin")));
+    await page.getByRole("button", { name: "Revoke token e2e-script" }).click();
+    await page.getByRole("row").filter({ hasText: "e2e-script" }).filter({ hasText: "Revoked" }).waitFor(WAIT);
+    const after = await api(`${managerUrl}/oapi/v1/jobs`, { token });
+    assert.equal(after.status, 403);
+    assert.deepEqual(after.json, { message: "Token is inactive" });
+    // Reloaded, the list never shows the value again.
+    await page.reload();
+    await page.getByRole("row").filter({ hasText: "e2e-script" }).waitFor(WAIT);
+    assert.equal(await page.getByTestId("new-token").count(), 0);
+    assert.ok(!(await page.content()).includes(token));
+    await check("12-tokens");
+  });
+
+  it("a guest sees every list, no write control, and the API refuses its writes (403)", { timeout: 120_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/users", "Users");
+    const form = page.getByRole("form", { name: "New user" });
+    await form.getByLabel(/^Name/).fill("gail");
+    await form.getByLabel(/^First password/).fill(GUEST_FIRST);
+    await form.getByRole("button", { name: "Create user" }).click();
+    await page.getByRole("row").filter({ hasText: "gail" }).filter({ hasText: "must change the first password" }).waitFor(WAIT);
+    await check("13-users");
+    await signOut();
+    await signIn("gail", GUEST_FIRST);
+    await page.getByRole("heading", { name: "Choose your own password" }).waitFor(WAIT);
+    await changePassword(GUEST_FIRST, GUEST_OWN);
+    await page.getByText("Password changed. Sign in with your new password.").waitFor(WAIT);
+    await signIn("gail", GUEST_OWN);
+    await page.getByTestId("whoami").filter({ hasText: "gail (guest)" }).waitFor(WAIT);
+
+    await go("/preheats", "Preheats");
+    await page.getByRole("row").filter({ hasText: "console.bin" }).waitFor(WAIT);
+    assert.equal(await page.getByRole("button", { name: "Add preheat" }).count(), 0);
+    assert.equal(await page.getByRole("link", { name: "Add preheat" }).count(), 0);
+    await check("14-guest-preheats");
+    await page
+      .getByRole("link", { name: /missing\.bin/ })
+      .first()
+      .click();
+    await waitForState("FAILURE");
+    assert.equal(await page.getByRole("button", { name: "Cancel preheat" }).count(), 0);
+    await go("/clusters", "Clusters");
+    await page.getByRole("row").filter({ hasText: "edge-east" }).waitFor(WAIT);
+    assert.equal(await page.getByRole("button", { name: "Add cluster" }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: /^Edit cluster/ }).count(), 0);
+    await check("15-guest-clusters");
+    await go("/tokens", "Personal access tokens");
+    assert.equal(await page.getByRole("button", { name: "Create token" }).count(), 0);
+    await go("/users", "Users");
+    await page.getByRole("row").filter({ hasText: "root" }).first().waitFor(WAIT);
+    assert.equal(await page.getByRole("button", { name: "Create user" }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: /^Disable/ }).count(), 0);
+    await check("16-guest-users");
+
+    // The page's own session (cookie + CSRF header, as the console sends them) cannot write either.
+    // (A string, not a function: tsx would wrap a function's inner helpers in a __name the page does not have.)
+    const refused = (await page.evaluate(`(async () => {
+      const csrf = decodeURIComponent((/(?:^|; )csrf_token=([^;]*)/.exec(document.cookie) || [])[1] || "");
+      const writes = [
+        ["/api/v1/jobs", { type: "preheat", args: { type: "file", url: "http://127.0.0.1:1/x" } }],
+        ["/api/v1/clusters", { name: "guest-made" }],
+        ["/api/v1/personal-access-tokens", { name: "guest", scopes: ["job"] }],
+        ["/api/v1/jobs/1/cancel", {}],
+      ];
+      const out = [];
+      for (const [path, body] of writes) {
+        const r = await fetch(path, { method: "POST", headers: { "content-type": "application/json", "x-csrf-token": csrf }, body: JSON.stringify(body) });
+        out.push({ path, status: r.status, message: (await r.json()).message });
+      }
+      return out;
+    })()`)) as { path: string; status: number; message: string }[];
+    assert.equal(refused.length, 4);
+    for (const r of refused) {
+      assert.equal(r.status, 403, JSON.stringify(r));
+      assert.match(r.message, /guest users are read-only/);
+    }
+    await go("/account", "My account");
+    await check("17-guest-account");
+  });
+
+  it("goes back to the sign-in page when the session ends", { timeout: 60_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/members", "Schedulers and seed peers");
+    // The session cookie is gone (as when it expires): the next refresh gets 401.
+    await browser.context.clearCookies();
+    await page.getByRole("heading", { name: "Sign in to kiln" }).waitFor(WAIT);
+    await page.getByText(/Your session ended/).waitFor(WAIT);
+    await check("18-session-ended");
+    await signIn("root", NEW_ROOT_PASSWORD);
+    await page.getByRole("heading", { level: 1, name: "Schedulers and seed peers" }).waitFor(WAIT);
+    await signOut();
+    await page.getByText("You signed out.").waitFor(WAIT);
+    const me = await page.evaluate(() => fetch("/api/v1/users/me").then((r) => r.status));
+    assert.equal(me, 401);
+  });
+});
