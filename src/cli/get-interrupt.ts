@@ -23,7 +23,7 @@ export function removeOnInterrupt(output: PendingOutput, beforeExit: () => void)
     interrupted = true;
     beforeExit();
     process.stderr.write(`kiln get: interrupted by ${signal}; the partial download is removed\n`);
-    // A creation of the temporary file still under way would recreate it after the removal.
+    // A creation (or copy) of the temporary file still under way could recreate it after the removal.
     void output.settled(GET.interruptSettleMs).finally(() => process.exit(EXIT_STATUS[signal]));
   };
   const signals = Object.keys(EXIT_STATUS) as CaughtSignal[];

@@ -6,8 +6,7 @@
  * file is created by this process, so its owner and mode are the caller's.
  */
 import type http from "node:http";
-import { constants } from "node:fs";
-import { chmod, copyFile, stat } from "node:fs/promises";
+import { chmod, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { decodeLocalCopyMessage, type LocalCopyMessage } from "../api/proxy.js";
 import type { PendingOutput } from "./get-output.js";
@@ -40,7 +39,7 @@ async function copyStoredFile(ready: Ready, output: PendingOutput): Promise<Loca
       return { copied: false, reason: `${ready.path} here is not the peer's file` };
     }
     const mode = await output.create();
-    await copyFile(ready.path, output.tmp, constants.COPYFILE_FICLONE);
+    await output.copyFrom(ready.path);
     // copyFile gives the copy its source's mode; the output keeps the one a new file of this user gets.
     await chmod(output.tmp, mode);
     return { copied: true, bytes: ready.size };

@@ -1,7 +1,7 @@
 /** `kiln get -O FILE`: written beside FILE under a temporary name, renamed only once complete, so FILE is never partial. */
 import { randomBytes } from "node:crypto";
-import { createWriteStream, rmSync, type WriteStream } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { constants, createWriteStream, rmSync, type WriteStream } from "node:fs";
+import { copyFile, open, rename, rm } from "node:fs/promises";
 import { once } from "node:events";
 import { basename, dirname, join } from "node:path";
 
@@ -10,7 +10,7 @@ const NEW_FILE_MODE = 0o666;
 
 export class PendingOutput {
   readonly tmp: string;
-  /** Creations of the temporary file still under way: one finishing after a removal would leave it behind. */
+  /** Operations under way that may (re)create the temporary file: one finishing after a removal would leave it behind. */
   private readonly creating = new Set<Promise<unknown>>();
 
   constructor(readonly target: string) {
@@ -34,6 +34,11 @@ export class PendingOutput {
     return stream;
   }
 
+  /** Copies `source` into the temporary file: a reflink where the filesystem has them, else an in-kernel copy. */
+  async copyFrom(source: string): Promise<void> {
+    await this.track(copyFile(source, this.tmp, constants.COPYFILE_FICLONE));
+  }
+
   /** Flushes the temporary file to disk and renames it to the target. */
   async commit(): Promise<void> {
     const fh = await open(this.tmp, "r");
@@ -54,7 +59,7 @@ export class PendingOutput {
     rmSync(this.tmp, { force: true });
   }
 
-  /** Resolves once no creation of the temporary file is under way (each one settled), or after `limitMs`. */
+  /** Resolves once nothing that may create the temporary file is under way (each one settled), or after `limitMs`. */
   async settled(limitMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<void>((done) => (timer = setTimeout(done, limitMs)));

@@ -198,6 +198,26 @@ describe("proxy answers to P2P requests", () => {
     assert.deepEqual(decodeResult(f.trailers["x-kiln-result"]), { ok: false, message: "piece 3 failed its digest" });
   });
 
+  it("a client that hangs up before the first verified byte: the download stream is destroyed at once, not when a byte comes", async () => {
+    const download = fakeDownload(path, content, false);
+    let stream: Readable | undefined;
+    download.stream = () =>
+      (stream = Readable.from(
+        (async function* () {
+          await download.done;
+          yield content;
+        })(),
+      ));
+    handler = p2p(download);
+    const req = http.request(`${base}/x`, { agent: false });
+    req.on("error", () => undefined);
+    req.end();
+    await until("the answer is waiting for its first byte", () => stream !== undefined);
+    req.destroy();
+    await until("stream destroyed while the download still runs", () => stream!.destroyed);
+    download.finish();
+  });
+
   /** A local-copy request: the messages as they arrive; the connection stays open until `release` is called. */
   function localCopy(download: FakeDownload) {
     handler = (_req, res) => sendLocalCopy(res, download, { log, handedOver: () => undefined });

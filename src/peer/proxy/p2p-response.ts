@@ -8,16 +8,19 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { open } from "node:fs/promises";
-import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { PROXY } from "../../common/defaults.js";
 import { isVerifiedBlob, parseBlobUrl } from "../../common/oci.js";
 import type { Logger } from "../../common/logger.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, encodeResult } from "../../api/proxy.js";
 import { parseRange } from "../http-util.js";
+import { FileRangeStream } from "./file-range-stream.js";
 import type { ByteRange, ProxyDownload } from "./engine-port.js";
 
 export type ServedFrom = "file" | "stream";
+
+/** How a pipe to the client fails when the client closes its end first. */
+const CLIENT_GONE = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ECONNRESET", "EPIPE"]);
 
 export interface P2PResponseOptions {
   /** Sent with the content (a verified blob's Docker-Content-Digest). */
@@ -65,7 +68,7 @@ function responseHead(req: IncomingMessage, length: number | null, range: ByteRa
   return { status: range ? 206 : 200, headers, range, trailers };
 }
 
-/** A complete task: its stored file, read in large blocks and piped to the socket. */
+/** A complete task: its stored file, read block by block as the socket takes them (back-pressure, no read-ahead). */
 async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head: ResponseHead, length: number, opts: P2PResponseOptions): Promise<void> {
   const release = download.task.acquire();
   let sent = 0;
@@ -75,11 +78,7 @@ async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head
     // Opened before the status goes out: a file evicted meanwhile is an error answer, not a cut body.
     const file = await open(download.task.contentPath, "r");
     res.writeHead(head.status, head.headers);
-    if (end === start) {
-      await file.close();
-      return finish(res, head, Readable.from([]), download.taskId, opts.log);
-    }
-    const body = file.createReadStream({ start, end: end - 1, highWaterMark: PROXY.fileReadBytes });
+    const body = new FileRangeStream(file, start, end, PROXY.fileReadBytes);
     body.on("data", (chunk: Buffer | string) => {
       sent += chunk.length;
     });
@@ -92,13 +91,13 @@ async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head
 
 /** A task still downloading: its bytes in order as pieces are verified (content-stream.ts holds back the end until the whole is). */
 async function sendWhileDownloading(res: ServerResponse, download: ProxyDownload, head: ResponseHead, opts: P2PResponseOptions): Promise<void> {
+  const body = download.stream(head.range);
   // The status waits for the first verified byte: a download that fails before it
   // (a blob that does not match its digest, an origin error) gets a JSON error, not a cut connection.
-  const bytes = download.stream(head.range)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first = await bytes.next();
-  res.writeHead(head.status, head.headers);
+  // The byte waits in the stream's own buffer: no second buffer between the stream and the socket.
+  await readableOrEnded(body, res);
+  if (!res.destroyed) res.writeHead(head.status, head.headers);
   let sent = 0;
-  const body = Readable.from(resume(first, bytes));
   body.on("data", (chunk: Buffer | string) => {
     sent += chunk.length;
   });
@@ -109,8 +108,29 @@ async function sendWhileDownloading(res: ServerResponse, download: ProxyDownload
   }
 }
 
+/** Resolves once `body` has bytes to read or has ended, or the client has gone; rejects when `body` fails first. */
+function readableOrEnded(body: NodeJS.ReadableStream, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stopWaiting = () => {
+      body.off("readable", ready);
+      res.off("close", ready);
+    };
+    const ready = () => {
+      stopWaiting();
+      resolve();
+    };
+    body.on("readable", ready);
+    res.once("close", ready);
+    // Left in place after the first byte: an error before pipeline() takes the stream over must not go unhandled.
+    body.once("error", (err: Error) => {
+      stopWaiting();
+      reject(err);
+    });
+  });
+}
+
 /** Pipes `body` and ends the answer: with the result trailer when the client asked for one, else by closing on failure. */
-async function finish(res: ServerResponse, head: ResponseHead, body: Readable, taskId: string, log: Logger): Promise<void> {
+async function finish(res: ServerResponse, head: ResponseHead, body: NodeJS.ReadableStream, taskId: string, log: Logger): Promise<void> {
   try {
     await pipeline(body, res, { end: !head.trailers });
     if (head.trailers) {
@@ -119,6 +139,11 @@ async function finish(res: ServerResponse, head: ResponseHead, body: Readable, t
     }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
+    // A client that hangs up is not a failed download (the task goes on for the others).
+    if (CLIENT_GONE.has((err as NodeJS.ErrnoException).code ?? "")) {
+      res.destroy();
+      return void log.debug({ task: taskId, err: message }, "proxy client went away mid-stream");
+    }
     log.warn({ task: taskId, err: message }, "proxied download failed mid-stream");
     if (head.trailers && !res.destroyed) {
       res.addTrailers({ [KILN_PROXY_HEADERS.result]: encodeResult({ ok: false, message }) });
@@ -126,14 +151,5 @@ async function finish(res: ServerResponse, head: ResponseHead, body: Readable, t
     } else {
       res.destroy();
     }
-  }
-}
-
-/** The rest of a byte stream whose first chunk was already read. */
-async function* resume(first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
-  try {
-    for (let next = first; !next.done; next = await rest.next()) yield next.value;
-  } finally {
-    await rest.return?.();
   }
 }
