@@ -86,23 +86,20 @@ function proxyClient(peer: BenchPeer, url: string, bytesPerSec: number, hangUpMs
       clearTimeout(hangUp);
       resolve({ status, bytes, sha256: hash.digest("hex"), complete, ...(error ? { error } : {}) });
     };
-    const req = http.request(
-      { host: proxy.hostname, port: proxy.port, path: url, headers: { "x-dragonfly-use-p2p": "true" }, agent: false },
-      (res) => {
-        status = res.statusCode ?? 0;
-        res.on("data", (chunk: Buffer) => {
-          bytes += chunk.length;
-          hash.update(chunk);
-          if (!bytesPerSec) return;
-          const ahead = (bytes / bytesPerSec) * 1000 - (Date.now() - t0);
-          if (ahead <= 0) return;
-          res.pause();
-          setTimeout(() => res.resume(), ahead);
-        });
-        res.once("end", () => finish(res.complete));
-        res.once("error", (err) => finish(false, err.message));
-      },
-    );
+    const req = http.request({ host: proxy.hostname, port: proxy.port, path: url, headers: { "x-dragonfly-use-p2p": "true" }, agent: false }, (res) => {
+      status = res.statusCode ?? 0;
+      res.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+        hash.update(chunk);
+        if (!bytesPerSec) return;
+        const ahead = (bytes / bytesPerSec) * 1000 - (Date.now() - t0);
+        if (ahead <= 0) return;
+        res.pause();
+        setTimeout(() => res.resume(), ahead);
+      });
+      res.once("end", () => finish(res.complete));
+      res.once("error", (err) => finish(false, err.message));
+    });
     const hangUp = hangUpMs ? setTimeout(() => (finish(false), req.destroy()), hangUpMs) : undefined;
     req.once("error", (err) => finish(false, err.message));
     req.end();

@@ -23,8 +23,6 @@ const SETTLE_LIMIT_MS = 20_000;
 /** How long a client that stopped reading waits before it hangs up. */
 const HANG_UP_AFTER_PAUSE_MS = 500;
 
-const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
 type Behaviour =
   | { kind: "read-all" }
   /** Stops reading after `bytes`, then hangs up. */

@@ -61,7 +61,10 @@ describe("FileRangeStream", () => {
     ] as const) {
       const r = await readAll(start, end);
       assert.ok(r.body.equals(content.subarray(start, end)), `bytes ${start}-${end}`);
-      assert.ok(r.chunks.every((c) => c.length <= BLOCK), "no chunk over a block");
+      assert.ok(
+        r.chunks.every((c) => c.length <= BLOCK),
+        "no chunk over a block",
+      );
       assert.equal(r.stats.closed, true, "file closed at the end");
     }
   });
