@@ -69,7 +69,15 @@ class ContentStream extends Readable {
     const stop = Math.min(pieceEnd, end);
     // The last piece waits for the whole task to be verified.
     if ((total !== null && n === total - 1) || pieceEnd >= end) await this.done;
-    this.fh ??= await open(task.contentPath, "r");
+    if (!this.fh) {
+      const fh = await open(task.contentPath, "r");
+      // A reader that hung up while the file was opening: _destroy saw no handle to close.
+      if (this.destroyed) {
+        await fh.close();
+        return null;
+      }
+      this.fh = fh;
+    }
     const block = Buffer.allocUnsafeSlow(Math.min(BLOCK, stop - this.pos));
     const { bytesRead } = await this.fh.read(block, 0, block.length, this.pos);
     if (bytesRead === 0) throw new Error(`content ends at ${this.pos}`);
