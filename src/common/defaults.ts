@@ -108,13 +108,11 @@ export const GET = {
 /** The peer's proxy port (:4001). */
 export const PROXY = {
   /**
-   * Block size when a complete task is served from its stored file. A client holds
-   * one block at most (the next is read when its socket has taken this one). Measured
-   * under 200 slow clients: ~0.1 MiB of peak RSS per client at 64 KiB, ~0.5 at 128 KiB
-   * and ~0.7 at 256 KiB (blocks of 128 KiB and more are allocated and freed far less
-   * thriftily); one fast client's throughput showed no difference beyond noise.
+   * Block size when a complete task is served from its stored file: one block per
+   * answer, read into again once the socket has taken it (proxy/file-range.ts), so a
+   * slow client holds this much and 200 of them ~50 MiB.
    */
-  fileReadBytes: 64 * 1024,
+  fileReadBytes: 256 * 1024,
   /** How often a local-copy answer reports download progress. */
   localCopyProgressMs: 250,
   /** The longest a local-copy client may keep a task pinned after it was told the path (it normally closes at once). */

@@ -14,13 +14,13 @@ import { isVerifiedBlob, parseBlobUrl } from "../../common/oci.js";
 import type { Logger } from "../../common/logger.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, encodeResult } from "../../api/proxy.js";
 import { parseRange } from "../http-util.js";
-import { FileRangeStream } from "./file-range-stream.js";
+import { writeFileRange } from "./file-range.js";
 import type { ByteRange, ProxyDownload } from "./engine-port.js";
 
 export type ServedFrom = "file" | "stream";
 
 /** How a pipe to the client fails when the client closes its end first. */
-const CLIENT_GONE = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ECONNRESET", "EPIPE"]);
+const CLIENT_GONE = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "ECONNRESET", "EPIPE"]);
 
 export interface P2PResponseOptions {
   /** Sent with the content (a verified blob's Docker-Content-Digest). */
@@ -68,21 +68,25 @@ function responseHead(req: IncomingMessage, length: number | null, range: ByteRa
   return { status: range ? 206 : 200, headers, range, trailers };
 }
 
-/** A complete task: its stored file, read block by block as the socket takes them (back-pressure, no read-ahead). */
+/** A complete task: its stored file, one block at a time as the socket takes them (file-range.ts). */
 async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head: ResponseHead, length: number, opts: P2PResponseOptions): Promise<void> {
   const release = download.task.acquire();
   let sent = 0;
   try {
-    const start = head.range?.start ?? 0;
-    const end = head.range?.end ?? length;
     // Opened before the status goes out: a file evicted meanwhile is an error answer, not a cut body.
     const file = await open(download.task.contentPath, "r");
-    res.writeHead(head.status, head.headers);
-    const body = new FileRangeStream(file, start, end, PROXY.fileReadBytes);
-    body.on("data", (chunk: Buffer | string) => {
-      sent += chunk.length;
-    });
-    await finish(res, head, body, download.taskId, opts.log);
+    try {
+      res.writeHead(head.status, head.headers);
+      const start = head.range?.start ?? 0;
+      const end = head.range?.end ?? length;
+      await finish(res, head, download.taskId, opts.log, () =>
+        writeFileRange(res, file, start, end, PROXY.fileReadBytes, (bytes) => {
+          sent += bytes;
+        }),
+      );
+    } finally {
+      await file.close();
+    }
   } finally {
     release();
     opts.served(sent, "file");
@@ -102,7 +106,7 @@ async function sendWhileDownloading(res: ServerResponse, download: ProxyDownload
     sent += chunk.length;
   });
   try {
-    await finish(res, head, body, download.taskId, opts.log);
+    await finish(res, head, download.taskId, opts.log, () => pipeline(body, res, { end: false }));
   } finally {
     opts.served(sent, "stream");
   }
@@ -129,23 +133,21 @@ function readableOrEnded(body: NodeJS.ReadableStream, res: ServerResponse): Prom
   });
 }
 
-/** Pipes `body` and ends the answer: with the result trailer when the client asked for one, else by closing on failure. */
-async function finish(res: ServerResponse, head: ResponseHead, body: NodeJS.ReadableStream, taskId: string, log: Logger): Promise<void> {
+/** Runs `send` (the body onto `res`), then ends the answer: with the result trailer when the client asked for one, else by closing on failure. */
+async function finish(res: ServerResponse, head: ResponseHead, taskId: string, log: Logger, send: () => Promise<void>): Promise<void> {
   try {
-    await pipeline(body, res, { end: !head.trailers });
-    if (head.trailers) {
-      res.addTrailers({ [KILN_PROXY_HEADERS.result]: encodeResult({ ok: true }) });
-      res.end();
-    }
+    await send();
+    if (head.trailers) res.addTrailers({ [KILN_PROXY_HEADERS.result]: encodeResult({ ok: true }) });
+    res.end();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     // A client that hangs up is not a failed download (the task goes on for the others).
-    if (CLIENT_GONE.has((err as NodeJS.ErrnoException).code ?? "")) {
+    if (res.destroyed || CLIENT_GONE.has((err as NodeJS.ErrnoException).code ?? "")) {
       res.destroy();
       return void log.debug({ task: taskId, err: message }, "proxy client went away mid-stream");
     }
     log.warn({ task: taskId, err: message }, "proxied download failed mid-stream");
-    if (head.trailers && !res.destroyed) {
+    if (head.trailers) {
       res.addTrailers({ [KILN_PROXY_HEADERS.result]: encodeResult({ ok: false, message }) });
       res.end();
     } else {
