@@ -67,7 +67,10 @@ describe("writeFileRange", () => {
       let counted = 0;
       await writeFileRange(s.out, fh, start, end, BLOCK, (n) => (counted += n)).finally(() => fh.close());
       assert.ok(s.body().equals(content.subarray(start, end)), `bytes ${start}-${end}`);
-      assert.ok(s.chunks.every((c) => c.length <= BLOCK), "no write over a block");
+      assert.ok(
+        s.chunks.every((c) => c.length <= BLOCK),
+        "no write over a block",
+      );
       assert.equal(counted, end - start);
     }
   });
@@ -107,7 +110,10 @@ describe("writeFileRange", () => {
 
   it("a stored file shorter than the range: an error, not a short body taken for complete", async () => {
     const fh = await open(path, "r");
-    await assert.rejects(writeFileRange(sink().out, fh, content.length - 10, content.length + 10, BLOCK, () => undefined), /ended at byte/);
+    await assert.rejects(
+      writeFileRange(sink().out, fh, content.length - 10, content.length + 10, BLOCK, () => undefined),
+      /ended at byte/,
+    );
     await fh.close();
   });
 });
