@@ -12,6 +12,7 @@ import { PIECE } from "../common/defaults.js";
 import { ipVersion } from "../common/ip.js";
 import { PreheatScope } from "./scheduler.js";
 import { NewPassword, Role } from "./console.js";
+import { ImageDistribution, TaskHolder } from "./tasks.js";
 
 export * from "./console.js";
 
@@ -47,6 +48,13 @@ export const MANAGER_PATHS = {
   seedPeers: `${CONSOLE_API}/seed-peers`,
   seedPeerKeepAlive: (id: number) => `${CONSOLE_API}/seed-peers/${id}/keepalive`,
   seedPeer: (id: number) => `${CONSOLE_API}/seed-peers/${id}`,
+  /** Scheduler → manager: the hosts it knows (HostsReport), with the cluster secret. */
+  schedulerHosts: (id: number) => `${CONSOLE_API}/schedulers/${id}/hosts`,
+  /** The peer inventory (ListPeersQuery → PeerView[]), paged. */
+  peers: `${CONSOLE_API}/peers`,
+  openPeers: `${OPEN_API}/peers`,
+  /** Bytes from the swarm vs from origins over time (TrafficQuery → TrafficView). */
+  traffic: `${CONSOLE_API}/traffic`,
   health: "/healthy",
 } as const;
 
@@ -253,6 +261,8 @@ export const TaskOutcome = z.object({
   scheduler_cluster_id: z.number().int(),
   hostname: z.string(),
   ip: z.string(),
+  /** "super" for a seed peer, "normal" for a peer (Dragonfly's delete_task results). */
+  host_type: z.enum(["normal", "super"]).optional(),
   description: z.string(),
 });
 export type TaskOutcome = z.infer<typeof TaskOutcome>;
@@ -267,6 +277,10 @@ export const JobResult = z.object({
   log: z.array(z.string()),
   /** One-line cause when the job ended as FAILURE. */
   error: z.string().optional(),
+  /** get_task: every peer of every asked cluster that holds the task or part of it. */
+  peers: z.array(TaskHolder).optional(),
+  /** get_image_distribution: the layers and which host holds which. */
+  image: ImageDistribution.optional(),
 });
 export type JobResult = z.infer<typeof JobResult>;
 
