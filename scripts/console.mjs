@@ -1,7 +1,7 @@
 // The web console's install and build (console/, its own package.json and lockfile), for ensure.mjs and build.mjs.
 // Node built-ins only: this runs before any dependency is installed.
 import { execFileSync, execSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
@@ -24,6 +24,9 @@ function newest(dir) {
 /** `npm ci` in console/ when its lockfile is newer than what is installed there. */
 export function ensureConsoleDeps() {
   if (!existsSync(join(consoleDir, "package.json"))) return;
+  // A git worktree borrows the main checkout's install through a symlink: npm ci there would empty it for both.
+  const modules = join(consoleDir, "node_modules");
+  if (existsSync(modules) && lstatSync(modules).isSymbolicLink()) return;
   const installed = join(consoleDir, "node_modules", ".package-lock.json");
   if (existsSync(installed) && mtime(join(consoleDir, "package-lock.json")) <= mtime(installed)) return;
   console.error("[kiln] installing the console's npm dependencies (npm ci in console/)…");

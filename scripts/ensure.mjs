@@ -1,7 +1,7 @@
 // Installs what is missing and builds what is stale, using only Node built-ins,
 // so `npm start` / `npm test` work on a fresh clone.
 import { execSync } from "node:child_process";
-import { existsSync, statSync, readdirSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { buildConsole, consoleBuildStale, ensureConsoleDeps } from "./console.mjs";
 
@@ -19,7 +19,9 @@ function newest(dir) {
 }
 
 const installed = join(root, "node_modules/.package-lock.json");
-if (!existsSync(installed) || mtime(join(root, "package-lock.json")) > mtime(installed)) {
+// A git worktree borrows the main checkout's install through a symlink: npm ci there would empty it for both.
+const borrowed = existsSync(join(root, "node_modules")) && lstatSync(join(root, "node_modules")).isSymbolicLink();
+if (!borrowed && (!existsSync(installed) || mtime(join(root, "package-lock.json")) > mtime(installed))) {
   console.error("[kiln] installing npm dependencies (npm ci)…");
   run("npm ci --no-audit --no-fund");
 }
