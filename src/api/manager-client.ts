@@ -11,13 +11,17 @@ import {
   CLUSTER_SECRET_HEADER,
   ClusterView,
   JobView,
+  KeepAliveReply,
   MANAGER_PATHS,
   RegistrationReply,
+  SchedulerSearchReply,
   SignInReply,
   TokenView,
   UserView,
+  type ClusterConfig,
   type CreateTokenBody,
   type SchedulerRegistration,
+  type SchedulerSearchQuery,
   type SeedPeerRegistrationInput,
 } from "./manager.js";
 import { Ok } from "./common.js";
@@ -137,7 +141,13 @@ export class ManagerMembershipClient {
 
   keepAlive(kind: MemberKind, id: number) {
     const path = kind === "scheduler" ? MANAGER_PATHS.schedulerKeepAlive(id) : MANAGER_PATHS.seedPeerKeepAlive(id);
-    return callJson(this.baseUrl, path, Ok, { method: "POST", timeoutMs: 5_000, headers: this.headers });
+    return callJson(this.baseUrl, path, KeepAliveReply, { method: "POST", timeoutMs: 5_000, headers: this.headers });
+  }
+
+  /** The schedulers of the cluster whose scopes match this host best. */
+  searchSchedulers(host: SchedulerSearchQuery) {
+    const q = new URLSearchParams({ hostname: host.hostname, ip: host.ip, idc: host.idc, location: host.location });
+    return callJson(this.baseUrl, `${MANAGER_PATHS.schedulerSearch}?${q}`, SchedulerSearchReply, { timeoutMs: 5_000, headers: this.headers });
   }
 
   deregister(kind: MemberKind, id: number) {
@@ -153,6 +163,8 @@ interface KeepAliveCommon {
   intervalMs?: number;
   /** Shared cluster secret, when the manager has one. */
   secret?: string;
+  /** Called with the cluster's settings at registration and at every keepalive. */
+  onClusterConfig?: (config: ClusterConfig) => void;
 }
 
 export type KeepAliveOptions =
@@ -195,10 +207,11 @@ export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive 
         }
         id = reply.id;
         if (opts.intervalMs === undefined) interval = reply.keepalive_interval_ms;
+        opts.onClusterConfig?.(reply.config);
         opts.log?.info({ manager: opts.managerUrl, kind: opts.kind, id, cluster: reply.scheduler_cluster_id }, "registered with the manager");
         markRegistered();
       } else {
-        await client.keepAlive(opts.kind, id);
+        opts.onClusterConfig?.((await client.keepAlive(opts.kind, id)).config);
       }
       warned = false;
     } catch (err) {

@@ -8,7 +8,7 @@
  * one contract over several files.
  */
 import { z } from "zod";
-import { PIECE } from "../common/defaults.js";
+import { PIECE, SCHEDULER } from "../common/defaults.js";
 import { ipVersion } from "../common/ip.js";
 import { PreheatScope } from "./scheduler.js";
 import { NewPassword, Role } from "./console.js";
@@ -55,6 +55,8 @@ export const MANAGER_PATHS = {
   openPeers: `${OPEN_API}/peers`,
   /** Bytes from the swarm vs from origins over time (TrafficQuery → TrafficView). */
   traffic: `${CONSOLE_API}/traffic`,
+  /** Peer → manager: the schedulers of the cluster whose scopes fit this host best (SchedulerSearchQuery → SchedulerSearchReply). */
+  schedulerSearch: `${CONSOLE_API}/scheduler-search`,
   health: "/healthy",
 } as const;
 
@@ -324,8 +326,53 @@ export type ListJobsQuery = z.infer<typeof ListJobsQuery>;
 export const ClusterConfig = z.object({
   /** Jobs per second the cluster accepts (token bucket); 429 beyond. */
   job_rate_limit: z.number().int().min(1).max(100_000),
+  /** Parents the cluster's schedulers hand a peer per answer (Dragonfly's candidate_parent_limit, 1–20). */
+  candidate_parent_limit: z.number().int().min(1).max(20),
+  /** Candidate parents a scheduler samples per selection (Dragonfly's filter_parent_limit, 10–1000). */
+  filter_parent_limit: z.number().int().min(10).max(1000),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfig>;
+
+/** What a cluster's schedulers apply; the rest of ClusterConfig is the manager's. */
+export const SCHEDULER_CLUSTER_CONFIG_DEFAULTS = {
+  candidate_parent_limit: SCHEDULER.parentsPerSchedule,
+  filter_parent_limit: SCHEDULER.filterParentLimit,
+} as const;
+
+/** `10.0.0.0/8`, `fd00::/8`: an IP and a prefix length that fits it. */
+const Cidr = z.string().refine((s) => {
+  const [ip, bits, extra] = s.split("/");
+  const v = ipVersion(ip ?? "");
+  return extra === undefined && v !== 0 && /^\d{1,3}$/.test(bits ?? "") && Number(bits) <= (v === 4 ? 32 : 128);
+}, "must be a CIDR like 10.0.0.0/8 or fd00::/8");
+
+/** A regular expression that compiles (hostnames scope). */
+const HostnamePattern = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be a regular expression like ^node-[0-9]+$");
+
+/**
+ * Which peers belong to a cluster (Dragonfly's scheduler cluster scopes): a peer
+ * that asks the manager for its scheduler gets the cluster that matches it best.
+ */
+export const ClusterScopes = z.object({
+  /** IDCs, separated by `|`; a peer whose --idc is one of them matches. */
+  idc: z.string().max(1024).default(""),
+  /** A location path like `china|hangzhou|zone-a`; a peer's --location matches element by element from the left. */
+  location: z.string().max(1024).default(""),
+  cidrs: z.array(Cidr).max(1000).default([]),
+  hostnames: z.array(HostnamePattern).max(1000).default([]),
+});
+export type ClusterScopes = z.infer<typeof ClusterScopes>;
 
 export const MemberState = z.enum(["active", "inactive"]);
 
@@ -351,6 +398,7 @@ export const ClusterView = z.object({
   name: z.string(),
   bio: z.string(),
   config: ClusterConfig,
+  scopes: ClusterScopes,
   is_default: z.boolean(),
   schedulers: z.array(MemberView),
   seed_peers: z.array(MemberView),
@@ -367,6 +415,7 @@ export const CreateClusterBody = z.object({
   name: ClusterName,
   bio: ShortString.optional(),
   config: ClusterConfig.partial().optional(),
+  scopes: ClusterScopes.optional(),
   is_default: z.boolean().optional(),
 });
 export type CreateClusterBody = z.infer<typeof CreateClusterBody>;
@@ -465,7 +514,29 @@ export const RegistrationReply = z.object({
   scheduler_cluster_id: z.number().int(),
   /** Re-announce at least this often. */
   keepalive_interval_ms: z.number().int(),
+  /** The cluster's settings now; a scheduler applies them (sent again with every keepalive). */
+  config: ClusterConfig,
 });
 export type RegistrationReply = z.infer<typeof RegistrationReply>;
+
+export const KeepAliveReply = z.object({ ok: z.literal(true), scheduler_cluster_id: z.number().int(), config: ClusterConfig });
+export type KeepAliveReply = z.infer<typeof KeepAliveReply>;
+
+/** A peer asking which schedulers to use: what it knows about its own host. */
+export const SchedulerSearchQuery = z.object({
+  hostname: z.string().min(1).max(255),
+  ip: z.string().refine((s) => ipVersion(s) !== 0, "must be an IP address"),
+  idc: z.string().max(255).default(""),
+  location: z.string().max(1024).default(""),
+});
+export type SchedulerSearchQuery = z.infer<typeof SchedulerSearchQuery>;
+
+export const SchedulerSearchReply = z.object({
+  scheduler_cluster_id: z.number().int(),
+  scheduler_cluster_name: z.string(),
+  /** Active schedulers of that cluster, freshest keepalive first. */
+  schedulers: z.array(z.object({ id: z.number().int(), hostname: z.string(), ip: z.string(), port: z.number().int(), url: z.string() })),
+});
+export type SchedulerSearchReply = z.infer<typeof SchedulerSearchReply>;
 
 export { CLUSTER_SECRET_HEADER } from "./common.js";

@@ -7,7 +7,7 @@ import { assertPortsFree } from "./ports.js";
 import { clusterSecretFromEnv } from "./cluster-secret.js";
 import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 import { createLogger } from "../common/logger.js";
-import { startManagerKeepAlive } from "../api/manager-client.js";
+import { ManagerMembershipClient, startManagerKeepAlive } from "../api/manager-client.js";
 import { HostAnnounce } from "../api/scheduler.js";
 
 interface PeerFlags extends ProxyFlags {
@@ -60,7 +60,10 @@ export function registerPeerCommand(program: Command): void {
     .option("--gc-low <percent>", "evict down to this disk usage", parsePositiveInt, PEER.gcLowWatermarkPercent)
     .option("--gc-quota <bytes>", "apply the watermarks to this many bytes instead of the whole filesystem", parseBytes)
     .option("--gc-interval-ms <ms>", "how often garbage collection runs", parsePositiveInt, PEER.gcIntervalMs)
-    .option("--manager <url>", "seed peers: register with this manager and keep alive")
+    .option(
+      "--manager <url>",
+      "seed peers: register with this manager and keep alive; peers without --scheduler: use the scheduler of the cluster whose scopes match this host",
+    )
     .option("--cluster-id <id>", "seed peers: scheduler cluster to join (default: the manager's default)", parsePositiveInt)
     .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt);
   addProxyOptions(cmd).action(async (f: PeerFlags) => {
@@ -70,14 +73,29 @@ export function registerPeerCommand(program: Command): void {
     const token = envToken ? HostAnnounce.shape.controlToken.safeParse(envToken) : undefined;
     if (token && !token.success) cmd.error(`kiln peer: KILN_CONTROL_TOKEN: ${token.error.issues[0]?.message ?? "invalid"}`, { exitCode: 2 });
     const base = defaultPeerConfig();
+    const hostname = f.hostname ?? base.hostname;
+    const advertiseIp = f.advertiseIp ?? base.advertiseIp;
+    let schedulerUrl = f.scheduler;
+    if (f.manager && !seed && cmd.getOptionValueSource("scheduler") === "default") {
+      const found = await new ManagerMembershipClient(f.manager, clusterSecretFromEnv())
+        .searchSchedulers({ hostname, ip: advertiseIp, idc: f.idc, location: f.location })
+        .catch((err: Error) => cmd.error(`kiln peer: --manager ${f.manager}: cannot find a scheduler: ${err.message}`, { exitCode: 1 }));
+      const first = found.schedulers[0];
+      if (!first) return cmd.error(`kiln peer: scheduler cluster ${found.scheduler_cluster_name} has no active scheduler`, { exitCode: 1 });
+      schedulerUrl = first.url;
+      createLogger("peer").info(
+        { event: "scheduler-chosen", cluster: found.scheduler_cluster_name, clusterId: found.scheduler_cluster_id, scheduler: schedulerUrl },
+        "scheduler cluster chosen by its scopes",
+      );
+    }
     const cfg = defaultPeerConfig({
       seed,
-      schedulerUrl: f.scheduler,
+      schedulerUrl,
       clusterSecret: clusterSecretFromEnv(),
       dataDir: f.dataDir ?? (seed ? ".kiln/seed-peer" : ".kiln/peer"),
       listenHost: f.host,
-      advertiseIp: f.advertiseIp ?? base.advertiseIp,
-      hostname: f.hostname ?? base.hostname,
+      advertiseIp,
+      hostname,
       uploadPort: f.port ?? (seed ? PORTS.seedUpload : PORTS.peerUpload),
       proxyPort: seed ? null : (f.proxyPort ?? PORTS.peerProxy),
       metricsPort: f.metricsPort ?? (seed ? PORTS.seedMetrics : PORTS.peerMetrics),

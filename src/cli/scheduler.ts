@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { PORTS, SCHEDULER } from "../common/defaults.js";
 import os from "node:os";
-import { startScheduler } from "../scheduler/index.js";
+import { clusterConfigApplier, startScheduler } from "../scheduler/index.js";
 import { defaultAdvertiseIp } from "../common/net.js";
 import { createLogger } from "../common/logger.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
@@ -54,13 +54,15 @@ export function registerSchedulerCommand(program: Command): void {
           spreadWaitMs: opts.spreadWaitMs,
         },
       });
+      const log = createLogger("scheduler");
       const membership = opts.manager
         ? startManagerKeepAlive({
             managerUrl: opts.manager,
             kind: "scheduler",
             registration: { hostname: os.hostname(), ip: opts.advertiseIp ?? defaultAdvertiseIp(), port: s.port, scheduler_cluster_id: opts.clusterId },
-            log: createLogger("scheduler"),
+            log,
             secret: clusterSecret,
+            onClusterConfig: clusterConfigApplier(s.service, log),
           })
         : undefined;
       stopOnSignal(async () => {

@@ -5,7 +5,7 @@ import { DEFAULT_CA_DIR, PORTS } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
 import { startManager } from "../manager/index.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
-import { startScheduler } from "../scheduler/index.js";
+import { clusterConfigApplier, startScheduler } from "../scheduler/index.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parsePort } from "./options.js";
 import { stopOnSignal } from "./signals.js";
@@ -102,6 +102,7 @@ export function registerUpCommand(program: Command): void {
         registration: { hostname: base.hostname, ip: "127.0.0.1", port: scheduler.port },
         log,
         secret: clusterSecret,
+        onClusterConfig: clusterConfigApplier(scheduler.service, log),
       }),
       startManagerKeepAlive({
         managerUrl,

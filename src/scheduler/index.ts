@@ -1,4 +1,5 @@
-import { createLogger } from "../common/logger.js";
+import { createLogger, type Logger } from "../common/logger.js";
+import type { ClusterConfig } from "../api/manager.js";
 import { SCHEDULER } from "../common/defaults.js";
 import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "./service.js";
 import { buildSchedulerApi } from "./server.js";
@@ -38,5 +39,13 @@ export async function startScheduler(cfg: SchedulerConfig): Promise<RunningSched
       clearInterval(gc);
       await app.close();
     },
+  };
+}
+
+/** The keepalive hook that applies the cluster's parent limits, set in the manager, to this scheduler. */
+export function clusterConfigApplier(service: SchedulerService, log: Logger): (c: ClusterConfig) => void {
+  return (c) => {
+    const limits = { parentsPerSchedule: c.candidate_parent_limit, filterParentLimit: c.filter_parent_limit };
+    if (service.applyParentLimits(limits)) log.info({ event: "cluster-config", ...limits }, "applied the cluster's parent limits");
   };
 }

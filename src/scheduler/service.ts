@@ -39,6 +39,8 @@ export class SchedulerService {
   private readonly scheduling: Scheduling;
   private readonly reports: Reports;
   private readonly preheats: Preheat;
+  /** Shared by scheduling and registration, so limits the manager sets apply to the next answer. */
+  private readonly limits: SchedulerOptions & { maxScheduleWaitMs: number };
 
   constructor(
     log: Logger,
@@ -48,14 +50,23 @@ export class SchedulerService {
   ) {
     this.resource = new Resource(log, newControlClient);
     const roles = new RoleAssigner(this.resource.seedPeers, log, opts);
-    this.scheduling = new Scheduling(this.resource.tasks, roles, { ...opts, maxScheduleWaitMs: SCHEDULER.maxScheduleWaitMs });
-    this.registration = new Registration(this.resource, roles, this.scheduling, opts);
+    this.limits = { ...opts, maxScheduleWaitMs: SCHEDULER.maxScheduleWaitMs };
+    this.scheduling = new Scheduling(this.resource.tasks, roles, this.limits);
+    this.registration = new Registration(this.resource, roles, this.scheduling, this.limits);
     this.preheats = new Preheat(this.resource, log);
     this.reports = new Reports(this.resource.tasks, log, (task) => this.preheats.advance(task));
   }
 
   get hosts(): HostManager {
     return this.resource.hosts;
+  }
+
+  /** The parent limits of the scheduler's cluster (from the manager); returns whether they changed. */
+  applyParentLimits(l: { parentsPerSchedule: number; filterParentLimit: number }): boolean {
+    if (l.parentsPerSchedule === this.limits.parentsPerSchedule && l.filterParentLimit === this.limits.filterParentLimit) return false;
+    this.limits.parentsPerSchedule = l.parentsPerSchedule;
+    this.limits.filterParentLimit = l.filterParentLimit;
+    return true;
   }
 
   get tasks(): TaskManager {

@@ -241,9 +241,17 @@ describe("web console end to end", () => {
     const dialog = page.getByRole("dialog");
     await dialog.getByLabel(/^Name/).fill("edge-east");
     await dialog.getByLabel(/^Job rate limit/).fill("5");
-    await check("09-cluster-form");
+    await dialog.getByLabel(/^Candidate parent limit/).fill("2");
+    await dialog.getByLabel(/^IDC/).fill("east-1|east-2");
+    await dialog.getByLabel(/^CIDRs/).fill("10.8.0.0/16\n10.9.0.0/33");
     await dialog.getByRole("button", { name: "Create cluster" }).click();
-    await page.getByRole("row").filter({ hasText: "edge-east" }).filter({ hasText: "5/s" }).waitFor(WAIT);
+    // The API's own message, next to the field.
+    await dialog.getByText("line 2: must be a CIDR like 10.0.0.0/8 or fd00::/8").waitFor(WAIT);
+    await check("09-cluster-form");
+    await dialog.getByLabel(/^CIDRs/).fill("10.8.0.0/16\n10.9.0.0/16");
+    await dialog.getByRole("button", { name: "Create cluster" }).click();
+    const row = page.getByRole("row").filter({ hasText: "edge-east" });
+    await row.filter({ hasText: "5 jobs/s, 2 parents of 40 sampled" }).filter({ hasText: "idc east-1|east-2; CIDR 10.8.0.0/16, 10.9.0.0/16" }).waitFor(WAIT);
     await dialog.waitFor({ state: "detached", ...WAIT });
     await check("10-clusters");
   });

@@ -1,6 +1,6 @@
 /** Scheduler clusters. */
 import type { Kysely } from "kysely";
-import { ClusterConfig } from "../../api/manager.js";
+import { ClusterConfig, ClusterScopes, SCHEDULER_CLUSTER_CONFIG_DEFAULTS } from "../../api/manager.js";
 import type { DialectName } from "./database.js";
 import { insertReturningId } from "./insert.js";
 import type { ClusterRow, ManagerDatabase } from "./schema.js";
@@ -15,8 +15,21 @@ export function readClusterConfig(row: ClusterRow): ClusterConfig {
     /* a hand-edited row: fall back to defaults */
   }
   const parsed = ClusterConfig.partial().safeParse(raw);
-  return { job_rate_limit: MANAGER.jobRateLimit, ...(parsed.success ? parsed.data : {}) };
+  return { job_rate_limit: MANAGER.jobRateLimit, ...SCHEDULER_CLUSTER_CONFIG_DEFAULTS, ...(parsed.success ? parsed.data : {}) };
 }
+
+export function readClusterScopes(row: ClusterRow): ClusterScopes {
+  let raw: unknown = {};
+  try {
+    raw = JSON.parse(row.scopes ?? "{}");
+  } catch {
+    /* a hand-edited row: no scopes */
+  }
+  const parsed = ClusterScopes.safeParse(raw);
+  return parsed.success ? parsed.data : ClusterScopes.parse({});
+}
+
+type ClusterFields = { name?: string; bio?: string; config?: Partial<ClusterConfig>; scopes?: ClusterScopes; isDefault?: boolean };
 
 export class ClustersRepo {
   constructor(
@@ -48,12 +61,13 @@ export class ClustersRepo {
     );
   }
 
-  async create(c: { name: string; bio?: string; config?: Partial<ClusterConfig>; isDefault?: boolean }): Promise<number> {
+  async create(c: ClusterFields & { name: string }): Promise<number> {
     const now = nowIso();
     const id = await insertReturningId(this.db, this.dialect, "scheduler_clusters", {
       name: c.name,
       bio: c.bio ?? "",
-      config: JSON.stringify({ job_rate_limit: MANAGER.jobRateLimit, ...c.config }),
+      config: JSON.stringify({ job_rate_limit: MANAGER.jobRateLimit, ...SCHEDULER_CLUSTER_CONFIG_DEFAULTS, ...c.config }),
+      scopes: JSON.stringify(c.scopes ?? ClusterScopes.parse({})),
       is_default: c.isDefault ? 1 : 0,
       created_at: now,
       updated_at: now,
@@ -62,7 +76,7 @@ export class ClustersRepo {
     return id;
   }
 
-  async update(id: number, c: { name?: string; bio?: string; config?: Partial<ClusterConfig>; isDefault?: boolean }): Promise<void> {
+  async update(id: number, c: ClusterFields): Promise<void> {
     const row = await this.byId(id);
     if (!row) return;
     const config = c.config ? JSON.stringify({ ...readClusterConfig(row), ...c.config }) : undefined;
@@ -73,6 +87,7 @@ export class ClustersRepo {
         ...(c.name !== undefined ? { name: c.name } : {}),
         ...(c.bio !== undefined ? { bio: c.bio } : {}),
         ...(config ? { config } : {}),
+        ...(c.scopes ? { scopes: JSON.stringify(c.scopes) } : {}),
       })
       .where("id", "=", id)
       .execute();

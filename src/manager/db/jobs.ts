@@ -35,7 +35,7 @@ export class JobsRepo {
     const rows = await this.db
       .selectFrom("job_scheduler_clusters as j")
       .innerJoin("scheduler_clusters as c", "c.id", "j.scheduler_cluster_id")
-      .select(["j.job_id", "c.id", "c.name", "c.bio", "c.config", "c.is_default", "c.created_at", "c.updated_at"])
+      .select(["j.job_id", "c.id", "c.name", "c.bio", "c.config", "c.scopes", "c.is_default", "c.created_at", "c.updated_at"])
       .where("j.job_id", "in", jobIds)
       .orderBy("c.id")
       .execute();

@@ -129,6 +129,18 @@ function rolesAndJobUrls(dialect: DialectName): Migration {
   };
 }
 
+/** Scheduler clusters get scopes (which peers belong to them), kept as JSON like their config. */
+function clusterScopes(dialect: DialectName): Migration {
+  return {
+    async up(db: AnyDb) {
+      await db.schema.alterTable("scheduler_clusters").addColumn("scopes", longText(dialect)).execute();
+    },
+    async down(db: AnyDb) {
+      await db.schema.alterTable("scheduler_clusters").dropColumn("scopes").execute();
+    },
+  };
+}
+
 /** The URLs of stored job args (`url`, then `urls`), one per line: what the jobs list searches. */
 export function jobUrlsText(storedArgs: string): string {
   try {
@@ -143,7 +155,11 @@ export function jobUrlsText(storedArgs: string): string {
 class CodeMigrations implements MigrationProvider {
   constructor(private readonly dialect: DialectName) {}
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { "0001_initial": initial(this.dialect), "0002_roles_job_urls": rolesAndJobUrls(this.dialect) };
+    return {
+      "0001_initial": initial(this.dialect),
+      "0002_roles_job_urls": rolesAndJobUrls(this.dialect),
+      "0005_cluster_scopes": clusterScopes(this.dialect),
+    };
   }
 }
 
@@ -154,6 +170,8 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName)
     provider: new CodeMigrations(dialect),
     migrationTableName: "kiln_migrations",
     migrationLockTableName: "kiln_migrations_lock",
+    // Features land from parallel branches; a later-numbered migration may already be applied.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw new Error(`database migration failed: ${(error as Error).message ?? String(error)}`);

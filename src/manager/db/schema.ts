@@ -43,6 +43,8 @@ export interface SchedulerClustersTable {
   bio: string;
   /** JSON: ClusterConfig */
   config: string;
+  /** JSON: ClusterScopes (null: none, as before migration 0005) */
+  scopes: string | null;
   is_default: number;
   created_at: string;
   updated_at: string;

@@ -2,7 +2,7 @@
 import type { ClusterView, MemberView } from "../../api/manager.js";
 import type { ClusterRow, MemberRow } from "../db/schema.js";
 import type { Store } from "../store.js";
-import { readClusterConfig } from "../db/clusters.js";
+import { readClusterConfig, readClusterScopes } from "../db/clusters.js";
 import { showTime } from "../time.js";
 
 export function memberView(m: MemberRow, memberTimeoutMs: number, now = Date.now()): MemberView {
@@ -32,6 +32,7 @@ export async function clusterViews(store: Store, rows: ClusterRow[], memberTimeo
     name: c.name,
     bio: c.bio,
     config: readClusterConfig(c),
+    scopes: readClusterScopes(c),
     is_default: c.is_default === 1,
     schedulers: schedulers.filter((s) => s.scheduler_cluster_id === c.id).map((s) => memberView(s, memberTimeoutMs)),
     seed_peers: seedPeers.filter((s) => s.scheduler_cluster_id === c.id).map((s) => memberView(s, memberTimeoutMs)),

@@ -60,7 +60,13 @@ function registerClustersApi(app: ManagerApp, ctx: RouteContext, { base, onReque
     { onRequest, schema: { summary: "Create a scheduler cluster", tags: ["clusters"], body: CreateClusterBody, response: { 200: ClusterView, ...errors } } },
     async (req) => {
       await nameFree(req.body.name);
-      const id = await ctx.store.clusters.create({ name: req.body.name, bio: req.body.bio, config: req.body.config, isDefault: req.body.is_default });
+      const id = await ctx.store.clusters.create({
+        name: req.body.name,
+        bio: req.body.bio,
+        config: req.body.config,
+        scopes: req.body.scopes,
+        isDefault: req.body.is_default,
+      });
       return one(id);
     },
   );
@@ -81,7 +87,14 @@ function registerClustersApi(app: ManagerApp, ctx: RouteContext, { base, onReque
       await one(req.params.id);
       if (req.body.name) await nameFree(req.body.name, req.params.id);
       if (req.body.is_default === false) throw unprocessable("is_default: make another cluster the default instead");
-      await ctx.store.clusters.update(req.params.id, { name: req.body.name, bio: req.body.bio, config: req.body.config, isDefault: req.body.is_default });
+      // scopes, when sent, replace the cluster's scopes as a whole (as Dragonfly's PATCH does); config merges key by key.
+      await ctx.store.clusters.update(req.params.id, {
+        name: req.body.name,
+        bio: req.body.bio,
+        config: req.body.config,
+        scopes: req.body.scopes,
+        isDefault: req.body.is_default,
+      });
       return one(req.params.id);
     },
   );

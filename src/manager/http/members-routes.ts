@@ -4,8 +4,21 @@
  */
 import { sameSecret } from "../../common/secret.js";
 import type { FastifyRequest } from "fastify";
-import { CLUSTER_SECRET_HEADER, IdParams, MANAGER_PATHS, RegistrationReply, SchedulerRegistration, SeedPeerRegistration } from "../../api/manager.js";
+import {
+  CLUSTER_SECRET_HEADER,
+  IdParams,
+  KeepAliveReply,
+  MANAGER_PATHS,
+  RegistrationReply,
+  SchedulerRegistration,
+  SchedulerSearchQuery,
+  SchedulerSearchReply,
+  SeedPeerRegistration,
+} from "../../api/manager.js";
 import { Ok } from "../../api/common.js";
+import { readClusterConfig, readClusterScopes } from "../db/clusters.js";
+import { bestCluster } from "../cluster-search.js";
+import { memberView } from "./cluster-view.js";
 import { errorResponses } from "./errors.js";
 import type { MembersRepo } from "../db/members.js";
 import type { ManagerApp, RouteContext } from "./context.js";
@@ -23,12 +36,22 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
     if (!c) throw unprocessable(`scheduler_cluster_id: unknown scheduler cluster ${id ?? "(default)"}`);
     return c.id;
   };
+  const configOf = async (clusterId: number) => {
+    const c = await ctx.store.clusters.byId(clusterId);
+    if (!c) throw notFound(`scheduler cluster ${clusterId} no longer exists`);
+    return readClusterConfig(c);
+  };
 
   const lifecycle = (repo: MembersRepo, base: string, what: string) => {
-    app.post(`${base}/:id/keepalive`, { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } }, async (req) => {
-      if (!(await repo.keepAlive(req.params.id))) throw notFound(`${what} ${req.params.id} is not registered`);
-      return { ok: true as const };
-    });
+    app.post(
+      `${base}/:id/keepalive`,
+      { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: KeepAliveReply, ...errors } } },
+      async (req) => {
+        const member = (await repo.keepAlive(req.params.id)) ? await repo.byId(req.params.id) : undefined;
+        if (!member) throw notFound(`${what} ${req.params.id} is not registered`);
+        return { ok: true as const, scheduler_cluster_id: member.scheduler_cluster_id, config: await configOf(member.scheduler_cluster_id) };
+      },
+    );
     app.delete(`${base}/:id`, { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } }, async (req) => {
       if (!(await repo.remove(req.params.id))) throw notFound(`${what} ${req.params.id} is not registered`);
       ctx.log.info({ [what.replace(" ", "_")]: req.params.id }, `${what} left`);
@@ -51,7 +74,7 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
         url: b.url ?? `http://${host}:${b.port}`,
         type: "",
       });
-      return { id, scheduler_cluster_id: clusterId, keepalive_interval_ms: ctx.keepAliveMs };
+      return { id, scheduler_cluster_id: clusterId, keepalive_interval_ms: ctx.keepAliveMs, config: await configOf(clusterId) };
     },
   );
   lifecycle(ctx.store.schedulers, MANAGER_PATHS.schedulers, "scheduler");
@@ -64,8 +87,45 @@ export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
       const clusterId = await clusterFor(b.scheduler_cluster_id);
       const host = b.ip.includes(":") ? `[${b.ip}]` : b.ip;
       const id = await ctx.store.seedPeers.register({ clusterId, hostname: b.hostname, ip: b.ip, port: b.port, url: `http://${host}:${b.port}`, type: b.type });
-      return { id, scheduler_cluster_id: clusterId, keepalive_interval_ms: ctx.keepAliveMs };
+      return { id, scheduler_cluster_id: clusterId, keepalive_interval_ms: ctx.keepAliveMs, config: await configOf(clusterId) };
     },
   );
   lifecycle(ctx.store.seedPeers, MANAGER_PATHS.seedPeers, "seed peer");
+
+  app.get(
+    MANAGER_PATHS.schedulerSearch,
+    {
+      onRequest,
+      schema: {
+        summary: "Find the schedulers of the cluster whose scopes match a peer best",
+        tags: ["members"],
+        querystring: SchedulerSearchQuery,
+        response: { 200: SchedulerSearchReply, ...errors },
+      },
+    },
+    async (req) => {
+      const clusters = await ctx.store.clusters.list();
+      const schedulers = (await ctx.store.schedulers.byCluster(clusters.map((c) => c.id)))
+        .map((m) => memberView(m, ctx.memberTimeoutMs))
+        .filter((m) => m.state === "active");
+      const best = bestCluster(
+        req.query,
+        clusters.map((c) => ({
+          id: c.id,
+          name: c.name,
+          isDefault: c.is_default === 1,
+          scopes: readClusterScopes(c),
+          hasScheduler: schedulers.some((m) => m.scheduler_cluster_id === c.id),
+        })),
+      );
+      if (!best) throw notFound("no scheduler cluster has an active scheduler");
+      return {
+        scheduler_cluster_id: best.id,
+        scheduler_cluster_name: best.name,
+        schedulers: schedulers
+          .filter((m) => m.scheduler_cluster_id === best.id)
+          .map((m) => ({ id: m.id, hostname: m.hostname, ip: m.ip, port: m.port, url: m.url })),
+      };
+    },
+  );
 }
