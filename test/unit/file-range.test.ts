@@ -65,7 +65,7 @@ describe("writeFileRange", () => {
       const fh = await open(path, "r");
       const s = sink();
       let counted = 0;
-      await writeFileRange(s.out, fh, start, end, BLOCK, (n) => (counted += n)).finally(() => fh.close());
+      await writeFileRange(s.out, fh, start, end, Buffer.alloc(BLOCK), (n) => (counted += n)).finally(() => fh.close());
       assert.ok(s.body().equals(content.subarray(start, end)), `bytes ${start}-${end}`);
       assert.ok(
         s.chunks.every((c) => c.length <= BLOCK),
@@ -79,7 +79,7 @@ describe("writeFileRange", () => {
     const fh = await open(path, "r");
     const { handle, stats } = counted(fh);
     const s = sink({ stall: true });
-    const writing = writeFileRange(s.out, handle, 0, content.length, BLOCK, () => undefined);
+    const writing = writeFileRange(s.out, handle, 0, content.length, Buffer.alloc(BLOCK), () => undefined);
     while (s.held.length === 0) await sleep(5);
     await sleep(100);
     assert.equal(stats.reads, 2, "the first block, then the second, whose write is held: nothing read ahead");
@@ -98,7 +98,7 @@ describe("writeFileRange", () => {
     const fh = await open(path, "r");
     const { handle, stats } = counted(fh);
     const s = sink({ stall: true });
-    const writing = writeFileRange(s.out, handle, 0, content.length, BLOCK, () => undefined);
+    const writing = writeFileRange(s.out, handle, 0, content.length, Buffer.alloc(BLOCK), () => undefined);
     while (s.held.length === 0) await sleep(5);
     s.out.destroy();
     await assert.rejects(writing, ClientGoneError);
@@ -111,7 +111,7 @@ describe("writeFileRange", () => {
   it("a stored file shorter than the range: an error, not a short body taken for complete", async () => {
     const fh = await open(path, "r");
     await assert.rejects(
-      writeFileRange(sink().out, fh, content.length - 10, content.length + 10, BLOCK, () => undefined),
+      writeFileRange(sink().out, fh, content.length - 10, content.length + 10, Buffer.alloc(BLOCK), () => undefined),
       /ended at byte/,
     );
     await fh.close();

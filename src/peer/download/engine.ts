@@ -7,14 +7,15 @@ import { DownloadSession, newPeerId, type SessionDeps } from "./session.js";
 import type { EngineScheduler } from "./scheduler-port.js";
 import type { Storage } from "../storage/storage.js";
 import type { StoredTask } from "../storage/stored-task.js";
-import { contentStream, type ByteRange } from "../storage/content-stream.js";
+import { verifiedRanges, type ByteRange } from "../storage/verified-ranges.js";
 
 export interface DownloadHandle {
   taskId: string;
   task: StoredTask;
   /** Settles when every piece is verified and stored. */
   done: Promise<void>;
-  stream(range?: ByteRange): NodeJS.ReadableStream;
+  /** Verified, stored ranges of the content in order, while it downloads. */
+  ranges(range?: ByteRange): AsyncIterable<ByteRange>;
 }
 
 export class PeerEngine {
@@ -81,7 +82,7 @@ export class PeerEngine {
   }
 
   private handle(taskId: string, task: StoredTask, done: Promise<void>): DownloadHandle {
-    return { taskId, task, done, stream: (range?: ByteRange) => contentStream(task, done, range) };
+    return { taskId, task, done, ranges: (range?: ByteRange) => verifiedRanges(task, done, range) };
   }
 
   /** Tells the scheduler this peer no longer holds an evicted task. */

@@ -31,8 +31,11 @@ export interface ProxyDownload {
   task: ProxyTask;
   /** Settles when every piece is verified and stored. */
   done: Promise<void>;
-  /** The content (or `range` of it) in order, while it downloads. */
-  stream(range?: ByteRange): NodeJS.ReadableStream;
+  /**
+   * The content (or `range` of it) in order while it downloads, as ranges of
+   * `task.contentPath` that are verified and stored; throws when the download fails.
+   */
+  ranges(range?: ByteRange): AsyncIterable<ByteRange>;
 }
 
 export interface ProxyEngine {

@@ -1,5 +1,5 @@
 /**
- * Writes a byte range of a stored file to an HTTP response through one block per
+ * Writes byte ranges of a stored file to an HTTP response through one block per
  * response: the block is read into again only once the socket has taken its last
  * write. A client that reads slowly holds that block and nothing more (no read-ahead,
  * no queue), and a fast one costs no allocation per block.
@@ -16,25 +16,31 @@ export class ClientGoneError extends Error {
   }
 }
 
+/** Rejects with ClientGoneError once `out` closes; `stop` removes the listener. */
+export function whenGone(out: Writable): { gone: Promise<never>; stop: () => void } {
+  let onClose!: () => void;
+  const gone = new Promise<never>((_, reject) => (onClose = () => reject(new ClientGoneError())));
+  gone.catch(() => undefined);
+  out.once("close", onClose);
+  return { gone, stop: () => out.off("close", onClose) };
+}
+
 /**
- * Writes `[start, end)` of `file` to `out` in blocks of `blockBytes` (without ending
- * `out`); `written` counts the bytes the socket took. Rejects when the file is shorter
- * than `end`, or with ClientGoneError when `out` closes first.
+ * Writes `[start, end)` of `file` to `out` through `block` (read into again only once
+ * the socket took the last write; `out` is not ended); `written` counts the bytes the
+ * socket took. Rejects when the file is shorter than `end`, or with ClientGoneError
+ * when `out` closes first.
  */
 export async function writeFileRange(
   out: Writable,
   file: FileHandle,
   start: number,
   end: number,
-  blockBytes: number,
+  block: Buffer,
   written: (bytes: number) => void,
 ): Promise<void> {
   if (end <= start) return;
-  const block = Buffer.allocUnsafeSlow(Math.min(blockBytes, end - start));
-  let onClose!: () => void;
-  const gone = new Promise<never>((_, reject) => (onClose = () => reject(new ClientGoneError())));
-  gone.catch(() => undefined);
-  out.once("close", onClose);
+  const { gone, stop } = whenGone(out);
   try {
     for (let pos = start; pos < end; ) {
       if (out.destroyed) throw new ClientGoneError();
@@ -45,7 +51,7 @@ export async function writeFileRange(
       written(bytesRead);
     }
   } finally {
-    out.off("close", onClose);
+    stop();
   }
 }
 

@@ -8,13 +8,12 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { open } from "node:fs/promises";
-import { pipeline } from "node:stream/promises";
 import { PROXY } from "../../common/defaults.js";
 import { isVerifiedBlob, parseBlobUrl } from "../../common/oci.js";
 import type { Logger } from "../../common/logger.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, encodeResult } from "../../api/proxy.js";
 import { parseRange } from "../http-util.js";
-import { writeFileRange } from "./file-range.js";
+import { whenGone, writeFileRange } from "./file-range.js";
 import type { ByteRange, ProxyDownload } from "./engine-port.js";
 
 export type ServedFrom = "file" | "stream";
@@ -79,8 +78,9 @@ async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head
       res.writeHead(head.status, head.headers);
       const start = head.range?.start ?? 0;
       const end = head.range?.end ?? length;
+      const block = Buffer.allocUnsafeSlow(Math.min(PROXY.fileReadBytes, Math.max(1, end - start)));
       await finish(res, head, download.taskId, opts.log, () =>
-        writeFileRange(res, file, start, end, PROXY.fileReadBytes, (bytes) => {
+        writeFileRange(res, file, start, end, block, (bytes) => {
           sent += bytes;
         }),
       );
@@ -93,44 +93,46 @@ async function sendStoredFile(res: ServerResponse, download: ProxyDownload, head
   }
 }
 
-/** A task still downloading: its bytes in order as pieces are verified (content-stream.ts holds back the end until the whole is). */
+/**
+ * A task still downloading: its verified ranges in order, each read from the stored
+ * file through one block, as for a complete task (verified-ranges.ts holds back the
+ * end until the whole is verified). A client that hangs up lets the task go at once,
+ * even while its next piece is still on the way.
+ */
 async function sendWhileDownloading(res: ServerResponse, download: ProxyDownload, head: ResponseHead, opts: P2PResponseOptions): Promise<void> {
-  const body = download.stream(head.range);
-  // The status waits for the first verified byte: a download that fails before it
-  // (a blob that does not match its digest, an origin error) gets a JSON error, not a cut connection.
-  // The byte waits in the stream's own buffer: no second buffer between the stream and the socket.
-  await readableOrEnded(body, res);
-  if (!res.destroyed) res.writeHead(head.status, head.headers);
+  const release = download.task.acquire();
+  const ranges = download.ranges(head.range)[Symbol.asyncIterator]();
+  const client = whenGone(res);
   let sent = 0;
-  body.on("data", (chunk: Buffer | string) => {
-    sent += chunk.length;
-  });
   try {
-    await finish(res, head, download.taskId, opts.log, () => pipeline(body, res, { end: false }));
+    // The status waits for the first verified range: a download that fails before it
+    // (a blob that does not match its digest, an origin error) gets a JSON error, not a cut connection.
+    const first = await Promise.race([ranges.next(), client.gone.catch(() => null)]);
+    if (first === null) return void opts.log.debug({ task: download.taskId }, "proxy client went away before the first byte");
+    // A download that failed meanwhile has had its file removed: answer with its cause, not ENOENT.
+    const file = await open(download.task.contentPath, "r").catch(async (err: unknown) => {
+      await download.done;
+      throw err;
+    });
+    try {
+      if (res.destroyed) return;
+      res.writeHead(head.status, head.headers);
+      const block = Buffer.allocUnsafeSlow(PROXY.fileReadBytes);
+      await finish(res, head, download.taskId, opts.log, async () => {
+        for (let r = first; !r.done; r = await Promise.race([ranges.next(), client.gone])) {
+          await writeFileRange(res, file, r.value.start, r.value.end, block, (bytes) => {
+            sent += bytes;
+          });
+        }
+      });
+    } finally {
+      await file.close();
+    }
   } finally {
+    client.stop();
+    release();
     opts.served(sent, "stream");
   }
-}
-
-/** Resolves once `body` has bytes to read or has ended, or the client has gone; rejects when `body` fails first. */
-function readableOrEnded(body: NodeJS.ReadableStream, res: ServerResponse): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stopWaiting = () => {
-      body.off("readable", ready);
-      res.off("close", ready);
-    };
-    const ready = () => {
-      stopWaiting();
-      resolve();
-    };
-    body.on("readable", ready);
-    res.once("close", ready);
-    // Left in place after the first byte: an error before pipeline() takes the stream over must not go unhandled.
-    body.once("error", (err: Error) => {
-      stopWaiting();
-      reject(err);
-    });
-  });
 }
 
 /** Runs `send` (the body onto `res`), then ends the answer: with the result trailer when the client asked for one, else by closing on failure. */
