@@ -26,6 +26,8 @@ interface PeerFlags extends ProxyFlags {
   uploadRate: number;
   pieceStallMs: number;
   fallbackMs: number;
+  originIdleTimeoutMs: number;
+  originResumes: number;
   gcTtl: number;
   gcHigh: number;
   gcLow: number;
@@ -55,6 +57,8 @@ export function registerPeerCommand(program: Command): void {
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
     .option("--piece-stall-ms <ms>", "retry a piece elsewhere after this long without progress", parsePositiveInt, PEER.pieceStallMs)
     .option("--fallback-ms <ms>", "go to the origin after this long without any parent able to serve", parsePositiveInt, PEER.noParentFallbackMs)
+    .option("--origin-idle-timeout-ms <ms>", "an origin body that sends nothing for this long has stalled", parsePositiveInt, PEER.originIdleTimeoutMs)
+    .option("--origin-resumes <n>", "Range requests (with If-Range) made to resume an origin body that broke off", parsePositiveInt, PEER.originResumes)
     .option("--gc-ttl <ms>", "evict tasks not accessed for this long", parsePositiveInt, PEER.taskTtlMs)
     .option("--gc-high <percent>", "start evicting above this disk usage", parsePositiveInt, PEER.gcHighWatermarkPercent)
     .option("--gc-low <percent>", "evict down to this disk usage", parsePositiveInt, PEER.gcLowWatermarkPercent)
@@ -109,7 +113,13 @@ export function registerPeerCommand(program: Command): void {
       registryMirror: registryMirrorFrom(f),
       caDir: f.caDir,
       gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
-      download: { ...base.download, pieceStallMs: f.pieceStallMs, noParentFallbackMs: f.fallbackMs },
+      download: {
+        ...base.download,
+        pieceStallMs: f.pieceStallMs,
+        noParentFallbackMs: f.fallbackMs,
+        originIdleTimeoutMs: f.originIdleTimeoutMs,
+        originResumes: f.originResumes,
+      },
       keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
     });
     await assertPortsFree(cfg.listenHost, [

@@ -92,6 +92,10 @@ export const PEER = {
   gcLowWatermarkPercent: 80,
   /** Back-to-source request timeout until response headers arrive. */
   originHeadersTimeoutMs: 30_000,
+  /** An origin body that sends nothing for this long (while kiln is reading) has stalled. */
+  originIdleTimeoutMs: 30_000,
+  /** Range requests (with If-Range) made to resume a body that ended early or stalled, before the task fails. */
+  originResumes: 3,
 } as const;
 
 export const HEADERS = {

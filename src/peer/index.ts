@@ -80,6 +80,8 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
       pieceStallMs: PEER.pieceStallMs,
       noParentFallbackMs: PEER.noParentFallbackMs,
       parentsPerSchedule: SCHEDULER.parentsPerSchedule,
+      originIdleTimeoutMs: PEER.originIdleTimeoutMs,
+      originResumes: PEER.originResumes,
     },
     keepAliveMs: SCHEDULER.keepAliveMs,
     ...overrides,

@@ -183,7 +183,7 @@ export class FakeOrigin implements OriginSource {
     const body = this.content.data.subarray(opts.from);
     const chunks: Buffer[] = [];
     for (let off = 0; off < body.length; off += 777) chunks.push(body.subarray(off, off + 777));
-    return { body: Readable.from(chunks), contentLength: this.content.data.length, offset: opts.from, finalUrl: "http://origin.test/file" };
+    return { body: Readable.from(chunks), contentLength: this.content.data.length, offset: opts.from, finalUrl: "http://origin.test/file", validator: '"v1"' };
   }
 }
 
@@ -193,6 +193,8 @@ export const testOptions: DownloadOptions = {
   pieceStallMs: 1_000,
   noParentFallbackMs: 60_000,
   parentsPerSchedule: 4,
+  originIdleTimeoutMs: 5_000,
+  originResumes: 3,
 };
 
 export function deps<S extends SessionScheduler>(

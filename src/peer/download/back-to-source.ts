@@ -16,7 +16,14 @@ import { fetchOrigin, type OriginResponse } from "./origin.js";
 
 /** Where back-to-source bytes come from (the origin over HTTP; a fake in tests). */
 export interface OriginSource {
-  open(url: string, headers: Record<string, string>, opts: { from: number }): Promise<OriginResponse<Readable>>;
+  open(url: string, headers: Record<string, string>, opts: { from: number; ifRange?: string }): Promise<OriginResponse<Readable>>;
+}
+
+export interface SourceOptions {
+  /** A body that sends nothing for this long while being read has stalled. */
+  idleTimeoutMs: number;
+  /** Range requests made to resume a body that ended early or stalled. */
+  resumes: number;
 }
 
 export const httpOrigin: OriginSource = { open: (url, headers, opts) => fetchOrigin(url, headers, opts) };
@@ -30,7 +37,14 @@ export interface SourceHooks {
   known(n: number): PieceInfo | undefined;
 }
 
-/** Fetches what the task lacks from the origin; resolves when the body is stored, or at once if `signal` aborts. */
+/**
+ * Fetches what the task lacks from the origin; resolves when the body is stored, or at
+ * once if `signal` aborts. A body that ends early or stalls is resumed from its first
+ * missing piece with a Range request carrying If-Range (the first answer's ETag or
+ * Last-Modified) up to `opts.resumes` times. An origin that answers a resume with
+ * other content (a 200, or a range not where it was asked) fails the task: pieces of
+ * two versions are never put together.
+ */
 export async function backToSource(
   origin: OriginSource,
   spec: DownloadSpec,
@@ -38,18 +52,57 @@ export async function backToSource(
   hooks: SourceHooks,
   signal: AbortSignal,
   log: Logger,
+  opts: SourceOptions,
+): Promise<void> {
+  let validator: string | undefined;
+  for (let attempt = 0; ; attempt++) {
+    const from = firstMissingByte(task);
+    if (from === null) return;
+    if (attempt === 0) log.info({ url: redact(spec.url), from }, "fetching from the origin");
+    const res = await origin.open(spec.url, spec.headers, { from, ...(validator ? { ifRange: validator } : {}) });
+    if (attempt > 0 && res.offset !== from) {
+      res.body.destroy();
+      const asked = validator ? ` (If-Range ${validator})` : " (the origin gave no ETag or Last-Modified to resume against)";
+      throw new KilnError(
+        "ORIGIN_STATUS",
+        `origin content changed during the download: asked to resume at byte ${from}${asked}, it answered from byte ${res.offset}`,
+        502,
+      );
+    }
+    validator ??= res.validator ?? undefined;
+    try {
+      await fetchBody(res, task, spec.pieceLength, hooks, signal, opts.idleTimeoutMs);
+      return;
+    } catch (err) {
+      const resumable = err instanceof KilnError && err.code === "ORIGIN_UNREACHABLE" && !signal.aborted;
+      if (!resumable) throw err;
+      if (attempt >= opts.resumes) throw new KilnError("ORIGIN_UNREACHABLE", `${err.message} (gave up after ${opts.resumes} resumes)`);
+      log.warn({ url: redact(spec.url), err: err.message, attempt: attempt + 1 }, "origin body broke off; resuming with a Range request");
+    }
+  }
+}
+
+/** The offset of the first piece the task lacks (0 before its layout is known), or null when it lacks none. */
+function firstMissingByte(task: StoredTask): number | null {
+  const meta = task.meta;
+  if (meta.pieceLength === null) return 0;
+  let first = 0;
+  while (task.hasPiece(first)) first++;
+  const from = first * meta.pieceLength;
+  return meta.contentLength !== null && from >= meta.contentLength ? null : from;
+}
+
+/** Stores one origin answer's body as pieces; fails when it ends before its length or stalls. */
+async function fetchBody(
+  res: OriginResponse<Readable>,
+  task: StoredTask,
+  explicitPieceLength: number | undefined,
+  hooks: SourceHooks,
+  signal: AbortSignal,
+  idleTimeoutMs: number,
 ): Promise<void> {
   const meta = task.meta;
-  let from = 0;
-  if (meta.pieceLength !== null) {
-    let first = 0;
-    while (task.hasPiece(first)) first++;
-    from = first * meta.pieceLength;
-    if (meta.contentLength !== null && from >= meta.contentLength) return;
-  }
-  log.info({ url: redact(spec.url), from }, "fetching from the origin");
-  const res = await origin.open(spec.url, spec.headers, { from });
-  const pieceLength = meta.pieceLength ?? spec.pieceLength ?? defaultPieceLength(res.contentLength ?? undefined);
+  const pieceLength = meta.pieceLength ?? explicitPieceLength ?? defaultPieceLength(res.contentLength ?? undefined);
   try {
     if (res.offset % pieceLength !== 0) {
       throw new KilnError("ORIGIN_STATUS", `origin answered a range starting at ${res.offset}, not a piece boundary`, 502);
@@ -60,9 +113,9 @@ export async function backToSource(
     res.body.destroy();
     throw err;
   }
-  const total = await cutIntoPieces(res.body, task, res.offset, hooks, signal);
+  const total = await cutIntoPieces(res.body, task, res.offset, hooks, signal, { idleTimeoutMs, expected: res.contentLength });
   if (res.contentLength !== null && total !== res.contentLength) {
-    throw new KilnError("ORIGIN_UNREACHABLE", `origin closed the connection after ${total} of ${res.contentLength} bytes`);
+    throw new KilnError("ORIGIN_UNREACHABLE", `origin closed after ${total} of ${res.contentLength} bytes`);
   }
   if (meta.contentLength === null) {
     await task.setLayout(total, pieceLength);
@@ -78,10 +131,28 @@ const MAX_FINISHING = 2;
  * its piece (pieces already stored are skipped), a finished piece is verified and
  * reported while the next one arrives. Resolves with the offset reached.
  */
-function cutIntoPieces(body: Readable, task: StoredTask, start: number, hooks: SourceHooks, signal: AbortSignal): Promise<number> {
+function cutIntoPieces(
+  body: Readable,
+  task: StoredTask,
+  start: number,
+  hooks: SourceHooks,
+  signal: AbortSignal,
+  limits: { idleTimeoutMs: number; expected: number | null },
+): Promise<number> {
   const pieceLength = task.meta.pieceLength!;
+  const ofTotal = () => (limits.expected !== null ? ` of ${limits.expected}` : "");
   return new Promise((resolve, reject) => {
     let offset = start;
+    // The stall timer runs only while kiln reads: a body paused for the disk is not idle.
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      clearTimeout(idle);
+      if (failed || body.isPaused()) return;
+      idle = setTimeout(() => {
+        const seconds = Math.round(limits.idleTimeoutMs / 100) / 10;
+        fail(new KilnError("ORIGIN_UNREACHABLE", `origin sent nothing for ${seconds} s after ${offset}${ofTotal()} bytes`));
+      }, limits.idleTimeoutMs);
+    };
     let writer: PieceWriter | "skip" | undefined;
     let commits: Promise<void> = Promise.resolve();
     let finishing = 0;
@@ -89,15 +160,17 @@ function cutIntoPieces(body: Readable, task: StoredTask, start: number, hooks: S
     let failed = false;
     const resume = () => {
       if (!failed && !waitingForDisk && finishing < MAX_FINISHING) body.resume();
+      armIdle();
     };
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
+      clearTimeout(idle);
       signal.removeEventListener("abort", onAbort);
       body.off("data", onData);
       body.destroy();
       const current = writer instanceof PieceWriter ? writer.abort() : undefined;
-      void Promise.allSettled([current, commits]).then(() => reject(originError(err, offset)));
+      void Promise.allSettled([current, commits]).then(() => reject(originError(err, `${offset}${ofTotal()}`)));
     };
     const onAbort = () => fail(new KilnError("INTERNAL", "download cancelled"));
     const finish = (w: PieceWriter) => {
@@ -133,6 +206,7 @@ function cutIntoPieces(body: Readable, task: StoredTask, start: number, hooks: S
           });
         }
         if (waitingForDisk || finishing >= MAX_FINISHING) body.pause();
+        armIdle();
       } catch (err) {
         fail(err);
       }
@@ -140,7 +214,9 @@ function cutIntoPieces(body: Readable, task: StoredTask, start: number, hooks: S
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort);
     body.on("data", onData);
+    armIdle();
     finished(body, (err) => {
+      clearTimeout(idle);
       if (failed) return;
       if (err) return fail(err);
       signal.removeEventListener("abort", onAbort);
@@ -151,7 +227,7 @@ function cutIntoPieces(body: Readable, task: StoredTask, start: number, hooks: S
   });
 }
 
-function originError(err: unknown, offset: number): unknown {
+function originError(err: unknown, reached: string): unknown {
   if (err instanceof KilnError) return err;
-  return new KilnError("ORIGIN_UNREACHABLE", `origin transfer broke after ${offset} bytes: ${describeNetworkError(err)}`);
+  return new KilnError("ORIGIN_UNREACHABLE", `origin closed after ${reached} bytes (${describeNetworkError(err)})`);
 }

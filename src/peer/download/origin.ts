@@ -15,6 +15,15 @@ export interface OriginResponse<B extends Readable = IncomingMessage> {
   offset: number;
   /** The URL that finally answered (after redirects). */
   finalUrl: string;
+  /** What identifies this version of the content for If-Range: a strong ETag, else Last-Modified. */
+  validator: string | null;
+}
+
+/** A strong ETag, else Last-Modified (a weak ETag may not be used with If-Range). */
+function validatorOf(res: IncomingMessage): string | null {
+  const etag = res.headers.etag;
+  if (etag && !etag.startsWith("W/")) return etag;
+  return res.headers["last-modified"] ?? null;
 }
 
 const MAX_REDIRECTS = 10;
@@ -29,12 +38,13 @@ function originHeaders(headers: Record<string, string>): Record<string, string> 
 export async function fetchOrigin(
   url: string,
   headers: Record<string, string>,
-  opts: { from?: number; signal?: AbortSignal; headersTimeoutMs?: number } = {},
+  opts: { from?: number; ifRange?: string; signal?: AbortSignal; headersTimeoutMs?: number } = {},
 ): Promise<OriginResponse> {
   let current = url;
   let sendHeaders = originHeaders(headers);
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    const res = await request(current, { ...sendHeaders, ...(opts.from ? { range: `bytes=${opts.from}-` } : {}) }, opts);
+    const range = opts.from ? { range: `bytes=${opts.from}-`, ...(opts.ifRange ? { "if-range": opts.ifRange } : {}) } : {};
+    const res = await request(current, { ...sendHeaders, ...range }, opts);
     const status = res.statusCode ?? 0;
     if (status >= 300 && status < 400 && res.headers.location) {
       res.resume();
@@ -55,9 +65,9 @@ export async function fetchOrigin(
           res.destroy();
           throw new KilnError("ORIGIN_STATUS", `origin answered 206 without a usable Content-Range from ${redact(current)}`, 502);
         }
-        return { body: res, contentLength: m[3] === "*" ? null : Number(m[3]), offset: Number(m[1]), finalUrl: current };
+        return { body: res, contentLength: m[3] === "*" ? null : Number(m[3]), offset: Number(m[1]), finalUrl: current, validator: validatorOf(res) };
       }
-      return { body: res, contentLength: length, offset: 0, finalUrl: current };
+      return { body: res, contentLength: length, offset: 0, finalUrl: current, validator: validatorOf(res) };
     }
     res.resume();
     throw new KilnError(

@@ -33,6 +33,10 @@ export interface DownloadOptions {
   pieceStallMs: number;
   noParentFallbackMs: number;
   parentsPerSchedule: number;
+  /** Back-to-source: a body silent this long has stalled (PEER.originIdleTimeoutMs). */
+  originIdleTimeoutMs: number;
+  /** Back-to-source: Range requests to resume a broken body (PEER.originResumes). */
+  originResumes: number;
 }
 
 /** Everything a session talks to; tests pass fakes. */
@@ -232,7 +236,8 @@ export class DownloadSession {
       piece: (info: PieceInfo) => this.pieceDone(info, "origin"),
       known: (n: number) => this.dispatcher.digest(n),
     };
-    backToSource(this.deps.origin, this.spec, this.task, hooks, this.source.signal, this.log).then(
+    const limits = { idleTimeoutMs: this.deps.opts.originIdleTimeoutMs, resumes: this.deps.opts.originResumes };
+    backToSource(this.deps.origin, this.spec, this.task, hooks, this.source.signal, this.log, limits).then(
       () => this.checkComplete(),
       (err) => this.fail(err),
     );
