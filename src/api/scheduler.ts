@@ -57,6 +57,8 @@ export const TaskInfo = z.object({
   pieceLength: z.number().int().min(1).nullable(),
   totalPieces: z.number().int().min(0).nullable(),
   error: TaskError.nullable(),
+  /** The origin's version of the content (strong ETag or Last-Modified), for If-Range when a peer resumes from the origin. */
+  validator: z.string().max(512).nullable().optional(),
 });
 export type TaskInfo = z.infer<typeof TaskInfo>;
 
@@ -140,6 +142,8 @@ export const PieceReport = z.object({
   /** Sent by the peer fetching from the origin once it knows them. */
   contentLength: z.number().int().min(0).nullable().optional(),
   pieceLength: z.number().int().min(1).optional(),
+  /** Sent by the peer fetching from the origin: the origin's ETag or Last-Modified for this content. */
+  validator: z.string().max(512).optional(),
   pieces: z.array(PieceInfo).max(100_000),
 });
 export type PieceReport = z.infer<typeof PieceReport>;

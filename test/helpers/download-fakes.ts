@@ -101,6 +101,7 @@ export class FakeScheduler implements EngineScheduler {
         pieceLength: known ? pieceLength : null,
         totalPieces: known ? this.content.pieces.length : null,
         error: null,
+        validator: known ? ORIGIN_VERSION : null,
       },
       pieces: known ? this.content.pieces : [],
       parents: step.parents ?? [],
@@ -174,16 +175,30 @@ export class FakeParents implements PieceSource {
   }
 }
 
-/** An origin serving `content` (from a range start), counting requests. */
+/** The fake origin's ETag, which the fake scheduler reports as the task's version. */
+export const ORIGIN_VERSION = '"v1"';
+
+/** An origin serving `content` (from a range start) as version `validator`, recording each request's start and If-Range. */
 export class FakeOrigin implements OriginSource {
   requests: number[] = [];
-  constructor(private readonly content: Content) {}
-  async open(_url: string, _headers: Record<string, string>, opts: { from: number }) {
+  ifRanges: (string | undefined)[] = [];
+  constructor(
+    private readonly content: Content,
+    private readonly validator = ORIGIN_VERSION,
+  ) {}
+  async open(_url: string, _headers: Record<string, string>, opts: { from: number; ifRange?: string }) {
     this.requests.push(opts.from);
+    this.ifRanges.push(opts.ifRange);
     const body = this.content.data.subarray(opts.from);
     const chunks: Buffer[] = [];
     for (let off = 0; off < body.length; off += 777) chunks.push(body.subarray(off, off + 777));
-    return { body: Readable.from(chunks), contentLength: this.content.data.length, offset: opts.from, finalUrl: "http://origin.test/file", validator: '"v1"' };
+    return {
+      body: Readable.from(chunks),
+      contentLength: this.content.data.length,
+      offset: opts.from,
+      finalUrl: "http://origin.test/file",
+      validator: this.validator,
+    };
   }
 }
 

@@ -14,6 +14,7 @@ import { PeerEngine } from "../../src/peer/download/engine.js";
 import {
   Content,
   FakeOrigin,
+  ORIGIN_VERSION,
   FakeParents,
   FakeScheduler,
   counter,
@@ -188,7 +189,17 @@ describe("download session", () => {
     await new DownloadSession(d, s, task, undefined).run();
     assert.deepEqual(await readFile(task.contentPath), content.data);
     assert.deepEqual(origin.requests, [5 * PIECE]);
+    assert.deepEqual(origin.ifRanges, [ORIGIN_VERSION], "the rest is asked of the version the first pieces came from");
     assert.equal(await counter(d.metrics, "kiln_peer_download_bytes_total", { source: "origin" }), content.data.length - 5 * PIECE);
+  });
+
+  it("an origin whose content changed since the first pieces: the download fails, never a file of two versions", async () => {
+    const { content, s, task, scheduler } = await setup([{ action: "p2p", parents: [parent("half", [0, 1, 2, 3, 4])] }]);
+    const changed = new FakeOrigin(content, '"v2"');
+    const d = deps(scheduler, new FakeParents(content), changed, { noParentFallbackMs: 30 });
+    await assert.rejects(new DownloadSession(d, s, task, undefined).run(), /origin content changed during the download.*If-Range "v1".*version "v2"/);
+    assert.equal(task.complete, false);
+    assert.deepEqual(changed.requests, [5 * PIECE]);
   });
 
   it("the scheduler says the task failed: the session fails with the task's error", async () => {

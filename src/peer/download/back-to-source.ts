@@ -24,13 +24,15 @@ export interface SourceOptions {
   idleTimeoutMs: number;
   /** Range requests made to resume a body that ended early or stalled. */
   resumes: number;
+  /** The version the task's pieces so far came from (the scheduler's record of the first origin fetch). */
+  validator?: string;
 }
 
 export const httpOrigin: OriginSource = { open: (url, headers, opts) => fetchOrigin(url, headers, opts) };
 
 export interface SourceHooks {
-  /** The layout is fixed (content length null while the origin does not say). */
-  layout(layout: { contentLength?: number | null; pieceLength?: number }): Promise<void>;
+  /** The layout is fixed (content length null while the origin does not say), with the origin's validator when it gave one. */
+  layout(layout: { contentLength?: number | null; pieceLength?: number; validator?: string }): Promise<void>;
   /** A piece is verified and stored. */
   piece(info: PieceInfo): void;
   /** The canonical digest of piece `n`, when the scheduler knows one. */
@@ -54,18 +56,22 @@ export async function backToSource(
   log: Logger,
   opts: SourceOptions,
 ): Promise<void> {
-  let validator: string | undefined;
+  let validator = opts.validator;
   for (let attempt = 0; ; attempt++) {
     const from = firstMissingByte(task);
     if (from === null) return;
     if (attempt === 0) log.info({ url: redact(spec.url), from }, "fetching from the origin");
     const res = await origin.open(spec.url, spec.headers, { from, ...(validator ? { ifRange: validator } : {}) });
-    if (attempt > 0 && res.offset !== from) {
+    // Bytes from here on must be the same version as the pieces before: checked on every
+    // resume, and on a first request from the middle when the version is known.
+    const changed = res.offset !== from || (validator !== undefined && res.validator !== null && res.validator !== validator);
+    if (from > 0 && (attempt > 0 || validator !== undefined) && changed) {
       res.body.destroy();
-      const asked = validator ? ` (If-Range ${validator})` : " (the origin gave no ETag or Last-Modified to resume against)";
+      const asked = validator ? ` with If-Range ${validator}` : " (the origin gave no ETag or Last-Modified to resume against)";
+      const got = res.validator ? ` (version ${res.validator})` : "";
       throw new KilnError(
         "ORIGIN_STATUS",
-        `origin content changed during the download: asked to resume at byte ${from}${asked}, it answered from byte ${res.offset}`,
+        `origin content changed during the download: asked to resume at byte ${from}${asked}, it answered from byte ${res.offset}${got}`,
         502,
       );
     }
@@ -108,7 +114,7 @@ async function fetchBody(
       throw new KilnError("ORIGIN_STATUS", `origin answered a range starting at ${res.offset}, not a piece boundary`, 502);
     }
     await task.setLayout(res.contentLength, pieceLength);
-    await hooks.layout({ contentLength: res.contentLength, pieceLength });
+    await hooks.layout({ contentLength: res.contentLength, pieceLength, ...(res.validator ? { validator: res.validator } : {}) });
   } catch (err) {
     res.body.destroy();
     throw err;

@@ -12,6 +12,8 @@ import type { SessionScheduler } from "./scheduler-port.js";
 export interface Layout {
   contentLength?: number | null;
   pieceLength?: number;
+  /** The origin's ETag or Last-Modified (origin fetcher only). */
+  validator?: string;
 }
 
 export class TaskReporter {
@@ -44,7 +46,7 @@ export class TaskReporter {
     this.timer = undefined;
     const pieces = this.pending;
     this.pending = [];
-    if (!pieces.length && layout.contentLength === undefined && layout.pieceLength === undefined) return this.chain;
+    if (!pieces.length && layout.contentLength === undefined && layout.pieceLength === undefined && layout.validator === undefined) return this.chain;
     this.sent++;
     this.chain = this.chain.then(async () => {
       try {

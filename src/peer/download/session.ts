@@ -74,6 +74,8 @@ export class DownloadSession {
   private reporter: TaskReporter | undefined;
   private poller: SchedulePoller | undefined;
   private version = -1;
+  /** The origin's version of the content, as the scheduler knows it from the first origin fetch. */
+  private originValidator: string | undefined;
   private wantParents: number;
   private lastProgress = Date.now();
   private settle!: { resolve: () => void; reject: (e: KilnError) => void };
@@ -162,6 +164,7 @@ export class DownloadSession {
     this.version = reply.version;
     this.dispatcher.addDigests(reply.pieces);
     const { contentLength, pieceLength } = reply.task;
+    this.originValidator = reply.task.validator ?? this.originValidator;
     const meta = this.task.meta;
     if (pieceLength !== null && (meta.pieceLength === null || (contentLength !== null && meta.contentLength === null))) {
       await this.task.setLayout(contentLength, pieceLength);
@@ -232,11 +235,15 @@ export class DownloadSession {
     this.fsm.to("back_to_source");
     this.stop();
     const hooks = {
-      layout: (layout: { contentLength?: number | null; pieceLength?: number }) => this.reporter?.flush(layout) ?? Promise.resolve(),
+      layout: (layout: { contentLength?: number | null; pieceLength?: number; validator?: string }) => this.reporter?.flush(layout) ?? Promise.resolve(),
       piece: (info: PieceInfo) => this.pieceDone(info, "origin"),
       known: (n: number) => this.dispatcher.digest(n),
     };
-    const limits = { idleTimeoutMs: this.deps.opts.originIdleTimeoutMs, resumes: this.deps.opts.originResumes };
+    const limits = {
+      idleTimeoutMs: this.deps.opts.originIdleTimeoutMs,
+      resumes: this.deps.opts.originResumes,
+      ...(this.originValidator ? { validator: this.originValidator } : {}),
+    };
     backToSource(this.deps.origin, this.spec, this.task, hooks, this.source.signal, this.log, limits).then(
       () => this.checkComplete(),
       (err) => this.fail(err),

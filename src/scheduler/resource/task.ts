@@ -31,6 +31,8 @@ export class Task {
   contentLength: number | null = null;
   pieceLength: number | null = null;
   error: TaskError | null = null;
+  /** The origin's ETag or Last-Modified, as the first origin fetcher reported it. */
+  validator: string | null = null;
   /** A seed peer was asked to fetch from the origin; until when we wait for it. */
   seedTrigger: { hostId: string; until: number } | null = null;
   lastActivity = Date.now();
@@ -83,6 +85,7 @@ export class Task {
     this.digests.clear();
     this.contentLength = null;
     this.pieceLength = null;
+    this.validator = null;
   }
 
   /** Records a canonical digest unless one is known; `fromOrigin` when the origin fetcher reports it (piece spreading starts then). */
@@ -150,6 +153,7 @@ export class Task {
       pieceLength: this.pieceLength,
       totalPieces: this.totalPieces,
       error: this.error,
+      validator: this.validator,
     };
   }
 }
