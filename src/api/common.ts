@@ -2,6 +2,16 @@ import { z } from "zod";
 import { TASK_ID_PATTERN } from "../common/task-id-pattern.js";
 import { PIECE } from "../common/defaults.js";
 
+/** Whether `s` compiles as a JavaScript regular expression (for schemas that take patterns). */
+export function compilesAsRegExp(s: string): boolean {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const TaskId = z.string().regex(TASK_ID_PATTERN, "must be a hex task ID (64 or 128 lowercase hex characters)");
 /** Peer and host IDs appear in URLs; keep them to a safe alphabet. */
 export const SafeId = z

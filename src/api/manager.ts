@@ -13,6 +13,7 @@ import { ipVersion } from "../common/ip.js";
 import { PreheatScope } from "./scheduler.js";
 import { NewPassword, Role } from "./console.js";
 import { ImageDistribution, TaskHolder } from "./tasks.js";
+import { compilesAsRegExp } from "./common.js";
 
 export * from "./console.js";
 
@@ -347,18 +348,7 @@ const Cidr = z.string().refine((s) => {
 }, "must be a CIDR like 10.0.0.0/8 or fd00::/8");
 
 /** A regular expression that compiles (hostnames scope). */
-const HostnamePattern = z
-  .string()
-  .min(1)
-  .max(255)
-  .refine((s) => {
-    try {
-      new RegExp(s);
-      return true;
-    } catch {
-      return false;
-    }
-  }, "must be a regular expression like ^node-[0-9]+$");
+const HostnamePattern = z.string().min(1).max(255).refine(compilesAsRegExp, "must be a regular expression like ^node-[0-9]+$");
 
 /**
  * Which peers belong to a cluster (Dragonfly's scheduler cluster scopes): a peer

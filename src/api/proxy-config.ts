@@ -9,21 +9,12 @@ import { parse as parseYaml } from "yaml";
 import { DEFAULT_PROXY_FILTER } from "../common/defaults.js";
 import { KilnError } from "../common/errors.js";
 import { blobUrlPattern } from "../common/oci.js";
+import { compilesAsRegExp } from "./common.js";
 
 export const ProxyAction = z.enum(["p2p", "direct", "refuse"]);
 export type ProxyAction = z.infer<typeof ProxyAction>;
 
-const Regex = z
-  .string()
-  .min(1)
-  .refine((s) => {
-    try {
-      new RegExp(s);
-      return true;
-    } catch {
-      return false;
-    }
-  }, "not a valid regular expression");
+const Regex = z.string().min(1).refine(compilesAsRegExp, "not a valid regular expression");
 
 /**
  * `registry.example.com` (any port), `registry.example.com:5000`, `*.example.com`
