@@ -1,5 +1,5 @@
 import { callJson } from "./http-json.js";
-import { PEER_PATHS, PrefetchReply, type PrefetchRequestInput } from "./peer.js";
+import { PEER_PATHS, PeerDeleteReply, PrefetchReply, type PrefetchRequestInput } from "./peer.js";
 
 /** Control calls to a peer's upload port (the byte path lives in src/peer). */
 export class PeerControlClient {
@@ -7,6 +7,12 @@ export class PeerControlClient {
 
   /** `controlToken`: the secret the peer announced to its scheduler. */
   prefetch(req: PrefetchRequestInput, controlToken: string) {
-    return callJson(this.baseUrl, PEER_PATHS.prefetch, PrefetchReply, { body: req, timeoutMs: 5_000, headers: { authorization: `Bearer ${controlToken}` } });
+    return callJson(this.baseUrl, PEER_PATHS.prefetch, PrefetchReply, { body: req, timeoutMs: 5_000, headers: bearer(controlToken) });
+  }
+
+  deleteTask(taskId: string, controlToken: string) {
+    return callJson(this.baseUrl, PEER_PATHS.controlTask(taskId), PeerDeleteReply, { method: "DELETE", timeoutMs: 10_000, headers: bearer(controlToken) });
   }
 }
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

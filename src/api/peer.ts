@@ -9,6 +9,8 @@ export const PEER_PATHS = {
   task: (taskId: string) => `/tasks/${taskId}`,
   /** POST: the scheduler asks this peer to fetch a task into its cache. */
   prefetch: "/api/v1/prefetch",
+  /** DELETE: the scheduler asks this peer to drop a task (content and metadata); uploads of it in flight are cut. */
+  controlTask: (taskId: string) => `/api/v1/tasks/${taskId}`,
   health: "/healthy",
 } as const;
 
@@ -21,3 +23,11 @@ export type PrefetchRequestInput = z.input<typeof PrefetchRequest>;
 
 export const PrefetchReply = z.object({ accepted: z.boolean(), taskId: TaskId });
 export type PrefetchReply = z.infer<typeof PrefetchReply>;
+
+export const PeerDeleteReply = z.object({
+  /** False when this peer did not hold the task (nothing to do). */
+  deleted: z.boolean(),
+  /** Bytes of content it freed. */
+  bytes: z.number().int().min(0),
+});
+export type PeerDeleteReply = z.infer<typeof PeerDeleteReply>;

@@ -9,6 +9,8 @@ import {
   RegisterPeerReply,
   ScheduleReply,
   TaskStatus,
+  TaskHoldersReply,
+  DeleteTaskReply,
   type FailureReport,
   type HostAnnounce,
   type PeerResult,
@@ -70,6 +72,15 @@ export class SchedulerClient {
 
   preheat(req: PreheatRequestInput) {
     return this.call(SCHEDULER_PATHS.preheat, PreheatReply, { body: req });
+  }
+
+  taskHolders(taskId: string) {
+    return this.call(SCHEDULER_PATHS.holders(taskId), TaskHoldersReply);
+  }
+
+  /** Waits for every holder's answer (each bounded by the peer control timeout). */
+  deleteTask(taskId: string) {
+    return this.call(SCHEDULER_PATHS.task(taskId), DeleteTaskReply, { method: "DELETE", timeoutMs: 30_000 });
   }
 
   taskStatus(taskId: string) {

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { SCHEDULER } from "../common/defaults.js";
 import { Digest, DownloadSpec, SafeId, TaskError, TaskId } from "./common.js";
+import { TaskHolder } from "./tasks.js";
 
 export const SCHEDULER_API = "/api/v1";
 
@@ -15,7 +16,10 @@ export const SCHEDULER_PATHS = {
   hosts: `${SCHEDULER_API}/hosts`,
   host: (hostId: string) => `${SCHEDULER_API}/hosts/${hostId}`,
   peers: `${SCHEDULER_API}/peers`,
+  /** GET: the task's status; DELETE: every holder removes it, then the scheduler forgets it. */
   task: (taskId: string) => `${SCHEDULER_API}/tasks/${taskId}`,
+  /** GET: the hosts holding the task or part of it (get_task). */
+  holders: (taskId: string) => `${SCHEDULER_API}/tasks/${taskId}/holders`,
   peer: peerPath,
   schedule: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/schedule`,
   pieces: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/pieces`,
@@ -213,3 +217,24 @@ export const TaskStatus = z.object({
   ),
 });
 export type TaskStatus = z.infer<typeof TaskStatus>;
+
+/** Scheduler → manager (get_task): the holders it knows; the manager adds the cluster. An unknown task has none. */
+export const TaskHoldersReply = z.object({ holders: z.array(TaskHolder.omit({ scheduler_cluster_id: true })) });
+export type TaskHoldersReply = z.infer<typeof TaskHoldersReply>;
+
+/** Scheduler → manager (delete_task): what each host that held the task answered. */
+export const DeleteTaskReply = z.object({
+  hosts: z.array(
+    z.object({
+      hostId: SafeId,
+      hostname: z.string(),
+      ip: z.string(),
+      isSeed: z.boolean(),
+      deleted: z.boolean(),
+      /** Bytes the host freed. */
+      bytes: z.number().int().min(0),
+      error: z.string().optional(),
+    }),
+  ),
+});
+export type DeleteTaskReply = z.infer<typeof DeleteTaskReply>;

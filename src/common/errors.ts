@@ -6,6 +6,7 @@ export type ErrorCode =
   | "FORBIDDEN"
   | "NOT_FOUND"
   | "CONFLICT"
+  | "GONE"
   | "UNPROCESSABLE"
   | "RATE_LIMITED"
   | "ORIGIN_STATUS"
@@ -42,6 +43,8 @@ export function statusFor(code: ErrorCode): number {
       return 404;
     case "CONFLICT":
       return 409;
+    case "GONE":
+      return 410;
     case "UNPROCESSABLE":
       return 422;
     case "RATE_LIMITED":

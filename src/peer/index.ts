@@ -107,6 +107,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   let engine: PeerEngine | undefined;
   const storage = new Storage(cfg.dataDir, log, (t) => void engine?.evicted(t));
   await storage.load();
+  metrics.observeStorage(() => ({ tasks: storage.all().length, bytes: storage.usedBytes() }));
 
   // The host ID must be known before the upload port is (port 0 in tests), so bind first.
   const placeholder = "pending";
@@ -164,7 +165,6 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   await keepAlive();
   const keepAliveTimer = setInterval(keepAlive, cfg.keepAliveMs);
   const gcTimer = setInterval(() => {
-    metrics.tasks.set(storage.all().length);
     storage.collectGarbage(cfg.gc).catch((err) => log.warn({ err: (err as Error).message }, "gc failed"));
   }, cfg.gc.intervalMs);
   keepAliveTimer.unref();

@@ -23,7 +23,20 @@ export class PeerMetrics {
     registers: [this.registry],
   });
   readonly activeUploads = new Gauge({ name: "kiln_peer_active_uploads", help: "Uploads in progress", registers: [this.registry] });
-  readonly tasks = new Gauge({ name: "kiln_peer_tasks", help: "Tasks held on disk", registers: [this.registry] });
+  /** Read from storage at each scrape (see observeStorage). */
+  private storageStats: () => { tasks: number; bytes: number } = () => ({ tasks: 0, bytes: 0 });
+  readonly tasks: Gauge = new Gauge({
+    name: "kiln_peer_tasks",
+    help: "Tasks held on disk, complete or not",
+    registers: [this.registry],
+    collect: (): void => this.tasks.set(this.storageStats().tasks),
+  });
+  readonly storedBytes: Gauge = new Gauge({
+    name: "kiln_peer_stored_bytes",
+    help: "Bytes of task content on disk",
+    registers: [this.registry],
+    collect: (): void => this.storedBytes.set(this.storageStats().bytes),
+  });
   /** The proxy's P2P answers: `file` when a complete task is read from its stored file, `stream` while it downloads. */
   readonly proxyBytes = new Counter({
     name: "kiln_peer_proxy_bytes_total",
@@ -39,6 +52,10 @@ export class PeerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  observeStorage(stats: () => { tasks: number; bytes: number }): void {
+    this.storageStats = stats;
   }
 
   serve(host: string, port: number): Promise<http.Server> {

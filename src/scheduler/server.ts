@@ -21,6 +21,8 @@ import {
   ScheduleQuery,
   ScheduleReply,
   TaskStatus,
+  TaskHoldersReply,
+  DeleteTaskReply,
 } from "../api/scheduler.js";
 import { SCHEDULER } from "../common/defaults.js";
 import type { SchedulerService } from "./service.js";
@@ -29,6 +31,8 @@ const PeerParams = z.object({ taskId: TaskId, peerId: SafeId });
 /** Route patterns: the paths with fastify's parameter names in them. */
 const HOST = SCHEDULER_PATHS.host(":hostId");
 const TASK = SCHEDULER_PATHS.task(":taskId");
+const HOLDERS = SCHEDULER_PATHS.holders(":taskId");
+const TaskParams = z.object({ taskId: TaskId });
 const PEER = SCHEDULER_PATHS.peer(":taskId", ":peerId");
 const SCHEDULE = SCHEDULER_PATHS.schedule(":taskId", ":peerId");
 const PIECES = SCHEDULER_PATHS.pieces(":taskId", ":peerId");
@@ -91,7 +95,11 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger, cluste
 
   app.post(SCHEDULER_PATHS.preheat, { schema: { body: PreheatRequest, response: { 200: PreheatReply } } }, async (req) => service.preheat(req.body));
 
-  app.get(TASK, { schema: { params: z.object({ taskId: TaskId }), response: { 200: TaskStatus } } }, async (req) => service.taskStatus(req.params.taskId));
+  app.get(TASK, { schema: { params: TaskParams, response: { 200: TaskStatus } } }, async (req) => service.taskStatus(req.params.taskId));
+
+  app.get(HOLDERS, { schema: { params: TaskParams, response: { 200: TaskHoldersReply } } }, async (req) => service.holders(req.params.taskId));
+
+  app.delete(TASK, { schema: { params: TaskParams, response: { 200: DeleteTaskReply } } }, async (req) => service.deleteTask(req.params.taskId));
 
   return app;
 }

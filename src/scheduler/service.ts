@@ -18,6 +18,8 @@ import type {
   RegisterPeerReply,
   ScheduleReply,
   TaskStatus,
+  TaskHoldersReply,
+  DeleteTaskReply,
 } from "../api/scheduler.js";
 import { defaultSchedulerOptions, type SchedulerOptions } from "./options.js";
 import { Preheat } from "./preheat.js";
@@ -30,6 +32,7 @@ import type { TaskManager } from "./resource/tasks.js";
 import { RoleAssigner } from "./scheduling/roles.js";
 import { Scheduling } from "./scheduling/scheduling.js";
 import { taskStatus } from "./status.js";
+import { deleteTask, taskHolders } from "./task-admin.js";
 
 export { defaultSchedulerOptions, type SchedulerOptions } from "./options.js";
 
@@ -43,7 +46,7 @@ export class SchedulerService {
   private readonly limits: SchedulerOptions & { maxScheduleWaitMs: number };
 
   constructor(
-    log: Logger,
+    private readonly log: Logger,
     private readonly opts: SchedulerOptions = defaultSchedulerOptions,
     /** How seed peers are reached (tests pass a fake). */
     newControlClient?: ControlClientFactory,
@@ -116,6 +119,17 @@ export class SchedulerService {
 
   taskStatus(taskId: string): TaskStatus {
     return taskStatus(this.resource.tasks.task(taskId));
+  }
+
+  holders(taskId: string): TaskHoldersReply {
+    return taskHolders(this.resource, taskId);
+  }
+
+  async deleteTask(taskId: string): Promise<DeleteTaskReply> {
+    const task = this.resource.tasks.get(taskId);
+    const reply = await deleteTask(this.resource, taskId, this.log);
+    if (task) this.preheats.forget(task);
+    return reply;
   }
 
   /** Drops hosts that stopped announcing, moves preheat queues on, forgets idle tasks. */

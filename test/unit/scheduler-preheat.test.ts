@@ -39,6 +39,9 @@ function setup(hosts: [string, Partial<HostAnnounce>?][], refused: number[] = []
       if (refused.includes(Number(new URL(baseUrl).port))) throw new Error(`${id} refused`);
       return { accepted: true, taskId: req.taskId };
     },
+    async deleteTask() {
+      return { deleted: true, bytes: 0 };
+    },
   });
   const r = new Resource(log, factory);
   hosts.forEach(([id, o], i) => {

@@ -56,6 +56,9 @@ function fakeTriggers(fail = false) {
       if (fail) throw new Error("connection refused");
       return { accepted: true, taskId: req.taskId };
     },
+    async deleteTask() {
+      return { deleted: true, bytes: 0 };
+    },
   });
   return { factory, calls, settled };
 }

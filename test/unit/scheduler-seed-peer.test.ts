@@ -39,6 +39,9 @@ function fakeClients(refuse: string[] = []) {
         calls.push({ baseUrl, taskId: req.taskId, token });
         return { accepted: true, taskId: req.taskId };
       },
+      async deleteTask() {
+        return { deleted: true, bytes: 0 };
+      },
     };
   };
   return { factory, created, calls };

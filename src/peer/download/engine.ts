@@ -20,6 +20,8 @@ export interface DownloadHandle {
 
 export class PeerEngine {
   private readonly active = new Map<string, Promise<{ task: StoredTask; done: Promise<void> }>>();
+  /** The session of each download in progress (to abort it when its task is deleted). */
+  private readonly sessions = new Map<string, DownloadSession>();
   /** Peer ID under which this peer holds each completed task at the scheduler. */
   private readonly registrations = new Map<string, string>();
 
@@ -63,6 +65,7 @@ export class PeerEngine {
     const blob = parseBlobUrl(spec.url);
     const session = new DownloadSession(this.ctx, spec, task, blob?.algorithm === "sha256" ? blob.digest : undefined);
     const release = task.acquire();
+    this.sessions.set(taskId, session);
     const done = session
       .run()
       .then(
@@ -76,6 +79,7 @@ export class PeerEngine {
       .finally(() => {
         release();
         this.active.delete(taskId);
+        this.sessions.delete(taskId);
       });
     done.catch(() => undefined);
     return { task, done };
@@ -83,6 +87,29 @@ export class PeerEngine {
 
   private handle(taskId: string, task: StoredTask, done: Promise<void>): DownloadHandle {
     return { taskId, task, done, ranges: (range?: ByteRange) => verifiedRanges(task, done, range) };
+  }
+
+  /**
+   * Drops a task on an operator's request (delete_task): a download in progress fails
+   * with `reason`, readers waiting for pieces get that error, content and metadata go.
+   * The scheduler asked, so it is not told again. Returns the bytes freed, or
+   * undefined when this peer did not hold the task.
+   */
+  async deleteTask(taskId: string, reason: string): Promise<number | undefined> {
+    const err = new KilnError("GONE", reason);
+    const session = this.sessions.get(taskId);
+    if (session) {
+      await session.abort(err);
+      await this.active.get(taskId)?.then(({ done }) => done.catch(() => undefined));
+    }
+    const task = this.storage.get(taskId);
+    this.registrations.delete(taskId);
+    if (!task) return session ? 0 : undefined;
+    const bytes = task.bytesOnDisk;
+    task.fail(err);
+    await this.storage.remove(task);
+    this.log.info({ task: taskId, bytes, reason }, "task deleted");
+    return bytes;
   }
 
   /** Tells the scheduler this peer no longer holds an evicted task. */

@@ -273,6 +273,11 @@ export class DownloadSession {
     }
   }
 
+  /** Ends the download now as failed with `err` (the task was deleted): readers get the error, never more bytes. */
+  abort(err: KilnError): Promise<void> {
+    return this.fail(err);
+  }
+
   private async fail(err: unknown): Promise<void> {
     if (this.fsm.is("succeeded", "failed")) return;
     this.fsm.to("failed");

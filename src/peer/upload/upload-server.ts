@@ -25,9 +25,12 @@ export interface UploadOptions {
 
 const PIECE_PATH = /^\/pieces\/([^/]+)\/([^/]+)$/;
 const TASK_PATH = /^\/tasks\/([^/]+)$/;
+const CONTROL_TASK_PATH = /^\/api\/v1\/tasks\/([^/]+)$/;
 
 export class UploadServer {
   private active = 0;
+  /** Answers being sent, by task: cut when the task is deleted. */
+  private readonly sending = new Map<string, Set<ServerResponse>>();
   private readonly bucket: TokenBucket;
   readonly server: http.Server;
 
@@ -58,6 +61,11 @@ export class UploadServer {
     if (path === PEER_PATHS.prefetch) {
       if (req.method !== "POST") throw new KilnError("BAD_REQUEST", "use POST", 405);
       return this.prefetch(req, res);
+    }
+    const control = CONTROL_TASK_PATH.exec(path);
+    if (control) {
+      if (req.method !== "DELETE") throw new KilnError("BAD_REQUEST", "use DELETE", 405);
+      return this.deleteTask(req, res, control[1]!);
     }
     const piece = PIECE_PATH.exec(path);
     const whole = TASK_PATH.exec(path);
@@ -110,6 +118,8 @@ export class UploadServer {
     this.metrics.activeUploads.inc();
     const release = task.acquire();
     task.touch();
+    const sending = this.sending.get(taskId) ?? new Set();
+    this.sending.set(taskId, sending.add(res));
     try {
       await sendFile(task.contentPath, start, end, res, (bytes) => {
         this.metrics.uploadBytes.inc(bytes);
@@ -122,15 +132,35 @@ export class UploadServer {
       this.active--;
       this.metrics.activeUploads.dec();
       release();
+      sending.delete(res);
+      if (sending.size === 0 && this.sending.get(taskId) === sending) this.sending.delete(taskId);
     }
   }
 
-  private async prefetch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // Only the scheduler this peer announced its token to may make it fetch: otherwise anyone
-    // reaching the upload port could have it download any URL.
+  private checkControlToken(req: IncomingMessage, what: string): void {
+    // Only the scheduler this peer announced its token to may control it: otherwise anyone
+    // reaching the upload port could have it download any URL, or drop any task.
     if (!sameSecret(req.headers.authorization, `Bearer ${this.opts.controlToken}`)) {
-      throw new KilnError("UNAUTHORIZED", "prefetch needs the control token this peer announced to its scheduler (Authorization: Bearer …)");
+      throw new KilnError("UNAUTHORIZED", `${what} needs the control token this peer announced to its scheduler (Authorization: Bearer …)`);
     }
+  }
+
+  /** delete_task: uploads of the task in flight are cut (the child sees a short body, never other bytes), then it is removed. */
+  private async deleteTask(req: IncomingMessage, res: ServerResponse, taskId: string): Promise<void> {
+    this.checkControlToken(req, "deleting a task");
+    if (!isTaskId(taskId)) throw new KilnError("BAD_REQUEST", "task id must be 64 or 128 lowercase hex characters");
+    this.cutUploads(taskId);
+    const bytes = await this.engine.deleteTask(taskId, "the task was deleted by an operator (delete_task)");
+    this.cutUploads(taskId);
+    sendJson(res, 200, { deleted: bytes !== undefined, bytes: bytes ?? 0 });
+  }
+
+  private cutUploads(taskId: string): void {
+    for (const res of this.sending.get(taskId) ?? []) res.destroy();
+  }
+
+  private async prefetch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.checkControlToken(req, "prefetch");
     const body = await readJson(req, PrefetchRequest);
     const expected = taskIdFor(body.download);
     if (expected !== body.taskId) throw new KilnError("BAD_REQUEST", `taskId ${body.taskId} does not match the download (${expected})`);

@@ -29,6 +29,9 @@ export class Peer {
   private readonly failuresAsParent: number[] = [];
   private distrusted = false;
   error: TaskError | null = null;
+  readonly createdAt = Date.now();
+  /** Last piece added or state change: when the peer last used the task. */
+  updatedAt = this.createdAt;
 
   constructor(
     readonly id: string,
@@ -60,6 +63,7 @@ export class Peer {
   to(next: PeerState): void {
     if (this.state === next) return;
     this.fsm.to(next);
+    this.updatedAt = Date.now();
     this.task.reindex(this);
   }
 
@@ -73,6 +77,7 @@ export class Peer {
   addPiece(n: number): void {
     if (this.pieces.has(n)) return;
     this.pieces.add(n);
+    this.updatedAt = Date.now();
     this.task.pieceAdded(this, n);
   }
 

@@ -1,7 +1,8 @@
 /**
- * Triggering a host's peer to fetch a task into its cache: a seed peer sent to the
- * origin for the first download of a task, or any peer a preheat targets. Holds one
- * control client per host, dropped when the host goes.
+ * Controlling a host's peer: triggering it to fetch a task into its cache (a seed
+ * peer sent to the origin for the first download of a task, or any peer a preheat
+ * targets), or to drop one (delete_task). Holds one control client per host,
+ * dropped when the host goes.
  */
 import { PeerControlClient } from "../../api/peer-client.js";
 import type { Host } from "./host.js";
@@ -11,7 +12,7 @@ import type { Task } from "./task.js";
 /** Weight of sharing the nearby host's IDC against the seed's free upload share (0..1). */
 const SAME_IDC_BONUS = 0.5;
 
-export type ControlClientFactory = (baseUrl: string) => Pick<PeerControlClient, "baseUrl" | "prefetch">;
+export type ControlClientFactory = (baseUrl: string) => Pick<PeerControlClient, "baseUrl" | "prefetch" | "deleteTask">;
 
 export class SeedPeers {
   private readonly clients = new Map<string, ReturnType<ControlClientFactory>>();
@@ -40,6 +41,15 @@ export class SeedPeers {
       return undefined;
     } catch (err) {
       return (err as Error).message;
+    }
+  }
+
+  /** Asks `host` to drop `taskId`: the bytes it freed (0 when it held nothing), or the reason it could not. */
+  async deleteTask(host: Host, taskId: string): Promise<{ bytes: number; deleted: boolean } | { error: string }> {
+    try {
+      return await this.clientFor(host).deleteTask(taskId, host.info.controlToken);
+    } catch (err) {
+      return { error: (err as Error).message };
     }
   }
 

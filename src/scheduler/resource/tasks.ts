@@ -45,6 +45,12 @@ export class TaskManager {
     return peer;
   }
 
+  /** Forgets the task now (delete_task): the next download of it starts from nothing. */
+  forget(task: Task): void {
+    if (this.byId.get(task.id) === task) this.byId.delete(task.id);
+    task.touch(); // long polls on it answer now
+  }
+
   /** Forgets tasks with no peers and no activity for `ttlMs`; returns them. */
   forgetIdle(now: number, ttlMs: number): Task[] {
     const idle: Task[] = [];
