@@ -14,6 +14,7 @@ import { PreheatScope } from "./scheduler.js";
 import { NewPassword, Role } from "./console.js";
 import { ImageDistribution, TaskHolder } from "./tasks.js";
 import { compilesAsRegExp } from "./common.js";
+import { TASK_ID_PATTERN } from "../common/task-id-pattern.js";
 
 export * from "./console.js";
 
@@ -191,19 +192,79 @@ export const PreheatArgsInput = z
   });
 export type PreheatArgsInput = z.infer<typeof PreheatArgsInput>;
 
-export const CreateJobBody = z.object(
+const FilterParams = z.string({ error: "must be a string like Expires&Signature" }).max(1024, "must be at most 1024 characters");
+
+/**
+ * get_task / delete_task `args`: a task ID, or a URL with what the task ID is computed
+ * from (tag, application, filtered query params, an explicit piece length), exactly as
+ * a pull through a peer computes it.
+ */
+export const TaskRefArgsInput = z
+  .object(
+    {
+      task_id: z.string({ error: "must be a string" }).regex(TASK_ID_PATTERN, "must be a task ID (64 or 128 lowercase hex characters)").optional(),
+      url: HttpUrl.optional(),
+      tag: ShortString.optional(),
+      application: ShortString.optional(),
+      filtered_query_params: FilterParams.optional(),
+      filteredQueryParams: FilterParams.optional(),
+      piece_length: PieceLength.nullable().optional(),
+      pieceLength: PieceLength.nullable().optional(),
+      timeout: Timeout.optional(),
+    },
+    { error: "must be an object" },
+  )
+  .superRefine((a, ctx) => {
+    if (!a.task_id && !a.url) ctx.addIssue({ code: "custom", path: ["task_id"], message: "task_id or url is required" });
+    if (a.task_id && a.url) ctx.addIssue({ code: "custom", path: ["url"], message: "give task_id or url, not both" });
+  });
+export type TaskRefArgsInput = z.infer<typeof TaskRefArgsInput>;
+
+/** get_image_distribution `args`: an image manifest URL, its registry credentials and platform; layer task IDs as a pull computes them. */
+export const ImageDistributionArgsInput = z.object(
   {
-    type: z.literal("preheat", { error: 'must be "preheat" (the only job type kiln runs)' }),
-    args: PreheatArgsInput,
-    bio: ShortString.optional(),
-    /** Accepted for Dragonfly compatibility; the job belongs to the token's user. */
-    user_id: z.number().int().optional(),
-    scheduler_cluster_ids: z
-      .array(z.number({ error: "must be cluster ids (numbers)" }).int().min(1), { error: "must be an array of cluster ids" })
-      .max(1000)
-      .optional(),
+    url: HttpUrl.refine(
+      (u) => MANIFEST_PATH.test(new URL(u).pathname),
+      "an image URL must look like https://<registry>/v2/<repository>/manifests/<tag or digest>",
+    ),
+    username: ShortString.optional(),
+    password: ShortString.optional(),
+    headers: Headers.nullable().optional(),
+    platform: Platform.optional(),
+    tag: ShortString.optional(),
+    application: ShortString.optional(),
+    filtered_query_params: FilterParams.optional(),
+    filteredQueryParams: FilterParams.optional(),
+    piece_length: PieceLength.nullable().optional(),
+    pieceLength: PieceLength.nullable().optional(),
+    timeout: Timeout.optional(),
   },
-  { error: "the body must be a JSON object" },
+  { error: "must be an object" },
+);
+export type ImageDistributionArgsInput = z.infer<typeof ImageDistributionArgsInput>;
+
+const JobBodyCommon = {
+  bio: ShortString.optional(),
+  /** Accepted for Dragonfly compatibility; the job belongs to the token's user. */
+  user_id: z.number().int().optional(),
+  scheduler_cluster_ids: z
+    .array(z.number({ error: "must be cluster ids (numbers)" }).int().min(1), { error: "must be an array of cluster ids" })
+    .max(1000)
+    .optional(),
+};
+
+export const CreateJobBody = z.discriminatedUnion(
+  "type",
+  [
+    z.object({ type: z.literal("preheat"), args: PreheatArgsInput, ...JobBodyCommon }),
+    z.object({ type: z.literal("get_task"), args: TaskRefArgsInput, ...JobBodyCommon }),
+    z.object({ type: z.literal("delete_task"), args: TaskRefArgsInput, ...JobBodyCommon }),
+    z.object({ type: z.literal("get_image_distribution"), args: ImageDistributionArgsInput, ...JobBodyCommon }),
+  ],
+  {
+    error: (iss) =>
+      iss.code === "invalid_union" ? 'must be one of "preheat", "get_task", "delete_task", "get_image_distribution"' : "the body must be a JSON object",
+  },
 );
 export type CreateJobBody = z.infer<typeof CreateJobBody>;
 
@@ -257,6 +318,25 @@ export const PreheatArgsView = z.object({
 });
 export type PreheatArgsView = z.infer<typeof PreheatArgsView>;
 
+/**
+ * get_task, delete_task and get_image_distribution `args` as kiln stores and shows
+ * them: canonical spelling, no credentials (registry password and credential headers
+ * are sealed apart, as for preheat).
+ */
+export const TaskJobArgs = z.object({
+  task_id: z.string().optional(),
+  url: z.string().optional(),
+  tag: z.string().optional(),
+  application: z.string().optional(),
+  filteredQueryParams: z.string().optional(),
+  pieceLength: z.number().int().optional(),
+  platform: z.string().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Seconds. */
+  timeout: z.number().optional(),
+});
+export type TaskJobArgs = z.infer<typeof TaskJobArgs>;
+
 /** What happened to one URL on one peer (Dragonfly's success_tasks / failure_tasks entries). */
 export const TaskOutcome = z.object({
   url: z.string(),
@@ -302,13 +382,17 @@ export const JobView = z.object({
   task_id: z.string(),
   type: z.string(),
   state: JobState,
-  args: PreheatArgsView,
+  args: z.union([PreheatArgsView, TaskJobArgs]),
   scheduler_clusters: z.array(ClusterRef),
   bio: z.string(),
   user_id: z.number().int().nullable(),
   result: JobResult.nullable(),
 });
 export type JobView = z.infer<typeof JobView>;
+
+/** A preheat job (what the preheat pages and `kiln preheat` read). */
+export const PreheatJobView = JobView.extend({ type: z.literal("preheat"), args: PreheatArgsView });
+export type PreheatJobView = z.infer<typeof PreheatJobView>;
 
 export const ListJobsQuery = z.object({
   page: boundedInt(1, 1_000_000, { coerce: true, what: "a page number" }).default(1),

@@ -14,6 +14,8 @@ const commands: Record<string, () => Promise<Register>> = {
   peer: async () => (await import("./peer.js")).registerPeerCommand,
   get: async () => (await import("./get.js")).registerGetCommand,
   preheat: async () => (await import("./preheat.js")).registerPreheatCommand,
+  task: async () => (await import("./task.js")).registerTaskCommand,
+  image: async () => (await import("./task.js")).registerImageCommand,
   token: async () => (await import("./token.js")).registerTokenCommand,
   config: async () => (await import("./config.js")).registerConfigCommand,
   ca: async () => (await import("./ca.js")).registerCaCommand,

@@ -46,7 +46,7 @@ function parseScope(value: string): string {
   return value;
 }
 
-function parseClusterId(value: string, previous: number[]): number[] {
+export function parseClusterId(value: string, previous: number[]): number[] {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("cluster ids are positive integers");
   return [...previous, n];
@@ -85,10 +85,11 @@ function progressLine(job: JobView): string {
   return `job ${job.id}: ${job.state}, ${p.succeeded + p.failed}/${p.total} task(s) done (${p.failed} failed)`;
 }
 
-async function follow(client: OpenApiClient, job: JobView, f: PreheatFlags): Promise<JobView> {
+/** Polls the job until it ends, with a progress bar on a terminal (a line per change otherwise). */
+export async function follow(client: OpenApiClient, job: JobView, f: { progress: boolean; pollMs: number }, what = "preheat"): Promise<JobView> {
   const bar =
     f.progress && process.stderr.isTTY
-      ? new cliProgress.SingleBar({ format: "preheat |{bar}| {value}/{total} tasks | {state}", stream: process.stderr }, cliProgress.Presets.shades_classic)
+      ? new cliProgress.SingleBar({ format: `${what} |{bar}| {value}/{total} tasks | {state}`, stream: process.stderr }, cliProgress.Presets.shades_classic)
       : undefined;
   let last = "";
   bar?.start(1, 0, { state: job.state });

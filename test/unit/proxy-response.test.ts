@@ -164,11 +164,15 @@ describe("proxy answers to P2P requests", () => {
 
   it("a complete task asked with TE: trailers: chunked, the length in its own header, and an ok result trailer", async () => {
     handler = p2p(fakeDownload(path, content, true));
+    served.length = 0;
     const r = await request("GET", { te: "trailers" });
     assert.equal(r.headers["content-length"], undefined);
     assert.equal(r.headers["x-kiln-content-length"], String(content.length));
     assert.ok(r.body.equals(content));
     assert.deepEqual(decodeResult(r.trailers["x-kiln-result"]), { ok: true });
+    // Counted once the answer ends, which may be after the client has it all.
+    await until("counted as read from the file", () => served.length > 0);
+    assert.deepEqual(served, [[content.length, "file"]]);
   });
 
   it("a task still downloading is streamed; a failure after the first bytes ends in an error trailer", async () => {

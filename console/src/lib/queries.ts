@@ -5,6 +5,7 @@ import {
   ClusterView,
   JobView,
   MANAGER_PATHS,
+  PreheatJobView,
   MemberView,
   TokenView,
   UserView,
@@ -36,7 +37,7 @@ export interface JobsFilter {
 export function useJobs(f: JobsFilter) {
   return useQuery({
     queryKey: ["jobs", f],
-    queryFn: () => callPage(JobView, MANAGER_PATHS.consoleJobs, { page: f.page, per_page: PER_PAGE, type: "preheat", state: f.state, url: f.url }),
+    queryFn: () => callPage(PreheatJobView, MANAGER_PATHS.consoleJobs, { page: f.page, per_page: PER_PAGE, type: "preheat", state: f.state, url: f.url }),
     placeholderData: keepPreviousData,
     // The list refreshes while something on it is still running.
     refetchInterval: (q) => (q.state.data?.items.some((j) => j.state === "PENDING") ? LIVE_MS : false),

@@ -52,6 +52,7 @@ function Outcomes({ title, rows, failed, clusters }: { title: string; rows: Task
 
 function Args({ job }: { job: JobView }) {
   const a = job.args;
+  if (!("type" in a)) return null; // not a preheat: its args are the task job's
   const rows: [string, string][] = [
     ["Type", a.type],
     ["URLs", [a.url, ...(a.urls ?? [])].join("\n")],

@@ -1,6 +1,13 @@
-/** Preheat args: from what clients send, to what kiln stores, to what responses show. */
+/** Job args: from what clients send, to what kiln stores, to what responses show. */
 import { z } from "zod";
-import { timeoutSeconds, type PreheatArgsInput, type PreheatArgsView, type StoredPreheatArgs } from "../../api/manager.js";
+import {
+  timeoutSeconds,
+  type CreateJobBody,
+  type PreheatArgsInput,
+  type PreheatArgsView,
+  type StoredPreheatArgs,
+  type TaskJobArgs,
+} from "../../api/manager.js";
 import { PREHEAT_DEFAULTS } from "../defaults.js";
 import { splitCredentialHeaders, splitUserInfo } from "../../common/credentials.js";
 
@@ -77,4 +84,36 @@ export function viewArgs(s: StoredPreheatArgs): PreheatArgsView {
 /** The URLs a job names (`url` then `urls`), without repeats. */
 export function argUrls(s: StoredPreheatArgs): string[] {
   return [...new Set([s.url, ...(s.urls ?? [])].filter((u) => u.length > 0))];
+}
+
+/** get_task / delete_task / get_image_distribution args, stored without credentials. */
+export function normalizeTaskArgs(body: Exclude<CreateJobBody, { type: "preheat" }>): { stored: TaskJobArgs; secret: JobSecret } {
+  const a = body.args;
+  const secret: JobSecret = {};
+  const stored: TaskJobArgs = {};
+  if ("task_id" in a && a.task_id) stored.task_id = a.task_id;
+  if (a.url) {
+    const { url, userInfo } = splitUserInfo(a.url);
+    stored.url = url;
+    if (userInfo) secret.userInfo = { [url]: userInfo };
+  }
+  if (a.tag) stored.tag = a.tag;
+  if (a.application) stored.application = a.application;
+  const filter = a.filteredQueryParams ?? a.filtered_query_params;
+  if (filter) stored.filteredQueryParams = filter;
+  const pieceLength = a.pieceLength ?? a.piece_length;
+  if (pieceLength !== undefined && pieceLength !== null) stored.pieceLength = pieceLength;
+  if (a.timeout !== undefined) stored.timeout = timeoutSeconds(a.timeout);
+  if (body.type === "get_image_distribution") {
+    const img = body.args;
+    if (img.platform) stored.platform = img.platform;
+    if (img.headers) {
+      const { plain, credentials } = splitCredentialHeaders(img.headers);
+      if (Object.keys(plain).length) stored.headers = plain;
+      if (Object.keys(credentials).length) secret.headers = credentials;
+    }
+    if (img.username) secret.username = img.username;
+    if (img.password) secret.password = img.password;
+  }
+  return { stored, secret };
 }

@@ -38,7 +38,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
   });
 
 /** Asks the cluster's schedulers in turn until one answers; a scheduler's own refusal is final. */
-async function askPreheat(target: DispatchTarget, req: PreheatRequestInput): Promise<{ client: SchedulerClient; reply: PreheatReply }> {
+export async function askScheduler<T>(target: DispatchTarget, call: (client: SchedulerClient) => Promise<T>): Promise<{ client: SchedulerClient; reply: T }> {
   if (target.schedulers.length === 0) {
     throw new KilnError("NO_SCHEDULER", `cluster ${target.clusterName} has no active scheduler`);
   }
@@ -46,7 +46,7 @@ async function askPreheat(target: DispatchTarget, req: PreheatRequestInput): Pro
   for (const url of target.schedulers) {
     const client = new SchedulerClient(url, target.clusterSecret);
     try {
-      return { client, reply: await client.preheat(req) };
+      return { client, reply: await call(client) };
     } catch (err) {
       last = err;
       if (!(err instanceof KilnError && err.code === "UNAVAILABLE" && /unreachable/.test(err.message))) break;
@@ -60,7 +60,7 @@ export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions)
   const base = { url: opts.displayUrl, scheduler_cluster_id: target.clusterId };
   let asked: { client: SchedulerClient; reply: PreheatReply };
   try {
-    asked = await askPreheat(target, opts.request);
+    asked = await askScheduler(target, (c) => c.preheat(opts.request));
   } catch (err) {
     opts.onOutcome({ ...base, task_id: "", hostname: "", ip: "", description: (err as Error).message }, false);
     return;

@@ -1,4 +1,4 @@
-/** Runs one preheat job: resolve URLs, dispatch to every selected cluster, record what happened. */
+/** Runs one job: a preheat (resolve URLs, dispatch to every selected cluster) or a task job (task-jobs.ts); records what happened. */
 import type { Logger } from "../../common/logger.js";
 import { parseFilter } from "../../common/task-id.js";
 import type { JobResult, StoredPreheatArgs, TaskOutcome } from "../../api/manager.js";
@@ -11,7 +11,8 @@ import type { JobRow } from "../db/schema.js";
 import { MANAGER, PREHEAT_DEFAULTS } from "../defaults.js";
 import { nowIso } from "../time.js";
 import { JobSecret, argUrls } from "./args.js";
-import { readResult, readStoredArgs } from "./view.js";
+import { readResult, readStoredArgs, readTaskJobArgs } from "./view.js";
+import { TaskJobs, type TaskJobType } from "./task-jobs.js";
 import { dispatchUrl, type DispatchTarget } from "./dispatch.js";
 
 export interface RunnerOptions {
@@ -54,7 +55,6 @@ export class JobRunner {
   async run(jobId: number, outer: AbortSignal): Promise<void> {
     const row = await this.store.jobs.byId(jobId);
     if (row?.state !== "PENDING") return;
-    const args = readStoredArgs(row);
     // Rows written before credentials were sealed hold plain JSON.
     const sealed = row.secret && !row.secret.startsWith("{") ? this.secrets.open(row.secret) : row.secret;
     const secret = JobSecret.parse(sealed ? JSON.parse(sealed) : {});
@@ -72,13 +72,21 @@ export class JobRunner {
     const signal = controller.signal;
     const writer = new ResultWriter(this.store, jobId, result);
     try {
-      const items = await this.resolve(args, secret, result, signal);
-      result.urls = items.map((i) => i.url);
-      const targets = await this.targets(row, signal);
-      await this.dispatchAll(args, items, targets, result, writer, signal);
+      const preheat = row.type === "preheat";
+      if (preheat) {
+        const args = readStoredArgs(row);
+        const items = await this.resolve(args, secret, result, signal);
+        result.urls = items.map((i) => i.url);
+        const targets = await this.targets(row, signal);
+        await this.dispatchAll(args, items, targets, result, writer, signal);
+      } else {
+        const targets = await this.targets(row, signal);
+        await new TaskJobs(targets, result, () => writer.schedule()).run(row.type as TaskJobType, readTaskJobArgs(row), secret, signal);
+      }
       if (outer.aborted) return; // deleted or shutting down: leave the row alone (a pending job resumes at next start)
       await writer.flush();
-      const ok = result.failure_tasks.length === 0 && result.success_tasks.length > 0 && !signal.aborted;
+      // A preheat that reached no peer did nothing; a lookup or delete that found no holder did its job.
+      const ok = result.failure_tasks.length === 0 && (result.success_tasks.length > 0 || !preheat) && !signal.aborted;
       if (!ok) {
         result.error =
           (signal.aborted ? String(signal.reason) : undefined) ??

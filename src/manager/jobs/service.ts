@@ -1,4 +1,4 @@
-/** Preheat jobs: create, read, list, update, delete, run, and resume after a restart. */
+/** Jobs (preheat and the task jobs): create, read, list, update, delete, run, and resume after a restart. */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../common/logger.js";
 import type { CreateJobBody, JobResult, JobView, ListJobsQuery } from "../../api/manager.js";
@@ -7,7 +7,7 @@ import type { SecretBox } from "../auth/secret-box.js";
 import { readClusterConfig } from "../db/clusters.js";
 import { nowIso } from "../time.js";
 import { conflict, notFound, tooManyRequests, unprocessable } from "../errors.js";
-import { argUrls, normalizeArgs } from "./args.js";
+import { argUrls, normalizeArgs, normalizeTaskArgs } from "./args.js";
 import { jobView, readResult } from "./view.js";
 import type { JobQueue } from "./queue.js";
 import { RateLimiter, type JobRateLimit } from "./rate-limit.js";
@@ -46,7 +46,7 @@ export class JobService {
       const names = clusters.map((c) => `${c.name} (${readClusterConfig(c).job_rate_limit} jobs/s)`).join(", ");
       throw tooManyRequests(`job rate limit reached for scheduler cluster ${names}; retry later`, wait);
     }
-    const { stored, secret } = normalizeArgs(body.args);
+    const { stored, secret } = body.type === "preheat" ? normalizeArgs(body.args) : normalizeTaskArgs(body);
     const now = Date.now();
     const timeoutMs = stored.timeout !== undefined ? stored.timeout * 1000 : this.opts.defaultTimeoutMs;
     const id = await this.store.jobs.create(
@@ -59,14 +59,14 @@ export class JobService {
         secret: Object.keys(secret).length ? this.secrets.seal(JSON.stringify(secret)) : null,
         result: null,
         user_id: userId,
-        urls: argUrls(stored).join("\n"),
+        urls: "type" in stored ? argUrls(stored).join("\n") : (stored.url ?? stored.task_id ?? ""),
         deadline_at: nowIso(now + timeoutMs),
         created_at: nowIso(now),
         updated_at: nowIso(now),
       },
       clusters.map((c) => c.id),
     );
-    this.log.info({ job: id, type: stored.type, urls: 1 + (stored.urls?.length ?? 0), clusters: clusters.map((c) => c.id) }, "job created");
+    this.log.info({ job: id, type: body.type, clusters: clusters.map((c) => c.id) }, "job created");
     await this.queue.enqueue(id);
     return this.get(id);
   }

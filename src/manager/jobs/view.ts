@@ -1,5 +1,5 @@
 /** Job rows as the Open API shows them (seed 001's field names and time format). */
-import { JobResult, JobState, StoredPreheatArgs, type ClusterRef, type JobView } from "../../api/manager.js";
+import { JobResult, JobState, StoredPreheatArgs, TaskJobArgs, type ClusterRef, type JobView } from "../../api/manager.js";
 import type { ClusterRow, JobRow } from "../db/schema.js";
 import { showTime } from "../time.js";
 import { viewArgs } from "./args.js";
@@ -10,6 +10,10 @@ export function clusterRef(c: Pick<ClusterRow, "id" | "created_at" | "updated_at
 
 export function readStoredArgs(row: JobRow): StoredPreheatArgs {
   return StoredPreheatArgs.parse(JSON.parse(row.args));
+}
+
+export function readTaskJobArgs(row: JobRow): TaskJobArgs {
+  return TaskJobArgs.parse(JSON.parse(row.args));
 }
 
 export function readResult(row: JobRow): JobResult | null {
@@ -26,7 +30,7 @@ export function jobView(row: JobRow, clusters: ClusterRow[]): JobView {
     task_id: row.task_id,
     type: row.type,
     state: JobState.parse(row.state),
-    args: viewArgs(readStoredArgs(row)),
+    args: row.type === "preheat" ? viewArgs(readStoredArgs(row)) : readTaskJobArgs(row),
     scheduler_clusters: clusters.map(clusterRef),
     bio: row.bio,
     user_id: row.user_id,
