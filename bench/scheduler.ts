@@ -84,6 +84,8 @@ function hostInfo(i: number, random: () => number): HostAnnounce {
     uploadSlots: 32,
     freeUploadSlots: Math.floor(random() * 33),
     controlToken: createHash("sha256").update(`token-${i}`).digest("base64url"),
+    labels: {},
+    version: "",
   };
 }
 

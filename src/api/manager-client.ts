@@ -25,6 +25,7 @@ import {
   type SeedPeerRegistrationInput,
 } from "./manager.js";
 import { Ok } from "./common.js";
+import type { HostsReport } from "./peers.js";
 
 const Empty = z.unknown();
 
@@ -144,6 +145,11 @@ export class ManagerMembershipClient {
     return callJson(this.baseUrl, path, KeepAliveReply, { method: "POST", timeoutMs: 5_000, headers: this.headers });
   }
 
+  /** A scheduler's hosts, for the manager's peer inventory. */
+  reportHosts(id: number, report: HostsReport) {
+    return callJson(this.baseUrl, MANAGER_PATHS.schedulerHosts(id), Ok, { body: report, timeoutMs: 30_000, headers: this.headers });
+  }
+
   /** The schedulers of the cluster whose scopes match this host best. */
   searchSchedulers(host: SchedulerSearchQuery) {
     const q = new URLSearchParams({ hostname: host.hostname, ip: host.ip, idc: host.idc, location: host.location });
@@ -167,8 +173,13 @@ interface KeepAliveCommon {
   onClusterConfig?: (config: ClusterConfig) => void;
 }
 
+/** A scheduler's hosts, sent after a keepalive at most every `everyMs`. */
+interface HostsReporting {
+  hostsReport?: { snapshot: () => HostsReport; everyMs: number };
+}
+
 export type KeepAliveOptions =
-  | (KeepAliveCommon & { kind: "scheduler"; registration: SchedulerRegistration })
+  | (KeepAliveCommon & HostsReporting & { kind: "scheduler"; registration: SchedulerRegistration })
   | (KeepAliveCommon & { kind: "seed_peer"; registration: SeedPeerRegistrationInput });
 
 export interface ManagerKeepAlive {
@@ -192,6 +203,7 @@ export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive 
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let warned = false;
+  let reportedAt = 0;
   let markRegistered: () => void = () => undefined;
   const registered = new Promise<void>((resolve) => (markRegistered = resolve));
 
@@ -212,6 +224,11 @@ export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive 
         markRegistered();
       } else {
         opts.onClusterConfig?.((await client.keepAlive(opts.kind, id)).config);
+      }
+      const reporting = opts.kind === "scheduler" ? opts.hostsReport : undefined;
+      if (reporting && Date.now() - reportedAt >= reporting.everyMs) {
+        await client.reportHosts(id, reporting.snapshot());
+        reportedAt = Date.now();
       }
       warned = false;
     } catch (err) {

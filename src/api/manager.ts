@@ -12,7 +12,7 @@ import { PIECE, SCHEDULER } from "../common/defaults.js";
 import { ipVersion } from "../common/ip.js";
 import { PreheatScope } from "./scheduler.js";
 import { NewPassword, Role } from "./console.js";
-import { ImageDistribution, TaskHolder } from "./tasks.js";
+import { ImageDistribution, JOB_TYPES, TaskHolder } from "./tasks.js";
 import { compilesAsRegExp } from "./common.js";
 import { TASK_ID_PATTERN } from "../common/task-id-pattern.js";
 
@@ -243,6 +243,9 @@ export const ImageDistributionArgsInput = z.object(
 );
 export type ImageDistributionArgsInput = z.infer<typeof ImageDistributionArgsInput>;
 
+/** sync_peers `args`: refresh the peer inventory from every scheduler now. */
+export const SyncPeersArgsInput = z.object({ timeout: Timeout.optional() }, { error: "must be an object" });
+
 const JobBodyCommon = {
   bio: ShortString.optional(),
   /** Accepted for Dragonfly compatibility; the job belongs to the token's user. */
@@ -260,10 +263,10 @@ export const CreateJobBody = z.discriminatedUnion(
     z.object({ type: z.literal("get_task"), args: TaskRefArgsInput, ...JobBodyCommon }),
     z.object({ type: z.literal("delete_task"), args: TaskRefArgsInput, ...JobBodyCommon }),
     z.object({ type: z.literal("get_image_distribution"), args: ImageDistributionArgsInput, ...JobBodyCommon }),
+    z.object({ type: z.literal("sync_peers"), args: SyncPeersArgsInput.default({}), ...JobBodyCommon }),
   ],
   {
-    error: (iss) =>
-      iss.code === "invalid_union" ? 'must be one of "preheat", "get_task", "delete_task", "get_image_distribution"' : "the body must be a JSON object",
+    error: (iss) => (iss.code === "invalid_union" ? `must be one of ${JOB_TYPES.map((t) => `"${t}"`).join(", ")}` : "the body must be a JSON object"),
   },
 );
 export type CreateJobBody = z.infer<typeof CreateJobBody>;

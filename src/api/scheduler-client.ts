@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import { callJson, type JsonRequest } from "./http-json.js";
 import { CLUSTER_SECRET_HEADER, Ok } from "./common.js";
+import { HostsReport } from "./peers.js";
 import {
   SCHEDULER_PATHS,
   HostAnnounceReply,
@@ -12,7 +13,7 @@ import {
   TaskHoldersReply,
   DeleteTaskReply,
   type FailureReport,
-  type HostAnnounce,
+  type HostAnnounceInput,
   type PeerResult,
   type PieceReport,
   type PreheatRequestInput,
@@ -35,8 +36,13 @@ export class SchedulerClient {
     return callJson(this.baseUrl, path, reply, { ...req, headers: { ...req.headers, ...this.headers } });
   }
 
-  announceHost(host: HostAnnounce) {
+  announceHost(host: HostAnnounceInput) {
     return this.call(SCHEDULER_PATHS.hosts, HostAnnounceReply, { body: host, timeoutMs: 5_000 });
+  }
+
+  /** Every live host this scheduler knows (the manager's sync_peers). */
+  hosts() {
+    return this.call(SCHEDULER_PATHS.hosts, HostsReport, { timeoutMs: 30_000 });
   }
 
   leaveHost(hostId: string) {

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { SCHEDULER } from "../common/defaults.js";
 import { Digest, DownloadSpec, SafeId, TaskError, TaskId } from "./common.js";
 import { TaskHolder } from "./tasks.js";
+import { HostStats, Labels } from "./peers.js";
 
 export const SCHEDULER_API = "/api/v1";
 
@@ -41,8 +42,15 @@ export const HostAnnounce = z.object({
   freeUploadSlots: z.number().int().min(0),
   /** Secret the scheduler must present to trigger this host's prefetch (its upload port is reachable by every node). */
   controlToken: z.string().regex(/^[A-Za-z0-9_-]{32,256}$/, "32 to 256 characters of [A-Za-z0-9_-]"),
+  /** For the manager's peer inventory: the host's labels (--label), kiln version, other ports and counters. */
+  labels: Labels.default({}),
+  version: z.string().max(64).default(""),
+  proxyPort: z.number().int().min(1).max(65535).optional(),
+  metricsPort: z.number().int().min(1).max(65535).optional(),
+  stats: HostStats.optional(),
 });
 export type HostAnnounce = z.infer<typeof HostAnnounce>;
+export type HostAnnounceInput = z.input<typeof HostAnnounce>;
 
 export const HostAnnounceReply = z.object({
   keepAliveMs: z.number().int(),

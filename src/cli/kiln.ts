@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { StartupError, describeBindError } from "./ports.js";
+import { KILN_VERSION } from "../common/defaults.js";
 
 type Register = (program: Command) => void;
 
@@ -25,7 +26,7 @@ const commands: Record<string, () => Promise<Register>> = {
 
 const program = new Command("kiln")
   .description("P2P preheating and distribution of container images and large files")
-  .version("0.1.0")
+  .version(KILN_VERSION)
   .showHelpAfterError()
   .addOption(
     new Option("--log-format <format>", "log lines as JSON, or readable (default: readable on a terminal, JSON when piped)").choices(["json", "pretty"]),

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { PEER, PORTS } from "../common/defaults.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
@@ -9,6 +9,16 @@ import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags }
 import { createLogger } from "../common/logger.js";
 import { ManagerMembershipClient, startManagerKeepAlive } from "../api/manager-client.js";
 import { HostAnnounce } from "../api/scheduler.js";
+import { Labels } from "../api/peers.js";
+
+/** `zone=a` → { zone: "a" }, checked as the inventory checks labels. */
+function parseLabel(value: string, previous: Labels): Labels {
+  const i = value.indexOf("=");
+  if (i <= 0) throw new InvalidArgumentError(`a label is key=value, got ${JSON.stringify(value)}`);
+  const parsed = Labels.safeParse({ ...previous, [value.slice(0, i)]: value.slice(i + 1) });
+  if (!parsed.success) throw new InvalidArgumentError(`${value}: ${parsed.error.issues[0]?.message ?? "invalid label"}`);
+  return parsed.data;
+}
 
 interface PeerFlags extends ProxyFlags {
   seed?: boolean;
@@ -22,6 +32,7 @@ interface PeerFlags extends ProxyFlags {
   metricsPort?: number;
   location: string;
   idc: string;
+  label: Labels;
   uploadConcurrency: number;
   uploadRate: number;
   pieceStallMs: number;
@@ -53,6 +64,7 @@ export function registerPeerCommand(program: Command): void {
     .option("--metrics-port <port>", `metrics port (default ${PORTS.peerMetrics}; seed ${PORTS.seedMetrics})`, parsePort)
     .option("--location <loc>", "location, e.g. region|zone, preferred for parents", "")
     .option("--idc <idc>", "data centre, preferred for parents", "")
+    .option("--label <key=value>", "a label of this host in the manager's peer inventory, e.g. zone=a (repeatable)", parseLabel, {})
     .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
     .option("--piece-stall-ms <ms>", "retry a piece elsewhere after this long without progress", parsePositiveInt, PEER.pieceStallMs)
@@ -105,6 +117,7 @@ export function registerPeerCommand(program: Command): void {
       metricsPort: f.metricsPort ?? (seed ? PORTS.seedMetrics : PORTS.peerMetrics),
       location: f.location,
       idc: f.idc,
+      labels: f.label,
       uploadConcurrency: f.uploadConcurrency,
       uploadRateBytes: f.uploadRate,
       // A fixed token (several peers behind one address, tests); random per start otherwise.

@@ -18,6 +18,7 @@ interface SchedulerFlags {
   spreadReceivers: number;
   spreadWaitMs: number;
   manager?: string;
+  hostsReportMs: number;
   clusterId?: number;
   advertiseIp?: string;
 }
@@ -37,6 +38,7 @@ export function registerSchedulerCommand(program: Command): void {
       SCHEDULER.firstReceiversPerPiece,
     )
     .option("--spread-wait-ms <ms>", "after this long a new piece is offered from the origin fetcher to every child", parsePositiveInt, SCHEDULER.spreadWaitMs)
+    .option("--hosts-report-ms <ms>", "how often to send the hosts to the manager's peer inventory", parsePositiveInt, SCHEDULER.hostsReportMs)
     .option("--manager <url>", "register with this manager and keep alive (joins its scheduler cluster)")
     .option("--cluster-id <id>", "scheduler cluster to join (default: the manager's default cluster)", parsePositiveInt)
     .option("--advertise-ip <ip>", "IP the manager and peers reach this scheduler at (default: first non-loopback IPv4)")
@@ -63,6 +65,7 @@ export function registerSchedulerCommand(program: Command): void {
             log,
             secret: clusterSecret,
             onClusterConfig: clusterConfigApplier(s.service, log),
+            hostsReport: { snapshot: () => s.service.hostsReport(), everyMs: opts.hostsReportMs },
           })
         : undefined;
       stopOnSignal(async () => {

@@ -1,7 +1,7 @@
 /** `kiln up`: the all-in-one cluster in one process (scheduler, seed peer, peer, manager). */
 import { join } from "node:path";
 import type { Command } from "commander";
-import { DEFAULT_CA_DIR, PORTS } from "../common/defaults.js";
+import { DEFAULT_CA_DIR, PORTS, SCHEDULER } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
 import { startManager } from "../manager/index.js";
 import { startManagerKeepAlive } from "../api/manager-client.js";
@@ -103,6 +103,7 @@ export function registerUpCommand(program: Command): void {
         log,
         secret: clusterSecret,
         onClusterConfig: clusterConfigApplier(scheduler.service, log),
+        hostsReport: { snapshot: () => scheduler.service.hostsReport(), everyMs: SCHEDULER.hostsReportMs },
       }),
       startManagerKeepAlive({
         managerUrl,

@@ -2,6 +2,9 @@
 
 export const MiB = 1024 * 1024;
 
+/** kiln's version, as `kiln --version` prints it and peers report it to the inventory. */
+export const KILN_VERSION = "0.1.0";
+
 export const PORTS = {
   manager: 8080,
   scheduler: 8002,
@@ -34,6 +37,8 @@ export const SCHEDULER = {
   keepAliveMs: 2_000,
   /** A host not heard from for this long is dead; its peers are dropped. */
   hostTimeoutMs: 10_000,
+  /** How often a scheduler sends its hosts to the manager's peer inventory (a full snapshot). */
+  hostsReportMs: 15_000,
   /** Tasks with no peers left are forgotten after this long. */
   taskIdleTtlMs: 10 * 60_000,
   gcIntervalMs: 1_000,

@@ -1,5 +1,5 @@
 /** Every manager default, in one place (the shared ones live in src/common/defaults.ts). */
-import { DEFAULT_PREHEAT_FILTER, MiB } from "../common/defaults.js";
+import { DEFAULT_PREHEAT_FILTER, MiB, SCHEDULER } from "../common/defaults.js";
 
 export const MANAGER = {
   /** Name of the scheduler cluster created at first start. */
@@ -33,6 +33,8 @@ export const MANAGER = {
   tokenTtlMs: 365 * 24 * 60 * 60_000,
   perPage: 10,
   maxPerPage: 100,
+  /** A peer whose scheduler has not reported it for this long is shown inactive (4 of the schedulers' default report intervals). */
+  peerStaleMs: 4 * SCHEDULER.hostsReportMs,
   /** Lines kept in a job's failure log. */
   maxLogLines: 200,
 } as const;

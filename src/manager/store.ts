@@ -6,6 +6,7 @@ import { TokensRepo } from "./db/tokens.js";
 import { ClustersRepo } from "./db/clusters.js";
 import { MembersRepo } from "./db/members.js";
 import { JobsRepo } from "./db/jobs.js";
+import { PeersRepo } from "./db/peers.js";
 import type { Kysely } from "kysely";
 import type { ManagerDatabase } from "./db/schema.js";
 
@@ -19,6 +20,7 @@ export interface Store {
   schedulers: MembersRepo;
   seedPeers: MembersRepo;
   jobs: JobsRepo;
+  peers: PeersRepo;
   /** Migrations applied by this open. */
   migrated: string[];
   close(): Promise<void>;
@@ -44,6 +46,7 @@ export async function openStore(url: string): Promise<Store> {
     schedulers: new MembersRepo(db, dialect, "schedulers"),
     seedPeers: new MembersRepo(db, dialect, "seed_peers"),
     jobs: new JobsRepo(db, dialect),
+    peers: new PeersRepo(db, dialect),
     migrated,
     close: () => database.close(),
   };

@@ -2,18 +2,19 @@
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import { KilnError } from "../common/errors.js";
-import { DEFAULT_CA_DIR, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
+import { DEFAULT_CA_DIR, KILN_VERSION, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
 import { defaultAdvertiseIp } from "../common/net.js";
 import { SchedulerClient } from "../api/scheduler-client.js";
-import type { HostAnnounce } from "../api/scheduler.js";
+import type { HostAnnounceInput } from "../api/scheduler.js";
+import type { Labels } from "../api/peers.js";
 import { PeerEngine } from "./download/engine.js";
 import { PeerMetrics } from "./metrics.js";
 import { ProxyServer } from "./proxy/server.js";
 import { ProxyPolicy } from "./proxy/rules.js";
 import { CertificateAuthority } from "./proxy/ca.js";
 import { defaultProxyPolicy, type ProxyPolicyOptions } from "../api/proxy-config.js";
-import { Storage, type GcPolicy } from "./storage/storage.js";
+import { Storage, freeDiskBytes, type GcPolicy } from "./storage/storage.js";
 import { UploadServer } from "./upload/upload-server.js";
 import type { DownloadOptions } from "./download/session.js";
 import { httpPieceSource } from "./download/piece-fetcher.js";
@@ -34,6 +35,8 @@ export interface PeerConfig {
   metricsPort: number | null;
   location: string;
   idc: string;
+  /** Reported to the inventory (kubernetes-style: zone=a, kubernetes.io/arch=amd64). */
+  labels: Labels;
   uploadConcurrency: number;
   uploadRateBytes: number;
   /** Announced to the scheduler, which must present it to trigger a prefetch. */
@@ -61,6 +64,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     proxyPort: PORTS.peerProxy,
     metricsPort: PORTS.peerMetrics,
     location: "",
+    labels: {},
     idc: "",
     uploadConcurrency: PEER.uploadConcurrency,
     uploadRateBytes: PEER.uploadRateBytes,
@@ -138,7 +142,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const metricsAddr = metricsServer?.address();
   const metricsPort = typeof metricsAddr === "object" && metricsAddr ? metricsAddr.port : null;
 
-  const announce = (): HostAnnounce => ({
+  const announce = async (): Promise<HostAnnounceInput> => ({
     id: hostId,
     hostname: cfg.hostname,
     ip: cfg.advertiseIp,
@@ -149,11 +153,21 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     uploadSlots: cfg.uploadConcurrency,
     freeUploadSlots: upload.freeSlots,
     controlToken: cfg.controlToken,
+    labels: cfg.labels,
+    version: KILN_VERSION,
+    ...(proxyPort !== null ? { proxyPort } : {}),
+    ...(metricsPort !== null ? { metricsPort } : {}),
+    stats: {
+      tasks: storage.all().length,
+      bytesStored: storage.usedBytes(),
+      freeDiskBytes: await freeDiskBytes(cfg.dataDir),
+      ...(await metrics.trafficTotals()),
+    },
   });
   let announced = false;
   const keepAlive = async () => {
     try {
-      const reply = await scheduler.announceHost(announce());
+      const reply = await scheduler.announceHost(await announce());
       if (!announced) log.info({ scheduler: cfg.schedulerUrl }, "announced to scheduler");
       if (reply.created) await engine!.reannounce();
       announced = true;

@@ -54,6 +54,14 @@ export class PeerMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Counters for the inventory: bytes served to peers, got from the swarm, fetched from origins. */
+  async trafficTotals(): Promise<{ uploadedBytes: number; swarmBytes: number; originBytes: number }> {
+    const down = (await this.downloadBytes.get()).values;
+    const bySource = (s: string) => down.filter((v) => v.labels.source === s).reduce((n, v) => n + v.value, 0);
+    const up = (await this.uploadBytes.get()).values.reduce((n, v) => n + v.value, 0);
+    return { uploadedBytes: up, swarmBytes: bySource("p2p"), originBytes: bySource("origin") };
+  }
+
   observeStorage(stats: () => { tasks: number; bytes: number }): void {
     this.storageStats = stats;
   }

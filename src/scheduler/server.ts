@@ -25,6 +25,7 @@ import {
   DeleteTaskReply,
 } from "../api/scheduler.js";
 import { SCHEDULER } from "../common/defaults.js";
+import { HostsReport } from "../api/peers.js";
 import type { SchedulerService } from "./service.js";
 
 const PeerParams = z.object({ taskId: TaskId, peerId: SafeId });
@@ -62,6 +63,8 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger, cluste
     const created = service.announceHost(req.body);
     return { keepAliveMs: SCHEDULER.keepAliveMs, created };
   });
+
+  app.get(SCHEDULER_PATHS.hosts, { schema: { response: { 200: HostsReport } } }, async () => service.hostsReport());
 
   app.delete(HOST, { schema: { params: z.object({ hostId: SafeId }), response: { 200: Ok } } }, async (req) => {
     service.leaveHost(req.params.hostId, "host left");

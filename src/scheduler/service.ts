@@ -22,6 +22,7 @@ import type {
   DeleteTaskReply,
 } from "../api/scheduler.js";
 import { defaultSchedulerOptions, type SchedulerOptions } from "./options.js";
+import type { HostsReport } from "../api/peers.js";
 import { Preheat } from "./preheat.js";
 import { Registration } from "./registration.js";
 import { Reports } from "./reports.js";
@@ -119,6 +120,11 @@ export class SchedulerService {
 
   taskStatus(taskId: string): TaskStatus {
     return taskStatus(this.resource.tasks.task(taskId));
+  }
+
+  /** Every live host, for the manager's peer inventory. */
+  hostsReport(): HostsReport {
+    return { hosts: [...this.resource.hosts.values()].filter((h) => h.alive).map((h) => h.record()) };
   }
 
   holders(taskId: string): TaskHoldersReply {

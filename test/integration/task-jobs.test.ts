@@ -4,7 +4,8 @@
  * docker-registry. get_task finds exactly the hosts holding a task; delete_task
  * empties their data directories (a killed peer is reported, the job ends FAILURE),
  * the next download goes back to the origin; a delete during a download never
- * yields wrong bytes; get_image_distribution answers "which nodes hold this image".
+ * yields wrong bytes; get_image_distribution answers "which nodes hold this image";
+ * the peer inventory lists what the schedulers report, filtered server-side.
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -66,9 +67,18 @@ describe("task jobs: get_task, delete_task, get_image_distribution", () => {
     );
     managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
     // A long host timeout: a peer killed before a delete is still known to hold the task.
-    cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1", "--host-timeout-ms", "60000"] });
+    cluster = await TestCluster.start({
+      schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1", "--host-timeout-ms", "60000", "--hosts-report-ms", "300"],
+    });
     seed = await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
-    peers = [await cluster.addPeer("peer-1"), await cluster.addPeer("peer-2"), await cluster.addPeer("peer-3")];
+    peers = [];
+    for (const [name, zone] of [
+      ["peer-1", "a"],
+      ["peer-2", "b"],
+      ["peer-3", "a"],
+    ]) {
+      peers.push(await cluster.addPeer(name!, { args: ["--label", `zone=${zone}`, "--label", "kubernetes.io/arch=amd64"] }));
+    }
     for (const [scopes, set] of [
       [["--scope", "job"], (t: string) => (token = t)],
       [["--scope", "cluster"], (t: string) => (clusterToken = t)],
@@ -273,5 +283,80 @@ describe("task jobs: get_task, delete_task, get_image_distribution", () => {
     assert.equal(got.code, 0, got.stderr);
     assert.equal(await sha256(out), file.sha256);
     assert.equal((origin.sent.get(path) ?? 0) - sent, file.data.length, "exactly one more copy from the origin");
+  });
+
+  it("the peer inventory: what the scheduler reports, paged and filtered; sync_peers refreshes it; a peer that stops is inactive", async (t) => {
+    if (skip) return t.skip(skip);
+    const peersApi = (query = "") => api(`${managerUrl}/oapi/v1/peers${query}`, { token: clusterToken });
+    const byName = async () => {
+      const r = await peersApi("?per_page=100");
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return new Map<string, any>(r.json.map((p: any) => [p.hostname, p]));
+    };
+    const sync = await runJob({ type: "sync_peers" });
+    assert.equal(sync.state, "SUCCESS", JSON.stringify(sync.result));
+    assert.match(sync.result.success_tasks[0].description, /^4 host\(s\) synced from scheduler /, "peer-3 was killed, but the scheduler still knows it");
+    const all = await byName();
+    assert.deepEqual([...all.keys()].sort(), ["peer-1", "peer-2", "peer-3", "seed-1"]);
+    const p1 = all.get("peer-1");
+    assert.equal(p1.type, "normal");
+    assert.equal(all.get("seed-1").type, "super");
+    assert.deepEqual(p1.labels, { zone: "a", "kubernetes.io/arch": "amd64" });
+    assert.equal(p1.port, peers[0]!.uploadPort);
+    assert.equal(p1.proxy_port, Number(new URL(peers[0]!.proxyUrl).port));
+    assert.equal(p1.metrics_port, Number(new URL(peers[0]!.metricsUrl).port));
+    assert.equal(p1.version, "0.1.0");
+    assert.equal(p1.state, "active");
+    assert.ok(p1.free_disk_bytes > 0);
+    // The counters are the peer's own (its metrics), as of its last announce (every 2 s) and report (every 0.3 s).
+    const counters = async () => {
+      const p = (await byName()).get("peer-1");
+      const m = (name: string) => metric(peers[0]!.metricsUrl, name);
+      return {
+        inventory: [p.bytes_stored, p.task_count, p.swarm_bytes + p.origin_bytes],
+        metrics: [await m("kiln_peer_stored_bytes"), await m("kiln_peer_tasks"), await m("kiln_peer_download_bytes_total")],
+      };
+    };
+    let seen = await counters();
+    for (const deadline = Date.now() + 15_000; JSON.stringify(seen.inventory) !== JSON.stringify(seen.metrics) && Date.now() < deadline; ) {
+      await new Promise((res) => setTimeout(res, 200));
+      seen = await counters();
+    }
+    assert.deepEqual(seen.inventory, seen.metrics);
+    assert.ok((seen.inventory[0] ?? 0) >= file.data.length, "peer-1 holds at least the file it downloaded again");
+
+    const zoneA = await peersApi("?labels=zone=a");
+    assert.deepEqual(zoneA.json.map((p: any) => p.hostname).sort(), ["peer-1", "peer-3"]);
+    const seeds = await peersApi("?type=super");
+    assert.deepEqual(
+      seeds.json.map((p: any) => p.hostname),
+      ["seed-1"],
+    );
+    const search = await peersApi("?q=PEER-2");
+    assert.deepEqual(
+      search.json.map((p: any) => p.hostname),
+      ["peer-2"],
+    );
+    const page = await peersApi("?per_page=2&page=2");
+    assert.equal(page.headers.get("x-total-count"), "4");
+    assert.deepEqual(
+      page.json.map((p: any) => p.hostname),
+      ["peer-3", "seed-1"],
+    );
+    const badSelector = await peersApi("?labels=zone");
+    assert.equal(badSelector.status, 422);
+    assert.match(badSelector.json.message, /labels: "zone" is not key=value/);
+    assert.equal((await api(`${managerUrl}/api/v1/peers`)).status, 401, "the console API needs a session");
+    assert.equal((await api(`${managerUrl}/oapi/v1/peers`, { token })).status, 403, "a job-scope token cannot list peers");
+
+    // peer-2 stops (and says so): the next report leaves it out.
+    await peers[1]!.proc.kill();
+    for (;;) {
+      const r = await peersApi("?state=inactive");
+      if (r.json.some((p: any) => p.hostname === "peer-2")) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const active = await peersApi("?state=active");
+    assert.deepEqual(active.json.map((p: any) => p.hostname).sort(), ["peer-1", "peer-3", "seed-1"]);
   });
 });

@@ -34,6 +34,8 @@ function hostInfo(id: string): HostAnnounce {
     uploadSlots: 10,
     freeUploadSlots: 10,
     controlToken: "t".repeat(32),
+    labels: {},
+    version: "",
   };
 }
 

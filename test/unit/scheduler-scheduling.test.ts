@@ -35,6 +35,8 @@ function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
     uploadSlots: 10,
     freeUploadSlots: 10,
     controlToken: "t".repeat(32),
+    labels: {},
+    version: "",
     ...o,
   };
 }

@@ -22,6 +22,8 @@ function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
     uploadSlots: 10,
     freeUploadSlots: 10,
     controlToken: `token-of-${id}`.padEnd(32, "x"),
+    labels: {},
+    version: "",
     ...o,
   };
 }

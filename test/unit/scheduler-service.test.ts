@@ -32,6 +32,8 @@ function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
     uploadSlots: 10,
     freeUploadSlots: 10,
     controlToken: tokenOf(id),
+    labels: {},
+    version: "",
     ...o,
   };
 }

@@ -141,6 +141,44 @@ function clusterScopes(dialect: DialectName): Migration {
   };
 }
 
+/** The peer inventory: every host the schedulers report, one row per cluster and host ID. */
+function peerInventory(dialect: DialectName): Migration {
+  const id = withId(dialect);
+  return {
+    async up(db: AnyDb) {
+      let t = db.schema
+        .createTable("peers")
+        .addColumn("id", idType(dialect), id)
+        .addColumn("scheduler_cluster_id", "integer", (c) => c.notNull().references("scheduler_clusters.id").onDelete("cascade"))
+        /** The scheduler that reported it last (not a foreign key: schedulers come and go). */
+        .addColumn("scheduler_id", "integer", (c) => c.notNull())
+        .addColumn("host_id", "varchar(200)", (c) => c.notNull())
+        .addColumn("hostname", "varchar(255)", (c) => c.notNull())
+        .addColumn("ip", "varchar(64)", (c) => c.notNull())
+        .addColumn("port", "integer", (c) => c.notNull())
+        .addColumn("proxy_port", "integer")
+        .addColumn("metrics_port", "integer")
+        .addColumn("type", "varchar(32)", (c) => c.notNull())
+        .addColumn("idc", "varchar(255)", (c) => c.notNull().defaultTo(""))
+        .addColumn("location", "varchar(255)", (c) => c.notNull().defaultTo(""))
+        .addColumn("labels", longText(dialect), (c) => c.notNull())
+        .addColumn("version", "varchar(64)", (c) => c.notNull().defaultTo(""))
+        .addColumn("state", "varchar(32)", (c) => c.notNull())
+        .addColumn("last_seen_at", ts, (c) => c.notNull())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("updated_at", ts, (c) => c.notNull());
+      for (const col of ["task_count", "bytes_stored", "free_disk_bytes", "uploaded_bytes", "swarm_bytes", "origin_bytes"]) {
+        t = t.addColumn(col, "bigint", (c) => c.notNull().defaultTo(0));
+      }
+      await t.addUniqueConstraint("peers_host_unique", ["scheduler_cluster_id", "host_id"]).execute();
+      await db.schema.createIndex("peers_scheduler").on("peers").column("scheduler_id").execute();
+    },
+    async down(db: AnyDb) {
+      await db.schema.dropTable("peers").execute();
+    },
+  };
+}
+
 /** The URLs of stored job args (`url`, then `urls`), one per line: what the jobs list searches. */
 export function jobUrlsText(storedArgs: string): string {
   try {
@@ -159,6 +197,7 @@ class CodeMigrations implements MigrationProvider {
       "0001_initial": initial(this.dialect),
       "0002_roles_job_urls": rolesAndJobUrls(this.dialect),
       "0005_cluster_scopes": clusterScopes(this.dialect),
+      "0006_peer_inventory": peerInventory(this.dialect),
     };
   }
 }

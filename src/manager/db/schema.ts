@@ -92,6 +92,36 @@ export interface JobClustersTable {
   scheduler_cluster_id: number;
 }
 
+export interface PeersTable {
+  id: Generated<number>;
+  scheduler_cluster_id: number;
+  scheduler_id: number;
+  host_id: string;
+  hostname: string;
+  ip: string;
+  port: number;
+  proxy_port: number | null;
+  metrics_port: number | null;
+  type: string;
+  idc: string;
+  location: string;
+  /** JSON object of label → value. */
+  labels: string;
+  version: string;
+  /** active while its scheduler reports it; inactive once a report leaves it out. */
+  state: string;
+  last_seen_at: string;
+  created_at: string;
+  updated_at: string;
+  /** bigint: some drivers return strings. */
+  task_count: number | string;
+  bytes_stored: number | string;
+  free_disk_bytes: number | string;
+  uploaded_bytes: number | string;
+  swarm_bytes: number | string;
+  origin_bytes: number | string;
+}
+
 export interface ManagerDatabase {
   users: UsersTable;
   sessions: SessionsTable;
@@ -101,12 +131,14 @@ export interface ManagerDatabase {
   seed_peers: MembersTable;
   jobs: JobsTable;
   job_scheduler_clusters: JobClustersTable;
+  peers: PeersTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
 export type TokenRow = Selectable<PersonalAccessTokensTable>;
 export type ClusterRow = Selectable<SchedulerClustersTable>;
 export type MemberRow = Selectable<MembersTable>;
+export type PeerRow = Selectable<PeersTable>;
 export type JobRow = Selectable<JobsTable>;
 export type NewJob = Insertable<JobsTable>;
 export type JobUpdate = Updateable<JobsTable>;

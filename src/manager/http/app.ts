@@ -10,6 +10,7 @@ import { useLenientJson } from "./json-body.js";
 import { registerJobRoutes } from "./jobs-routes.js";
 import { registerClusterRoutes } from "./clusters-routes.js";
 import { registerMemberRoutes } from "./members-routes.js";
+import { registerPeerRoutes } from "./peers-routes.js";
 import { registerMemberListRoutes } from "./members-list-routes.js";
 import { registerUserRoutes } from "./users-routes.js";
 import { registerTokenRoutes } from "./tokens-routes.js";
@@ -79,6 +80,7 @@ export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
   registerUserRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerMemberRoutes(app, ctx);
+  registerPeerRoutes(app, ctx);
   registerAccelerateRoutes(app, ctx);
   registerMemberListRoutes(app, ctx);
   const spaFallback = await serveConsole(app, ctx.consoleDir);

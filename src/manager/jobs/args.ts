@@ -88,9 +88,11 @@ export function argUrls(s: StoredPreheatArgs): string[] {
 
 /** get_task / delete_task / get_image_distribution args, stored without credentials. */
 export function normalizeTaskArgs(body: Exclude<CreateJobBody, { type: "preheat" }>): { stored: TaskJobArgs; secret: JobSecret } {
-  const a = body.args;
   const secret: JobSecret = {};
   const stored: TaskJobArgs = {};
+  if (body.args.timeout !== undefined) stored.timeout = timeoutSeconds(body.args.timeout);
+  if (body.type === "sync_peers") return { stored, secret };
+  const a = body.args;
   if ("task_id" in a && a.task_id) stored.task_id = a.task_id;
   if (a.url) {
     const { url, userInfo } = splitUserInfo(a.url);
@@ -103,7 +105,6 @@ export function normalizeTaskArgs(body: Exclude<CreateJobBody, { type: "preheat"
   if (filter) stored.filteredQueryParams = filter;
   const pieceLength = a.pieceLength ?? a.piece_length;
   if (pieceLength !== undefined && pieceLength !== null) stored.pieceLength = pieceLength;
-  if (a.timeout !== undefined) stored.timeout = timeoutSeconds(a.timeout);
   if (body.type === "get_image_distribution") {
     const img = body.args;
     if (img.platform) stored.platform = img.platform;

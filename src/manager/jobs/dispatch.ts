@@ -12,6 +12,8 @@ export interface DispatchTarget {
   clusterName: string;
   /** Scheduler API URLs of the cluster's active schedulers, freshest first. */
   schedulers: string[];
+  /** Their ids in the manager, in the same order. */
+  schedulerIds?: number[];
   clusterSecret?: string;
 }
 

@@ -81,7 +81,14 @@ export class JobRunner {
         await this.dispatchAll(args, items, targets, result, writer, signal);
       } else {
         const targets = await this.targets(row, signal);
-        await new TaskJobs(targets, result, () => writer.schedule()).run(row.type as TaskJobType, readTaskJobArgs(row), secret, signal);
+        const peers = this.store.peers;
+        const jobs = new TaskJobs(
+          targets,
+          result,
+          () => writer.schedule(),
+          (t, schedulerId, report) => peers.applyReport(t.clusterId, schedulerId, report.hosts),
+        );
+        await jobs.run(row.type as TaskJobType, readTaskJobArgs(row), secret, signal);
       }
       if (outer.aborted) return; // deleted or shutting down: leave the row alone (a pending job resumes at next start)
       await writer.flush();
@@ -154,12 +161,12 @@ export class JobRunner {
         clusterName: c.name,
         clusterSecret: this.opts.clusterSecret,
         known: schedulers.filter((s) => s.scheduler_cluster_id === c.id).length,
-        schedulers: schedulers
-          .filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh)
-          .map((s) => s.url),
+        schedulers: schedulers.filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh),
       }));
       const waiting = targets.some((t) => t.schedulers.length === 0 && t.known > 0);
-      if (!waiting || Date.now() >= deadline || signal.aborted) return targets;
+      if (!waiting || Date.now() >= deadline || signal.aborted) {
+        return targets.map((t) => ({ ...t, schedulers: t.schedulers.map((s) => s.url), schedulerIds: t.schedulers.map((s) => s.id) }));
+      }
       await new Promise((r) => setTimeout(r, Math.min(500, this.opts.pollMs * 2)));
     }
   }

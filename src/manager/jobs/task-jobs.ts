@@ -10,10 +10,14 @@ import { parseFilter, taskIdFor } from "../../common/task-id.js";
 import { splitUserInfo, withUserInfo } from "../../common/credentials.js";
 import { resolveImage } from "../../registry/resolve.js";
 import { nowIso } from "../time.js";
+import type { HostsReport } from "../../api/peers.js";
 import type { JobSecret } from "./args.js";
 import type { DispatchTarget } from "./dispatch.js";
 
-export type TaskJobType = "get_task" | "delete_task" | "get_image_distribution";
+export type TaskJobType = "get_task" | "delete_task" | "get_image_distribution" | "sync_peers";
+
+/** Stores one scheduler's hosts in the peer inventory (sync_peers). */
+export type HostsSink = (target: DispatchTarget, schedulerId: number, report: HostsReport) => Promise<void>;
 
 /** The task ID the job names: given, or computed from the URL as a pull through a peer computes it. */
 export function jobTaskId(args: TaskJobArgs): string {
@@ -52,11 +56,16 @@ export class TaskJobs {
     private readonly targets: DispatchTarget[],
     private readonly result: JobResult,
     private readonly changed: () => void,
+    private readonly storeHosts: HostsSink,
   ) {}
 
   async run(type: TaskJobType, args: TaskJobArgs, secret: JobSecret, signal: AbortSignal): Promise<void> {
     this.result.progress.total = this.targets.length;
     if (type === "get_image_distribution") return this.imageDistribution(args, secret, signal);
+    if (type === "sync_peers") {
+      await Promise.all(this.targets.map((t) => this.syncPeers(t)));
+      return;
+    }
     const taskId = jobTaskId(args);
     this.result.urls = [args.url ?? taskId];
     this.log(`task ${taskId}${args.url ? ` (${args.url})` : ""}`);
@@ -83,6 +92,24 @@ export class TaskJobs {
     }
     this.log(`[${target.clusterName}] ${hosts.filter((h) => h.deleted).length} of ${hosts.length} holder(s) deleted the task`);
     this.clusterDone(target, taskId, args, failures);
+  }
+
+  /** Every scheduler of the cluster: its hosts now, into the inventory; one success line per scheduler. */
+  private async syncPeers(target: DispatchTarget): Promise<void> {
+    const failures: string[] = [];
+    if (target.schedulers.length === 0) failures.push(`cluster ${target.clusterName} has no active scheduler`);
+    await Promise.all(
+      target.schedulers.map(async (url, i) => {
+        try {
+          const report = await new SchedulerClient(url, target.clusterSecret).hosts();
+          await this.storeHosts(target, target.schedulerIds?.[i] ?? 0, report);
+          this.outcome(target, "", { url }, { hostname: "", ip: "", description: `${report.hosts.length} host(s) synced from scheduler ${url}` }, true);
+        } catch (err) {
+          failures.push(`scheduler ${url} of cluster ${target.clusterName}: ${(err as Error).message}`);
+        }
+      }),
+    );
+    this.clusterDone(target, "", {}, failures);
   }
 
   /** Resolves the image, then asks every scheduler which hosts hold each layer. */

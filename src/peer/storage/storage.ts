@@ -155,6 +155,16 @@ export class Storage {
   }
 }
 
+/** Free bytes for this user on the file system holding `dir` (0 when it cannot be read). */
+export async function freeDiskBytes(dir: string): Promise<number> {
+  try {
+    const fs = await statfs(dir);
+    return fs.bavail * fs.bsize;
+  } catch {
+    return 0;
+  }
+}
+
 /** Throws unless every piece the metadata lists has its digest in the content file. */
 async function verifyPieces(path: string, meta: TaskMeta): Promise<void> {
   const fh = await open(path, "r");
