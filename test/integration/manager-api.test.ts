@@ -256,7 +256,7 @@ for (const kind of DB_KINDS) {
         [{ type: "preheat", args: { type: "file", url: "http://x/y", piece_length: 2 ** 31 } }, /args\.piece_length/],
         [{ type: "preheat", args: { type: "video", url: "http://x/y" } }, /args\.type/],
         [{ type: "preheat", args: { type: "image", url: "http://x/y" } }, /args\.url: an image URL must look like/],
-        [{ type: "sync_peers", args: { type: "file", url: "http://x/y" } }, /^type/],
+        [{ type: "garbage_collect", args: { type: "file", url: "http://x/y" } }, /^type: must be one of "preheat", "get_task", "delete_task", "get_image_distribution", "sync_peers"/],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", scope: "everyone" } }, /args\.scope/],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", ips: ["not-an-ip"] } }, /args\.ips\.0/],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", platform: "linux" } }, /args\.platform/],
@@ -395,6 +395,50 @@ for (const kind of DB_KINDS) {
       assert.equal(badCluster.status, 422);
     });
 
+    it("keeps the hosts a scheduler reports in the peer inventory: big counters, label and state filters", async (t) => {
+      if (skip) return t.skip(skip);
+      const reg = await api(`${m.url}/api/v1/schedulers`, { body: { hostname: "sched-inv", ip: "127.0.0.1", port: 8102 } });
+      assert.equal(reg.status, 200, JSON.stringify(reg.json));
+      const TiB = 2 ** 40;
+      const host = (id: string, labels: Record<string, string>, type: "normal" | "super" = "normal") => ({
+        id,
+        hostname: id,
+        ip: "10.0.0.1",
+        type,
+        ports: { upload: 4001, proxy: 4002 },
+        labels,
+        idc: "",
+        location: "",
+        version: "0.1.0",
+        stats: { tasks: 3, bytesStored: 5 * TiB, freeDiskBytes: 7 * TiB, uploadedBytes: 1, swarmBytes: 2, originBytes: 3 },
+        createdAt: new Date().toISOString(),
+        lastSeenAt: new Date().toISOString(),
+      });
+      const report = (hosts: unknown[]) => api(`${m.url}/api/v1/schedulers/${reg.json.id}/hosts`, { body: { hosts } });
+      assert.equal((await report([host("inv-a", { zone: "a" }), host("inv-b", { zone: "b" }), host("inv-seed", {}, "super")])).status, 200);
+      const list = async (q: string) => (await api(`${m.url}/oapi/v1/peers?${q}`, { token: clusterToken })).json.map((p: any) => p.hostname).sort();
+      const all = await api(`${m.url}/oapi/v1/peers?q=inv-`, { token: clusterToken });
+      assert.equal(all.status, 200, JSON.stringify(all.json));
+      assert.equal(all.json.length, 3);
+      const a = all.json.find((p: any) => p.hostname === "inv-a");
+      assert.equal(a.bytes_stored, 5 * TiB, "bytes beyond 32 bits survive every database");
+      assert.equal(a.free_disk_bytes, 7 * TiB);
+      assert.equal(a.proxy_port, 4002);
+      assert.equal(a.metrics_port, null);
+      assert.deepEqual(a.labels, { zone: "a" });
+      assert.deepEqual(await list("q=inv-&labels=zone=b"), ["inv-b"]);
+      assert.deepEqual(await list("q=inv-&type=super"), ["inv-seed"]);
+      // The next snapshot leaves inv-b out: it is inactive, the others stay active.
+      assert.equal((await report([host("inv-a", { zone: "a" }), host("inv-seed", {}, "super")])).status, 200);
+      assert.deepEqual(await list("q=inv-&state=inactive"), ["inv-b"]);
+      assert.deepEqual(await list("q=inv-&state=active"), ["inv-a", "inv-seed"]);
+      const bad = await report([{ ...host("inv-c", {}), labels: { "bad key!": "x" } }]);
+      assert.equal(bad.status, 422);
+      assert.match(bad.json.message, /hosts\.0\.labels/);
+      assert.equal((await api(`${m.url}/api/v1/schedulers/424242/hosts`, { body: { hosts: [] } })).status, 404);
+      await api(`${m.url}/api/v1/schedulers/${reg.json.id}`, { method: "DELETE" });
+    });
+
     it("serves an OpenAPI document for /oapi/v1", async (t) => {
       if (skip) return t.skip(skip);
       const r = await api(`${m.url}/oapi/v1/openapi.json`);
@@ -403,6 +447,11 @@ for (const kind of DB_KINDS) {
       assert.ok(r.json.paths["/oapi/v1/jobs"].post);
       assert.ok(r.json.paths["/oapi/v1/jobs/{id}"].get);
       assert.ok(r.json.paths["/oapi/v1/clusters"].get);
+      assert.ok(r.json.paths["/oapi/v1/peers"].get, "the peer inventory");
+      // Every job type, with its own args, is in the request body's schema.
+      const body = JSON.stringify(r.json.paths["/oapi/v1/jobs"].post.requestBody);
+      for (const type of ["preheat", "get_task", "delete_task", "get_image_distribution", "sync_peers"]) assert.ok(body.includes(`"${type}"`), type);
+      assert.ok(body.includes("task_id") && body.includes("filtered_query_params"), "task job args are documented");
       assert.ok(!Object.keys(r.json.paths).some((p) => p.startsWith("/api/v1")));
     });
   });
