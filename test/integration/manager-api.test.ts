@@ -256,7 +256,10 @@ for (const kind of DB_KINDS) {
         [{ type: "preheat", args: { type: "file", url: "http://x/y", piece_length: 2 ** 31 } }, /args\.piece_length/],
         [{ type: "preheat", args: { type: "video", url: "http://x/y" } }, /args\.type/],
         [{ type: "preheat", args: { type: "image", url: "http://x/y" } }, /args\.url: an image URL must look like/],
-        [{ type: "garbage_collect", args: { type: "file", url: "http://x/y" } }, /^type: must be one of "preheat", "get_task", "delete_task", "get_image_distribution", "sync_peers"/],
+        [
+          { type: "garbage_collect", args: { type: "file", url: "http://x/y" } },
+          /^type: must be one of "preheat", "get_task", "delete_task", "get_image_distribution", "sync_peers"/,
+        ],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", scope: "everyone" } }, /args\.scope/],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", ips: ["not-an-ip"] } }, /args\.ips\.0/],
         [{ type: "preheat", args: { type: "file", url: "http://x/y", platform: "linux" } }, /args\.platform/],
@@ -428,8 +431,23 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(a.labels, { zone: "a" });
       assert.deepEqual(await list("q=inv-&labels=zone=b"), ["inv-b"]);
       assert.deepEqual(await list("q=inv-&type=super"), ["inv-seed"]);
-      // The next snapshot leaves inv-b out: it is inactive, the others stay active.
-      assert.equal((await report([host("inv-a", { zone: "a" }), host("inv-seed", {}, "super")])).status, 200);
+      // The next snapshot leaves inv-b out: it is inactive, the others stay active. inv-a got 1000 more bytes from the swarm.
+      const grown = host("inv-a", { zone: "a" });
+      grown.stats.swarmBytes += 1000;
+      assert.equal((await report([grown, host("inv-seed", {}, "super")])).status, 200);
+      const session = await api(`${m.url}/api/v1/users/signin`, { body: { name: "root", password: ROOT_PASSWORD } });
+      const traffic = await api(`${m.url}/api/v1/traffic?minutes=60`, { token: session.json.token });
+      assert.equal(traffic.status, 200, JSON.stringify(traffic.json));
+      assert.equal(traffic.json.bucket_seconds, 60);
+      // First report: 3 hosts × (2 swarm, 3 origin) counted whole; second: only what grew.
+      assert.equal(traffic.json.swarm_bytes, 3 * 2 + 1000);
+      assert.equal(traffic.json.origin_bytes, 3 * 3);
+      assert.ok(traffic.json.points.length >= 60 && traffic.json.points.length <= 62, String(traffic.json.points.length));
+      assert.equal(
+        traffic.json.points.reduce((n: number, p: any) => n + p.swarm_bytes, 0),
+        1006,
+      );
+      assert.equal((await api(`${m.url}/api/v1/traffic`)).status, 401);
       assert.deepEqual(await list("q=inv-&state=inactive"), ["inv-b"]);
       assert.deepEqual(await list("q=inv-&state=active"), ["inv-a", "inv-seed"]);
       const bad = await report([{ ...host("inv-c", {}), labels: { "bad key!": "x" } }]);

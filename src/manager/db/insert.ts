@@ -3,7 +3,7 @@ import type { Insertable, Kysely } from "kysely";
 import type { DialectName } from "./database.js";
 import type { ManagerDatabase } from "./schema.js";
 
-type IdTable = Exclude<keyof ManagerDatabase, "job_scheduler_clusters">;
+type IdTable = Exclude<keyof ManagerDatabase, "job_scheduler_clusters" | "peer_traffic">;
 
 export async function insertReturningId<T extends IdTable>(
   db: Kysely<ManagerDatabase>,

@@ -179,6 +179,25 @@ function peerInventory(dialect: DialectName): Migration {
   };
 }
 
+/** Bytes peers got from the swarm and from origins, per cluster and minute (the overview chart). */
+function peerTraffic(): Migration {
+  return {
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable("peer_traffic")
+        .addColumn("scheduler_cluster_id", "integer", (c) => c.notNull().references("scheduler_clusters.id").onDelete("cascade"))
+        .addColumn("minute", ts, (c) => c.notNull())
+        .addColumn("swarm_bytes", "bigint", (c) => c.notNull().defaultTo(0))
+        .addColumn("origin_bytes", "bigint", (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint("peer_traffic_pk", ["scheduler_cluster_id", "minute"])
+        .execute();
+    },
+    async down(db: AnyDb) {
+      await db.schema.dropTable("peer_traffic").execute();
+    },
+  };
+}
+
 /** The URLs of stored job args (`url`, then `urls`), one per line: what the jobs list searches. */
 export function jobUrlsText(storedArgs: string): string {
   try {
@@ -198,6 +217,7 @@ class CodeMigrations implements MigrationProvider {
       "0002_roles_job_urls": rolesAndJobUrls(this.dialect),
       "0005_cluster_scopes": clusterScopes(this.dialect),
       "0006_peer_inventory": peerInventory(this.dialect),
+      "0007_peer_traffic": peerTraffic(),
     };
   }
 }

@@ -44,6 +44,19 @@ function columns(h: HostRecord): Omit<PeersTable, "id" | "scheduler_cluster_id" 
   };
 }
 
+/** Adds to the cluster's bucket of the minute `at` falls in (created when new). */
+async function addTraffic(db: Kysely<ManagerDatabase>, clusterId: number, at: string, add: { swarm: number; origin: number }): Promise<void> {
+  const minute = `${at.slice(0, 16)}:00Z`;
+  const r = await db
+    .updateTable("peer_traffic")
+    .set({ swarm_bytes: sql`swarm_bytes + ${add.swarm}`, origin_bytes: sql`origin_bytes + ${add.origin}` })
+    .where("scheduler_cluster_id", "=", clusterId)
+    .where("minute", "=", minute)
+    .executeTakeFirst();
+  if (Number(r.numUpdatedRows) > 0) return;
+  await db.insertInto("peer_traffic").values({ scheduler_cluster_id: clusterId, minute, swarm_bytes: add.swarm, origin_bytes: add.origin }).execute();
+}
+
 export class PeersRepo {
   constructor(
     private readonly db: Kysely<ManagerDatabase>,
@@ -56,15 +69,42 @@ export class PeersRepo {
    */
   async applyReport(clusterId: number, schedulerId: number, hosts: HostRecord[]): Promise<void> {
     const now = nowIso();
+    const traffic = { swarm: 0, origin: 0 };
     await this.db.transaction().execute(async (tx) => {
       for (const h of hosts) {
         const set = { ...columns(h), scheduler_id: schedulerId, updated_at: now };
-        const r = await tx.updateTable("peers").set(set).where("scheduler_cluster_id", "=", clusterId).where("host_id", "=", h.id).executeTakeFirst();
-        if (Number(r.numUpdatedRows) > 0) continue;
-        await insertReturningId(tx, this.dialect, "peers", { ...set, scheduler_cluster_id: clusterId, created_at: now });
+        const before = await tx
+          .selectFrom("peers")
+          .select(["id", "swarm_bytes", "origin_bytes"])
+          .where("scheduler_cluster_id", "=", clusterId)
+          .where("host_id", "=", h.id)
+          .executeTakeFirst();
+        // Counters only grow within one peer process; one that went down restarted at 0.
+        const grew = (value: number, was: number | string | undefined) => (was === undefined ? value : value >= Number(was) ? value - Number(was) : value);
+        traffic.swarm += grew(h.stats.swarmBytes, before?.swarm_bytes);
+        traffic.origin += grew(h.stats.originBytes, before?.origin_bytes);
+        if (before) await tx.updateTable("peers").set(set).where("id", "=", before.id).execute();
+        else await insertReturningId(tx, this.dialect, "peers", { ...set, scheduler_cluster_id: clusterId, created_at: now });
       }
       await tx.updateTable("peers").set({ state: "inactive" }).where("scheduler_id", "=", schedulerId).where("updated_at", "<", now).execute();
+      if (traffic.swarm > 0 || traffic.origin > 0) await addTraffic(tx, clusterId, now, traffic);
     });
+  }
+
+  /** Swarm and origin bytes per minute since `since`, over one cluster or all. */
+  async traffic(since: string, clusterId?: number): Promise<{ minute: string; swarm: number; origin: number }[]> {
+    let q = this.db
+      .selectFrom("peer_traffic")
+      .select(["minute", sql<number>`sum(swarm_bytes)`.as("swarm"), sql<number>`sum(origin_bytes)`.as("origin")])
+      .where("minute", ">=", since);
+    if (clusterId !== undefined) q = q.where("scheduler_cluster_id", "=", clusterId);
+    const rows = await q.groupBy("minute").orderBy("minute").execute();
+    return rows.map((r) => ({ minute: r.minute, swarm: Number(r.swarm), origin: Number(r.origin) }));
+  }
+
+  /** Drops traffic older than `before` (kept: the longest window the chart asks for). */
+  async pruneTraffic(before: string): Promise<void> {
+    await this.db.deleteFrom("peer_traffic").where("minute", "<", before).execute();
   }
 
   async list(f: PeerFilter): Promise<{ rows: PeerRow[]; total: number }> {

@@ -122,6 +122,14 @@ export interface PeersTable {
   origin_bytes: number | string;
 }
 
+export interface PeerTrafficTable {
+  scheduler_cluster_id: number;
+  /** Start of the minute (RFC 3339, seconds 00). */
+  minute: string;
+  swarm_bytes: number | string;
+  origin_bytes: number | string;
+}
+
 export interface ManagerDatabase {
   users: UsersTable;
   sessions: SessionsTable;
@@ -132,6 +140,7 @@ export interface ManagerDatabase {
   jobs: JobsTable;
   job_scheduler_clusters: JobClustersTable;
   peers: PeersTable;
+  peer_traffic: PeerTrafficTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

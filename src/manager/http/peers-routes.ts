@@ -6,7 +6,7 @@
 import { z } from "zod";
 import type { FastifyRequest } from "fastify";
 import { CLUSTER_SECRET_HEADER, IdParams, MANAGER_PATHS } from "../../api/manager.js";
-import { HostsReport, ListPeersQuery, PeerView, type Labels } from "../../api/peers.js";
+import { HostsReport, ListPeersQuery, PeerView, TrafficQuery, TrafficView, type Labels } from "../../api/peers.js";
 import { Ok } from "../../api/common.js";
 import { sameSecret } from "../../common/secret.js";
 import type { PeerRow } from "../db/schema.js";
@@ -60,7 +60,28 @@ function parseSelector(s: string | undefined): Labels | undefined {
   return out;
 }
 
+/** Minute buckets summed into the chart's buckets (1 min up to 2 h, 10 min up to a day, 1 h beyond), empty ones as 0. */
+export function trafficView(rows: { minute: string; swarm: number; origin: number }[], minutes: number, now = Date.now()): TrafficView {
+  const bucketSeconds = minutes <= 120 ? 60 : minutes <= 1440 ? 600 : 3600;
+  const size = bucketSeconds * 1000;
+  const first = Math.floor((now - minutes * 60_000) / size) * size;
+  const points: TrafficView["points"] = [];
+  for (let t = first; t <= now; t += size) points.push({ at: new Date(t).toISOString(), swarm_bytes: 0, origin_bytes: 0 });
+  for (const r of rows) {
+    const point = points[Math.floor((Date.parse(r.minute) - first) / size)];
+    if (!point) continue;
+    point.swarm_bytes += r.swarm;
+    point.origin_bytes += r.origin;
+  }
+  const sum = (k: "swarm_bytes" | "origin_bytes") => points.reduce((n, p) => n + p[k], 0);
+  return { bucket_seconds: bucketSeconds, points, swarm_bytes: sum("swarm_bytes"), origin_bytes: sum("origin_bytes") };
+}
+
+/** Traffic older than the longest window the chart shows is dropped (at most hourly, by whichever manager gets a report). */
+const TRAFFIC_KEPT_MINUTES = 7 * 24 * 60;
+
 export function registerPeerRoutes(app: ManagerApp, ctx: RouteContext): void {
+  let prunedAt = 0;
   const member = async (req: FastifyRequest) => {
     if (ctx.clusterSecret && !sameSecret(req.headers[CLUSTER_SECRET_HEADER], ctx.clusterSecret)) throw unauthorized();
   };
@@ -76,6 +97,10 @@ export function registerPeerRoutes(app: ManagerApp, ctx: RouteContext): void {
       const scheduler = await ctx.store.schedulers.byId(req.params.id);
       if (!scheduler) throw notFound(`scheduler ${req.params.id} is not registered`);
       await ctx.store.peers.applyReport(scheduler.scheduler_cluster_id, scheduler.id, req.body.hosts);
+      if (Date.now() - prunedAt > 3_600_000) {
+        prunedAt = Date.now();
+        await ctx.store.peers.pruneTraffic(nowIso(Date.now() - TRAFFIC_KEPT_MINUTES * 60_000));
+      }
       return { ok: true as const };
     },
   );
@@ -110,6 +135,24 @@ export function registerPeerRoutes(app: ManagerApp, ctx: RouteContext): void {
       },
     );
   list(MANAGER_PATHS.peers, sessionHook(ctx));
+
+  app.get(
+    MANAGER_PATHS.traffic,
+    {
+      onRequest: sessionHook(ctx),
+      schema: {
+        summary: "Bytes peers got from the swarm vs from origins, per time bucket",
+        tags: ["peers"],
+        querystring: TrafficQuery,
+        response: { 200: TrafficView, ...errors },
+      },
+    },
+    async (req) => {
+      const now = Date.now();
+      const rows = await ctx.store.peers.traffic(nowIso(now - req.query.minutes * 60_000 - 3_600_000), req.query.scheduler_cluster_id);
+      return trafficView(rows, req.query.minutes, now);
+    },
+  );
   list(MANAGER_PATHS.openPeers, async (req) => {
     req.pat = await ctx.auth.pat(req, "cluster");
   });
