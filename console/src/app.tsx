@@ -15,6 +15,8 @@ const PreheatCreate = lazy(() => import("./pages/preheat-create"));
 const PreheatDetail = lazy(() => import("./pages/preheat-detail"));
 const Clusters = lazy(() => import("./pages/clusters"));
 const Members = lazy(() => import("./pages/members"));
+const Peers = lazy(() => import("./pages/peers"));
+const Tasks = lazy(() => import("./pages/tasks"));
 const Tokens = lazy(() => import("./pages/tokens"));
 const Users = lazy(() => import("./pages/users"));
 const Account = lazy(() => import("./pages/account"));
@@ -24,6 +26,8 @@ const NAV = [
   { href: "/preheats", label: "Preheats" },
   { href: "/clusters", label: "Clusters" },
   { href: "/members", label: "Schedulers and seed peers" },
+  { href: "/peers", label: "Peers" },
+  { href: "/tasks", label: "Tasks" },
   { href: "/tokens", label: "Access tokens" },
   { href: "/users", label: "Users" },
   { href: "/account", label: "My account" },
@@ -80,6 +84,8 @@ export function App() {
           <Route path="/preheats/:id">{(p) => <PreheatDetail id={Number(p.id)} />}</Route>
           <Route path="/clusters" component={Clusters} />
           <Route path="/members" component={Members} />
+          <Route path="/peers" component={Peers} />
+          <Route path="/tasks" component={Tasks} />
           <Route path="/tokens" component={Tokens} />
           <Route path="/users" component={Users} />
           <Route path="/account" component={Account} />

@@ -223,7 +223,9 @@ export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive 
         opts.log?.info({ manager: opts.managerUrl, kind: opts.kind, id, cluster: reply.scheduler_cluster_id }, "registered with the manager");
         markRegistered();
       } else {
-        opts.onClusterConfig?.((await client.keepAlive(opts.kind, id)).config);
+        // Not inside `onClusterConfig?.(…)`: an optional call skips evaluating its arguments, and seed peers pass no hook.
+        const reply = await client.keepAlive(opts.kind, id);
+        opts.onClusterConfig?.(reply.config);
       }
       const reporting = opts.kind === "scheduler" ? opts.hostsReport : undefined;
       if (reporting && Date.now() - reportedAt >= reporting.everyMs) {

@@ -1,12 +1,4 @@
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+export { formatBytes } from "../common/format-bytes.js";
 
 /** Rows as aligned columns under a header line (the CLI's tables). */
 export function formatTable(header: string[], rows: string[][]): string {

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { TestCluster } from "../helpers/cluster.js";
+import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
 import { spawnKiln, type KilnProcess } from "../helpers/proc.js";
 import { freePort } from "../helpers/registry.js";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
@@ -28,6 +28,7 @@ describe("web console end to end", () => {
   let manager: KilnProcess;
   let managerUrl: string;
   let cluster: TestCluster;
+  let peer: PeerHandle;
   let origin: TestOrigin;
   let browser: TestBrowser;
   let page: Page;
@@ -100,8 +101,9 @@ describe("web console end to end", () => {
     const line = manager.stderr.find((l) => /created user "root" with password/.test(l));
     assert.ok(line, manager.stderr.join("\n"));
     printedPassword = /with password (\S+) /.exec(line)![1]!;
-    cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1"] });
+    cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1", "--hosts-report-ms", "300"] });
     await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
+    peer = await cluster.addPeer("peer-1", { args: ["--label", "zone=a"] });
     browser = await startBrowser();
     page = browser.page;
   });
@@ -254,6 +256,62 @@ describe("web console end to end", () => {
     await row.filter({ hasText: "5 jobs/s, 2 parents of 40 sampled" }).filter({ hasText: "idc east-1|east-2; CIDR 10.8.0.0/16, 10.9.0.0/16" }).waitFor(WAIT);
     await dialog.waitFor({ state: "detached", ...WAIT });
     await check("10-clusters");
+  });
+
+  it("lists the peers with their labels and traffic, and charts the bytes the swarm saved the origin", { timeout: 120_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    // console.bin was preheated on seed-1: peer-1 gets it from the swarm.
+    const got = await cluster.get(peer, `${origin.url}/files/console.bin`, join(dir, "console-1.bin"));
+    assert.equal(got.code, 0, got.stderr);
+    await go("/peers", "Peers");
+    const table = page.getByTestId("peers-table");
+    // The peer's counters reach the inventory with its next announce and its scheduler's next report.
+    await table.getByRole("row").filter({ hasText: "peer-1" }).filter({ hasText: "zone=a" }).filter({ hasText: "3.0 MiB" }).waitFor(WAIT);
+    await table.getByRole("row").filter({ hasText: "seed-1" }).filter({ hasText: "Seed peer" }).waitFor(WAIT);
+    await page.getByLabel(/^Labels/).fill("zone=a");
+    await table
+      .getByRole("row")
+      .filter({ hasText: "seed-1" })
+      .waitFor({ state: "detached", ...WAIT });
+    assert.equal(await table.getByRole("row").filter({ hasText: "peer-1" }).count(), 1);
+    await check("11a-peers");
+    await go("/", "Overview");
+    await page
+      .getByTestId("traffic-saved")
+      .filter({ hasText: /^3\.0 MiB$/ })
+      .waitFor(WAIT);
+    assert.equal(await page.getByTestId("traffic-origin").textContent(), "3.0 MiB", "the seed peer's preheat fetched it from the origin once");
+    assert.equal(await page.getByTestId("traffic-share").textContent(), "50 %");
+    await page.getByRole("img", { name: /^Chart: 3\.0 MiB from the swarm and 3\.0 MiB from origins, last hour$/ }).waitFor(WAIT);
+    await check("11b-overview-traffic");
+  });
+
+  it("finds the preheated task on the Tasks page, deletes it after typing DELETE, and the next download goes to the origin", {
+    timeout: 120_000,
+  }, async (t) => {
+    if (skip) return t.skip(skip);
+    const url = `${origin.url}/files/console.bin`;
+    await go("/tasks", "Tasks");
+    await page.getByRole("textbox", { name: /^URL/ }).fill(url);
+    await page.getByRole("button", { name: "Find" }).click();
+    const holders = page.getByTestId("holders-table");
+    await holders.getByText("2 host(s) hold this task or part of it.").waitFor(WAIT);
+    for (const host of ["seed-1", "peer-1"])
+      assert.equal(await holders.getByRole("row").filter({ hasText: host }).filter({ hasText: "finished" }).count(), 1, host);
+    await check("11c-tasks-found");
+    await page.getByRole("button", { name: "Delete from every peer…" }).click();
+    const dialog = page.getByRole("dialog", { name: "Delete from every peer" });
+    const confirm = dialog.getByRole("button", { name: "Delete", exact: true });
+    assert.equal(await confirm.isDisabled(), true, "nothing is deleted before DELETE is typed");
+    await dialog.getByLabel("Type DELETE to confirm").fill("DELETE");
+    await confirm.click();
+    const outcome = page.getByTestId("delete-table");
+    for (const host of ["seed-1", "peer-1"]) await outcome.getByRole("row").filter({ hasText: host }).filter({ hasText: "✓ deleted" }).waitFor(WAIT);
+    await check("11d-tasks-deleted");
+    const before = origin.sent.get("/files/console.bin") ?? 0;
+    const again = await cluster.get(peer, url, join(dir, "console-2.bin"));
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((origin.sent.get("/files/console.bin") ?? 0) - before, 3 * 1024 * 1024, "the origin served it again, once");
   });
 
   it("creates a token shown once, which works on /oapi/v1/jobs until it is revoked in the page", { timeout: 60_000 }, async (t) => {

@@ -388,6 +388,14 @@ for (const kind of DB_KINDS) {
       assert.equal(c.schedulers[0].url, "http://127.0.0.1:8002");
       assert.equal(c.schedulers[0].state, "active");
       assert.equal(c.seed_peers[0].hostname, "seed-a");
+      // Both keep alive after registering (seed peers pass no cluster-config hook: the keepalive must still be sent).
+      const registeredAt = Date.parse(c.seed_peers[0].created_at);
+      const deadline = Date.now() + 10_000;
+      while (Date.parse(c.seed_peers[0].last_keepalive_at) <= registeredAt || Date.parse(c.schedulers[0].last_keepalive_at) <= registeredAt) {
+        assert.ok(Date.now() < deadline, `no keepalive after registration: ${JSON.stringify(c)}`);
+        await new Promise((r) => setTimeout(r, 200));
+        c = await c1();
+      }
       await Promise.all([sched.stop(), seed.stop()]);
       c = await c1();
       assert.equal(c.schedulers.length, 0);

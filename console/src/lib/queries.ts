@@ -17,6 +17,7 @@ import {
   type UpdateClusterBody,
   type UpdateUserBody,
 } from "@api/manager";
+import { PeerView, TrafficView } from "@api/peers";
 import { call, callPage } from "./client";
 
 const Nothing = z.unknown();
@@ -44,9 +45,10 @@ export function useJobs(f: JobsFilter) {
   });
 }
 
-export function useJob(id: number) {
+export function useJob(id: number, enabled = true) {
   return useQuery({
     queryKey: ["job", id],
+    enabled,
     queryFn: () => call(JobView, MANAGER_PATHS.consoleJob(id)),
     refetchInterval: (q) => (q.state.data?.state === "PENDING" ? LIVE_MS : false),
   });
@@ -91,6 +93,57 @@ export function useMembers(kind: MemberKind, f: { page: number; hostname?: strin
   });
 }
 
+export interface PeersFilter {
+  page: number;
+  q?: string;
+  type?: "normal" | "super";
+  state?: "active" | "inactive";
+  /** `zone=a,arch=amd64` */
+  labels?: string;
+  clusterId?: number;
+}
+
+export function usePeers(f: PeersFilter) {
+  return useQuery({
+    queryKey: ["peers", f],
+    queryFn: () =>
+      callPage(PeerView, MANAGER_PATHS.peers, {
+        page: f.page,
+        per_page: PER_PAGE,
+        q: f.q,
+        type: f.type,
+        state: f.state,
+        labels: f.labels,
+        scheduler_cluster_id: f.clusterId,
+      }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 10_000,
+  });
+}
+
+/** Peers up and down (two one-item pages; only the totals are read). */
+export function usePeerCounts() {
+  return useQuery({
+    queryKey: ["peers", "counts"],
+    queryFn: async () => {
+      const [active, inactive] = await Promise.all(
+        (["active", "inactive"] as const).map((state) => callPage(PeerView, MANAGER_PATHS.peers, { state, per_page: 1 })),
+      );
+      return { active: active!.total, inactive: inactive!.total };
+    },
+    refetchInterval: 10_000,
+  });
+}
+
+export function useTraffic(minutes: number) {
+  return useQuery({
+    queryKey: ["traffic", minutes],
+    queryFn: () => call(TrafficView, MANAGER_PATHS.traffic, { query: { minutes } }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 15_000,
+  });
+}
+
 export function useTokens(page: number) {
   return useQuery({
     queryKey: ["tokens", page],
@@ -113,6 +166,8 @@ function useWrite<A, R>(fn: (a: A) => Promise<R>, invalidates: string[]) {
   return useMutation({ mutationFn: fn, onSuccess: () => Promise.all(invalidates.map((k) => qc.invalidateQueries({ queryKey: [k] }))) });
 }
 
+/** Any job (the Tasks page's get_task, delete_task, get_image_distribution); follow it with useJob. */
+export const useRunJob = () => useWrite((body: unknown) => call(JobView, MANAGER_PATHS.consoleJobs, { body }), ["jobs"]);
 export const useCreateJob = () => useWrite((body: unknown) => call(JobView, MANAGER_PATHS.consoleJobs, { body }), ["jobs", "job-counts"]);
 export const useCancelJob = () =>
   useWrite((id: number) => call(JobView, MANAGER_PATHS.consoleJobCancel(id), { method: "POST" }), ["jobs", "job", "job-counts"]);

@@ -1,7 +1,8 @@
-/** Overview: is every component up, and how are the preheats doing. */
-import { Alert, Card, Group, SimpleGrid, Stack, Table, Text } from "@mantine/core";
+/** Overview: is every component up, how are the preheats doing, and how much the swarm saves the origins. */
+import { Card, Group, SimpleGrid, Stack, Table, Text } from "@mantine/core";
 import { Link } from "wouter";
-import { useAllClusters, useJobCounts } from "../lib/queries";
+import { useAllClusters, useJobCounts, usePeerCounts } from "../lib/queries";
+import { TrafficChart } from "../ui/traffic-chart";
 import { ErrorNote, JobStateBadge, PageTitle, UpDownBadge } from "../ui/bits";
 
 function Count({ title, up, down, href }: { title: string; up: number; down: number; href: string }) {
@@ -26,6 +27,7 @@ function Count({ title, up, down, href }: { title: string; up: number; down: num
 export default function Overview() {
   const clusters = useAllClusters();
   const counts = useJobCounts();
+  const peers = usePeerCounts();
   const all = clusters.data?.items ?? [];
   const members = (k: "schedulers" | "seed_peers") => all.flatMap((c) => c[k]);
   const up = (k: "schedulers" | "seed_peers") => members(k).filter((m) => m.state === "active").length;
@@ -33,7 +35,7 @@ export default function Overview() {
     <Stack>
       <PageTitle>Overview</PageTitle>
       <ErrorNote error={clusters.error ?? counts.error} title="Could not load" />
-      <SimpleGrid cols={{ base: 1, sm: 3 }}>
+      <SimpleGrid cols={{ base: 1, sm: 4 }}>
         <Card withBorder component="section" aria-label="Clusters">
           <Text fw={600}>Clusters</Text>
           <Text size="xl" fw={700} mt="xs">
@@ -43,6 +45,7 @@ export default function Overview() {
         </Card>
         <Count title="Schedulers" up={up("schedulers")} down={members("schedulers").length - up("schedulers")} href="/members" />
         <Count title="Seed peers" up={up("seed_peers")} down={members("seed_peers").length - up("seed_peers")} href="/members" />
+        <Count title="Peers" up={peers.data?.active ?? 0} down={peers.data?.inactive ?? 0} href="/peers" />
       </SimpleGrid>
       <Card withBorder component="section" aria-label="Preheats">
         <Text fw={600}>Preheats</Text>
@@ -89,13 +92,7 @@ export default function Overview() {
           </Table.Tbody>
         </Table>
       </Card>
-      <Alert variant="outline" color="gray.7" title="Traffic from the swarm vs the origin">
-        <Text size="sm">
-          Each peer counts the bytes it got from other peers and from the origin on its metrics port (<code>:4002/metrics</code>,{" "}
-          <code>kiln_peer_download_bytes_total</code> by <code>source</code>: p2p or origin). The manager does not collect those figures yet, so there is no
-          chart here; peers are not listed for the same reason (only schedulers know them).
-        </Text>
-      </Alert>
+      <TrafficChart />
     </Stack>
   );
 }

@@ -10,6 +10,7 @@ import { parseFilter, taskIdFor } from "../../common/task-id.js";
 import { splitUserInfo, withUserInfo } from "../../common/credentials.js";
 import { resolveImage } from "../../registry/resolve.js";
 import { nowIso } from "../time.js";
+import { PREHEAT_DEFAULTS } from "../defaults.js";
 import type { HostsReport } from "../../api/peers.js";
 import type { JobSecret } from "./args.js";
 import type { DispatchTarget } from "./dispatch.js";
@@ -26,7 +27,8 @@ export function jobTaskId(args: TaskJobArgs): string {
     url: args.url ?? "",
     tag: args.tag ?? "",
     application: args.application ?? "",
-    filteredQueryParams: parseFilter(args.filteredQueryParams),
+    // The preheat default: a task preheated with default args is found with default args.
+    filteredQueryParams: parseFilter(args.filteredQueryParams ?? PREHEAT_DEFAULTS.filteredQueryParams),
     ...(args.pieceLength !== undefined ? { pieceLength: args.pieceLength } : {}),
   });
 }
