@@ -199,18 +199,23 @@ const FilterParams = z.string({ error: "must be a string like Expires&Signature"
  * from (tag, application, filtered query params, an explicit piece length), exactly as
  * a pull through a peer computes it.
  */
+/** What a task ID is computed from besides the URL, and the job's timeout: shared by the task jobs' args. */
+const TaskIdentityArgs = {
+  tag: ShortString.optional(),
+  application: ShortString.optional(),
+  filtered_query_params: FilterParams.optional(),
+  filteredQueryParams: FilterParams.optional(),
+  piece_length: PieceLength.nullable().optional(),
+  pieceLength: PieceLength.nullable().optional(),
+  timeout: Timeout.optional(),
+};
+
 export const TaskRefArgsInput = z
   .object(
     {
       task_id: z.string({ error: "must be a string" }).regex(TASK_ID_PATTERN, "must be a task ID (64 or 128 lowercase hex characters)").optional(),
       url: HttpUrl.optional(),
-      tag: ShortString.optional(),
-      application: ShortString.optional(),
-      filtered_query_params: FilterParams.optional(),
-      filteredQueryParams: FilterParams.optional(),
-      piece_length: PieceLength.nullable().optional(),
-      pieceLength: PieceLength.nullable().optional(),
-      timeout: Timeout.optional(),
+      ...TaskIdentityArgs,
     },
     { error: "must be an object" },
   )
@@ -231,13 +236,7 @@ export const ImageDistributionArgsInput = z.object(
     password: ShortString.optional(),
     headers: Headers.nullable().optional(),
     platform: Platform.optional(),
-    tag: ShortString.optional(),
-    application: ShortString.optional(),
-    filtered_query_params: FilterParams.optional(),
-    filteredQueryParams: FilterParams.optional(),
-    piece_length: PieceLength.nullable().optional(),
-    pieceLength: PieceLength.nullable().optional(),
-    timeout: Timeout.optional(),
+    ...TaskIdentityArgs,
   },
   { error: "must be an object" },
 );

@@ -128,17 +128,9 @@ function report(job: JobView, json: boolean | undefined): void {
   process.exitCode = 1;
 }
 
-function addPreheatCommand(parent: Command, type: "image" | "file", description: string): void {
-  addManagerOption(
-    parent
-      .command(type)
-      .description(description)
-      .argument("<url...>", type === "image" ? "https://<registry>/v2/<repo>/manifests/<tag>" : "file URL(s)"),
-  )
-    .option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)")
-    .option("--username <user>", "registry username (image)")
-    .option("--password <password>", "registry password (env KILN_REGISTRY_PASSWORD)")
-    .option("--platform <os/arch>", "platform to pick from a multi-arch image (default linux/amd64)")
+/** The flags a task ID is computed from besides the URL (preheat and the task commands alike). */
+export function addTaskIdOptions(cmd: Command): Command {
+  return cmd
     .option("--tag <tag>", "task tag (part of the task ID)")
     .option("--application <name>", "application (part of the task ID)")
     .option("--filter <params>", "query parameters left out of the task ID, '&'-separated", DEFAULT_PREHEAT_FILTER)
@@ -148,7 +140,22 @@ function addPreheatCommand(parent: Command, type: "image" | "file", description:
       } catch (err) {
         throw new InvalidArgumentError((err as Error).message);
       }
-    })
+    });
+}
+
+function addPreheatCommand(parent: Command, type: "image" | "file", description: string): void {
+  addTaskIdOptions(
+    addManagerOption(
+      parent
+        .command(type)
+        .description(description)
+        .argument("<url...>", type === "image" ? "https://<registry>/v2/<repo>/manifests/<tag>" : "file URL(s)"),
+    )
+      .option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)")
+      .option("--username <user>", "registry username (image)")
+      .option("--password <password>", "registry password (env KILN_REGISTRY_PASSWORD)")
+      .option("--platform <os/arch>", "platform to pick from a multi-arch image (default linux/amd64)"),
+  )
     .option("--scope <scope>", "single_seed_peer | all_seed_peers | all_peers", parseScope)
     .option("--ip <ip>", "only these hosts (repeatable)", collect, [])
     .option("--count <n>", "at most this many hosts", parsePositiveInt)

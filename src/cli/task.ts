@@ -4,15 +4,12 @@
  * A job that ends FAILURE exits non-zero with its log.
  */
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
 import { OpenApiClient } from "../api/manager-client.js";
 import type { JobView } from "../api/manager.js";
 import { isTaskId } from "../common/task-id.js";
-import { validateExplicitPieceLength } from "../common/piece.js";
-import { DEFAULT_PREHEAT_FILTER } from "../common/defaults.js";
 import { addManagerOption, fail, parseDuration } from "./token.js";
-import { parseBytes, parsePositiveInt } from "./options.js";
-import { follow, parseClusterId } from "./preheat.js";
+import { parsePositiveInt } from "./options.js";
+import { addTaskIdOptions, follow, parseClusterId } from "./preheat.js";
 import { formatBytes, formatTable } from "./format.js";
 
 interface TaskFlags {
@@ -33,18 +30,7 @@ interface TaskFlags {
 }
 
 function addJobOptions(cmd: Command): Command {
-  return addManagerOption(cmd)
-    .option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)")
-    .option("--tag <tag>", "task tag (part of the task ID)")
-    .option("--application <name>", "application (part of the task ID)")
-    .option("--filter <params>", "query parameters left out of the task ID, '&'-separated", DEFAULT_PREHEAT_FILTER)
-    .option("--piece-length <bytes>", "explicit piece length (part of the task ID)", (v) => {
-      try {
-        return validateExplicitPieceLength(parseBytes(v));
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message);
-      }
-    })
+  return addTaskIdOptions(addManagerOption(cmd).option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)"))
     .option("--cluster <id>", "scheduler cluster id (repeatable; default all)", parseClusterId, [])
     .option("--timeout <duration>", "job timeout, e.g. 5m", parseDuration)
     .option("--no-progress", "no progress output")

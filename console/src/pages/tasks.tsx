@@ -147,8 +147,8 @@ function Outcomes({ job }: { job: JobView }) {
         </Table.Tr>
       </Table.Thead>
       <Table.Tbody>
-        {rows.map(({ t, ok }, i) => (
-          <Table.Tr key={`${t.hostname}-${i}`}>
+        {rows.map(({ t, ok }) => (
+          <Table.Tr key={`${ok}-${t.scheduler_cluster_id}-${t.hostname}-${t.ip}-${t.description}`}>
             <Table.Td>{t.hostname || "—"}</Table.Td>
             <Table.Td>{t.ip || "—"}</Table.Td>
             <Table.Td>{ok ? "✓ deleted" : "✗ failed"}</Table.Td>
