@@ -42,6 +42,12 @@ export const HostAnnounce = z.object({
   freeUploadSlots: z.number().int().min(0),
   /** Secret the scheduler must present to trigger this host's prefetch (its upload port is reachable by every node). */
   controlToken: z.string().regex(/^[A-Za-z0-9_-]{32,256}$/, "32 to 256 characters of [A-Za-z0-9_-]"),
+  /**
+   * Random per peer process: a host that announces itself with another one restarted,
+   * and the peers of its previous process (a download it was fetching from the origin
+   * included) are gone, even within the host timeout.
+   */
+  instance: z.string().max(64).optional(),
   /** For the manager's peer inventory: the host's labels (--label), kiln version, other ports and counters. */
   labels: Labels.default({}),
   version: z.string().max(64).default(""),

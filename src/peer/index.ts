@@ -142,6 +142,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const metricsAddr = metricsServer?.address();
   const metricsPort = typeof metricsAddr === "object" && metricsAddr ? metricsAddr.port : null;
 
+  const instance = randomBytes(12).toString("hex");
   const announce = async (): Promise<HostAnnounceInput> => ({
     id: hostId,
     hostname: cfg.hostname,
@@ -153,6 +154,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     uploadSlots: cfg.uploadConcurrency,
     freeUploadSlots: upload.freeSlots,
     controlToken: cfg.controlToken,
+    instance,
     labels: cfg.labels,
     version: KILN_VERSION,
     ...(proxyPort !== null ? { proxyPort } : {}),

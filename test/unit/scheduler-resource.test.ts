@@ -283,6 +283,28 @@ describe("tasks and dropping hosts", () => {
     assert.equal(t1.seedTrigger, null);
     assert.ok(t1.version > v, "long polls on the task wake up");
   });
+
+  it("a host that announces itself from a new process loses the peers of the old one (its origin fetch included) and re-registers", () => {
+    const r = new Resource(log);
+    assert.equal(r.announceHost(hostInfo("seed", { isSeed: true, instance: "first" })), true);
+    const task = r.tasks.forDownload(DownloadSpec.parse({ url: "http://origin.example/restart" }));
+    const fetching = task.join("s1", r.hosts.get("seed")!);
+    fetching.to("back_to_source");
+    assert.equal(task.source, fetching);
+    // The same process again: nothing changes.
+    assert.equal(r.announceHost(hostInfo("seed", { isSeed: true, instance: "first" })), false);
+    assert.equal(task.source, fetching);
+    const v = task.version;
+    // A new process under the same host ID, within the host timeout.
+    assert.equal(r.announceHost(hostInfo("seed", { isSeed: true, instance: "second" })), true, "created: it re-registers what it holds");
+    assert.equal(task.source, undefined, "the origin-fetcher role is free for another peer at once");
+    assert.deepEqual([...task.peers.values()], []);
+    assert.equal(fetching.state, "left");
+    assert.ok(task.version > v, "peers waiting on the task are woken");
+    assert.equal(r.hosts.get("seed")?.alive, true);
+    // Peers that do not send an instance (older ones) are never taken for restarted.
+    assert.equal(r.announceHost(hostInfo("seed", { isSeed: true })), false);
+  });
 });
 
 describe("the change signal", () => {

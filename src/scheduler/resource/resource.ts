@@ -20,6 +20,9 @@ export class Resource {
 
   /** Returns true when the host was not known (its peer should re-register the tasks it holds). */
   announceHost(info: HostAnnounce): boolean {
+    const known = this.hosts.get(info.id);
+    // Restarted within the host timeout: its old peers would stay "fetching" (or serving) forever otherwise.
+    if (known?.alive && info.instance && known.info.instance && known.info.instance !== info.instance) this.dropHost(known, "host restarted (new process)");
     const { created } = this.hosts.announce(info);
     if (created) this.log.info({ host: info.id, ip: info.ip, seed: info.isSeed }, "host joined");
     return created;

@@ -1,0 +1,82 @@
+/**
+ * Components that restart in the middle of a download, real processes on loopback:
+ * a seed peer killed while it fetches from the origin and started again under the
+ * same host ID, within the scheduler's host timeout.
+ */
+import { describe, it, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
+import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
+import { freePort } from "../helpers/registry.js";
+import { SchedulerClient } from "../../src/api/scheduler-client.js";
+import { taskIdFor } from "../../src/common/task-id.js";
+import type { TaskStatus } from "../../src/api/scheduler.js";
+
+const MiB = 1024 * 1024;
+const sha256 = async (path: string) =>
+  createHash("sha256")
+    .update(await readFile(path))
+    .digest("hex");
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("restarts mid-download", () => {
+  let cluster: TestCluster | undefined;
+  let origin: TestOrigin | undefined;
+  after(async () => {
+    await cluster?.stop();
+    await origin?.close();
+  });
+
+  it("a seed peer restarted within the host timeout: its old peer is dropped at once, the download finishes right", async () => {
+    origin = await startOrigin({ rateBytes: 8 * MiB });
+    const file = makeFile(24 * MiB);
+    origin.add("/files/restart.bin", file);
+    const url = `${origin.url}/files/restart.bin`;
+    // A host timeout far longer than the test: only the new process's announce can drop the old peer.
+    cluster = await TestCluster.start({ schedulerArgs: ["--host-timeout-ms", "600000"] });
+    const seedPort = await freePort();
+    const seedDir = join(cluster.dir, "seed-1");
+    const startSeed = () => cluster!.addPeer("seed-1", { seed: true, dataDir: seedDir, args: ["--port", String(seedPort)] });
+    let seed: PeerHandle = await startSeed();
+    const peer = await cluster.addPeer("peer-1");
+    const scheduler = new SchedulerClient(cluster.schedulerUrl);
+    const taskId = taskIdFor({ url, filteredQueryParams: ["Expires", "Signature", "ns"] });
+    const out = join(cluster.dir, "restart.bin");
+    const getting = cluster.get(peer, url, out);
+
+    // The seed peer is fetching from the origin and holds a piece or more.
+    const fetching = await until("the seed peer fetching from the origin", async () => {
+      const st = await scheduler.taskStatus(taskId).catch(() => undefined);
+      return st?.peers.find((p) => p.isSeed && p.state === "back_to_source" && p.finishedPieces > 0);
+    });
+    await seed.proc.kill("SIGKILL");
+    seed = await startSeed();
+    assert.equal(seed.uploadPort, seedPort, "same host ID as before");
+
+    // The old process's peer leaves the task as soon as the new process announces itself.
+    const gone = await until("the dead process's peer to leave the task", async () => {
+      const st: TaskStatus | undefined = await scheduler.taskStatus(taskId).catch(() => undefined);
+      return st && !st.peers.some((p) => p.peerId === fetching.peerId && p.state !== "left") ? st : undefined;
+    });
+    assert.ok(!gone.peers.some((p) => p.peerId === fetching.peerId));
+
+    const got = await getting;
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(await sha256(out), file.sha256);
+    // Somebody took the origin fetch over: the bytes before the kill plus at most one whole copy.
+    assert.ok(origin.totalSent() < 2 * file.data.length, `origin sent ${origin.totalSent()} bytes for a ${file.data.length}-byte file`);
+    assert.ok(seed.proc.lines.length > 0);
+  });
+});
