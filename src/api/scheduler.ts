@@ -106,6 +106,20 @@ export const RegisterPeer = z.object({
       pieces: z.array(PieceInfo).max(MAX_PIECES),
     })
     .optional(),
+  /**
+   * Set by a peer whose download was under way when the scheduler forgot it (the
+   * scheduler restarted): what it holds so far, and whether it is the one fetching
+   * from the origin, so the task goes on where it was instead of starting over.
+   */
+  resumed: z
+    .object({
+      contentLength: z.number().int().min(0).nullable(),
+      pieceLength: z.number().int().min(1).nullable(),
+      pieces: z.array(PieceInfo).max(MAX_PIECES),
+      fromOrigin: z.boolean(),
+      validator: z.string().max(512).optional(),
+    })
+    .optional(),
 });
 export type RegisterPeer = z.infer<typeof RegisterPeer>;
 export type RegisterPeerInput = z.input<typeof RegisterPeer>;

@@ -1,6 +1,7 @@
 /** A peer joins a task: a task that failed or lost its copies starts over, a peer holding the whole task is adopted as a parent. */
 import { KilnError } from "../common/errors.js";
 import { pieceCount } from "../common/piece.js";
+import { SCHEDULER } from "../common/defaults.js";
 import type { RegisterPeer, RegisterPeerReply } from "../api/scheduler.js";
 import type { Peer } from "./resource/peer.js";
 import type { Resource } from "./resource/resource.js";
@@ -9,6 +10,7 @@ import type { RoleAssigner } from "./scheduling/roles.js";
 import type { Scheduling } from "./scheduling/scheduling.js";
 
 type Completed = NonNullable<RegisterPeer["completed"]>;
+type Resumed = NonNullable<RegisterPeer["resumed"]>;
 
 export class Registration {
   constructor(
@@ -25,6 +27,7 @@ export class Registration {
     task.spec = req.download;
     if (task.peers.has(req.peerId)) throw new KilnError("CONFLICT", `peer ${req.peerId} is already registered`);
     if (req.completed) checkCompleted(task, req.completed);
+    if (req.resumed) checkResumed(task, req.resumed);
     // A failed task, or a finished one whose copies are all gone, starts over.
     if (task.state === "failed") restartFailed(task);
     else if (task.state === "succeeded" && !task.fullyAvailable()) {
@@ -33,6 +36,7 @@ export class Registration {
     }
     const peer = task.join(req.peerId, host);
     if (req.completed) adoptCompleted(task, peer, req.completed);
+    else if (req.resumed) adoptResumed(task, peer, req.resumed);
     else this.roles.assign(task, peer);
     task.touch();
     return { taskId: task.id, ...this.scheduling.reply(peer, this.opts.parentsPerSchedule, task.digests.all()) };
@@ -66,6 +70,37 @@ function checkCompleted(task: Task, c: Completed): void {
       throw new KilnError("CONFLICT", `piece ${p.number} digest ${p.digest} differs from the task's ${canonical.digest}`);
     }
   }
+}
+
+/** A download that resumes after a scheduler restart must agree with what the task knows again. */
+function checkResumed(task: Task, r: Resumed): void {
+  task.checkLayout({ contentLength: r.contentLength, ...(r.pieceLength !== null ? { pieceLength: r.pieceLength } : {}) });
+  if (r.fromOrigin && task.source) throw new KilnError("CONFLICT", `another peer (${task.source.id}) already fetches task ${task.id} from the origin`);
+  for (const p of r.pieces) {
+    const canonical = task.digests.get(p.number);
+    if (canonical && canonical.digest !== p.digest) {
+      throw new KilnError("CONFLICT", `piece ${p.number} digest ${p.digest} differs from the task's ${canonical.digest}`);
+    }
+  }
+}
+
+/**
+ * The peer goes on as it was: the pieces it verified are held (and their digests
+ * canonical, as they came from the origin fetch before the restart), and the origin
+ * fetcher keeps its role so nobody else starts the origin fetch again.
+ */
+function adoptResumed(task: Task, peer: Peer, r: Resumed): void {
+  task.setLayout({ contentLength: r.contentLength, ...(r.pieceLength !== null ? { pieceLength: r.pieceLength } : {}) });
+  if (r.fromOrigin && r.validator) task.validator ??= r.validator;
+  for (const p of r.pieces) {
+    task.addDigest(p, r.fromOrigin);
+    peer.addPiece(p.number);
+  }
+  peer.to(r.fromOrigin ? "back_to_source" : "running");
+  if (r.fromOrigin) task.seedTrigger = null;
+  // A child that is back before the origin fetcher: the others wait for it (as for a triggered seed) instead of one of them starting the fetch again.
+  else if (!task.source && !task.seedTrigger) task.seedTrigger = { hostId: "", until: Date.now() + SCHEDULER.seedTriggerWaitMs };
+  if (task.state === "pending") task.to("running");
 }
 
 /** The peer verified every piece when it downloaded them; it becomes a parent holding all of them. */

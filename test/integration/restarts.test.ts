@@ -1,7 +1,8 @@
 /**
  * Components that restart in the middle of a download, real processes on loopback:
  * a seed peer killed while it fetches from the origin and started again under the
- * same host ID, within the scheduler's host timeout.
+ * same host ID, within the scheduler's host timeout; the scheduler killed and started
+ * again while a download is under way.
  */
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
 import { freePort } from "../helpers/registry.js";
+import { spawnKiln } from "../helpers/proc.js";
 import { SchedulerClient } from "../../src/api/scheduler-client.js";
 import { taskIdFor } from "../../src/common/task-id.js";
 import type { TaskStatus } from "../../src/api/scheduler.js";
@@ -78,5 +80,51 @@ describe("restarts mid-download", () => {
     // Somebody took the origin fetch over: the bytes before the kill plus at most one whole copy.
     assert.ok(origin.totalSent() < 2 * file.data.length, `origin sent ${origin.totalSent()} bytes for a ${file.data.length}-byte file`);
     assert.ok(seed.proc.lines.length > 0);
+  });
+
+  it("a scheduler restarted mid-download: the downloads register again with what they hold and go on; the origin sends the file once", async () => {
+    await cluster?.stop();
+    await origin?.close();
+    origin = await startOrigin({ rateBytes: 8 * MiB });
+    const file = makeFile(32 * MiB);
+    origin.add("/files/scheduler-restart.bin", file);
+    const url = `${origin.url}/files/scheduler-restart.bin`;
+    const port = await freePort();
+    cluster = await TestCluster.start({ schedulerArgs: ["--port", String(port)] });
+    await cluster.addPeer("seed-1", { seed: true });
+    const peer = await cluster.addPeer("peer-1");
+    const scheduler = new SchedulerClient(cluster.schedulerUrl);
+    const taskId = taskIdFor({ url, filteredQueryParams: ["Expires", "Signature", "ns"] });
+    const out = join(cluster.dir, "scheduler-restart.bin");
+    const getting = cluster.get(peer, url, out);
+    await until("the seed peer fetching from the origin, the peer holding pieces from it", async () => {
+      const st = await scheduler.taskStatus(taskId).catch(() => undefined);
+      const seedFetching = st?.peers.some((p) => p.isSeed && p.state === "back_to_source" && p.finishedPieces > 0);
+      return seedFetching && st?.peers.some((p) => !p.isSeed && p.finishedPieces > 0) ? true : undefined;
+    });
+    await cluster.scheduler.kill("SIGKILL");
+    cluster.scheduler = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", String(port)]);
+
+    // Both downloads are back on the new scheduler, with the pieces they hold and the seed still the origin fetcher.
+    const back = await until("the downloads to register again", async () => {
+      const st = await scheduler.taskStatus(taskId).catch(() => undefined);
+      return st && st.peers.length === 2 ? st : undefined;
+    });
+    const seedPeer = back.peers.find((p) => p.isSeed)!;
+    assert.ok(seedPeer.state === "back_to_source" || seedPeer.state === "succeeded", JSON.stringify(back));
+    assert.ok(
+      back.peers.every((p) => p.finishedPieces > 0),
+      JSON.stringify(back),
+    );
+
+    const got = await getting;
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(await sha256(out), file.sha256);
+    assert.equal(origin.totalSent(), file.data.length, "the origin sent the file once: nobody started the fetch over");
+    // The next peer finds the task on the new scheduler and gets it from the swarm.
+    const next = await cluster.addPeer("peer-2");
+    const again = await cluster.get(next, url, join(cluster.dir, "again.bin"));
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(origin.totalSent(), file.data.length, "served by the swarm");
   });
 });

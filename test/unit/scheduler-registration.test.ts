@@ -59,10 +59,35 @@ function units() {
   const download = DownloadSpec.parse({ url: `http://origin.example/${++urls}` });
   const register = (peerId: string, hostId: string, completed?: { contentLength: number; pieceLength: number; pieces: PieceInfo[] }) =>
     registration.register({ peerId, hostId, download, ...(completed ? { completed } : {}) });
-  return { r, scheduling, reports, register, results };
+  const resume = (peerId: string, hostId: string, pieces: PieceInfo[], fromOrigin: boolean) =>
+    registration.register({ peerId, hostId, download, resumed: { contentLength: 3 * PL, pieceLength: PL, pieces, fromOrigin, validator: '"v1"' } });
+  return { r, scheduling, reports, register, resume, results };
 }
 
 const all = [piece(0), piece(1), piece(2)];
+
+describe("a download in progress registering again after a scheduler restart", () => {
+  it("a child back first makes newcomers wait; the origin fetcher comes back as the source with its pieces; a second claim to fetch is refused", () => {
+    const { resume, register, r } = units();
+    const child = resume("child", "h2", [piece(0)], false);
+    assert.equal(child.action, "wait", "no origin fetcher yet, and the child does not become one");
+    const task = r.tasks.task(child.taskId);
+    assert.ok(task.seedTrigger && task.seedTrigger.until > Date.now(), "others wait for the origin fetcher to come back");
+    assert.equal(register("newcomer", "h3").action, "p2p", "the child's piece is offered meanwhile");
+    const source = resume("fetcher", "h1", [piece(0), piece(1)], true);
+    assert.equal(source.action, "back_to_source", "it goes on fetching from the origin");
+    assert.equal(task.source?.id, "fetcher");
+    assert.equal(task.seedTrigger, null);
+    assert.equal(task.validator, '"v1"');
+    assert.deepEqual(
+      task.digests.all().map((p) => p.number),
+      [0, 1],
+    );
+    assert.equal(taskStatus(task).peers.find((p) => p.peerId === "fetcher")!.finishedPieces, 2);
+    assert.throws(() => resume("other-fetcher", "h4", [], true), isKiln("CONFLICT", /already fetches task .* from the origin/));
+    assert.throws(() => resume("liar", "h4", [piece(1, "other")], false), isKiln("CONFLICT", /piece 1 digest .* differs/));
+  });
+});
 
 describe("a peer that already holds the whole task", () => {
   it("is adopted as a finished parent: the task takes its layout and digests, and later peers get it as a parent", () => {

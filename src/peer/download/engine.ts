@@ -120,10 +120,14 @@ export class PeerEngine {
   }
 
   /**
-   * Registers every completed task on disk as held by this peer: after a restart,
-   * or when the scheduler forgot this host, so others can fetch from it again.
+   * Registers every completed task on disk as held by this peer, and every download
+   * in progress with what it holds: after a restart, or when the scheduler forgot
+   * this host, so others can fetch from it again and the downloads go on.
    */
   async reannounce(): Promise<void> {
+    for (const [taskId, session] of this.sessions) {
+      await session.reregister().catch((err: Error) => this.log.warn({ task: taskId, err: err.message }, "could not register a download in progress again"));
+    }
     for (const task of this.storage.all()) {
       if (!task.complete || this.active.has(task.taskId)) continue;
       const { url, tag, application, explicitPieceLength, contentLength, pieceLength } = task.meta;

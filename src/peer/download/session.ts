@@ -273,6 +273,35 @@ export class DownloadSession {
     }
   }
 
+  /**
+   * The scheduler forgot this download (it restarted): registers it again under the
+   * same peer ID with what it holds, so it goes on where it was (an origin fetch stays
+   * this peer's). Reports made meanwhile were refused; the pieces listed replace them.
+   */
+  async reregister(): Promise<void> {
+    if (!this.reporter || !this.fsm.is("p2p", "back_to_source")) return;
+    const fromOrigin = this.fsm.is("back_to_source");
+    const { contentLength, pieceLength } = this.task.meta;
+    const reply = await this.deps.scheduler.registerPeer({
+      peerId: this.peerId,
+      hostId: this.deps.hostId,
+      download: this.spec,
+      resumed: {
+        contentLength,
+        pieceLength,
+        pieces: this.task.pieces(),
+        fromOrigin,
+        ...(fromOrigin && this.originValidator ? { validator: this.originValidator } : {}),
+      },
+    });
+    this.log.info({ pieces: this.task.finishedPieces, fromOrigin }, "registered again with a restarted scheduler");
+    // The fetch from the origin goes on by itself; a p2p download takes the new parents and digests.
+    if (!fromOrigin) {
+      this.version = -1;
+      await this.apply(reply);
+    }
+  }
+
   /** Ends the download now as failed with `err` (the task was deleted): readers get the error, never more bytes. */
   abort(err: KilnError): Promise<void> {
     return this.fail(err);
