@@ -34,7 +34,7 @@ export function parseFilter(filter: string | undefined): string[] {
 
 /**
  * Removes every query pair whose key equals one of `filters` (case-sensitive),
- * keeping the others in their original order; drops an empty query. Follows the
+ * keeping the others in their original order; drops an empty query and any user-info. Follows the
  * WHATWG URL serialisation that Dragonfly's Rust client uses, except that a bare
  * "/" path with nothing after it is written without the slash.
  */
@@ -45,6 +45,9 @@ export function filterUrl(rawUrl: string, filters: readonly string[]): string {
   } catch {
     throw new KilnError("BAD_REQUEST", `invalid URL: ${JSON.stringify(rawUrl)}`);
   }
+  // Credentials are not part of what the content is: a URL with user-info names the same task as without (and never lands in a peer's metadata).
+  url.username = "";
+  url.password = "";
   if (url.search) {
     const kept = new URLSearchParams();
     for (const [k, v] of url.searchParams) if (!filters.includes(k)) kept.append(k, v);

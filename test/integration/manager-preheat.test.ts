@@ -9,7 +9,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
@@ -277,9 +277,10 @@ describe("preheat end to end", () => {
     assert.equal(slow.totalSent(), file.data.length, "the origin sent the file once");
   });
 
-  it("ends FAILURE with a log naming the cause: 401 from the registry, unknown tag, platform not in the index, file 404, unreachable registry", async (t) => {
+  it("ends FAILURE with a log naming the cause: 401 from the registry, unknown tag, platform not in the index, file 404, an origin that breaks off, unreachable registry", async (t) => {
     if (skip) return t.skip(skip);
     const closed = `http://127.0.0.1:${await freePort()}`;
+    origin.add("/files/half.bin", makeFile(2 * 1024 * 1024));
     const cases: [string, RegExp][] = [
       [
         seedImageBody(`${registry.url}/v2/library/alpine/manifests/${single.tag}`, REGISTRY_USER, "wrong-password"),
@@ -303,6 +304,8 @@ describe("preheat end to end", () => {
         /platform linux\/s390x is not in the image index \(available: linux\/amd64, linux\/arm64\/v8\)/,
       ],
       [seedFileBody(`${origin.url}/files/missing.bin`), /404/],
+      // Every answer (first and resumed) breaks off halfway: the cause, not "job timed out".
+      [seedFileBody(`${origin.url}/reset/files/half.bin`), /origin closed after \d+ of \d+ bytes/],
       [seedImageBody(`${closed}/v2/library/alpine/manifests/3.19`, "", ""), /is unreachable: connection refused/],
     ];
     const ids: number[] = [];
@@ -397,5 +400,13 @@ describe("preheat end to end", () => {
       for (const secret of secrets) assert.equal(bytes.indexOf(secret), -1, `${secret} in ${f}`);
     }
     assert.ok(!manager.lines.some((l) => secrets.some((x) => l.includes(x))), "no credential in the manager's log");
+    // Nor the seed peer's task metadata or logs.
+    const metas = await readdir(join(seed.dataDir, "tasks"));
+    assert.ok(metas.length > 0);
+    for (const task of metas) {
+      const meta = await readFile(join(seed.dataDir, "tasks", task, "meta.json"), "utf8").catch(() => "");
+      for (const secret of secrets) assert.ok(!meta.includes(secret), `${secret} in the seed's ${task}/meta.json`);
+    }
+    assert.ok(!seed.proc.lines.some((l) => secrets.some((x) => l.includes(x))), "no credential in the seed peer's log");
   });
 });

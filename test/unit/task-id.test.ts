@@ -114,6 +114,13 @@ describe("filterUrl", () => {
     assert.equal(filterUrl("https://cdn.example.com/f.iso?Expires=9&Signature=s", ["Expires", "Signature"]), "https://cdn.example.com/f.iso");
   });
 
+  it("leaves user-info out: credentials in a URL name the same task as none, and never appear in the filtered URL", () => {
+    const bare = "http://files.example/data.bin?Expires=1&keep=2";
+    const withUser = "http://alice:s3cret@files.example/data.bin?Expires=1&keep=2";
+    assert.equal(filterUrl(withUser, ["Expires"]), "http://files.example/data.bin?keep=2");
+    assert.equal(taskIdFor({ url: withUser, filteredQueryParams: ["Expires"] }), taskIdFor({ url: bare, filteredQueryParams: ["Expires"] }));
+  });
+
   it("matches keys case-sensitively", () => {
     assert.equal(filterUrl("https://e.com/f?expires=1&Expires=2", ["Expires"]), "https://e.com/f?expires=1");
   });
