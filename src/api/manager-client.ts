@@ -25,6 +25,7 @@ import {
   type SeedPeerRegistrationInput,
 } from "./manager.js";
 import { Ok } from "./common.js";
+import { PullScheduleView } from "./puller.js";
 import type { HostsReport } from "./peers.js";
 
 const Empty = z.unknown();
@@ -59,6 +60,22 @@ export class OpenApiClient {
 
   listClusters() {
     return callJson(this.baseUrl, MANAGER_PATHS.clusters, z.array(ClusterView), { headers: this.auth });
+  }
+
+  listPullSchedules(page = 1) {
+    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedules, z.array(PullScheduleView), { query: { page, per_page: 100 }, headers: this.auth });
+  }
+
+  createPullSchedule(body: unknown) {
+    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedules, PullScheduleView, { method: "POST", body, headers: this.auth });
+  }
+
+  updatePullSchedule(id: number, body: unknown) {
+    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedule(id), PullScheduleView, { method: "PATCH", body, headers: this.auth });
+  }
+
+  getPullSchedule(id: number) {
+    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedule(id), PullScheduleView, { headers: this.auth });
   }
 }
 

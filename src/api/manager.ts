@@ -57,6 +57,13 @@ export const MANAGER_PATHS = {
   openPeers: `${OPEN_API}/peers`,
   /** Bytes from the swarm vs from origins over time (TrafficQuery → TrafficView). */
   traffic: `${CONSOLE_API}/traffic`,
+  /** Pull schedules (api/puller.ts): image lists kept warm on selected peers. */
+  pullSchedules: `${OPEN_API}/pull-schedules`,
+  pullSchedule: (id: number) => `${OPEN_API}/pull-schedules/${id}`,
+  pullScheduleRun: (id: number) => `${OPEN_API}/pull-schedules/${id}/run`,
+  consolePullSchedules: `${CONSOLE_API}/pull-schedules`,
+  consolePullSchedule: (id: number) => `${CONSOLE_API}/pull-schedules/${id}`,
+  consolePullScheduleRun: (id: number) => `${CONSOLE_API}/pull-schedules/${id}/run`,
   /** Peer → manager: the schedulers of the cluster whose scopes fit this host best (SchedulerSearchQuery → SchedulerSearchReply). */
   schedulerSearch: `${CONSOLE_API}/scheduler-search`,
   health: "/healthy",

@@ -211,6 +211,8 @@ export const PreheatRequest = z.object({
   scope: PreheatScope.default("single_seed_peer"),
   /** Only hosts with these IPs (scope all_peers / all_seed_peers). */
   ips: z.array(z.string()).optional(),
+  /** Only these hosts (the pull schedules' node selection; several hosts may share an IP). */
+  hostIds: z.array(SafeId).max(100_000).optional(),
   count: z.number().int().min(1).optional(),
   percentage: z.number().min(1).max(100).optional(),
   /** Hosts fetching at once (Dragonfly's concurrent_peer_count); the next is triggered as one finishes. */

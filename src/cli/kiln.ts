@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Register>> = {
   preheat: async () => (await import("./preheat.js")).registerPreheatCommand,
   task: async () => (await import("./task.js")).registerTaskCommand,
   image: async () => (await import("./task.js")).registerImageCommand,
+  puller: async () => (await import("./puller.js")).registerPullerCommand,
   token: async () => (await import("./token.js")).registerTokenCommand,
   config: async () => (await import("./config.js")).registerConfigCommand,
   ca: async () => (await import("./ca.js")).registerCaCommand,

@@ -35,6 +35,10 @@ export const MANAGER = {
   maxPerPage: 100,
   /** A peer whose scheduler has not reported it for this long is shown inactive (4 of the schedulers' default report intervals). */
   peerStaleMs: 4 * SCHEDULER.hostsReportMs,
+  /** How often the manager looks for pull schedules that are due. */
+  pullTickMs: 2_000,
+  /** Longest one image of a pull schedule may take in one run. */
+  pullImageTimeoutMs: 30 * 60_000,
   /** Lines kept in a job's failure log. */
   maxLogLines: 200,
 } as const;

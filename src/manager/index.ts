@@ -9,6 +9,7 @@ import { Authenticator } from "./auth/authenticate.js";
 import { openSharedState } from "./shared/state.js";
 import { JobRunner } from "./jobs/runner.js";
 import { JobService } from "./jobs/service.js";
+import { PullScheduleService } from "./puller/service.js";
 import { buildManagerApi } from "./http/app.js";
 import { findBuiltConsole } from "./http/console-static.js";
 import { nowIso } from "./time.js";
@@ -101,10 +102,17 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     });
     closers.push(() => shared.close());
     const jobs = new JobService(store, secrets, shared.queue, log, { defaultTimeoutMs: cfg.jobTimeoutMs ?? MANAGER.jobTimeoutMs, rateLimit: shared.rateLimit });
+    const pulls = new PullScheduleService(store, secrets, log, {
+      clusterSecret: cfg.clusterSecret,
+      memberTimeoutMs,
+      pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs,
+      imageTimeoutMs: MANAGER.pullImageTimeoutMs,
+    });
     const app = await buildManagerApi({
       store,
       auth: new Authenticator(store),
       jobs,
+      pulls,
       log,
       keepAliveMs: cfg.keepAliveMs ?? MANAGER.keepAliveMs,
       sessionTtlMs: cfg.sessionTtlMs ?? MANAGER.sessionTtlMs,
@@ -130,6 +138,8 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
     closers.push(async () => clearInterval(sweep));
 
     await jobs.recover();
+    pulls.start(MANAGER.pullTickMs);
+    closers.push(async () => pulls.stop());
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : cfg.port;
     const url = `http://${cfg.host === "0.0.0.0" || cfg.host === "::" ? "127.0.0.1" : cfg.host}:${port}`;

@@ -7,6 +7,7 @@ import { ClustersRepo } from "./db/clusters.js";
 import { MembersRepo } from "./db/members.js";
 import { JobsRepo } from "./db/jobs.js";
 import { PeersRepo } from "./db/peers.js";
+import { PullSchedulesRepo } from "./db/pull-schedules.js";
 import type { Kysely } from "kysely";
 import type { ManagerDatabase } from "./db/schema.js";
 
@@ -21,6 +22,7 @@ export interface Store {
   seedPeers: MembersRepo;
   jobs: JobsRepo;
   peers: PeersRepo;
+  pullSchedules: PullSchedulesRepo;
   /** Migrations applied by this open. */
   migrated: string[];
   close(): Promise<void>;
@@ -47,6 +49,7 @@ export async function openStore(url: string): Promise<Store> {
     seedPeers: new MembersRepo(db, dialect, "seed_peers"),
     jobs: new JobsRepo(db, dialect),
     peers: new PeersRepo(db, dialect),
+    pullSchedules: new PullSchedulesRepo(db, dialect),
     migrated,
     close: () => database.close(),
   };

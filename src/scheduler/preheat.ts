@@ -86,6 +86,10 @@ export class Preheat {
     const pool = req.scope === "all_peers" ? this.resource.hosts.values() : this.resource.hosts.seedHosts();
     let hosts = [...pool].filter((h) => h.alive);
     if (req.ips?.length) hosts = hosts.filter((h) => req.ips!.includes(h.info.ip));
+    if (req.hostIds) {
+      const wanted = new Set(req.hostIds);
+      hosts = hosts.filter((h) => wanted.has(h.id));
+    }
     if (req.scope === "single_seed_peer") {
       const best = hosts.length ? this.resource.seedPeers.pick(task, hosts[0]!) : undefined;
       return best && hosts.includes(best) ? [best] : hosts.slice(0, 1);

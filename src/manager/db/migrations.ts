@@ -198,6 +198,36 @@ function peerTraffic(): Migration {
   };
 }
 
+/** Pull schedules: image lists kept warm on the peers a node selector picks. */
+function pullSchedules(dialect: DialectName): Migration {
+  const id = withId(dialect);
+  return {
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable("pull_schedules")
+        .addColumn("id", idType(dialect), id)
+        .addColumn("name", "varchar(255)", (c) => c.notNull().unique())
+        .addColumn("bio", "varchar(1024)", (c) => c.notNull().defaultTo(""))
+        /** JSON: images, interval or cron, node selector, insecure registries, concurrency, clusters. */
+        .addColumn("spec", longText(dialect), (c) => c.notNull())
+        /** Sealed registry credentials, or null. */
+        .addColumn("secret", longText(dialect))
+        .addColumn("enabled", "integer", (c) => c.notNull().defaultTo(1))
+        .addColumn("state", "varchar(32)", (c) => c.notNull().defaultTo("idle"))
+        .addColumn("last_run_at", ts)
+        .addColumn("next_run_at", ts)
+        /** JSON: PullStatus of the last run. */
+        .addColumn("status", longText(dialect))
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("updated_at", ts, (c) => c.notNull())
+        .execute();
+    },
+    async down(db: AnyDb) {
+      await db.schema.dropTable("pull_schedules").execute();
+    },
+  };
+}
+
 /** The URLs of stored job args (`url`, then `urls`), one per line: what the jobs list searches. */
 export function jobUrlsText(storedArgs: string): string {
   try {
@@ -218,6 +248,7 @@ class CodeMigrations implements MigrationProvider {
       "0005_cluster_scopes": clusterScopes(this.dialect),
       "0006_peer_inventory": peerInventory(this.dialect),
       "0007_peer_traffic": peerTraffic(),
+      "0008_pull_schedules": pullSchedules(this.dialect),
     };
   }
 }

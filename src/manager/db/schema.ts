@@ -130,6 +130,21 @@ export interface PeerTrafficTable {
   origin_bytes: number | string;
 }
 
+export interface PullSchedulesTable {
+  id: Generated<number>;
+  name: string;
+  bio: string;
+  spec: string;
+  secret: string | null;
+  enabled: number;
+  state: string;
+  last_run_at: string | null;
+  next_run_at: string | null;
+  status: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface ManagerDatabase {
   users: UsersTable;
   sessions: SessionsTable;
@@ -141,6 +156,7 @@ export interface ManagerDatabase {
   job_scheduler_clusters: JobClustersTable;
   peers: PeersTable;
   peer_traffic: PeerTrafficTable;
+  pull_schedules: PullSchedulesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -148,6 +164,7 @@ export type TokenRow = Selectable<PersonalAccessTokensTable>;
 export type ClusterRow = Selectable<SchedulerClustersTable>;
 export type MemberRow = Selectable<MembersTable>;
 export type PeerRow = Selectable<PeersTable>;
+export type PullScheduleRow = Selectable<PullSchedulesTable>;
 export type JobRow = Selectable<JobsTable>;
 export type NewJob = Insertable<JobsTable>;
 export type JobUpdate = Updateable<JobsTable>;

@@ -11,6 +11,7 @@ import { registerJobRoutes } from "./jobs-routes.js";
 import { registerClusterRoutes } from "./clusters-routes.js";
 import { registerMemberRoutes } from "./members-routes.js";
 import { registerPeerRoutes } from "./peers-routes.js";
+import { registerPullScheduleRoutes } from "./pull-schedules-routes.js";
 import { registerMemberListRoutes } from "./members-list-routes.js";
 import { registerUserRoutes } from "./users-routes.js";
 import { registerTokenRoutes } from "./tokens-routes.js";
@@ -81,6 +82,7 @@ export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
   registerTokenRoutes(app, ctx);
   registerMemberRoutes(app, ctx);
   registerPeerRoutes(app, ctx);
+  registerPullScheduleRoutes(app, ctx);
   registerAccelerateRoutes(app, ctx);
   registerMemberListRoutes(app, ctx);
   const spaFallback = await serveConsole(app, ctx.consoleDir);

@@ -5,6 +5,7 @@ import type { Logger } from "../../common/logger.js";
 import type { Store } from "../store.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import type { JobService } from "../jobs/service.js";
+import type { PullScheduleService } from "../puller/service.js";
 import type { SignInGuard } from "../auth/signin-limiter.js";
 
 export type ManagerApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
@@ -13,6 +14,7 @@ export interface RouteContext {
   store: Store;
   auth: Authenticator;
   jobs: JobService;
+  pulls: PullScheduleService;
   log: Logger;
   keepAliveMs: number;
   /** How long a console sign-in lasts. */

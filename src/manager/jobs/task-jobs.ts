@@ -34,7 +34,7 @@ export function jobTaskId(args: TaskJobArgs): string {
 }
 
 /** Calls every scheduler of the cluster; one that cannot be reached is a failure of the cluster, named in `failures`. */
-async function eachScheduler<T>(target: DispatchTarget, call: (client: SchedulerClient) => Promise<T>): Promise<{ replies: T[]; failures: string[] }> {
+export async function eachScheduler<T>(target: DispatchTarget, call: (client: SchedulerClient) => Promise<T>): Promise<{ replies: T[]; failures: string[] }> {
   if (target.schedulers.length === 0) return { replies: [], failures: [`cluster ${target.clusterName} has no active scheduler`] };
   const settled = await Promise.allSettled(target.schedulers.map((url) => call(new SchedulerClient(url, target.clusterSecret))));
   const replies: T[] = [];

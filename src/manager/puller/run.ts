@@ -1,0 +1,199 @@
+/**
+ * One run of a pull schedule: resolve every image's tag to a digest, find which
+ * selected peers already hold every blob of it, and preheat the blobs only on those
+ * that lack them (scope all_peers, restricted to those hosts): the registry serves
+ * each blob about once, the peers serve each other. One image or node failing never
+ * stops the others; the status says which image × node pairs are not warm and why.
+ */
+import type { Logger } from "../../common/logger.js";
+import { taskIdFor } from "../../common/task-id.js";
+import { splitUserInfo } from "../../common/credentials.js";
+import type { Labels } from "../../api/peers.js";
+import type { PullImage, PullStatus } from "../../api/puller.js";
+import { parseImageName, imageRef } from "../../registry/image-name.js";
+import { manifestUrl } from "../../registry/reference.js";
+import { resolveImage } from "../../registry/resolve.js";
+import type { Store } from "../store.js";
+import { MANAGER } from "../defaults.js";
+import { nowIso } from "../time.js";
+import { dispatchUrl, type DispatchTarget } from "../jobs/dispatch.js";
+import { eachScheduler } from "../jobs/task-jobs.js";
+
+/** A schedule's settings as stored (`spec` column). */
+export interface PullSpec {
+  images: PullImage[];
+  interval_hours: number | null;
+  cron: string | null;
+  node_selector: Labels;
+  insecure_registries: string[];
+  concurrency: number;
+  scheduler_cluster_ids: number[];
+}
+
+export interface PullRunDeps {
+  store: Store;
+  log: Logger;
+  clusterSecret?: string;
+  memberTimeoutMs: number;
+  pollMs: number;
+  /** Longest one image may take on one run. */
+  imageTimeoutMs: number;
+}
+
+interface Node {
+  hostId: string;
+  hostname: string;
+  ip: string;
+  clusterId: number;
+  selected: boolean;
+}
+
+type Cell = PullStatus["cells"][number];
+
+const matches = (labels: Labels, selector: Labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/** Runs `fn` over `items`, at most `limit` at once. */
+async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+export async function runPullSchedule(deps: PullRunDeps, spec: PullSpec, creds: { username?: string; password?: string }): Promise<PullStatus> {
+  const { store } = deps;
+  const clusters = spec.scheduler_cluster_ids.length ? await store.clusters.byIds(spec.scheduler_cluster_ids) : await store.clusters.list();
+  const clusterIds = new Set(clusters.map((c) => c.id));
+  const staleBefore = nowIso(Date.now() - MANAGER.peerStaleMs);
+  const peers = (await store.peers.list({ state: "active", staleBefore, page: 1, perPage: 100_000 })).rows.filter((p) =>
+    clusterIds.has(p.scheduler_cluster_id),
+  );
+  const nodes: Node[] = peers.map((p) => ({
+    hostId: p.host_id,
+    hostname: p.hostname,
+    ip: p.ip,
+    clusterId: p.scheduler_cluster_id,
+    selected: matches(JSON.parse(p.labels) as Labels, spec.node_selector),
+  }));
+  const fresh = Date.now() - deps.memberTimeoutMs;
+  const schedulers = await store.schedulers.byCluster([...clusterIds]);
+  const targets: DispatchTarget[] = clusters.map((c) => ({
+    clusterId: c.id,
+    clusterName: c.name,
+    clusterSecret: deps.clusterSecret,
+    schedulers: schedulers.filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh).map((s) => s.url),
+  }));
+
+  const status: PullStatus = {
+    images: [],
+    nodes: nodes.map((n) => ({ host_id: n.hostId, hostname: n.hostname, ip: n.ip, selected: n.selected, scheduler_cluster_id: n.clusterId })),
+    cells: [],
+  };
+  await eachLimit(spec.images, spec.concurrency, async (img) => {
+    const { image, cells } = await warmImage(deps, spec, creds, img, nodes, targets);
+    status.images.push(image);
+    status.cells.push(...cells);
+  });
+  // The list's order, whatever order the images finished in.
+  const order = new Map(spec.images.map((i, n) => [i.name, n]));
+  status.images.sort((a, b) => order.get(a.name)! - order.get(b.name)!);
+  return status;
+}
+
+async function warmImage(
+  deps: PullRunDeps,
+  spec: PullSpec,
+  creds: { username?: string; password?: string },
+  img: PullImage,
+  nodes: Node[],
+  targets: DispatchTarget[],
+): Promise<{ image: PullStatus["images"][number]; cells: Cell[] }> {
+  const checkedAt = () => nowIso();
+  const selected = nodes.filter((n) => n.selected);
+  const cell = (n: Node, state: Cell["state"], reason: string | null): Cell => ({ image: img.name, host_id: n.hostId, state, reason, checked_at: checkedAt() });
+  const notSelected = nodes.filter((n) => !n.selected).map((n) => cell(n, "not_selected", null));
+  const signal = AbortSignal.timeout(deps.imageTimeoutMs);
+  let resolved: Awaited<ReturnType<typeof resolveImage>>;
+  try {
+    const name = parseImageName(img.image);
+    const url = manifestUrl(imageRef(name, spec.insecure_registries.includes(name.host)));
+    resolved = await resolveImage(url, { ...creds, ...(img.platform ? { platform: img.platform } : {}), signal });
+  } catch (err) {
+    const reason = `cannot resolve ${img.image}: ${(err as Error).message}`;
+    deps.log.warn({ image: img.image, err: (err as Error).message }, "pull schedule: image not resolved");
+    return {
+      image: { name: img.name, image: img.image, digest: null, error: reason, checked_at: checkedAt() },
+      cells: [...selected.map((n) => cell(n, "failed", reason)), ...notSelected],
+    };
+  }
+  const blobs = resolved.blobUrls.map((fetchUrl) => {
+    const url = splitUserInfo(fetchUrl).url;
+    return { url, fetchUrl, taskId: taskIdFor({ url }) };
+  });
+
+  /** Host ID → blobs it holds whole, as the schedulers know now. */
+  const held = async () => {
+    const byHost = new Map<string, Set<string>>();
+    for (const t of targets) {
+      for (const b of blobs) {
+        const { replies } = await eachScheduler(t, (c) => c.taskHolders(b.taskId));
+        for (const h of replies.flatMap((r) => r.holders)) {
+          if (h.state !== "finished") continue;
+          const set = byHost.get(h.host_id) ?? new Set<string>();
+          byHost.set(h.host_id, set.add(b.taskId));
+        }
+      }
+    }
+    return byHost;
+  };
+  const warm = (byHost: Map<string, Set<string>>, n: Node) => blobs.every((b) => byHost.get(n.hostId)?.has(b.taskId));
+
+  const before = await held();
+  const lacking = selected.filter((n) => !warm(before, n));
+  const failures = new Map<string, string>();
+  for (const target of targets) {
+    const hostIds = lacking.filter((n) => n.clusterId === target.clusterId).map((n) => n.hostId);
+    if (!hostIds.length) continue;
+    for (const b of blobs) {
+      if (signal.aborted) break;
+      await dispatchUrl(target, {
+        displayUrl: b.url,
+        request: {
+          download: { url: b.fetchUrl, headers: resolved.headers, tag: "", application: "", filteredQueryParams: [] },
+          scope: "all_peers",
+          hostIds,
+        },
+        signal,
+        pollMs: deps.pollMs,
+        onOutcome: (o, ok) => {
+          if (ok) return;
+          const host = lacking.find((n) => n.hostname === o.hostname && n.ip === o.ip && n.clusterId === target.clusterId);
+          // A failure without a host (no scheduler, refused preheat) is every lacking node's.
+          for (const n of host ? [host] : lacking.filter((x) => x.clusterId === target.clusterId)) {
+            if (!failures.has(n.hostId)) failures.set(n.hostId, `${b.url}: ${o.description}`);
+          }
+        },
+      });
+    }
+  }
+  const after = lacking.length ? await held() : before;
+  const cells = selected.map((n) => {
+    if (warm(after, n)) return cell(n, "warm", null);
+    return cell(n, failures.has(n.hostId) ? "failed" : "pulling", failures.get(n.hostId) ?? (signal.aborted ? "the run's time for this image ran out" : null));
+  });
+  deps.log.info(
+    {
+      image: img.image,
+      digest: resolved.manifestDigest,
+      selected: selected.length,
+      fetched: lacking.length,
+      warm: cells.filter((c) => c.state === "warm").length,
+    },
+    "pull schedule: image checked",
+  );
+  return {
+    image: { name: img.name, image: img.image, digest: resolved.manifestDigest, error: null, checked_at: checkedAt() },
+    cells: [...cells, ...notSelected],
+  };
+}

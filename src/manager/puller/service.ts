@@ -1,0 +1,216 @@
+/**
+ * Pull schedules: create, read, list, update, delete, run now; and the loop that runs
+ * the due ones (one manager of several claims each run through the database).
+ */
+import { Cron } from "croner";
+import type { Logger } from "../../common/logger.js";
+import type { CreatePullScheduleBody, PullScheduleView, UpdatePullScheduleBody } from "../../api/puller.js";
+import { PullStatus } from "../../api/puller.js";
+import type { Labels } from "../../api/peers.js";
+import type { Store } from "../store.js";
+import type { SecretBox } from "../auth/secret-box.js";
+import type { PullScheduleRow } from "../db/schema.js";
+import { conflict, notFound, unprocessable } from "../errors.js";
+import { nowIso, showTime } from "../time.js";
+import { runPullSchedule, type PullRunDeps, type PullSpec } from "./run.js";
+
+/** The Image Puller's default CACHING_INTERVAL_HOURS. */
+export const DEFAULT_INTERVAL_HOURS = 1;
+const DEFAULT_CONCURRENCY = 4;
+/** A run that has not finished after this long is taken to have died with its manager. */
+const RUN_STALE_MS = 60 * 60_000;
+
+function readSpec(row: PullScheduleRow): PullSpec {
+  return JSON.parse(row.spec) as PullSpec;
+}
+
+/** When the schedule runs next after `from`. */
+export function nextRunAfter(spec: Pick<PullSpec, "cron" | "interval_hours">, from: number): string {
+  if (spec.cron) return nowIso(new Cron(spec.cron).nextRun(new Date(from))?.getTime() ?? from + 24 * 3_600_000);
+  return nowIso(from + (spec.interval_hours ?? DEFAULT_INTERVAL_HOURS) * 3_600_000);
+}
+
+function checkCron(expr: string | null | undefined): void {
+  if (!expr) return;
+  try {
+    new Cron(expr, { paused: true });
+  } catch (err) {
+    throw unprocessable(`cron: ${(err as Error).message}`);
+  }
+}
+
+export class PullScheduleService {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly secrets: SecretBox,
+    private readonly log: Logger,
+    private readonly deps: Omit<PullRunDeps, "store" | "log">,
+  ) {}
+
+  private async checkClusters(ids: number[] | undefined): Promise<void> {
+    if (!ids?.length) return;
+    const known = new Set((await this.store.clusters.byIds([...new Set(ids)])).map((c) => c.id));
+    const unknown = ids.filter((id) => !known.has(id));
+    if (unknown.length) throw unprocessable(`scheduler_cluster_ids: unknown scheduler cluster ${unknown.join(", ")}`);
+  }
+
+  private sealCreds(b: { username?: string; password?: string }): string | null {
+    return b.username || b.password ? this.secrets.seal(JSON.stringify({ username: b.username ?? "", password: b.password ?? "" })) : null;
+  }
+
+  async create(b: CreatePullScheduleBody): Promise<PullScheduleView> {
+    checkCron(b.cron);
+    await this.checkClusters(b.scheduler_cluster_ids);
+    if (await this.store.pullSchedules.byName(b.name)) throw conflict(`a pull schedule named ${b.name} exists`);
+    const spec: PullSpec = {
+      images: b.images,
+      interval_hours: b.cron ? null : (b.interval_hours ?? DEFAULT_INTERVAL_HOURS),
+      cron: b.cron ?? null,
+      node_selector: b.node_selector ?? {},
+      insecure_registries: b.insecure_registries ?? [],
+      concurrency: b.concurrency ?? DEFAULT_CONCURRENCY,
+      scheduler_cluster_ids: b.scheduler_cluster_ids ?? [],
+    };
+    const enabled = b.enabled ?? true;
+    const id = await this.store.pullSchedules.create({
+      name: b.name,
+      bio: b.bio ?? "",
+      spec: JSON.stringify(spec),
+      secret: this.sealCreds(b),
+      enabled: enabled ? 1 : 0,
+      // A new schedule runs at once, then every interval.
+      next_run_at: enabled ? nowIso() : null,
+    });
+    this.log.info({ schedule: b.name, images: spec.images.length, selector: spec.node_selector }, "pull schedule created");
+    this.kick();
+    return this.get(id);
+  }
+
+  async update(id: number, b: UpdatePullScheduleBody): Promise<PullScheduleView> {
+    const row = await this.store.pullSchedules.byId(id);
+    if (!row) throw notFound(`pull schedule ${id} not found`);
+    checkCron(b.cron);
+    await this.checkClusters(b.scheduler_cluster_ids);
+    if (b.name && b.name !== row.name && (await this.store.pullSchedules.byName(b.name))) throw conflict(`a pull schedule named ${b.name} exists`);
+    const old = readSpec(row);
+    const timing = b.cron !== undefined || b.interval_hours !== undefined;
+    const spec: PullSpec = {
+      images: b.images ?? old.images,
+      interval_hours: b.cron ? null : (b.interval_hours ?? (timing ? DEFAULT_INTERVAL_HOURS : old.interval_hours)),
+      cron: b.interval_hours !== undefined ? null : (b.cron ?? old.cron),
+      node_selector: b.node_selector ?? old.node_selector,
+      insecure_registries: b.insecure_registries ?? old.insecure_registries,
+      concurrency: b.concurrency ?? old.concurrency,
+      scheduler_cluster_ids: b.scheduler_cluster_ids ?? old.scheduler_cluster_ids,
+    };
+    const enabled = b.enabled ?? row.enabled === 1;
+    const credsChanged = b.username !== undefined || b.password !== undefined;
+    await this.store.pullSchedules.update(id, {
+      ...(b.name ? { name: b.name } : {}),
+      ...(b.bio !== undefined ? { bio: b.bio } : {}),
+      spec: JSON.stringify(spec),
+      ...(credsChanged ? { secret: this.sealCreds(b) } : {}),
+      enabled: enabled ? 1 : 0,
+      // A changed list or selector is checked now, not at the next interval.
+      next_run_at: enabled ? nowIso() : null,
+    });
+    this.kick();
+    return this.get(id);
+  }
+
+  async get(id: number): Promise<PullScheduleView> {
+    const row = await this.store.pullSchedules.byId(id);
+    if (!row) throw notFound(`pull schedule ${id} not found`);
+    return view(row);
+  }
+
+  async list(q: { page: number; per_page: number }): Promise<{ items: PullScheduleView[]; total: number }> {
+    const { rows, total } = await this.store.pullSchedules.list({ page: q.page, perPage: q.per_page });
+    return { items: rows.map(view), total };
+  }
+
+  async delete(id: number): Promise<void> {
+    if (!(await this.store.pullSchedules.delete(id))) throw notFound(`pull schedule ${id} not found`);
+  }
+
+  async runNow(id: number): Promise<PullScheduleView> {
+    const row = await this.store.pullSchedules.byId(id);
+    if (!row) throw notFound(`pull schedule ${id} not found`);
+    await this.store.pullSchedules.update(id, { next_run_at: nowIso() });
+    this.kick();
+    return this.get(id);
+  }
+
+  start(everyMs: number): void {
+    this.timer = setInterval(() => this.kick(), everyMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Runs what is due now (one pass at a time). */
+  private kick(): void {
+    if (this.ticking) return;
+    this.ticking = true;
+    void this.tick()
+      .catch((err) => this.log.warn({ err: (err as Error).message }, "pull schedules: tick failed"))
+      .finally(() => {
+        this.ticking = false;
+      });
+  }
+
+  private async tick(): Promise<void> {
+    for (const row of await this.store.pullSchedules.due(nowIso())) {
+      if (!(await this.store.pullSchedules.claim(row.id, nowIso(Date.now() - RUN_STALE_MS)))) continue;
+      const spec = readSpec(row);
+      const creds = row.secret ? (JSON.parse(this.secrets.open(row.secret)) as { username?: string; password?: string }) : {};
+      const started = Date.now();
+      let status: PullStatus | null = null;
+      try {
+        status = await runPullSchedule({ ...this.deps, store: this.store, log: this.log }, spec, creds);
+      } catch (err) {
+        this.log.warn({ schedule: row.name, err: (err as Error).message }, "pull schedule run failed");
+      }
+      // The schedule may have been edited or run-now'd meanwhile: only the run's own fields are written.
+      const latest = await this.store.pullSchedules.byId(row.id);
+      if (!latest) continue;
+      const rerun = latest.next_run_at !== null && latest.next_run_at > (row.next_run_at ?? "");
+      await this.store.pullSchedules.update(row.id, {
+        state: "idle",
+        ...(status ? { status: JSON.stringify(status) } : {}),
+        next_run_at: latest.enabled !== 1 ? null : rerun ? latest.next_run_at : nextRunAfter(readSpec(latest), started),
+      });
+    }
+  }
+}
+
+function view(row: PullScheduleRow): PullScheduleView {
+  const spec = readSpec(row);
+  const status = row.status ? PullStatus.safeParse(JSON.parse(row.status)) : undefined;
+  return {
+    id: row.id,
+    created_at: showTime(row.created_at),
+    updated_at: showTime(row.updated_at),
+    name: row.name,
+    bio: row.bio,
+    images: spec.images,
+    interval_hours: spec.interval_hours,
+    cron: spec.cron,
+    node_selector: spec.node_selector as Labels,
+    has_credentials: row.secret !== null,
+    insecure_registries: spec.insecure_registries,
+    concurrency: spec.concurrency,
+    scheduler_cluster_ids: spec.scheduler_cluster_ids,
+    enabled: row.enabled === 1,
+    state: row.state === "running" ? "running" : "idle",
+    last_run_at: row.last_run_at ? showTime(row.last_run_at) : null,
+    next_run_at: row.next_run_at ? showTime(row.next_run_at) : null,
+    status: status?.success ? status.data : null,
+  };
+}

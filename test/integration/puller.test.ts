@@ -1,0 +1,233 @@
+/**
+ * Pull schedules end to end, real processes on loopback: `kiln manager`, `kiln
+ * scheduler`, a seed peer and three labelled peers, Debian's docker-registry with
+ * images pushed by skopeo. The Image Puller's own ConfigMap is applied unchanged with
+ * `kiln puller apply`; the selected peers become warm with each blob fetched from the
+ * registry once in all; a moved tag costs only its new blobs; an image the registry
+ * does not have is failed with the reason while the others stay warm.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
+import { runKiln, spawnKiln, type KilnProcess } from "../helpers/proc.js";
+import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
+import { api } from "../helpers/manager.js";
+
+const ROOT_PASSWORD = "puller-root-password";
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+describe("pull schedules: image lists kept warm on selected peers", () => {
+  let skip: string | undefined;
+  let dir: string;
+  let manager: KilnProcess;
+  let managerUrl: string;
+  let token: string;
+  let clusterToken: string;
+  let cluster: TestCluster;
+  let peers: Record<string, PeerHandle>;
+  let registry: TestRegistry;
+  const images: BuiltImage[] = [];
+  let scheduleId: number;
+
+  const blobsOf = (img: BuiltImage) => {
+    const p = img.platforms["linux/amd64"]!;
+    return [p.config, ...p.layers];
+  };
+  /** A peer's cache holds the blob: its task directory is the digest's hex. */
+  const holds = (p: PeerHandle, digest: string) => exists(join(p.dataDir, "tasks", digest.slice("sha256:".length)));
+  const schedule = async () => (await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}`, { token })).json;
+  /** Until a run that checked every image after `since` (an ISO time with milliseconds) has ended. */
+  const nextRunEnded = async (since: string) => {
+    for (const deadline = Date.now() + 20_000; ; ) {
+      const s = await schedule();
+      if (s.state === "idle" && s.status?.images.length && s.status.images.every((i: any) => i.checked_at >= since)) return s;
+      assert.ok(Date.now() < deadline, `no run ended: ${JSON.stringify(s)}\n${[...manager.lines, ...manager.stderr].filter((l) => /pull/.test(l)).join("\n")}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const cell = (s: any, image: string, host: string) => {
+    const node = s.status.nodes.find((n: any) => n.hostname === host);
+    return s.status.cells.find((c: any) => c.image === image && c.host_id === node?.host_id);
+  };
+
+  before(async () => {
+    skip = await registryToolsMissing();
+    if (skip) return;
+    dir = await mkdtemp(join(tmpdir(), "kiln-puller-"));
+    registry = await startRegistry("none");
+    for (const [repo, layers] of [
+      ["team/app1", 2],
+      ["team/app2", 1],
+    ] as const) {
+      const img = await buildOciImage({ platforms: ["linux/amd64"], layers, layerBytes: 150 * 1024 });
+      await pushImage(img, registry, repo);
+      images.push(img);
+    }
+    manager = await spawnKiln(
+      ["manager", "--host", "127.0.0.1", "--port", "0", "--database-url", `sqlite:${join(dir, "manager.db")}`, "--job-poll-ms", "100", "--keepalive-ms", "500"],
+      { env: { KILN_ROOT_PASSWORD: ROOT_PASSWORD } },
+    );
+    managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
+    cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1", "--hosts-report-ms", "300"] });
+    await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
+    peers = {};
+    for (const [name, zone] of [
+      ["peer-a", "a"],
+      ["peer-b", "a"],
+      ["peer-c", "b"],
+    ]) {
+      peers[name!] = await cluster.addPeer(name!, { args: ["--label", `zone=${zone}`] });
+    }
+    for (const [scope, set] of [
+      ["job", (t: string) => (token = t)],
+      ["cluster", (t: string) => (clusterToken = t)],
+    ] as const) {
+      const created = await runKiln(["token", "create", "--scope", scope, "--manager", managerUrl], { env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD } });
+      assert.equal(created.code, 0, created.stderr);
+      set(created.stdout.trim());
+    }
+    // Until the inventory knows all four hosts.
+    for (;;) {
+      const r = await api(`${managerUrl}/oapi/v1/peers?state=active`, { token: clusterToken });
+      if (r.json?.length === 4) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    await manager?.kill();
+    await registry?.stop();
+    for (const img of images) await img.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("the Image Puller's ConfigMap, applied unchanged: the two peers it selects become warm, each blob fetched from the registry once", async (t) => {
+    if (skip) return t.skip(skip);
+    const [app1, app2] = images as [BuiltImage, BuiltImage];
+    const configMap = join(dir, "configmap.yaml");
+    await writeFile(
+      configMap,
+      `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kubernetes-image-puller
+  namespace: k8s-image-puller
+data:
+  DAEMONSET_NAME: kubernetes-image-puller
+  DEPLOYMENT_NAME: kubernetes-image-puller
+  NAMESPACE: k8s-image-puller
+  CACHING_INTERVAL_HOURS: "1"
+  CACHING_MEMORY_REQUEST: "10Mi"
+  CACHING_MEMORY_LIMIT: "20Mi"
+  CACHING_CPU_REQUEST: ".05"
+  CACHING_CPU_LIMIT: ".2"
+  NODE_SELECTOR: '{"zone": "a"}'
+  IMAGES: "app1=${registry.host}/team/app1:${app1.tag};app2=${registry.host}/team/app2:${app2.tag};"
+`,
+    );
+    const since = new Date().toISOString();
+    const applied = await runKiln(["puller", "apply", "--config-map", configMap, "--insecure-registry", registry.host, "--manager", managerUrl], {
+      env: { KILN_TOKEN: token },
+    });
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.match(applied.stdout, /^created pull schedule (\d+) "kubernetes-image-puller": 2 image\(s\) every 1 h on zone=a/);
+    assert.match(applied.stderr, /ignored CACHING_MEMORY_LIMIT: no per-image container runs/);
+    assert.match(applied.stderr, /ignored NAMESPACE: /);
+    scheduleId = Number(/pull schedule (\d+)/.exec(applied.stdout)![1]);
+
+    const s = await nextRunEnded(since);
+    assert.deepEqual(
+      s.images.map((i: any) => i.name),
+      ["app1", "app2"],
+    );
+    assert.equal(s.status.images[0].digest, app1.platforms["linux/amd64"]!.manifest);
+    for (const image of ["app1", "app2"]) {
+      for (const host of ["peer-a", "peer-b"]) assert.equal(cell(s, image, host)?.state, "warm", `${image} on ${host}: ${JSON.stringify(s.status)}`);
+      for (const host of ["peer-c", "seed-1"]) assert.equal(cell(s, image, host)?.state, "not_selected", `${image} on ${host}`);
+    }
+    for (const img of [app1, app2]) {
+      for (const d of blobsOf(img)) {
+        assert.equal(registry.blobGets(d), 1, `${d} fetched from the registry once in all`);
+        assert.ok((await holds(peers["peer-a"]!, d)) && (await holds(peers["peer-b"]!, d)), `${d} in both selected caches`);
+        assert.equal(await holds(peers["peer-c"]!, d), false, `${d} not on the unselected peer`);
+      }
+    }
+    // Applied again: the same schedule is updated, not duplicated, and checked again at once.
+    const reapplied = new Date().toISOString();
+    const again = await runKiln(["puller", "apply", "--config-map", configMap, "--insecure-registry", registry.host, "--manager", managerUrl], {
+      env: { KILN_TOKEN: token },
+    });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`^updated pull schedule ${scheduleId} `));
+    await nextRunEnded(reapplied);
+  });
+
+  it("a moved tag: the next run fetches only the new blobs, once, and shows the new digest warm", async (t) => {
+    if (skip) return t.skip(skip);
+    const moved = await buildOciImage({ platforms: ["linux/amd64"], layers: 2, layerBytes: 150 * 1024, tag: images[0]!.tag });
+    images.push(moved);
+    await pushImage(moved, registry, "team/app1");
+    const since = new Date().toISOString();
+    const run = await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}/run`, { token, method: "POST" });
+    assert.equal(run.status, 200, JSON.stringify(run.json));
+    const s = await nextRunEnded(since);
+    assert.equal(s.status.images[0].digest, moved.platforms["linux/amd64"]!.manifest, "the tag resolved to its new digest");
+    for (const host of ["peer-a", "peer-b"]) assert.equal(cell(s, "app1", host)?.state, "warm");
+    for (const d of blobsOf(moved)) {
+      assert.equal(registry.blobGets(d), 1, `new blob ${d} fetched once`);
+      assert.ok(await holds(peers["peer-a"]!, d));
+    }
+    for (const d of [...blobsOf(images[0]!), ...blobsOf(images[1]!)]) assert.equal(registry.blobGets(d), 1, `${d} not fetched again`);
+  });
+
+  it("an image the registry does not have fails with the reason on every selected node; the others stay warm", async (t) => {
+    if (skip) return t.skip(skip);
+    const list = `app1=${registry.host}/team/app1:${images[0]!.tag};app2=${registry.host}/team/app2:${images[1]!.tag};gone=${registry.host}/team/gone:v9`;
+    const since = new Date().toISOString();
+    const patched = await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}`, { token, method: "PATCH", body: { images: list } });
+    assert.equal(patched.status, 200, JSON.stringify(patched.json));
+    const s = await nextRunEnded(since);
+    const gone = s.status.images.find((i: any) => i.name === "gone");
+    assert.equal(gone.digest, null);
+    assert.match(gone.error, /team\/gone:v9.*(not found|404)/);
+    for (const host of ["peer-a", "peer-b"]) {
+      assert.equal(cell(s, "gone", host)?.state, "failed");
+      assert.match(cell(s, "gone", host)?.reason, /not found|404/);
+      assert.equal(cell(s, "app1", host)?.state, "warm");
+      assert.equal(cell(s, "app2", host)?.state, "warm");
+    }
+  });
+
+  it("refuses what it cannot run: a bad list, a bad cron, both interval and cron, a scope cluster token; credentials are never returned", async (t) => {
+    if (skip) return t.skip(skip);
+    const create = (body: unknown, as = token) => api(`${managerUrl}/oapi/v1/pull-schedules`, { token: as, body });
+    const bad: [unknown, RegExp][] = [
+      [{ name: "x", images: "app1" }, /images: entry 1 \("app1"\) is not NAME=IMAGE/],
+      [{ name: "x", images: "a=b c" }, /images: entry 1 .*must be an image reference/],
+      [{ name: "x", images: "a=r/x:1", cron: "not a cron" }, /cron: /],
+      [{ name: "x", images: "a=r/x:1", cron: "0 * * * *", interval_hours: 2 }, /cron: give interval_hours or cron, not both/],
+      [{ name: "x", images: "a=r/x:1", scheduler_cluster_ids: [99] }, /scheduler_cluster_ids: unknown scheduler cluster 99/],
+      [{ name: "kubernetes-image-puller", images: "a=r/x:1" }, /exists/],
+    ];
+    for (const [body, message] of bad) {
+      const r = await create(body);
+      assert.ok(r.status === 422 || r.status === 409, `${JSON.stringify(body)} → ${r.status}`);
+      assert.match(r.json.message, message);
+    }
+    assert.equal((await create({ name: "y", images: "a=r/x:1" }, clusterToken)).status, 403);
+    const withCreds = await create({ name: "private", images: "a=r/x:1", username: "alice", password: "pw-not-shown-7", enabled: false });
+    assert.equal(withCreds.status, 200, JSON.stringify(withCreds.json));
+    assert.equal(withCreds.json.has_credentials, true);
+    assert.equal(withCreds.json.next_run_at, null, "a disabled schedule does not run");
+    const listed = JSON.stringify((await api(`${managerUrl}/oapi/v1/pull-schedules`, { token })).json);
+    assert.ok(!listed.includes("pw-not-shown-7") && !listed.includes("alice"));
+  });
+});
