@@ -49,6 +49,46 @@ interface Node {
 }
 
 type Cell = PullStatus["cells"][number];
+type Blob = { url: string; fetchUrl: string; taskId: string };
+
+/** Tries per node and image in one run, and the pause before the second (doubling after). */
+const PULL_ATTEMPTS = 3;
+const RETRY_PAUSE_MS = 1_000;
+
+/** Preheats every blob on the `nodes` that lack the image; a failure is recorded per node with its reason. */
+async function preheatOn(
+  deps: PullRunDeps,
+  targets: DispatchTarget[],
+  blobs: Blob[],
+  headers: Record<string, string>,
+  nodes: Node[],
+  failures: Map<string, string>,
+  signal: AbortSignal,
+): Promise<void> {
+  for (const target of targets) {
+    const inCluster = nodes.filter((n) => n.clusterId === target.clusterId);
+    if (!inCluster.length) continue;
+    for (const b of blobs) {
+      if (signal.aborted) return;
+      await dispatchUrl(target, {
+        displayUrl: b.url,
+        request: {
+          download: { url: b.fetchUrl, headers, tag: "", application: "", filteredQueryParams: [] },
+          scope: "all_peers",
+          hostIds: inCluster.map((n) => n.hostId),
+        },
+        signal,
+        pollMs: deps.pollMs,
+        onOutcome: (o, ok) => {
+          if (ok) return;
+          const host = inCluster.find((n) => n.hostname === o.hostname && n.ip === o.ip);
+          // A failure without a host (no scheduler, refused preheat) is every node's of the cluster.
+          for (const n of host ? [host] : inCluster) if (!failures.has(n.hostId)) failures.set(n.hostId, `${b.url}: ${o.description}`);
+        },
+      });
+    }
+  }
+}
 
 const matches = (labels: Labels, selector: Labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
@@ -152,30 +192,16 @@ async function warmImage(
   const before = await held();
   const lacking = selected.filter((n) => !warm(before, n));
   const failures = new Map<string, string>();
-  for (const target of targets) {
-    const hostIds = lacking.filter((n) => n.clusterId === target.clusterId).map((n) => n.hostId);
-    if (!hostIds.length) continue;
-    for (const b of blobs) {
-      if (signal.aborted) break;
-      await dispatchUrl(target, {
-        displayUrl: b.url,
-        request: {
-          download: { url: b.fetchUrl, headers: resolved.headers, tag: "", application: "", filteredQueryParams: [] },
-          scope: "all_peers",
-          hostIds,
-        },
-        signal,
-        pollMs: deps.pollMs,
-        onOutcome: (o, ok) => {
-          if (ok) return;
-          const host = lacking.find((n) => n.hostname === o.hostname && n.ip === o.ip && n.clusterId === target.clusterId);
-          // A failure without a host (no scheduler, refused preheat) is every lacking node's.
-          for (const n of host ? [host] : lacking.filter((x) => x.clusterId === target.clusterId)) {
-            if (!failures.has(n.hostId)) failures.set(n.hostId, `${b.url}: ${o.description}`);
-          }
-        },
-      });
-    }
+  let todo = lacking;
+  // Nodes that failed are asked again, a bounded number of times with a growing pause; the others are done.
+  for (let attempt = 1; todo.length && !signal.aborted; attempt++) {
+    failures.clear();
+    await preheatOn(deps, targets, blobs, resolved.headers, todo, failures, signal);
+    const failed = todo.filter((n) => failures.has(n.hostId));
+    if (!failed.length || attempt >= PULL_ATTEMPTS) break;
+    deps.log.info({ image: img.image, attempt, failed: failed.map((n) => n.hostname) }, "pull schedule: retrying the nodes that failed");
+    await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * 2 ** (attempt - 1)));
+    todo = failed;
   }
   const after = lacking.length ? await held() : before;
   const cells = selected.map((n) => {
