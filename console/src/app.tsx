@@ -17,6 +17,8 @@ const Clusters = lazy(() => import("./pages/clusters"));
 const Members = lazy(() => import("./pages/members"));
 const Peers = lazy(() => import("./pages/peers"));
 const Tasks = lazy(() => import("./pages/tasks"));
+const Pulls = lazy(() => import("./pages/pulls"));
+const PullDetail = lazy(() => import("./pages/pull-detail"));
 const Tokens = lazy(() => import("./pages/tokens"));
 const Users = lazy(() => import("./pages/users"));
 const Account = lazy(() => import("./pages/account"));
@@ -28,6 +30,7 @@ const NAV = [
   { href: "/members", label: "Schedulers and seed peers" },
   { href: "/peers", label: "Peers" },
   { href: "/tasks", label: "Tasks" },
+  { href: "/pulls", label: "Pull schedules" },
   { href: "/tokens", label: "Access tokens" },
   { href: "/users", label: "Users" },
   { href: "/account", label: "My account" },
@@ -86,6 +89,8 @@ export function App() {
           <Route path="/members" component={Members} />
           <Route path="/peers" component={Peers} />
           <Route path="/tasks" component={Tasks} />
+          <Route path="/pulls" component={Pulls} />
+          <Route path="/pulls/:id">{(p) => <PullDetail id={Number(p.id)} />}</Route>
           <Route path="/tokens" component={Tokens} />
           <Route path="/users" component={Users} />
           <Route path="/account" component={Account} />

@@ -314,6 +314,33 @@ describe("web console end to end", () => {
     assert.equal((origin.sent.get("/files/console.bin") ?? 0) - before, 3 * 1024 * 1024, "the origin served it again, once");
   });
 
+  it("adds a pull schedule in the page; its matrix shows the selected peer failed with the reason, the seed peer not selected", {
+    timeout: 120_000,
+  }, async (t) => {
+    if (skip) return t.skip(skip);
+    const registryHost = new URL(closedUrl).host; // nothing listens there
+    await go("/pulls", "Pull schedules");
+    await page.getByLabel(/^Name/).fill("warm-apps");
+    await page.getByLabel(/^Images/).fill(`app=${registryHost}/team/app:v1;`);
+    await page.getByLabel(/^Node selector/).fill("zone=a");
+    await page.getByLabel(/^Plain-HTTP registries/).fill(registryHost);
+    await page.getByRole("button", { name: "Add schedule" }).click();
+    await page.getByRole("heading", { level: 1, name: "Pull schedule warm-apps" }).waitFor(WAIT);
+    const failed = page.locator('[data-cell="app@peer-1"]');
+    await failed.getByText("failed").waitFor(WAIT);
+    assert.match((await failed.textContent())!, /cannot resolve .*team\/app:v1.*(unreachable|refused)/i);
+    assert.match((await page.locator('[data-cell="app@seed-1"]').textContent())!, /not selected/);
+    await check("11e-pull-schedule");
+    await go("/pulls", "Pull schedules");
+    await page
+      .getByTestId("pulls-table")
+      .getByRole("row")
+      .filter({ hasText: "warm-apps" })
+      .filter({ hasText: "zone=a" })
+      .filter({ hasText: "0 of 1" })
+      .waitFor(WAIT);
+  });
+
   it("creates a token shown once, which works on /oapi/v1/jobs until it is revoked in the page", { timeout: 60_000 }, async (t) => {
     if (skip) return t.skip(skip);
     await go("/tokens", "Personal access tokens");

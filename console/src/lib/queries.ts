@@ -18,6 +18,7 @@ import {
   type UpdateUserBody,
 } from "@api/manager";
 import { PeerView, TrafficView } from "@api/peers";
+import { PullScheduleView } from "@api/puller";
 import { call, callPage } from "./client";
 
 const Nothing = z.unknown();
@@ -143,6 +144,28 @@ export function useTraffic(minutes: number) {
     refetchInterval: 15_000,
   });
 }
+
+export function usePullSchedules(page: number) {
+  return useQuery({
+    queryKey: ["pulls", page],
+    queryFn: () => callPage(PullScheduleView, MANAGER_PATHS.consolePullSchedules, { page, per_page: PER_PAGE }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 10_000,
+  });
+}
+
+/** One schedule; asked again every few seconds while it runs or is due. */
+export function usePullSchedule(id: number) {
+  return useQuery({
+    queryKey: ["pull", id],
+    queryFn: () => call(PullScheduleView, MANAGER_PATHS.consolePullSchedule(id)),
+    refetchInterval: (q) => (q.state.data?.state === "running" || (q.state.data?.next_run_at ?? "9") <= new Date().toISOString() ? LIVE_MS : 10_000),
+  });
+}
+
+export const useCreatePullSchedule = () => useWrite((body: unknown) => call(PullScheduleView, MANAGER_PATHS.consolePullSchedules, { body }), ["pulls"]);
+export const useRunPullSchedule = () =>
+  useWrite((id: number) => call(PullScheduleView, MANAGER_PATHS.consolePullScheduleRun(id), { method: "POST" }), ["pulls", "pull"]);
 
 export function useTokens(page: number) {
   return useQuery({
