@@ -17,7 +17,12 @@ const LabelValue = z
   .string()
   .max(63)
   .regex(/^(?:[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/, "must be a label value: up to 63 letters, digits, '-', '_' or '.'");
-export const Labels = z.record(LabelKey, LabelValue).refine((l) => Object.keys(l).length <= 256, "at most 256 labels");
+export const Labels = z
+  .record(LabelKey, LabelValue, {
+    // zod reports a bad key as "Invalid key in record"; say what a key must be.
+    error: (iss) => (iss.code === "invalid_key" ? "must be a label key like kubernetes.io/arch or zone" : undefined),
+  })
+  .refine((l) => Object.keys(l).length <= 256, "at most 256 labels");
 export type Labels = z.infer<typeof Labels>;
 
 /** Counters and gauges a peer reports with every announce; counters only grow within one process. */

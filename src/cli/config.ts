@@ -4,7 +4,7 @@ import { PORTS } from "../common/defaults.js";
 import { parseUrl } from "./options.js";
 import { StartupError } from "./ports.js";
 import { registryServer } from "../common/net.js";
-import { DEFAULT_LOCATION_LABELS, locationFromLabels, nodeLabels } from "./node-location.js";
+import { DEFAULT_LOCATION_LABELS, labelLines, locationFromLabels, nodeLabels } from "./node-location.js";
 import { containerdSnapshotterToml } from "../snapshotter/containerd-config.js";
 
 export interface ContainerdHostsOptions {
@@ -151,6 +151,26 @@ export function registerConfigCommand(program: Command): void {
         content,
         f.contentOnly,
       );
+    });
+  config
+    .command("labels")
+    .description(
+      "print this Kubernetes node's labels, key=value per line, for kiln peer --labels-file (the peer inventory, pull schedules' node selectors); needs get on nodes",
+    )
+    .option("--node <name>", "the node (default: env NODE_NAME, from the downward API's spec.nodeName)", process.env.NODE_NAME)
+    .option("--api-server <url>", "Kubernetes API server (default: the in-cluster one)")
+    .option("--token-file <file>", "bearer token (default: the pod's service account token)")
+    .option("--ca-file <file>", "CA of the API server (default: the pod's service account CA)")
+    .action(async (f: { node?: string; apiServer?: string; tokenFile?: string; caFile?: string }) => {
+      if (!f.node) throw new StartupError("--node or NODE_NAME is required");
+      // Labels help select nodes; a peer without them still works.
+      const labels = await nodeLabels(f.node, f).catch((err: Error) => {
+        process.stderr.write(`kiln config labels: no labels for node ${f.node}: ${err.message}\n`);
+        return {};
+      });
+      const { lines, skipped } = labelLines(labels);
+      for (const s of skipped) process.stderr.write(`kiln config labels: skipped ${s}\n`);
+      process.stdout.write(lines.map((l) => `${l}\n`).join(""));
     });
   config
     .command("location")

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import { z } from "zod";
+import { Labels } from "../api/peers.js";
 
 /** region|zone, as `kiln peer --location` takes it (the scheduler prefers parents that share its prefix). */
 export const DEFAULT_LOCATION_LABELS = ["topology.kubernetes.io/region", "topology.kubernetes.io/zone"];
@@ -27,6 +28,33 @@ export function locationFromLabels(labels: Record<string, string>, keys: string[
   const values = keys.map((k) => labels[k] ?? "");
   while (values.length && !values[values.length - 1]) values.pop();
   return values.join("|");
+}
+
+/** Labels as `key=value` lines; those the inventory would refuse are named in `skipped` instead. */
+export function labelLines(labels: Record<string, string>): { lines: string[]; skipped: string[] } {
+  const lines: string[] = [];
+  const skipped: string[] = [];
+  for (const [k, v] of Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))) {
+    const check = Labels.safeParse({ [k]: v });
+    if (check.success) lines.push(`${k}=${v}`);
+    else skipped.push(`${k}=${v}: ${check.error.issues[0]?.message ?? "invalid"}`);
+  }
+  return { lines, skipped };
+}
+
+/** `key=value` lines (blank lines and `#` comments ignored) → labels; throws naming the line that is wrong. */
+export function parseLabelLines(text: string): Labels {
+  const out: Labels = {};
+  for (const [i, raw] of text.split("\n").entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) throw new Error(`line ${i + 1}: not key=value: ${JSON.stringify(line)}`);
+    const check = Labels.safeParse({ [line.slice(0, eq)]: line.slice(eq + 1) });
+    if (!check.success) throw new Error(`line ${i + 1}: ${line}: ${check.error.issues[0]?.message ?? "invalid label"}`);
+    Object.assign(out, check.data);
+  }
+  return out;
 }
 
 export async function nodeLabels(node: string, opts: NodeApiOptions = {}): Promise<Record<string, string>> {

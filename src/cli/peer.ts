@@ -10,6 +10,8 @@ import { createLogger } from "../common/logger.js";
 import { ManagerMembershipClient, startManagerKeepAlive } from "../api/manager-client.js";
 import { HostAnnounce } from "../api/scheduler.js";
 import { Labels } from "../api/peers.js";
+import { readFile } from "node:fs/promises";
+import { parseLabelLines } from "./node-location.js";
 
 /** `zone=a` → { zone: "a" }, checked as the inventory checks labels. */
 function parseLabel(value: string, previous: Labels): Labels {
@@ -33,6 +35,7 @@ interface PeerFlags extends ProxyFlags {
   location: string;
   idc: string;
   label: Labels;
+  labelsFile?: string;
   uploadConcurrency: number;
   uploadRate: number;
   pieceStallMs: number;
@@ -65,6 +68,7 @@ export function registerPeerCommand(program: Command): void {
     .option("--location <loc>", "location, e.g. region|zone, preferred for parents", "")
     .option("--idc <idc>", "data centre, preferred for parents", "")
     .option("--label <key=value>", "a label of this host in the manager's peer inventory, e.g. zone=a (repeatable)", parseLabel, {})
+    .option("--labels-file <file>", "more labels, key=value per line (kiln config labels writes the node's); --label wins")
     .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
     .option("--piece-stall-ms <ms>", "retry a piece elsewhere after this long without progress", parsePositiveInt, PEER.pieceStallMs)
@@ -88,6 +92,11 @@ export function registerPeerCommand(program: Command): void {
     const envToken = process.env.KILN_CONTROL_TOKEN;
     const token = envToken ? HostAnnounce.shape.controlToken.safeParse(envToken) : undefined;
     if (token && !token.success) cmd.error(`kiln peer: KILN_CONTROL_TOKEN: ${token.error.issues[0]?.message ?? "invalid"}`, { exitCode: 2 });
+    const fileLabels = f.labelsFile
+      ? await readFile(f.labelsFile, "utf8")
+          .then(parseLabelLines)
+          .catch((err: Error) => cmd.error(`kiln peer: --labels-file ${f.labelsFile}: ${err.message}`, { exitCode: 2 }))
+      : {};
     const base = defaultPeerConfig();
     const hostname = f.hostname ?? base.hostname;
     const advertiseIp = f.advertiseIp ?? base.advertiseIp;
@@ -117,7 +126,7 @@ export function registerPeerCommand(program: Command): void {
       metricsPort: f.metricsPort ?? (seed ? PORTS.seedMetrics : PORTS.peerMetrics),
       location: f.location,
       idc: f.idc,
-      labels: f.label,
+      labels: { ...fileLabels, ...f.label },
       uploadConcurrency: f.uploadConcurrency,
       uploadRateBytes: f.uploadRate,
       // A fixed token (several peers behind one address, tests); random per start otherwise.

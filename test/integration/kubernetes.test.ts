@@ -190,6 +190,7 @@ describe("Kubernetes manifests (kustomize)", () => {
         "--proxy-port=4001",
         '--hostname="$NODE_NAME"',
         '--location="$(cat /run/kiln/location)"',
+        "--labels-file=/run/kiln/labels",
         "--proxy-config=/etc/kiln/proxy/proxy.yaml",
         "--data-dir=/var/lib/kiln/peer",
       ]) {
@@ -309,5 +310,13 @@ describe("kiln config location", () => {
     assert.equal(denied.code, 0);
     assert.equal(denied.stdout, "\n");
     assert.match(denied.stderr, /no location for node node-b: GET \/api\/v1\/nodes\/node-b: 403/);
+    // The node's labels, for the peer inventory and pull schedules' node selectors.
+    const labels = await runKiln(["config", "labels", "--node", "node-a", "--api-server", api, "--token-file", join(dir, "token")]);
+    assert.equal(labels.code, 0, labels.stderr);
+    assert.equal(labels.stdout, "topology.kubernetes.io/region=eu-west\ntopology.kubernetes.io/zone=eu-west-1b\n");
+    const none = await runKiln(["config", "labels", "--node", "node-b", "--api-server", api, "--token-file", join(dir, "token")]);
+    assert.equal(none.code, 0);
+    assert.equal(none.stdout, "");
+    assert.match(none.stderr, /no labels for node node-b: GET \/api\/v1\/nodes\/node-b: 403/);
   });
 });
