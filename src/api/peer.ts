@@ -9,6 +9,8 @@ export const PEER_PATHS = {
   task: (taskId: string) => `/tasks/${taskId}`,
   /** POST: the scheduler asks this peer to fetch a task into its cache. */
   prefetch: "/api/v1/prefetch",
+  /** POST: make the node's containerd import an image through this peer's mirror (ImageImportRequest). */
+  imageImport: "/api/v1/images/import",
   /** DELETE: the scheduler asks this peer to drop a task (content and metadata); uploads of it in flight are cut. */
   controlTask: (taskId: string) => `/api/v1/tasks/${taskId}`,
   health: "/healthy",
@@ -31,3 +33,30 @@ export const PeerDeleteReply = z.object({
   bytes: z.number().int().min(0),
 });
 export type PeerDeleteReply = z.infer<typeof PeerDeleteReply>;
+
+/** Manager → scheduler → peer (pull schedules): have the node's container runtime hold an image, pulled through this peer. */
+export const ImageImportRequest = z.object({
+  /** `registry:5000/team/app:v1` */
+  image: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^[^\s;=]+$/, "must be an image reference"),
+  platform: z
+    .string()
+    .regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/)
+    .optional(),
+  /** The registry speaks plain HTTP. */
+  plainHttp: z.boolean().default(false),
+  /** The manifest (or index) digest the tag resolved to: nothing to do when the runtime already has it. */
+  digest: z.string().max(200).optional(),
+});
+export type ImageImportRequest = z.infer<typeof ImageImportRequest>;
+export type ImageImportRequestInput = z.input<typeof ImageImportRequest>;
+
+export const ImageImportReply = z.object({
+  /** False when this peer has no container runtime to import into (the image is in its cache only). */
+  imported: z.boolean(),
+  detail: z.string(),
+});
+export type ImageImportReply = z.infer<typeof ImageImportReply>;

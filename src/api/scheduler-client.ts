@@ -2,6 +2,7 @@ import type { z } from "zod";
 import { callJson, type JsonRequest } from "./http-json.js";
 import { CLUSTER_SECRET_HEADER, Ok } from "./common.js";
 import { HostsReport } from "./peers.js";
+import { ImageImportReply, type ImageImportRequestInput } from "./peer.js";
 import {
   SCHEDULER_PATHS,
   HostAnnounceReply,
@@ -43,6 +44,11 @@ export class SchedulerClient {
   /** Every live host this scheduler knows (the manager's sync_peers). */
   hosts() {
     return this.call(SCHEDULER_PATHS.hosts, HostsReport, { timeoutMs: 30_000 });
+  }
+
+  /** Relayed to the host's peer (pull schedules); NOT_FOUND when this scheduler does not know the host. */
+  importImage(hostId: string, req: ImageImportRequestInput) {
+    return this.call(SCHEDULER_PATHS.hostImages(hostId), ImageImportReply, { body: req, timeoutMs: 16 * 60_000 });
   }
 
   leaveHost(hostId: string) {

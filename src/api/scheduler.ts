@@ -16,6 +16,8 @@ const peerPath = (taskId: string, peerId: string) => `${SCHEDULER_API}/tasks/${t
 export const SCHEDULER_PATHS = {
   hosts: `${SCHEDULER_API}/hosts`,
   host: (hostId: string) => `${SCHEDULER_API}/hosts/${hostId}`,
+  /** POST (ImageImportRequest): relayed to the host's peer with its control token. */
+  hostImages: (hostId: string) => `${SCHEDULER_API}/hosts/${hostId}/images`,
   peers: `${SCHEDULER_API}/peers`,
   /** GET: the task's status; DELETE: every holder removes it, then the scheduler forgets it. */
   task: (taskId: string) => `${SCHEDULER_API}/tasks/${taskId}`,

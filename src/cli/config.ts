@@ -3,41 +3,12 @@ import type { Command } from "commander";
 import { PORTS } from "../common/defaults.js";
 import { parseUrl } from "./options.js";
 import { StartupError } from "./ports.js";
-import { registryServer } from "../common/net.js";
 import { DEFAULT_LOCATION_LABELS, labelLines, locationFromLabels, nodeLabels } from "./node-location.js";
 import { containerdSnapshotterToml } from "../snapshotter/containerd-config.js";
 
-export interface ContainerdHostsOptions {
-  /** The peer's proxy, e.g. http://127.0.0.1:4001. */
-  peer: string;
-  /** Registry host (`registry.example.com:5000`, `docker.io`) or URL; absent → the `_default` catch-all. */
-  registry?: string;
-  /** Reach a registry given without a scheme over plain HTTP. */
-  insecure?: boolean;
-}
-
-/** containerd's hosts.toml for one registry (or `_default`), with its path under /etc/containerd/certs.d. */
-export function containerdHostsToml(opts: ContainerdHostsOptions): { path: string; content: string } {
-  const peer = new URL(opts.peer).origin;
-  const lines: string[] = [];
-  let dir = "_default";
-  if (opts.registry) {
-    const { host, server } = registryServer(opts.registry, opts.insecure);
-    dir = host;
-    lines.push(
-      `server = "${server}"`,
-      "",
-      `[host."${peer}"]`,
-      '  capabilities = ["pull", "resolve"]',
-      `  [host."${peer}".header]`,
-      `    X-Dragonfly-Registry = ["${server}"]`,
-    );
-  } else {
-    // No server: containerd falls back to the registry the image names, and tells the peer with ?ns=<registry>.
-    lines.push(`[host."${peer}"]`, '  capabilities = ["pull", "resolve"]');
-  }
-  return { path: `/etc/containerd/certs.d/${dir}/hosts.toml`, content: `${lines.join("\n")}\n` };
-}
+export { containerdHostsToml, type ContainerdHostsOptions } from "../common/containerd-hosts.js";
+import { containerdHostsToml } from "../common/containerd-hosts.js";
+import { registryServer } from "../common/net.js";
 
 /** Hosts a node's runtime should reach without the proxy (the seed's recommendation). */
 export const DEFAULT_NO_PROXY = "localhost,127.0.0.1,127.0.0.0/8,.cluster.local,.svc";

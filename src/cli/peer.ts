@@ -36,6 +36,10 @@ interface PeerFlags extends ProxyFlags {
   idc: string;
   label: Labels;
   labelsFile?: string;
+  containerdAddress?: string;
+  containerdNamespace: string;
+  ctr: string;
+  containerdSnapshotter?: string;
   uploadConcurrency: number;
   uploadRate: number;
   pieceStallMs: number;
@@ -68,6 +72,10 @@ export function registerPeerCommand(program: Command): void {
     .option("--location <loc>", "location, e.g. region|zone, preferred for parents", "")
     .option("--idc <idc>", "data centre, preferred for parents", "")
     .option("--label <key=value>", "a label of this host in the manager's peer inventory, e.g. zone=a (repeatable)", parseLabel, {})
+    .option("--containerd-address <socket>", "the node's containerd: pull schedules have it import their images through this peer")
+    .option("--containerd-namespace <ns>", "containerd namespace images are imported into", "k8s.io")
+    .option("--ctr <path>", "containerd's ctr client", "ctr")
+    .option("--containerd-snapshotter <name>", "snapshotter imported images are unpacked for (default: containerd's)")
     .option("--labels-file <file>", "more labels, key=value per line (kiln config labels writes the node's); --label wins")
     .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
@@ -127,6 +135,16 @@ export function registerPeerCommand(program: Command): void {
       location: f.location,
       idc: f.idc,
       labels: { ...fileLabels, ...f.label },
+      ...(f.containerdAddress
+        ? {
+            containerd: {
+              address: f.containerdAddress,
+              namespace: f.containerdNamespace,
+              ctr: f.ctr,
+              ...(f.containerdSnapshotter ? { snapshotter: f.containerdSnapshotter } : {}),
+            },
+          }
+        : {}),
       uploadConcurrency: f.uploadConcurrency,
       uploadRateBytes: f.uploadRate,
       // A fixed token (several peers behind one address, tests); random per start otherwise.

@@ -16,6 +16,8 @@ import { CertificateAuthority } from "./proxy/ca.js";
 import { defaultProxyPolicy, type ProxyPolicyOptions } from "../api/proxy-config.js";
 import { Storage, freeDiskBytes, type GcPolicy } from "./storage/storage.js";
 import { UploadServer } from "./upload/upload-server.js";
+import { ContainerdImporter } from "./containerd-import.js";
+import { join } from "node:path";
 import type { DownloadOptions } from "./download/session.js";
 import { httpPieceSource } from "./download/piece-fetcher.js";
 import { httpOrigin } from "./download/back-to-source.js";
@@ -50,6 +52,8 @@ export interface PeerConfig {
   gc: GcPolicy & { intervalMs: number };
   download: DownloadOptions;
   keepAliveMs: number;
+  /** The node's containerd, for pull schedules' image imports (peers with a proxy only). */
+  containerd?: { address: string; namespace: string; ctr: string; snapshotter?: string };
 }
 
 export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConfig {
@@ -137,6 +141,13 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
     proxy = new ProxyServer(engine, log, { policy, registryMirror: cfg.registryMirror, metrics, ...(ca ? { ca } : {}) });
     proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
+  }
+  if (cfg.containerd && proxyPort !== null) {
+    const proxyHost = cfg.listenHost === "0.0.0.0" || cfg.listenHost === "::" ? "127.0.0.1" : cfg.listenHost;
+    upload.importer = new ContainerdImporter(
+      { ...cfg.containerd, hostsDir: join(cfg.dataDir, "containerd-hosts"), proxyUrl: `http://${proxyHost}:${proxyPort}` },
+      log,
+    );
   }
   const metricsServer = cfg.metricsPort !== null ? await metrics.serve(cfg.listenHost, cfg.metricsPort) : undefined;
   const metricsAddr = metricsServer?.address();

@@ -26,6 +26,7 @@ import {
 } from "../api/scheduler.js";
 import { SCHEDULER } from "../common/defaults.js";
 import { HostsReport } from "../api/peers.js";
+import { ImageImportReply, ImageImportRequest } from "../api/peer.js";
 import type { SchedulerService } from "./service.js";
 
 const PeerParams = z.object({ taskId: TaskId, peerId: SafeId });
@@ -65,6 +66,12 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger, cluste
   });
 
   app.get(SCHEDULER_PATHS.hosts, { schema: { response: { 200: HostsReport } } }, async () => service.hostsReport());
+
+  app.post(
+    SCHEDULER_PATHS.hostImages(":hostId"),
+    { schema: { params: z.object({ hostId: SafeId }), body: ImageImportRequest, response: { 200: ImageImportReply } } },
+    async (req) => service.importImage(req.params.hostId, req.body),
+  );
 
   app.delete(HOST, { schema: { params: z.object({ hostId: SafeId }), response: { 200: Ok } } }, async (req) => {
     service.leaveHost(req.params.hostId, "host left");

@@ -23,6 +23,7 @@ import type {
 } from "../api/scheduler.js";
 import { defaultSchedulerOptions, type SchedulerOptions } from "./options.js";
 import type { HostsReport } from "../api/peers.js";
+import type { ImageImportReply, ImageImportRequest } from "../api/peer.js";
 import { Preheat } from "./preheat.js";
 import { Registration } from "./registration.js";
 import { Reports } from "./reports.js";
@@ -125,6 +126,13 @@ export class SchedulerService {
   /** Every live host, for the manager's peer inventory. */
   hostsReport(): HostsReport {
     return { hosts: [...this.resource.hosts.values()].filter((h) => h.alive).map((h) => h.record()) };
+  }
+
+  /** Relays an image import to the host's peer; NOT_FOUND for a host this scheduler does not know. */
+  importImage(hostId: string, req: ImageImportRequest): Promise<ImageImportReply> {
+    const host = this.resource.hosts.get(hostId);
+    if (!host?.alive) throw new KilnError("NOT_FOUND", `unknown host ${hostId}`);
+    return this.resource.seedPeers.importImage(host, req);
   }
 
   holders(taskId: string): TaskHoldersReply {

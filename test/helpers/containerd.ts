@@ -59,6 +59,11 @@ export class Containerd {
     return join(this.dir, "c.sock");
   }
 
+  /** Blobs of containerd's content store, one file per sha256 hex. */
+  get contentDir(): string {
+    return join(this.dir, "root", "io.containerd.content.v1.content", "blobs", "sha256");
+  }
+
   async start(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const config = [

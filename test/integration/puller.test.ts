@@ -15,6 +15,7 @@ import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
 import { runKiln, spawnKiln, type KilnProcess } from "../helpers/proc.js";
 import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
 import { api } from "../helpers/manager.js";
+import { Containerd, containerdToolsMissing } from "../helpers/containerd.js";
 
 const ROOT_PASSWORD = "puller-root-password";
 const exists = (path: string) =>
@@ -204,6 +205,49 @@ data:
       assert.equal(cell(s, "app1", host)?.state, "warm");
       assert.equal(cell(s, "app2", host)?.state, "warm");
     }
+  });
+
+  it("with containerd on a peer's node: the run has it import the image through the peer; it lists the image and holds every blob, the registry serving none again", async (t) => {
+    if (skip) return t.skip(skip);
+    const missing = await containerdToolsMissing("pull schedules into containerd");
+    if (missing) return t.skip(missing);
+    const containerd = new Containerd(join(dir, "containerd"));
+    t.after(() => containerd.stop());
+    await containerd.start();
+    const node = await cluster.addPeer("peer-d", {
+      args: ["--label", "zone=d", "--containerd-address", containerd.sock, "--containerd-snapshotter", "native", "--proxy-allow-host", "127.0.0.1"],
+    });
+    for (;;) {
+      const r = await api(`${managerUrl}/oapi/v1/peers?labels=zone=d`, { token: clusterToken });
+      if (r.json?.length === 1) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const app2 = images[1]!;
+    const ref = `${registry.host}/team/app2:${app2.tag}`;
+    const since = new Date().toISOString();
+    const created = await api(`${managerUrl}/oapi/v1/pull-schedules`, {
+      token,
+      body: { name: "runtime", images: `app2=${ref}`, node_selector: { zone: "d" }, insecure_registries: [registry.host] },
+    });
+    assert.equal(created.status, 200, JSON.stringify(created.json));
+    scheduleId = created.json.id;
+    const s = await nextRunEnded(since);
+    const c = cell(s, "app2", "peer-d");
+    assert.equal(c?.state, "warm", JSON.stringify(s.status));
+    assert.match(c.reason, /pulled into containerd \(k8s\.io\) through this peer/);
+    const { stdout } = await containerd.ctr(["--namespace", "k8s.io", "images", "ls"]);
+    const row = stdout.split("\n").find((l) => l.startsWith(`${ref} `));
+    assert.ok(row?.includes(app2.digest), `containerd lists ${ref} at ${app2.digest}:\n${stdout}`);
+    for (const d of blobsOf(app2)) {
+      assert.ok(await exists(join(containerd.contentDir, d.slice("sha256:".length))), `${d} in containerd's content store`);
+      assert.equal(registry.blobGets(d), 1, `${d}: the registry still served it once in all`);
+      assert.ok(await holds(node, d));
+    }
+    // The next run finds it there and pulls nothing.
+    const again = new Date().toISOString();
+    await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}/run`, { token, method: "POST" });
+    const next = await nextRunEnded(again);
+    assert.match(cell(next, "app2", "peer-d").reason, /containerd already holds/);
   });
 
   it("refuses what it cannot run: a bad list, a bad cron, both interval and cron, a scope cluster token; credentials are never returned", async (t) => {

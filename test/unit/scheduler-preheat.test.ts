@@ -44,6 +44,9 @@ function setup(hosts: [string, Partial<HostAnnounce>?][], refused: number[] = []
     async deleteTask() {
       return { deleted: true, bytes: 0 };
     },
+    async importImage() {
+      return { imported: false, detail: "no runtime" };
+    },
   });
   const r = new Resource(log, factory);
   hosts.forEach(([id, o], i) => {

@@ -61,6 +61,9 @@ function fakeTriggers(fail = false) {
     async deleteTask() {
       return { deleted: true, bytes: 0 };
     },
+    async importImage() {
+      return { imported: false, detail: "no runtime" };
+    },
   });
   return { factory, calls, settled };
 }

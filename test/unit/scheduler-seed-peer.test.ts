@@ -44,6 +44,9 @@ function fakeClients(refuse: string[] = []) {
       async deleteTask() {
         return { deleted: true, bytes: 0 };
       },
+      async importImage() {
+        return { imported: false, detail: "no runtime" };
+      },
     };
   };
   return { factory, created, calls };

@@ -18,6 +18,9 @@ import { MANAGER } from "../defaults.js";
 import { nowIso } from "../time.js";
 import { dispatchUrl, type DispatchTarget } from "../jobs/dispatch.js";
 import { eachScheduler } from "../jobs/task-jobs.js";
+import { SchedulerClient } from "../../api/scheduler-client.js";
+import type { ImageImportRequestInput } from "../../api/peer.js";
+import { KilnError } from "../../common/errors.js";
 
 /** A schedule's settings as stored (`spec` column). */
 export interface PullSpec {
@@ -54,6 +57,21 @@ type Blob = { url: string; fetchUrl: string; taskId: string };
 /** Tries per node and image in one run, and the pause before the second (doubling after). */
 const PULL_ATTEMPTS = 3;
 const RETRY_PAUSE_MS = 1_000;
+
+/** Asks the node's peer, through a scheduler of its cluster that knows it, to have its runtime import the image. */
+async function importInto(target: DispatchTarget, n: Node, req: ImageImportRequestInput): Promise<{ ok: boolean; detail: string }> {
+  let last = "no scheduler of its cluster knows the host";
+  for (const url of target.schedulers) {
+    try {
+      const r = await new SchedulerClient(url, target.clusterSecret).importImage(n.hostId, req);
+      return { ok: true, detail: r.detail };
+    } catch (err) {
+      last = (err as Error).message;
+      if (!(err instanceof KilnError && err.code === "NOT_FOUND")) break;
+    }
+  }
+  return { ok: false, detail: last };
+}
 
 /** Preheats every blob on the `nodes` that lack the image; a failure is recorded per node with its reason. */
 async function preheatOn(
@@ -204,10 +222,24 @@ async function warmImage(
     todo = failed;
   }
   const after = lacking.length ? await held() : before;
-  const cells = selected.map((n) => {
-    if (warm(after, n)) return cell(n, "warm", null);
-    return cell(n, failures.has(n.hostId) ? "failed" : "pulling", failures.get(n.hostId) ?? (signal.aborted ? "the run's time for this image ran out" : null));
-  });
+  const plainHttp = spec.insecure_registries.includes(parseImageName(img.image).host);
+  const cells = await Promise.all(
+    selected.map(async (n) => {
+      if (!warm(after, n)) {
+        return cell(
+          n,
+          failures.has(n.hostId) ? "failed" : "pulling",
+          failures.get(n.hostId) ?? (signal.aborted ? "the run's time for this image ran out" : null),
+        );
+      }
+      // In the peer's cache; the node's runtime (when the peer has one) pulls it through the peer.
+      const target = targets.find((t) => t.clusterId === n.clusterId);
+      const imported = target
+        ? await importInto(target, n, { image: img.image, plainHttp, digest: resolved.manifestDigest, ...(img.platform ? { platform: img.platform } : {}) })
+        : { ok: false, detail: "its cluster is not selected" };
+      return imported.ok ? cell(n, "warm", imported.detail) : cell(n, "failed", `in the peer cache, but ${imported.detail}`);
+    }),
+  );
   deps.log.info(
     {
       image: img.image,

@@ -8,7 +8,7 @@ import { KilnError } from "../../common/errors.js";
 import { HEADERS } from "../../common/defaults.js";
 import { isTaskId, taskIdFor } from "../../common/task-id.js";
 import type { Logger } from "../../common/logger.js";
-import { PEER_PATHS, PrefetchRequest } from "../../api/peer.js";
+import { ImageImportRequest, PEER_PATHS, PrefetchRequest, type ImageImportReply } from "../../api/peer.js";
 import type { PeerEngine } from "../download/engine.js";
 import type { PeerMetrics } from "../metrics.js";
 import { TokenBucket } from "./throttle.js";
@@ -29,6 +29,8 @@ const CONTROL_TASK_PATH = /^\/api\/v1\/tasks\/([^/]+)$/;
 
 export class UploadServer {
   private active = 0;
+  /** The node's container runtime, when the peer was given one (--containerd-address). */
+  importer: { import(req: ImageImportRequest): Promise<ImageImportReply> } | undefined;
   /** Answers being sent, by task: cut when the task is deleted. */
   private readonly sending = new Map<string, Set<ServerResponse>>();
   private readonly bucket: TokenBucket;
@@ -61,6 +63,10 @@ export class UploadServer {
     if (path === PEER_PATHS.prefetch) {
       if (req.method !== "POST") throw new KilnError("BAD_REQUEST", "use POST", 405);
       return this.prefetch(req, res);
+    }
+    if (path === PEER_PATHS.imageImport) {
+      if (req.method !== "POST") throw new KilnError("BAD_REQUEST", "use POST", 405);
+      return this.importImage(req, res);
     }
     const control = CONTROL_TASK_PATH.exec(path);
     if (control) {
@@ -153,6 +159,18 @@ export class UploadServer {
     const bytes = await this.engine.deleteTask(taskId, "the task was deleted by an operator (delete_task)");
     this.cutUploads(taskId);
     sendJson(res, 200, { deleted: bytes !== undefined, bytes: bytes ?? 0 });
+  }
+
+  /** Pull schedules: the node's runtime pulls the image through this peer (or, without one, the cache is all there is). */
+  private async importImage(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.checkControlToken(req, "importing an image");
+    const body = await readJson(req, ImageImportRequest);
+    if (!this.importer)
+      return sendJson(res, 200, {
+        imported: false,
+        detail: "no container runtime configured (kiln peer --containerd-address): the image is in the peer cache only",
+      });
+    sendJson(res, 200, await this.importer.import(body));
   }
 
   private cutUploads(taskId: string): void {

@@ -5,6 +5,7 @@
  * dropped when the host goes.
  */
 import { PeerControlClient } from "../../api/peer-client.js";
+import type { ImageImportRequest } from "../../api/peer.js";
 import type { Host } from "./host.js";
 import type { HostManager } from "./hosts.js";
 import type { Task } from "./task.js";
@@ -12,7 +13,7 @@ import type { Task } from "./task.js";
 /** Weight of sharing the nearby host's IDC against the seed's free upload share (0..1). */
 const SAME_IDC_BONUS = 0.5;
 
-export type ControlClientFactory = (baseUrl: string) => Pick<PeerControlClient, "baseUrl" | "prefetch" | "deleteTask">;
+export type ControlClientFactory = (baseUrl: string) => Pick<PeerControlClient, "baseUrl" | "prefetch" | "deleteTask" | "importImage">;
 
 export class SeedPeers {
   private readonly clients = new Map<string, ReturnType<ControlClientFactory>>();
@@ -51,6 +52,11 @@ export class SeedPeers {
     } catch (err) {
       return { error: (err as Error).message };
     }
+  }
+
+  /** Has the host's peer import an image into its node's runtime (errors as thrown by the client). */
+  importImage(host: Host, req: ImageImportRequest) {
+    return this.clientFor(host).importImage(req, host.info.controlToken);
   }
 
   /** The host is gone: its client with it. */

@@ -1,0 +1,34 @@
+/** containerd's hosts.toml that sends a registry's pulls (or every registry's) through a peer: `kiln config containerd` and the peer's own image import. */
+import { registryServer } from "./net.js";
+
+export interface ContainerdHostsOptions {
+  /** The peer's proxy, e.g. http://127.0.0.1:4001. */
+  peer: string;
+  /** Registry host (`registry.example.com:5000`, `docker.io`) or URL; absent → the `_default` catch-all. */
+  registry?: string;
+  /** Reach a registry given without a scheme over plain HTTP. */
+  insecure?: boolean;
+}
+
+/** containerd's hosts.toml for one registry (or `_default`), with its path under /etc/containerd/certs.d. */
+export function containerdHostsToml(opts: ContainerdHostsOptions): { path: string; content: string } {
+  const peer = new URL(opts.peer).origin;
+  const lines: string[] = [];
+  let dir = "_default";
+  if (opts.registry) {
+    const { host, server } = registryServer(opts.registry, opts.insecure);
+    dir = host;
+    lines.push(
+      `server = "${server}"`,
+      "",
+      `[host."${peer}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      `  [host."${peer}".header]`,
+      `    X-Dragonfly-Registry = ["${server}"]`,
+    );
+  } else {
+    // No server: containerd falls back to the registry the image names, and tells the peer with ?ns=<registry>.
+    lines.push(`[host."${peer}"]`, '  capabilities = ["pull", "resolve"]');
+  }
+  return { path: `/etc/containerd/certs.d/${dir}/hosts.toml`, content: `${lines.join("\n")}\n` };
+}
