@@ -164,6 +164,11 @@ export function usePullSchedule(id: number) {
 }
 
 export const useCreatePullSchedule = () => useWrite((body: unknown) => call(PullScheduleView, MANAGER_PATHS.consolePullSchedules, { body }), ["pulls"]);
+export const useUpdatePullSchedule = () =>
+  useWrite(
+    ({ id, body }: { id: number; body: unknown }) => call(PullScheduleView, MANAGER_PATHS.consolePullSchedule(id), { method: "PATCH", body }),
+    ["pulls", "pull"],
+  );
 export const useRunPullSchedule = () =>
   useWrite((id: number) => call(PullScheduleView, MANAGER_PATHS.consolePullScheduleRun(id), { method: "POST" }), ["pulls", "pull"]);
 

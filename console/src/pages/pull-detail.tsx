@@ -1,8 +1,10 @@
 /** One pull schedule: its images and, per image × node, warm / pulling / failed (with why) / not selected; run it now. */
-import { Badge, Button, Stack, Table, Text } from "@mantine/core";
+import { useState } from "react";
+import { Badge, Button, Group, Stack, Table, Text } from "@mantine/core";
 import type { CellState } from "@api/puller";
 import { useMe, usePullSchedule, useRunPullSchedule } from "../lib/queries";
 import { ErrorNote, GREEN, PageTitle, Time } from "../ui/bits";
+import { ScheduleForm } from "./pulls";
 
 /** Word and symbol for each state, not colour alone. */
 const CELL: Record<CellState, { label: string; sign: string; color: string }> = {
@@ -18,20 +20,27 @@ export default function PullDetail({ id }: { id: number }) {
   const run = useRunPullSchedule();
   const s = pull.data;
   const status = s?.status;
+  const [editing, setEditing] = useState(false);
   return (
     <Stack>
       <PageTitle
         actions={
           root && s ? (
-            <Button onClick={() => run.mutate(s.id)} loading={run.isPending || s.state === "running"}>
-              Run now
-            </Button>
+            <Group>
+              <Button variant="default" onClick={() => setEditing((e) => !e)}>
+                {editing ? "Close the form" : "Edit"}
+              </Button>
+              <Button onClick={() => run.mutate(s.id)} loading={run.isPending || s.state === "running"}>
+                Run now
+              </Button>
+            </Group>
           ) : undefined
         }
       >
         {s ? `Pull schedule ${s.name}` : "Pull schedule"}
       </PageTitle>
       <ErrorNote error={pull.error ?? run.error} />
+      {editing && s && <ScheduleForm schedule={s} onSaved={() => setEditing(false)} />}
       {s && (
         <Text size="sm">
           {s.images.length} image(s) every {s.cron ?? `${s.interval_hours} h`} on{" "}

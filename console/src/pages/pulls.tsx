@@ -1,9 +1,10 @@
 /** Pull schedules: image lists kept warm on the peers a node selector picks; root adds them. */
 import { useState, type FormEvent } from "react";
+import type { PullScheduleView } from "@api/puller";
 import { Button, Group, NumberInput, PasswordInput, Stack, Table, Text, TextInput, Textarea } from "@mantine/core";
 import { Link, useLocation } from "wouter";
 import { ApiError } from "../lib/client";
-import { useCreatePullSchedule, useMe, usePullSchedules } from "../lib/queries";
+import { useCreatePullSchedule, useMe, usePullSchedules, useUpdatePullSchedule } from "../lib/queries";
 import { ErrorNote, Form, PageTitle, Pager, Time } from "../ui/bits";
 
 /** `zone=a, arch=amd64` → { zone: "a", arch: "amd64" } (the API says which label is wrong). */
@@ -18,17 +19,24 @@ function selectorOf(text: string): Record<string, string> {
   return out;
 }
 
-function ScheduleForm() {
+/** Adds a schedule, or edits `schedule` (credentials left empty keep the stored ones). */
+export function ScheduleForm({ schedule, onSaved }: { schedule?: PullScheduleView; onSaved?: () => void }) {
   const [, navigate] = useLocation();
-  const [name, setName] = useState("");
-  const [images, setImages] = useState("");
-  const [hours, setHours] = useState<string | number>(1);
-  const [selector, setSelector] = useState("");
-  const [insecure, setInsecure] = useState("");
+  const [name, setName] = useState(schedule?.name ?? "");
+  const [images, setImages] = useState(schedule?.images.map((i) => `${i.name}=${i.image}`).join(";\n") ?? "");
+  const [hours, setHours] = useState<string | number>(schedule?.interval_hours ?? 1);
+  const [selector, setSelector] = useState(
+    Object.entries(schedule?.node_selector ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(","),
+  );
+  const [insecure, setInsecure] = useState(schedule?.insecure_registries.join(",") ?? "");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const create = useCreatePullSchedule();
-  const fields = create.error instanceof ApiError ? create.error.fields : {};
+  const update = useUpdatePullSchedule();
+  const error = create.error ?? update.error;
+  const fields = error instanceof ApiError ? error.fields : {};
   const field = (f: string) => fields[f] ?? Object.entries(fields).find(([k]) => k.startsWith(`${f}.`))?.[1];
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -44,11 +52,12 @@ function ScheduleForm() {
       ...(username ? { username } : {}),
       ...(password ? { password } : {}),
     };
-    create.mutate(body, { onSuccess: (s) => navigate(`/pulls/${s.id}`) });
+    if (schedule) update.mutate({ id: schedule.id, body }, { onSuccess: () => onSaved?.() });
+    else create.mutate(body, { onSuccess: (s) => navigate(`/pulls/${s.id}`) });
   };
   return (
-    <Form onSubmit={submit} maw={720} label="Add pull schedule">
-      <Text fw={600}>Add a schedule</Text>
+    <Form onSubmit={submit} maw={720} label={schedule ? "Edit pull schedule" : "Add pull schedule"}>
+      <Text fw={600}>{schedule ? "Edit the schedule (it is checked again at once)" : "Add a schedule"}</Text>
       <TextInput label="Name" required value={name} onChange={(e) => setName(e.currentTarget.value)} error={field("name")} />
       <Textarea
         label="Images"
@@ -82,10 +91,10 @@ function ScheduleForm() {
         <TextInput label="Registry username" autoComplete="off" value={username} onChange={(e) => setUsername(e.currentTarget.value)} />
         <PasswordInput label="Registry password" autoComplete="off" value={password} onChange={(e) => setPassword(e.currentTarget.value)} />
       </Group>
-      {create.error && !Object.keys(fields).length && <ErrorNote error={create.error} />}
+      {error && !Object.keys(fields).length && <ErrorNote error={error} />}
       <Group>
-        <Button type="submit" loading={create.isPending}>
-          Add schedule
+        <Button type="submit" loading={create.isPending || update.isPending}>
+          {schedule ? "Save schedule" : "Add schedule"}
         </Button>
       </Group>
     </Form>
