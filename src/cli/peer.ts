@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { PEER, PORTS } from "../common/defaults.js";
+import { DEFAULT_CONTAINERD_SOCKET, PEER, PORTS } from "../common/defaults.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
@@ -10,8 +10,26 @@ import { createLogger } from "../common/logger.js";
 import { ManagerMembershipClient, startManagerKeepAlive } from "../api/manager-client.js";
 import { HostAnnounce } from "../api/scheduler.js";
 import { Labels } from "../api/peers.js";
-import { readFile } from "node:fs/promises";
+import { access, constants, readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { parseLabelLines } from "./node-location.js";
+
+/** The containerd socket to import into: as given, none, or (auto) the node's default one when this process can use it. */
+async function containerdSocket(flag: string, ctr: string): Promise<string | undefined> {
+  if (flag === "none") return undefined;
+  if (flag !== "auto") return flag;
+  const usable = await access(DEFAULT_CONTAINERD_SOCKET, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  if (!usable) return undefined;
+  const found = await promisify(execFile)(ctr, ["--version"], { timeout: 5_000 }).then(
+    () => true,
+    () => false,
+  );
+  return found ? DEFAULT_CONTAINERD_SOCKET : undefined;
+}
 
 /** `zone=a` → { zone: "a" }, checked as the inventory checks labels. */
 function parseLabel(value: string, previous: Labels): Labels {
@@ -36,7 +54,7 @@ interface PeerFlags extends ProxyFlags {
   idc: string;
   label: Labels;
   labelsFile?: string;
-  containerdAddress?: string;
+  containerdAddress: string;
   containerdNamespace: string;
   ctr: string;
   containerdSnapshotter?: string;
@@ -72,7 +90,11 @@ export function registerPeerCommand(program: Command): void {
     .option("--location <loc>", "location, e.g. region|zone, preferred for parents", "")
     .option("--idc <idc>", "data centre, preferred for parents", "")
     .option("--label <key=value>", "a label of this host in the manager's peer inventory, e.g. zone=a (repeatable)", parseLabel, {})
-    .option("--containerd-address <socket>", "the node's containerd: pull schedules have it import their images through this peer")
+    .option(
+      "--containerd-address <socket>",
+      "the node's containerd, into which pull schedules import their images through this peer; auto: /run/containerd/containerd.sock when it is there, writable, and ctr is found; none: never",
+      "auto",
+    )
     .option("--containerd-namespace <ns>", "containerd namespace images are imported into", "k8s.io")
     .option("--ctr <path>", "containerd's ctr client", "ctr")
     .option("--containerd-snapshotter <name>", "snapshotter imported images are unpacked for (default: containerd's)")
@@ -105,6 +127,7 @@ export function registerPeerCommand(program: Command): void {
           .then(parseLabelLines)
           .catch((err: Error) => cmd.error(`kiln peer: --labels-file ${f.labelsFile}: ${err.message}`, { exitCode: 2 }))
       : {};
+    const containerdAddress = seed ? undefined : await containerdSocket(f.containerdAddress, f.ctr);
     const base = defaultPeerConfig();
     const hostname = f.hostname ?? base.hostname;
     const advertiseIp = f.advertiseIp ?? base.advertiseIp;
@@ -135,10 +158,10 @@ export function registerPeerCommand(program: Command): void {
       location: f.location,
       idc: f.idc,
       labels: { ...fileLabels, ...f.label },
-      ...(f.containerdAddress
+      ...(containerdAddress
         ? {
             containerd: {
-              address: f.containerdAddress,
+              address: containerdAddress,
               namespace: f.containerdNamespace,
               ctr: f.ctr,
               ...(f.containerdSnapshotter ? { snapshotter: f.containerdSnapshotter } : {}),

@@ -29,6 +29,9 @@ export const PIECE = {
 export const DEFAULT_PROXY_FILTER = "Expires&Signature&ns";
 /** kiln's TLS-interception CA (`kiln ca export`, `kiln peer --proxy-intercept`). */
 export const DEFAULT_CA_DIR = ".kiln/ca";
+
+/** Where containerd listens on a node (pull schedules import images there when the peer can use it). */
+export const DEFAULT_CONTAINERD_SOCKET = "/run/containerd/containerd.sock";
 /** The Open API's default filteredQueryParams (seed 001). */
 export const DEFAULT_PREHEAT_FILTER = "Expires&Signature";
 

@@ -197,7 +197,19 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   keepAliveTimer.unref();
   gcTimer.unref();
 
-  log.info({ event: "ready", hostId, uploadPort, proxyPort, metricsPort, seed: cfg.seed, dataDir: cfg.dataDir }, `${component} ready`);
+  log.info(
+    {
+      event: "ready",
+      hostId,
+      uploadPort,
+      proxyPort,
+      metricsPort,
+      seed: cfg.seed,
+      dataDir: cfg.dataDir,
+      containerd: upload.importer ? cfg.containerd?.address : null,
+    },
+    `${component} ready`,
+  );
   return {
     hostId,
     uploadPort,
