@@ -189,17 +189,32 @@ data:
     for (const d of [...blobsOf(images[0]!), ...blobsOf(images[1]!)]) assert.equal(registry.blobGets(d), 1, `${d} not fetched again`);
   });
 
-  it("an image the registry does not have fails with the reason on every selected node; the others stay warm", async (t) => {
+  it("an image the registry does not have, and one its registry refuses (401), fail with the reason on every selected node; the others stay warm", async (t) => {
     if (skip) return t.skip(skip);
-    const list = `app1=${registry.host}/team/app1:${images[0]!.tag};app2=${registry.host}/team/app2:${images[1]!.tag};gone=${registry.host}/team/gone:v9`;
+    const locked = await startRegistry("basic");
+    t.after(() => locked.stop());
+    const list = [
+      `app1=${registry.host}/team/app1:${images[0]!.tag}`,
+      `app2=${registry.host}/team/app2:${images[1]!.tag}`,
+      `gone=${registry.host}/team/gone:v9`,
+      `locked=${locked.host}/team/app1:v1`,
+    ].join(";");
     const since = new Date().toISOString();
-    const patched = await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}`, { token, method: "PATCH", body: { images: list } });
+    const patched = await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}`, {
+      token,
+      method: "PATCH",
+      body: { images: list, insecure_registries: [registry.host, locked.host] },
+    });
     assert.equal(patched.status, 200, JSON.stringify(patched.json));
     const s = await nextRunEnded(since);
     const gone = s.status.images.find((i: any) => i.name === "gone");
     assert.equal(gone.digest, null);
     assert.match(gone.error, /team\/gone:v9.*(not found|404)/);
+    const refused = s.status.images.find((i: any) => i.name === "locked");
+    assert.match(refused.error, /401/);
     for (const host of ["peer-a", "peer-b"]) {
+      assert.equal(cell(s, "locked", host)?.state, "failed");
+      assert.match(cell(s, "locked", host)?.reason, /401/);
       assert.equal(cell(s, "gone", host)?.state, "failed");
       assert.match(cell(s, "gone", host)?.reason, /not found|404/);
       assert.equal(cell(s, "app1", host)?.state, "warm");
