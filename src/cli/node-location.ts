@@ -57,26 +57,35 @@ export function parseLabelLines(text: string): Labels {
   return out;
 }
 
-export async function nodeLabels(node: string, opts: NodeApiOptions = {}): Promise<Record<string, string>> {
+/** One call to the Kubernetes API about a node, with the pod's service account (or the given token and CA). */
+async function nodeRequest(node: string, opts: NodeApiOptions, method: "GET" | "PATCH", patch?: unknown): Promise<string> {
   const host = process.env.KUBERNETES_SERVICE_HOST;
   const base = opts.apiServer ?? (host ? `https://${host.includes(":") ? `[${host}]` : host}:${process.env.KUBERNETES_SERVICE_PORT ?? "443"}` : undefined);
   if (!base) throw new Error("not in a Kubernetes pod (no KUBERNETES_SERVICE_HOST) and no --api-server given");
   const token = (await readFile(opts.tokenFile ?? `${SERVICE_ACCOUNT}/token`, "utf8")).trim();
   const url = new URL(`/api/v1/nodes/${encodeURIComponent(node)}`, base);
   const ca = url.protocol === "https:" ? await readFile(opts.caFile ?? `${SERVICE_ACCOUNT}/ca.crt`) : undefined;
-  const body = await new Promise<string>((resolve, reject) => {
-    const req = (url.protocol === "https:" ? https : http).get(
-      url,
-      { headers: { authorization: `Bearer ${token}`, accept: "application/json" }, ca, timeout: 10_000 },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (text += c));
-        res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`GET ${url.pathname}: ${res.statusCode} ${text.slice(0, 200)}`))));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`GET ${url.pathname}: no answer in 10 s`)));
+  const body = patch === undefined ? undefined : JSON.stringify(patch);
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
+  if (body) headers["content-type"] = "application/merge-patch+json";
+  return new Promise<string>((resolve, reject) => {
+    const req = (url.protocol === "https:" ? https : http).request(url, { method, headers, ca, timeout: 10_000 }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${method} ${url.pathname}: ${res.statusCode} ${text.slice(0, 200)}`))));
+    });
+    req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: no answer in 10 s`)));
     req.on("error", reject);
+    req.end(body);
   });
-  return NodeObject.parse(JSON.parse(body)).metadata.labels;
+}
+
+export async function nodeLabels(node: string, opts: NodeApiOptions = {}): Promise<Record<string, string>> {
+  return NodeObject.parse(JSON.parse(await nodeRequest(node, opts, "GET"))).metadata.labels;
+}
+
+/** Sets (or, with null, removes) labels of a node: needs patch on nodes. */
+export async function patchNodeLabels(node: string, labels: Record<string, string | null>, opts: NodeApiOptions = {}): Promise<void> {
+  await nodeRequest(node, opts, "PATCH", { metadata: { labels } });
 }

@@ -36,7 +36,8 @@ export interface Reporter {
   stop(): Promise<void>;
 }
 
-export function startReporter(shared: string, node: string, store: () => SnapshotStore, log: Logger): Reporter {
+/** `onHealth`: after each write, whether this node could write its report on the shared directory (it can mount from it). */
+export function startReporter(shared: string, node: string, store: () => SnapshotStore, log: Logger, onHealth?: (ok: boolean) => void): Reporter {
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> = Promise.resolve();
   let failing = false;
@@ -52,6 +53,7 @@ export function startReporter(shared: string, node: string, store: () => Snapsho
       if (!failing) log.warn({ event: "report-failed", path, err: (err as Error).message }, "cannot write the node report on the shared directory");
       failing = true;
     }
+    onHealth?.(!failing);
   };
   const schedule = (ms: number) => {
     clearTimeout(timer);

@@ -19,7 +19,7 @@ import { promisify } from "node:util";
 import type { AddressInfo } from "node:net";
 import { parseAllDocuments } from "yaml";
 import { prerequisitesMissing } from "../helpers/prereq.js";
-import { KILN_BIN, runKiln } from "../helpers/proc.js";
+import { KILN_BIN, runKiln, spawnKiln } from "../helpers/proc.js";
 import { PORTS } from "../../src/common/defaults.js";
 import { DEFAULT_PROXY_RULES, ProxyConfigFile } from "../../src/api/proxy-config.js";
 
@@ -318,5 +318,64 @@ describe("kiln config location", () => {
     assert.equal(none.code, 0);
     assert.equal(none.stdout, "");
     assert.match(none.stderr, /no labels for node node-b: GET \/api\/v1\/nodes\/node-b: 403/);
+  });
+});
+
+describe("kiln snapshotter --label-node", () => {
+  it("labels its node kiln.io/accelerate=true while the shared directory works there, and removes the label when it stops working", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "kiln-label-node-"));
+    const patches: unknown[] = [];
+    const server = http.createServer((req, res) => {
+      if (req.headers.authorization !== "Bearer sa-token") return void res.writeHead(401).end("Unauthorized");
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        if (req.method !== "PATCH" || req.url !== "/api/v1/nodes/node-a" || req.headers["content-type"] !== "application/merge-patch+json") {
+          return void res.writeHead(400).end("unexpected request");
+        }
+        patches.push(JSON.parse(body));
+        res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await writeFile(join(dir, "token"), "sa-token\n");
+    const shared = join(dir, "shared");
+    await mkdir(shared);
+    const snap = await spawnKiln([
+      "snapshotter",
+      "--root",
+      join(dir, "root"),
+      "--address",
+      join(dir, "s.sock"),
+      "--shared",
+      shared,
+      "--node-name",
+      "node-a",
+      "--label-node",
+      "--api-server",
+      api,
+      "--token-file",
+      join(dir, "token"),
+    ]);
+    t.after(async () => {
+      await snap.kill();
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const waitFor = async (n: number) => {
+      for (const deadline = Date.now() + 20_000; patches.length < n; ) {
+        assert.ok(Date.now() < deadline, `only ${patches.length} label patch(es): ${JSON.stringify(patches)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await waitFor(1);
+    assert.deepEqual(patches[0], { metadata: { labels: { "kiln.io/accelerate": "true" } } });
+    // The shared directory goes away (a file where it was): the next report fails and the label is removed, once.
+    await rm(shared, { recursive: true, force: true });
+    await writeFile(shared, "not a directory");
+    await waitFor(2);
+    assert.deepEqual(patches[1], { metadata: { labels: { "kiln.io/accelerate": null } } });
+    assert.equal(patches.length, 2, "patched on changes only");
   });
 });
