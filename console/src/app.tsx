@@ -19,6 +19,7 @@ const Peers = lazy(() => import("./pages/peers"));
 const Tasks = lazy(() => import("./pages/tasks"));
 const Pulls = lazy(() => import("./pages/pulls"));
 const PullDetail = lazy(() => import("./pages/pull-detail"));
+const Accelerate = lazy(() => import("./pages/accelerate"));
 const Tokens = lazy(() => import("./pages/tokens"));
 const Users = lazy(() => import("./pages/users"));
 const Account = lazy(() => import("./pages/account"));
@@ -31,6 +32,7 @@ const NAV = [
   { href: "/peers", label: "Peers" },
   { href: "/tasks", label: "Tasks" },
   { href: "/pulls", label: "Pull schedules" },
+  { href: "/accelerate", label: "Image acceleration" },
   { href: "/tokens", label: "Access tokens" },
   { href: "/users", label: "Users" },
   { href: "/account", label: "My account" },
@@ -91,6 +93,7 @@ export function App() {
           <Route path="/tasks" component={Tasks} />
           <Route path="/pulls" component={Pulls} />
           <Route path="/pulls/:id">{(p) => <PullDetail id={Number(p.id)} />}</Route>
+          <Route path="/accelerate" component={Accelerate} />
           <Route path="/tokens" component={Tokens} />
           <Route path="/users" component={Users} />
           <Route path="/account" component={Account} />

@@ -347,6 +347,22 @@ describe("web console end to end", () => {
       .waitFor(WAIT);
   });
 
+  it("shows image acceleration's state with the seed's fields, and why enabling is refused when the shared directory is not mounted", {
+    timeout: 60_000,
+  }, async (t) => {
+    if (skip) return t.skip(skip);
+    await go("/accelerate", "Image acceleration");
+    await page.getByTestId("accelerate-status").filter({ hasText: "Unknown" }).waitFor(WAIT);
+    assert.match((await page.locator('[data-flag="NfsReady"]').textContent())!, /no/);
+    assert.match((await page.locator('[data-flag="AgentReady"]').textContent())!, /no/);
+    assert.match((await page.getByText(/^Nodes that can mount/).textContent())!, /none/);
+    await page.getByRole("button", { name: "Enable acceleration" }).click();
+    const refused = page.getByRole("alert").filter({ hasText: /cannot enable image acceleration/ });
+    await refused.waitFor(WAIT);
+    assert.match((await refused.textContent())!, /\/mnt\/kiln-shared/);
+    await check("11g-accelerate");
+  });
+
   it("creates a token shown once, which works on /oapi/v1/jobs until it is revoked in the page", { timeout: 60_000 }, async (t) => {
     if (skip) return t.skip(skip);
     await go("/tokens", "Personal access tokens");

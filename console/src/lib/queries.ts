@@ -19,6 +19,7 @@ import {
 } from "@api/manager";
 import { PeerView, TrafficView } from "@api/peers";
 import { PullScheduleView } from "@api/puller";
+import { ACCELERATE_PATHS, AccelerateView } from "@api/accelerate";
 import { call, callPage } from "./client";
 
 const Nothing = z.unknown();
@@ -171,6 +172,28 @@ export const useUpdatePullSchedule = () =>
   );
 export const useRunPullSchedule = () =>
   useWrite((id: number) => call(PullScheduleView, MANAGER_PATHS.consolePullScheduleRun(id), { method: "POST" }), ["pulls", "pull"]);
+
+/** Image acceleration's state; asked again every few seconds while an image is created or deleted. */
+export function useAcceleration() {
+  return useQuery({
+    queryKey: ["accelerate"],
+    queryFn: () => call(AccelerateView, ACCELERATE_PATHS.console),
+    refetchInterval: (q) => (q.state.data?.Status === "Creating" || q.state.data?.Status === "Deleting" ? LIVE_MS : 10_000),
+  });
+}
+
+const accelerate = (path: string, opts: Parameters<typeof call>[2]) => call(AccelerateView, `${ACCELERATE_PATHS.console}${path}`, opts);
+export const useAccelerationSwitch = () =>
+  useWrite(
+    ({ on, force }: { on: boolean; force?: boolean }) => accelerate(on ? "/enable" : "/disable", { method: "POST", body: on ? undefined : { force: !!force } }),
+    ["accelerate"],
+  );
+export const useCreateAccelerated = () => useWrite((body: unknown) => accelerate("/images", { body }), ["accelerate"]);
+export const useDeleteAccelerated = () =>
+  useWrite(
+    ({ original, force }: { original: string; force: boolean }) => accelerate("/images", { method: "DELETE", query: { original, force: String(force) } }),
+    ["accelerate"],
+  );
 
 export function useTokens(page: number) {
   return useQuery({
