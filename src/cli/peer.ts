@@ -54,6 +54,7 @@ interface PeerFlags extends ProxyFlags {
   idc: string;
   label: Labels;
   labelsFile?: string;
+  accelerateShared?: string;
   containerdAddress: string;
   containerdNamespace: string;
   ctr: string;
@@ -98,6 +99,10 @@ export function registerPeerCommand(program: Command): void {
     .option("--containerd-namespace <ns>", "containerd namespace images are imported into", "k8s.io")
     .option("--ctr <path>", "containerd's ctr client", "ctr")
     .option("--containerd-snapshotter <name>", "snapshotter imported images are unpacked for (default: containerd's)")
+    .option(
+      "--accelerate-shared <dir>",
+      "image acceleration's shared directory: label this host kiln.io/accelerate=true while its snapshotter reports there (node name = --hostname)",
+    )
     .option("--labels-file <file>", "more labels, key=value per line (kiln config labels writes the node's); --label wins")
     .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
@@ -158,6 +163,7 @@ export function registerPeerCommand(program: Command): void {
       location: f.location,
       idc: f.idc,
       labels: { ...fileLabels, ...f.label },
+      ...(f.accelerateShared ? { accelerateShared: f.accelerateShared } : {}),
       ...(containerdAddress
         ? {
             containerd: {

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, resolve } from "node:path";
-import { SNAPSHOTTER } from "../common/defaults.js";
+import { ACCELERATE_NODE_LABEL, SNAPSHOTTER } from "../common/defaults.js";
 import { createLogger } from "../common/logger.js";
 import { startReporter, type Reporter } from "../snapshotter/report.js";
 import { serveSnapshotter } from "../snapshotter/server.js";
@@ -22,9 +22,6 @@ interface SnapshotterFlags {
   tokenFile?: string;
   caFile?: string;
 }
-
-/** The node label that says "this node mounts accelerated images" (for pods' node affinity). */
-export const ACCELERATE_NODE_LABEL = "kiln.io/accelerate";
 
 /** Keeps the node's label in step with whether the shared directory works here: patched on each change only. */
 function nodeLabeller(node: string, opts: NodeApiOptions, log: Logger): (ok: boolean) => void {

@@ -132,6 +132,9 @@ export const PROXY = {
 } as const;
 
 /** The containerd proxy snapshotter (`kiln snapshotter`) and image acceleration (`kiln accelerate`). */
+/** The label of nodes that mount accelerated images (Kubernetes node label, and peer inventory label). */
+export const ACCELERATE_NODE_LABEL = "kiln.io/accelerate";
+
 export const SNAPSHOTTER = {
   /** containerd's name for it: `[proxy_plugins.kiln]`, `--snapshotter kiln`. */
   pluginName: "kiln",

@@ -2,7 +2,8 @@
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import { KilnError } from "../common/errors.js";
-import { DEFAULT_CA_DIR, KILN_VERSION, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
+import { ACCELERATE_NODE_LABEL, DEFAULT_CA_DIR, KILN_VERSION, PEER, PORTS, SCHEDULER, SNAPSHOTTER } from "../common/defaults.js";
+import { readNodeReports } from "../accelerate/state.js";
 import { createLogger } from "../common/logger.js";
 import { defaultAdvertiseIp } from "../common/net.js";
 import { SchedulerClient } from "../api/scheduler-client.js";
@@ -52,6 +53,8 @@ export interface PeerConfig {
   gc: GcPolicy & { intervalMs: number };
   download: DownloadOptions;
   keepAliveMs: number;
+  /** The shared directory of image acceleration: while this node's snapshotter reports there, the peer carries the kiln.io/accelerate label. */
+  accelerateShared?: string;
   /** The node's containerd, for pull schedules' image imports (peers with a proxy only). */
   containerd?: { address: string; namespace: string; ctr: string; snapshotter?: string };
 }
@@ -105,6 +108,13 @@ export interface RunningPeer {
   metricsPort: number | null;
   engine: PeerEngine;
   close(): Promise<void>;
+}
+
+/** `kiln.io/accelerate: "true"` while this node's snapshotter has reported on the shared directory recently. */
+async function accelerateLabel(shared: string | undefined, node: string): Promise<Record<string, string>> {
+  if (!shared) return {};
+  const reports = await readNodeReports(shared, SNAPSHOTTER.nodeReportFreshMs);
+  return reports.some((r) => r.fresh && r.report.node === node) ? { [ACCELERATE_NODE_LABEL]: "true" } : {};
 }
 
 export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
@@ -166,7 +176,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     freeUploadSlots: upload.freeSlots,
     controlToken: cfg.controlToken,
     instance,
-    labels: cfg.labels,
+    labels: { ...cfg.labels, ...(await accelerateLabel(cfg.accelerateShared, cfg.hostname)) },
     version: KILN_VERSION,
     ...(proxyPort !== null ? { proxyPort } : {}),
     ...(metricsPort !== null ? { metricsPort } : {}),
