@@ -17,8 +17,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { TestCluster } from "../test/helpers/cluster.js";
-import { runKiln, spawnKiln } from "../test/helpers/proc.js";
+import { startManagedCluster } from "../test/helpers/managed-cluster.js";
 import { buildOciImage, pushImage, startRegistry, type BuiltImage, type TestRegistry } from "../test/helpers/registry.js";
 import { api } from "../test/helpers/manager.js";
 import { toMarkdown, toText, type Table } from "./table.js";
@@ -79,21 +78,10 @@ async function main(): Promise<void> {
   }
 
   // kiln: one pull schedule over N peers.
-  const manager = await spawnKiln(
-    ["manager", "--host", "127.0.0.1", "--port", "0", "--database-url", `sqlite:${join(tmp, "manager.db")}`, "--job-poll-ms", "100", "--keepalive-ms", "500"],
-    { env: { KILN_ROOT_PASSWORD: ROOT_PASSWORD } },
-  );
-  const managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
-  const cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1", "--hosts-report-ms", "500"] });
+  const managed = await startManagedCluster(tmp, { rootPassword: ROOT_PASSWORD, schedulerArgs: ["--hosts-report-ms", "500"] });
+  const { managerUrl, cluster, token, clusterToken } = managed;
   try {
-    await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
     for (let n = 0; n < NODES; n++) await cluster.addPeer(`node-${n}`, { args: ["--label", "pool=apps"] });
-    const tokens: string[] = [];
-    for (const scope of ["job", "cluster"]) {
-      const t = await runKiln(["token", "create", "--scope", scope, "--manager", managerUrl], { env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD } });
-      tokens.push(t.stdout.trim());
-    }
-    const [token, clusterToken] = tokens as [string, string];
     while ((await api(`${managerUrl}/oapi/v1/peers?labels=pool=apps&state=active`, { token: clusterToken })).json?.length !== NODES) {
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -120,8 +108,7 @@ async function main(): Promise<void> {
     await waitRun(created.json.id, since);
     row(`kiln pull schedule: ${NODES} peers`, "2 (no change)", served(registry, from, sizes));
   } finally {
-    await cluster.stop();
-    await manager.kill();
+    await managed.stop();
     await registry.stop();
     for (const img of images) await img.cleanup();
     await rm(tmp, { recursive: true, force: true });

@@ -11,9 +11,10 @@ import assert from "node:assert/strict";
 import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
-import { runKiln, spawnKiln, type KilnProcess } from "../helpers/proc.js";
+import type { TestCluster, PeerHandle } from "../helpers/cluster.js";
+import { runKiln, type KilnProcess } from "../helpers/proc.js";
 import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
+import { startManagedCluster, type ManagedCluster } from "../helpers/managed-cluster.js";
 import { api } from "../helpers/manager.js";
 import { Containerd, containerdToolsMissing } from "../helpers/containerd.js";
 
@@ -27,6 +28,7 @@ const exists = (path: string) =>
 describe("pull schedules: image lists kept warm on selected peers", () => {
   let skip: string | undefined;
   let dir: string;
+  let managed: ManagedCluster | undefined;
   let manager: KilnProcess;
   let managerUrl: string;
   let token: string;
@@ -71,13 +73,8 @@ describe("pull schedules: image lists kept warm on selected peers", () => {
       await pushImage(img, registry, repo);
       images.push(img);
     }
-    manager = await spawnKiln(
-      ["manager", "--host", "127.0.0.1", "--port", "0", "--database-url", `sqlite:${join(dir, "manager.db")}`, "--job-poll-ms", "100", "--keepalive-ms", "500"],
-      { env: { KILN_ROOT_PASSWORD: ROOT_PASSWORD } },
-    );
-    managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
-    cluster = await TestCluster.start({ schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1", "--hosts-report-ms", "300"] });
-    await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
+    managed = await startManagedCluster(dir, { rootPassword: ROOT_PASSWORD, schedulerArgs: ["--hosts-report-ms", "300"] });
+    ({ manager, managerUrl, cluster, token, clusterToken } = managed);
     peers = {};
     for (const [name, zone] of [
       ["peer-a", "a"],
@@ -85,14 +82,6 @@ describe("pull schedules: image lists kept warm on selected peers", () => {
       ["peer-c", "b"],
     ]) {
       peers[name!] = await cluster.addPeer(name!, { args: ["--label", `zone=${zone}`] });
-    }
-    for (const [scope, set] of [
-      ["job", (t: string) => (token = t)],
-      ["cluster", (t: string) => (clusterToken = t)],
-    ] as const) {
-      const created = await runKiln(["token", "create", "--scope", scope, "--manager", managerUrl], { env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD } });
-      assert.equal(created.code, 0, created.stderr);
-      set(created.stdout.trim());
     }
     // Until the inventory knows all four hosts.
     for (;;) {
@@ -103,8 +92,7 @@ describe("pull schedules: image lists kept warm on selected peers", () => {
   });
 
   after(async () => {
-    await cluster?.stop();
-    await manager?.kill();
+    await managed?.stop();
     await registry?.stop();
     for (const img of images) await img.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });

@@ -13,9 +13,10 @@ import { createHash } from "node:crypto";
 import { access, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestCluster, metric, type PeerHandle } from "../helpers/cluster.js";
-import { runKiln, spawnKiln, type KilnProcess } from "../helpers/proc.js";
+import { type TestCluster, metric, type PeerHandle } from "../helpers/cluster.js";
+import { runKiln } from "../helpers/proc.js";
 import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
+import { startManagedCluster, type ManagedCluster } from "../helpers/managed-cluster.js";
 import { api, waitForJob } from "../helpers/manager.js";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
 import { taskIdFor } from "../../src/common/task-id.js";
@@ -37,7 +38,7 @@ const sha256 = async (path: string) =>
 describe("task jobs: get_task, delete_task, get_image_distribution", () => {
   let skip: string | undefined;
   let dir: string;
-  let manager: KilnProcess;
+  let managed: ManagedCluster | undefined;
   let managerUrl: string;
   let token: string;
   let clusterToken: string;
@@ -61,16 +62,9 @@ describe("task jobs: get_task, delete_task, get_image_distribution", () => {
     skip = await registryToolsMissing();
     if (skip) return;
     dir = await mkdtemp(join(tmpdir(), "kiln-task-jobs-"));
-    manager = await spawnKiln(
-      ["manager", "--host", "127.0.0.1", "--port", "0", "--database-url", `sqlite:${join(dir, "manager.db")}`, "--job-poll-ms", "100", "--keepalive-ms", "500"],
-      { env: { KILN_ROOT_PASSWORD: ROOT_PASSWORD } },
-    );
-    managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
     // A long host timeout: a peer killed before a delete is still known to hold the task.
-    cluster = await TestCluster.start({
-      schedulerArgs: ["--manager", managerUrl, "--advertise-ip", "127.0.0.1", "--host-timeout-ms", "60000", "--hosts-report-ms", "300"],
-    });
-    seed = await cluster.addPeer("seed-1", { seed: true, args: ["--manager", managerUrl] });
+    managed = await startManagedCluster(dir, { rootPassword: ROOT_PASSWORD, schedulerArgs: ["--host-timeout-ms", "60000", "--hosts-report-ms", "300"] });
+    ({ managerUrl, cluster, seed, token, clusterToken } = managed);
     peers = [];
     for (const [name, zone] of [
       ["peer-1", "a"],
@@ -78,14 +72,6 @@ describe("task jobs: get_task, delete_task, get_image_distribution", () => {
       ["peer-3", "a"],
     ]) {
       peers.push(await cluster.addPeer(name!, { args: ["--label", `zone=${zone}`, "--label", "kubernetes.io/arch=amd64"] }));
-    }
-    for (const [scopes, set] of [
-      [["--scope", "job"], (t: string) => (token = t)],
-      [["--scope", "cluster"], (t: string) => (clusterToken = t)],
-    ] as const) {
-      const created = await runKiln(["token", "create", ...scopes, "--manager", managerUrl], { env: { KILN_MANAGER_PASSWORD: ROOT_PASSWORD } });
-      assert.equal(created.code, 0, created.stderr);
-      set(created.stdout.trim());
     }
     origin = await startOrigin();
     registry = await startRegistry("none");
@@ -100,8 +86,7 @@ describe("task jobs: get_task, delete_task, get_image_distribution", () => {
   });
 
   after(async () => {
-    await cluster?.stop();
-    await manager?.kill();
+    await managed?.stop();
     await origin?.close();
     await registry?.stop();
     await image?.cleanup();
