@@ -5,19 +5,17 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { Containerd } from "../helpers/containerd.js";
 import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
 import { runKiln } from "../helpers/proc.js";
 import { prerequisitesMissing } from "../helpers/prereq.js";
 import { buildOciImage, pushImage, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
 import { REGISTRY_PASSWORD, REGISTRY_USER } from "../helpers/registry-fixtures.js";
 
-const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
@@ -36,7 +34,7 @@ function missingPrerequisites(): Promise<string | undefined> {
   );
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function _waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
@@ -48,50 +46,6 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 /** A blob of the image's OCI layout, as pushed. */
 function layoutBlob(img: BuiltImage, digest: string): Promise<Buffer> {
   return readFile(join(img.layout, "blobs", "sha256", digest.slice("sha256:".length)));
-}
-
-class Containerd {
-  private proc!: ChildProcess;
-  readonly log: string[] = [];
-  constructor(readonly dir: string) {}
-  get sock(): string {
-    return join(this.dir, "c.sock");
-  }
-  get contentDir(): string {
-    return join(this.dir, "root", "io.containerd.content.v1.content", "blobs", "sha256");
-  }
-  async start(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const config = [
-      "version = 2",
-      `root = "${join(this.dir, "root")}"`,
-      `state = "${join(this.dir, "state")}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      "[grpc]",
-      `  address = "${this.sock}"`,
-      "[ttrpc]",
-      `  address = "${join(this.dir, "c.sock.ttrpc")}"`,
-    ].join("\n");
-    await writeFile(join(this.dir, "config.toml"), config);
-    this.proc = spawn("containerd", ["--config", join(this.dir, "config.toml")], { stdio: ["ignore", "pipe", "pipe"] });
-    this.proc.stdout!.on("data", (d: Buffer) => this.log.push(String(d)));
-    this.proc.stderr!.on("data", (d: Buffer) => this.log.push(String(d)));
-    await waitFor(`containerd in ${this.dir}`, async () => {
-      if (this.proc.exitCode !== null) throw new Error(`containerd exited: ${this.log.join("").slice(-2000)}`);
-      await run("ctr", ["--address", this.sock, "version"]);
-      return true;
-    });
-  }
-  ctr(args: string[]) {
-    return run("ctr", ["--address", this.sock, ...args], { timeout: 120_000 });
-  }
-  async stop(): Promise<void> {
-    if (this.proc && this.proc.exitCode === null) {
-      const exited = new Promise((r) => this.proc.once("exit", r));
-      this.proc.kill("SIGTERM");
-      await exited;
-    }
-  }
 }
 
 describe("the peer as a registry mirror for containerd", async () => {
