@@ -26,11 +26,15 @@ import { notFound, unauthorized, unprocessable } from "../errors.js";
 
 const errors = errorResponses(401, 404, 422);
 
-export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
-  const onRequest = async (req: FastifyRequest) => {
-    if (!ctx.clusterSecret) return;
-    if (!sameSecret(req.headers[CLUSTER_SECRET_HEADER], ctx.clusterSecret)) throw unauthorized();
+/** Routes cluster components call (no user token): with a cluster secret configured, they must present it. */
+export function clusterSecretHook(ctx: RouteContext): (req: FastifyRequest) => Promise<void> {
+  return async (req) => {
+    if (ctx.clusterSecret && !sameSecret(req.headers[CLUSTER_SECRET_HEADER], ctx.clusterSecret)) throw unauthorized();
   };
+}
+
+export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
+  const onRequest = clusterSecretHook(ctx);
   const clusterFor = async (id: number | undefined) => {
     const c = id === undefined ? await ctx.store.clusters.defaultCluster() : await ctx.store.clusters.byId(id);
     if (!c) throw unprocessable(`scheduler_cluster_id: unknown scheduler cluster ${id ?? "(default)"}`);

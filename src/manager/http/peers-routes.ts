@@ -5,18 +5,18 @@
  */
 import { z } from "zod";
 import type { FastifyRequest } from "fastify";
-import { CLUSTER_SECRET_HEADER, IdParams, MANAGER_PATHS } from "../../api/manager.js";
+import { IdParams, MANAGER_PATHS } from "../../api/manager.js";
 import { HostsReport, ListPeersQuery, PeerView, TrafficQuery, TrafficView, type Labels } from "../../api/peers.js";
 import { Ok } from "../../api/common.js";
-import { sameSecret } from "../../common/secret.js";
 import type { PeerRow } from "../db/schema.js";
 import { MANAGER } from "../defaults.js";
-import { notFound, unauthorized, unprocessable } from "../errors.js";
+import { notFound, unprocessable } from "../errors.js";
 import { nowIso, showTime } from "../time.js";
 import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";
 import { pageHeaders } from "./paging.js";
 import { sessionHook } from "./session.js";
+import { clusterSecretHook } from "./members-routes.js";
 
 const errors = errorResponses(401, 403, 404, 422);
 
@@ -82,13 +82,10 @@ const TRAFFIC_KEPT_MINUTES = 7 * 24 * 60;
 
 export function registerPeerRoutes(app: ManagerApp, ctx: RouteContext): void {
   let prunedAt = 0;
-  const member = async (req: FastifyRequest) => {
-    if (ctx.clusterSecret && !sameSecret(req.headers[CLUSTER_SECRET_HEADER], ctx.clusterSecret)) throw unauthorized();
-  };
   app.post(
     `${MANAGER_PATHS.schedulers}/:id/hosts`,
     {
-      onRequest: member,
+      onRequest: clusterSecretHook(ctx),
       // A full snapshot of a large cluster is bigger than fastify's 1 MiB default.
       bodyLimit: 64 * 1024 * 1024,
       schema: { summary: "A scheduler's hosts (a full snapshot)", tags: ["members"], params: IdParams, body: HostsReport, response: { 200: Ok, ...errors } },

@@ -6,6 +6,7 @@ import { KilnError } from "../../common/errors.js";
 import { SchedulerClient } from "../../api/scheduler-client.js";
 import type { PreheatRequestInput, PreheatReply, TaskStatus } from "../../api/scheduler.js";
 import type { TaskOutcome } from "../../api/manager.js";
+import type { ClusterRow, MemberRow } from "../db/schema.js";
 
 export interface DispatchTarget {
   clusterId: number;
@@ -15,6 +16,20 @@ export interface DispatchTarget {
   /** Their ids in the manager, in the same order. */
   schedulerIds?: number[];
   clusterSecret?: string;
+}
+
+/** Each cluster with its schedulers that kept alive within `memberTimeoutMs`, freshest first (as `schedulers` come). */
+export function dispatchTargets(
+  clusters: Pick<ClusterRow, "id" | "name">[],
+  schedulers: MemberRow[],
+  memberTimeoutMs: number,
+  clusterSecret: string | undefined,
+  now = Date.now(),
+): DispatchTarget[] {
+  return clusters.map((c) => {
+    const live = schedulers.filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= now - memberTimeoutMs);
+    return { clusterId: c.id, clusterName: c.name, clusterSecret, schedulers: live.map((s) => s.url), schedulerIds: live.map((s) => s.id) };
+  });
 }
 
 export interface DispatchOptions {

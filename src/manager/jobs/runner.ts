@@ -13,7 +13,8 @@ import { nowIso } from "../time.js";
 import { JobSecret, argUrls } from "./args.js";
 import { readResult, readStoredArgs, readTaskJobArgs } from "./view.js";
 import { TaskJobs, type TaskJobType } from "./task-jobs.js";
-import { dispatchUrl, type DispatchTarget } from "./dispatch.js";
+import { dispatchTargets, dispatchUrl, type DispatchTarget } from "./dispatch.js";
+import { eachLimit } from "../../common/each-limit.js";
 
 export interface RunnerOptions {
   pollMs: number;
@@ -33,15 +34,6 @@ interface WorkItem {
 
 function emptyResult(): JobResult {
   return { urls: [], progress: { total: 0, succeeded: 0, failed: 0 }, success_tasks: [], failure_tasks: [], log: [] };
-}
-
-/** Runs `fn` over `items`, at most `limit` at once. */
-async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 export class JobRunner {
@@ -155,18 +147,9 @@ export class JobRunner {
     const deadline = Date.now() + this.opts.memberTimeoutMs;
     for (;;) {
       const schedulers = await this.store.schedulers.byCluster(clusters.map((c) => c.id));
-      const fresh = Date.now() - this.opts.memberTimeoutMs;
-      const targets = clusters.map((c) => ({
-        clusterId: c.id,
-        clusterName: c.name,
-        clusterSecret: this.opts.clusterSecret,
-        known: schedulers.filter((s) => s.scheduler_cluster_id === c.id).length,
-        schedulers: schedulers.filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh),
-      }));
-      const waiting = targets.some((t) => t.schedulers.length === 0 && t.known > 0);
-      if (!waiting || Date.now() >= deadline || signal.aborted) {
-        return targets.map((t) => ({ ...t, schedulers: t.schedulers.map((s) => s.url), schedulerIds: t.schedulers.map((s) => s.id) }));
-      }
+      const targets = dispatchTargets(clusters, schedulers, this.opts.memberTimeoutMs, this.opts.clusterSecret);
+      const waiting = targets.some((t) => t.schedulers.length === 0 && schedulers.some((s) => s.scheduler_cluster_id === t.clusterId));
+      if (!waiting || Date.now() >= deadline || signal.aborted) return targets;
       await new Promise((r) => setTimeout(r, Math.min(500, this.opts.pollMs * 2)));
     }
   }

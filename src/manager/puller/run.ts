@@ -16,7 +16,8 @@ import { resolveImage } from "../../registry/resolve.js";
 import type { Store } from "../store.js";
 import { MANAGER } from "../defaults.js";
 import { nowIso } from "../time.js";
-import { dispatchUrl, type DispatchTarget } from "../jobs/dispatch.js";
+import { dispatchTargets, dispatchUrl, type DispatchTarget } from "../jobs/dispatch.js";
+import { eachLimit } from "../../common/each-limit.js";
 import { eachScheduler } from "../jobs/task-jobs.js";
 import { SchedulerClient } from "../../api/scheduler-client.js";
 import type { ImageImportRequestInput } from "../../api/peer.js";
@@ -110,15 +111,6 @@ async function preheatOn(
 
 const matches = (labels: Labels, selector: Labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
-/** Runs `fn` over `items`, at most `limit` at once. */
-async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 export async function runPullSchedule(deps: PullRunDeps, spec: PullSpec, creds: { username?: string; password?: string }): Promise<PullStatus> {
   const { store } = deps;
   const clusters = spec.scheduler_cluster_ids.length ? await store.clusters.byIds(spec.scheduler_cluster_ids) : await store.clusters.list();
@@ -134,14 +126,7 @@ export async function runPullSchedule(deps: PullRunDeps, spec: PullSpec, creds: 
     clusterId: p.scheduler_cluster_id,
     selected: matches(JSON.parse(p.labels) as Labels, spec.node_selector),
   }));
-  const fresh = Date.now() - deps.memberTimeoutMs;
-  const schedulers = await store.schedulers.byCluster([...clusterIds]);
-  const targets: DispatchTarget[] = clusters.map((c) => ({
-    clusterId: c.id,
-    clusterName: c.name,
-    clusterSecret: deps.clusterSecret,
-    schedulers: schedulers.filter((s) => s.scheduler_cluster_id === c.id && s.state === "active" && Date.parse(s.last_keepalive_at) >= fresh).map((s) => s.url),
-  }));
+  const targets = dispatchTargets(clusters, await store.schedulers.byCluster([...clusterIds]), deps.memberTimeoutMs, deps.clusterSecret);
 
   const status: PullStatus = {
     images: [],
