@@ -100,6 +100,20 @@ export interface NodeStatus {
   fresh: boolean;
 }
 
+async function readReport(path: string, freshMs: number): Promise<NodeStatus | undefined> {
+  try {
+    const report = NodeReport.parse(JSON.parse(await readFile(path, "utf8")));
+    return { report, fresh: Date.now() - Date.parse(report.updatedAt) < freshMs };
+  } catch {
+    return undefined; // absent, being replaced, or from another version
+  }
+}
+
+/** One node's report (a peer asking about its own node reads one file, not every node's). */
+export function readNodeReport(shared: string, node: string, freshMs: number): Promise<NodeStatus | undefined> {
+  return readReport(sharedLayout.node(shared, node), freshMs);
+}
+
 /** Every node's report; `fresh` when written within `freshMs`. */
 export async function readNodeReports(shared: string, freshMs: number): Promise<NodeStatus[]> {
   let names: string[];
@@ -110,12 +124,8 @@ export async function readNodeReports(shared: string, freshMs: number): Promise<
   }
   const out: NodeStatus[] = [];
   for (const n of names) {
-    try {
-      const report = NodeReport.parse(JSON.parse(await readFile(join(sharedLayout.nodes(shared), n), "utf8")));
-      out.push({ report, fresh: Date.now() - Date.parse(report.updatedAt) < freshMs });
-    } catch {
-      // A report being replaced or from another version: skip it.
-    }
+    const status = await readReport(join(sharedLayout.nodes(shared), n), freshMs);
+    if (status) out.push(status);
   }
   return out;
 }

@@ -15,6 +15,8 @@ export type JobType = z.infer<typeof JobType>;
 export const HostType = z.enum(["normal", "super"]);
 export type HostType = z.infer<typeof HostType>;
 
+export const hostTypeOf = (isSeed: boolean): HostType => (isSeed ? "super" : "normal");
+
 /** Where one host stands with one task. */
 export const HolderState = z.enum(["finished", "downloading", "failed"]);
 export type HolderState = z.infer<typeof HolderState>;

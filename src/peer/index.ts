@@ -3,7 +3,7 @@ import os from "node:os";
 import { randomBytes } from "node:crypto";
 import { KilnError } from "../common/errors.js";
 import { ACCELERATE_NODE_LABEL, DEFAULT_CA_DIR, KILN_VERSION, PEER, PORTS, SCHEDULER, SNAPSHOTTER } from "../common/defaults.js";
-import { readNodeReports } from "../accelerate/state.js";
+import { readNodeReport } from "../accelerate/state.js";
 import { createLogger } from "../common/logger.js";
 import { defaultAdvertiseIp } from "../common/net.js";
 import { SchedulerClient } from "../api/scheduler-client.js";
@@ -113,8 +113,8 @@ export interface RunningPeer {
 /** `kiln.io/accelerate: "true"` while this node's snapshotter has reported on the shared directory recently. */
 async function accelerateLabel(shared: string | undefined, node: string): Promise<Record<string, string>> {
   if (!shared) return {};
-  const reports = await readNodeReports(shared, SNAPSHOTTER.nodeReportFreshMs);
-  return reports.some((r) => r.fresh && r.report.node === node) ? { [ACCELERATE_NODE_LABEL]: "true" } : {};
+  const own = await readNodeReport(shared, node, SNAPSHOTTER.nodeReportFreshMs);
+  return own?.fresh && own.report.node === node ? { [ACCELERATE_NODE_LABEL]: "true" } : {};
 }
 
 export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {

@@ -1,6 +1,7 @@
 /** get_task and delete_task on one scheduler: who holds a task, and making every holder drop it. */
 import type { Logger } from "../common/logger.js";
 import type { DeleteTaskReply, TaskHoldersReply } from "../api/scheduler.js";
+import { hostTypeOf } from "../api/tasks.js";
 import type { Host } from "./resource/host.js";
 import type { Peer } from "./resource/peer.js";
 import type { Resource } from "./resource/resource.js";
@@ -20,7 +21,7 @@ export function taskHolders(resource: Resource, taskId: string): TaskHoldersRepl
     host_id: p.host.id,
     hostname: p.host.info.hostname,
     ip: p.host.info.ip,
-    host_type: p.host.isSeed ? ("super" as const) : ("normal" as const),
+    host_type: hostTypeOf(p.host.isSeed),
     state: p.state === "succeeded" ? ("finished" as const) : ("downloading" as const),
     finished_pieces: p.pieces.size,
     total_pieces: total,

@@ -5,7 +5,7 @@
  */
 import { SchedulerClient } from "../../api/scheduler-client.js";
 import type { JobResult, TaskJobArgs, TaskOutcome } from "../../api/manager.js";
-import type { ImageDistribution, TaskHolder } from "../../api/tasks.js";
+import { hostTypeOf, type ImageDistribution, type TaskHolder } from "../../api/tasks.js";
 import { parseFilter, taskIdFor } from "../../common/task-id.js";
 import { splitUserInfo, withUserInfo } from "../../common/credentials.js";
 import { resolveImage } from "../../registry/resolve.js";
@@ -45,8 +45,6 @@ export async function eachScheduler<T>(target: DispatchTarget, call: (client: Sc
   });
   return { replies, failures };
 }
-
-const hostType = (isSeed: boolean): "super" | "normal" => (isSeed ? "super" : "normal");
 
 function holderLine(h: TaskHolder): string {
   if (h.state === "finished") return `holds the task (${h.content_length ?? "?"} bytes)`;
@@ -88,7 +86,7 @@ export class TaskJobs {
     const { replies, failures } = await eachScheduler(target, (c) => c.deleteTask(taskId));
     const hosts = replies.flatMap((r) => r.hosts);
     for (const h of hosts) {
-      const who = { hostname: h.hostname, ip: h.ip, host_type: hostType(h.isSeed) };
+      const who = { hostname: h.hostname, ip: h.ip, host_type: hostTypeOf(h.isSeed) };
       if (h.deleted) this.outcome(target, taskId, args, { ...who, description: `deleted (${h.bytes} bytes freed)` }, true);
       else this.outcome(target, taskId, args, { ...who, description: h.error ?? "not deleted" }, false);
     }

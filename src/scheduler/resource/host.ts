@@ -2,6 +2,7 @@
 import { StateMachine } from "../../common/fsm.js";
 import type { HostAnnounce } from "../../api/scheduler.js";
 import type { HostRecord } from "../../api/peers.js";
+import { hostTypeOf } from "../../api/tasks.js";
 import type { Peer } from "./peer.js";
 
 export type HostState = "active" | "dead";
@@ -39,7 +40,7 @@ export class Host {
       id: i.id,
       hostname: i.hostname,
       ip: i.ip,
-      type: i.isSeed ? "super" : "normal",
+      type: hostTypeOf(i.isSeed),
       ports: { upload: i.uploadPort, ...(i.proxyPort ? { proxy: i.proxyPort } : {}), ...(i.metricsPort ? { metrics: i.metricsPort } : {}) },
       labels: i.labels,
       idc: i.idc,
