@@ -150,10 +150,18 @@ function cutIntoPieces(
   return new Promise((resolve, reject) => {
     let offset = start;
     // The stall timer runs only while kiln reads: a body paused for the disk is not idle.
+    // Called on every chunk, so a running timer is refreshed, not replaced by a new one.
     let idle: NodeJS.Timeout | undefined;
     const armIdle = () => {
-      clearTimeout(idle);
-      if (failed || body.isPaused()) return;
+      if (failed || body.isPaused()) {
+        clearTimeout(idle);
+        idle = undefined;
+        return;
+      }
+      if (idle) {
+        idle.refresh();
+        return;
+      }
       idle = setTimeout(() => {
         const seconds = Math.round(limits.idleTimeoutMs / 100) / 10;
         fail(new KilnError("ORIGIN_UNREACHABLE", `origin sent nothing for ${seconds} s after ${offset}${ofTotal()} bytes`));
