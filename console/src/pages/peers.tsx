@@ -54,69 +54,73 @@ export default function Peers() {
         />
       </Group>
       <ErrorNote error={peers.error} title="Could not load the peers" />
-      <Table striped data-testid="peers-table">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Host</Table.Th>
-            <Table.Th>State</Table.Th>
-            <Table.Th>Type</Table.Th>
-            <Table.Th>Address</Table.Th>
-            <Table.Th>Labels</Table.Th>
-            <Table.Th>Cached tasks</Table.Th>
-            <Table.Th>Cached bytes</Table.Th>
-            <Table.Th>Uploaded</Table.Th>
-            <Table.Th>From the swarm</Table.Th>
-            <Table.Th>From origins</Table.Th>
-            <Table.Th>Free disk</Table.Th>
-            <Table.Th>Cluster</Table.Th>
-            <Table.Th>Last seen</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {peers.data?.items.map((p) => (
-            <Table.Tr key={p.id}>
-              <Table.Td>
-                {p.hostname}
-                <Text size="xs" c="dimmed">
-                  {p.version && `kiln ${p.version}`}
-                </Text>
-              </Table.Td>
-              <Table.Td>
-                <UpDownBadge up={p.state === "active"} />
-              </Table.Td>
-              <Table.Td>{p.type === "super" ? "Seed peer" : "Peer"}</Table.Td>
-              <Table.Td>
-                {p.ip}:{p.port}
-                {p.proxy_port !== null && <Text size="xs">proxy :{p.proxy_port}</Text>}
-              </Table.Td>
-              <Table.Td>
-                <Group gap={4}>
-                  {Object.entries(p.labels).map(([k, v]) => (
-                    <Badge key={k} variant="outline" color="dark" radius="sm" tt="none">
-                      {k}={v}
-                    </Badge>
-                  ))}
-                </Group>
-              </Table.Td>
-              <Table.Td>{p.task_count}</Table.Td>
-              <Table.Td>{formatBytes(p.bytes_stored)}</Table.Td>
-              <Table.Td>{formatBytes(p.uploaded_bytes)}</Table.Td>
-              <Table.Td>{formatBytes(p.swarm_bytes)}</Table.Td>
-              <Table.Td>{formatBytes(p.origin_bytes)}</Table.Td>
-              <Table.Td>{formatBytes(p.free_disk_bytes)}</Table.Td>
-              <Table.Td>{p.scheduler_cluster_id}</Table.Td>
-              <Table.Td>
-                <Ago iso={p.last_seen_at} />
-              </Table.Td>
-            </Table.Tr>
-          ))}
-          {peers.data?.items.length === 0 && (
+      {/* Thirteen columns: scroll sideways rather than squeeze the state and label badges to "…". */}
+      {/* A region that keyboard users can focus and scroll (axe: scrollable-region-focusable). */}
+      <div role="region" aria-label="Peers table" tabIndex={0} style={{ overflowX: "auto" }}>
+        <Table striped data-testid="peers-table" miw={1400}>
+          <Table.Thead>
             <Table.Tr>
-              <Table.Td colSpan={13}>No peer matches.</Table.Td>
+              <Table.Th>Host</Table.Th>
+              <Table.Th>State</Table.Th>
+              <Table.Th>Type</Table.Th>
+              <Table.Th>Address</Table.Th>
+              <Table.Th>Labels</Table.Th>
+              <Table.Th>Cached tasks</Table.Th>
+              <Table.Th>Cached bytes</Table.Th>
+              <Table.Th>Uploaded</Table.Th>
+              <Table.Th>From the swarm</Table.Th>
+              <Table.Th>From origins</Table.Th>
+              <Table.Th>Free disk</Table.Th>
+              <Table.Th>Cluster</Table.Th>
+              <Table.Th>Last seen</Table.Th>
             </Table.Tr>
-          )}
-        </Table.Tbody>
-      </Table>
+          </Table.Thead>
+          <Table.Tbody>
+            {peers.data?.items.map((p) => (
+              <Table.Tr key={p.id}>
+                <Table.Td>
+                  {p.hostname}
+                  <Text size="xs" c="dimmed">
+                    {p.version && `kiln ${p.version}`}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  <UpDownBadge up={p.state === "active"} />
+                </Table.Td>
+                <Table.Td>{p.type === "super" ? "Seed peer" : "Peer"}</Table.Td>
+                <Table.Td>
+                  {p.ip}:{p.port}
+                  {p.proxy_port !== null && <Text size="xs">proxy :{p.proxy_port}</Text>}
+                </Table.Td>
+                <Table.Td>
+                  <Group gap={4}>
+                    {Object.entries(p.labels).map(([k, v]) => (
+                      <Badge key={k} variant="outline" color="dark" radius="sm" tt="none">
+                        {k}={v}
+                      </Badge>
+                    ))}
+                  </Group>
+                </Table.Td>
+                <Table.Td>{p.task_count}</Table.Td>
+                <Table.Td>{formatBytes(p.bytes_stored)}</Table.Td>
+                <Table.Td>{formatBytes(p.uploaded_bytes)}</Table.Td>
+                <Table.Td>{formatBytes(p.swarm_bytes)}</Table.Td>
+                <Table.Td>{formatBytes(p.origin_bytes)}</Table.Td>
+                <Table.Td>{formatBytes(p.free_disk_bytes)}</Table.Td>
+                <Table.Td>{p.scheduler_cluster_id}</Table.Td>
+                <Table.Td>
+                  <Ago iso={p.last_seen_at} />
+                </Table.Td>
+              </Table.Tr>
+            ))}
+            {peers.data?.items.length === 0 && (
+              <Table.Tr>
+                <Table.Td colSpan={13}>No peer matches.</Table.Td>
+              </Table.Tr>
+            )}
+          </Table.Tbody>
+        </Table>
+      </div>
       {peers.data && <Pager page={page} lastPage={peers.data.lastPage} total={peers.data.total} what="peers" onPage={setPage} />}
     </Stack>
   );
