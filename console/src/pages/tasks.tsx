@@ -310,7 +310,7 @@ export default function Tasks() {
       {done && holds && !root && <Text size="sm">Only root can delete tasks (you are a guest: read-only).</Text>}
       {deleted.job && <JobState job={deleted.job} what="Delete" />}
       {deleted.job && deleted.job.state !== "PENDING" && <Outcomes job={deleted.job} />}
-      <Modal opened={confirming} onClose={() => setConfirming(false)} title="Delete from every peer">
+      <Modal opened={confirming} onClose={() => setConfirming(false)} title="Delete from every peer" closeButtonProps={{ "aria-label": "Close" }}>
         <Stack>
           <Alert color="red.9" variant="outline" title="This cannot be undone">
             Every peer and seed peer that holds {asked?.mode === "image" ? "a layer of this image" : "this task"} removes it; a download of it in progress
