@@ -1,4 +1,4 @@
-// The whole suite: lint and format check (Biome), unit tests, then integration tests with real
+// The whole suite: lint and format check (Biome), type check (tsc, root and console), unit tests, then integration tests with real
 // processes on loopback, then end-to-end tests in a real browser. Files run one at a time
 // (2-core machine; integration tests start several processes). With file arguments: just those.
 import { spawnSync } from "node:child_process";
@@ -18,6 +18,15 @@ if (!only.length) {
   if (lint.status !== 0) {
     console.error("[kiln] biome check failed: `npm run format` fixes formatting; lint findings need a change");
     process.exit(lint.status ?? 1);
+  }
+  // esbuild and vite strip types without checking them: the type check is its own step.
+  const tsc = join(root, "node_modules/.bin/tsc");
+  for (const project of [".", "console"]) {
+    const check = spawnSync(tsc, ["--noEmit", "-p", project], { cwd: root, stdio: "inherit" });
+    if (check.status !== 0) {
+      console.error(`[kiln] type check failed in ${project === "." ? "the root package" : "console/"} (tsc --noEmit -p ${project})`);
+      process.exit(check.status ?? 1);
+    }
   }
 }
 const all = only.length ? only : [...files("test/unit"), ...files("test/integration"), ...files("test/e2e")];
