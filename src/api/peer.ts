@@ -50,6 +50,11 @@ export const ImageImportRequest = z.object({
   plainHttp: z.boolean().default(false),
   /** The manifest (or index) digest the tag resolved to: nothing to do when the runtime already has it. */
   digest: z.string().max(200).optional(),
+  /**
+   * The pull schedule's registry credentials, for a private image: sent with the control
+   * token, handed to the runtime in a file only the peer can read, never logged or kept.
+   */
+  credentials: z.object({ username: z.string().max(1024), password: z.string().max(1024) }).optional(),
 });
 export type ImageImportRequest = z.infer<typeof ImageImportRequest>;
 export type ImageImportRequestInput = z.input<typeof ImageImportRequest>;

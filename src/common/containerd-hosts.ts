@@ -8,6 +8,14 @@ export interface ContainerdHostsOptions {
   registry?: string;
   /** Reach a registry given without a scheme over plain HTTP. */
   insecure?: boolean;
+  /** Sent with every request to the peer (the peer's own import puts a private registry's Authorization here). */
+  headers?: Record<string, string>;
+}
+
+function headerLines(peer: string, headers: Record<string, string>): string[] {
+  const entries = Object.entries(headers);
+  if (!entries.length) return [];
+  return [`  [host."${peer}".header]`, ...entries.map(([k, v]) => `    ${k} = [${JSON.stringify(v)}]`)];
 }
 
 /** containerd's hosts.toml for one registry (or `_default`), with its path under /etc/containerd/certs.d. */
@@ -23,12 +31,11 @@ export function containerdHostsToml(opts: ContainerdHostsOptions): { path: strin
       "",
       `[host."${peer}"]`,
       '  capabilities = ["pull", "resolve"]',
-      `  [host."${peer}".header]`,
-      `    X-Dragonfly-Registry = ["${server}"]`,
+      ...headerLines(peer, { "X-Dragonfly-Registry": server, ...opts.headers }),
     );
   } else {
     // No server: containerd falls back to the registry the image names, and tells the peer with ?ns=<registry>.
-    lines.push(`[host."${peer}"]`, '  capabilities = ["pull", "resolve"]');
+    lines.push(`[host."${peer}"]`, '  capabilities = ["pull", "resolve"]', ...headerLines(peer, opts.headers ?? {}));
   }
   return { path: `/etc/containerd/certs.d/${dir}/hosts.toml`, content: `${lines.join("\n")}\n` };
 }

@@ -8,12 +8,13 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestCluster, PeerHandle } from "../helpers/cluster.js";
 import { runKiln, type KilnProcess } from "../helpers/proc.js";
 import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
+import { REGISTRY_PASSWORD, REGISTRY_USER } from "../helpers/registry-fixtures.js";
 import { startManagedCluster, type ManagedCluster } from "../helpers/managed-cluster.js";
 import { api } from "../helpers/manager.js";
 import { Containerd, containerdToolsMissing } from "../helpers/containerd.js";
@@ -38,6 +39,10 @@ describe("pull schedules: image lists kept warm on selected peers", () => {
   let registry: TestRegistry;
   const images: BuiltImage[] = [];
   let scheduleId: number;
+  /** The containerd test's runtime, kept for the private image after it. */
+  let containerd: Containerd | undefined;
+  /** Every command line the containerd peer ran ctr with (a wrapper records them). */
+  let ctrArgvLog: string;
 
   const blobsOf = (img: BuiltImage) => {
     const p = img.platforms["linux/amd64"]!;
@@ -93,6 +98,7 @@ describe("pull schedules: image lists kept warm on selected peers", () => {
 
   after(async () => {
     await managed?.stop();
+    await containerd?.stop();
     await registry?.stop();
     for (const img of images) await img.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -214,11 +220,17 @@ data:
     if (skip) return t.skip(skip);
     const missing = await containerdToolsMissing("pull schedules into containerd");
     if (missing) return t.skip(missing);
-    const containerd = new Containerd(join(dir, "containerd"));
-    t.after(() => containerd.stop());
+    containerd = new Containerd(join(dir, "containerd"));
     await containerd.start();
+    ctrArgvLog = join(dir, "ctr-argv.log");
+    const ctrWrapper = join(dir, "ctr-recording");
+    await writeFile(ctrWrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${ctrArgvLog}'\nexec ctr "$@"\n`);
+    await chmod(ctrWrapper, 0o755);
     const node = await cluster.addPeer("peer-d", {
-      args: ["--label", "zone=d", "--containerd-address", containerd.sock, "--containerd-snapshotter", "native", "--proxy-allow-host", "127.0.0.1"],
+      args: [
+        ...["--label", "zone=d", "--containerd-address", containerd.sock, "--containerd-snapshotter", "native", "--proxy-allow-host", "127.0.0.1"],
+        ...["--ctr", ctrWrapper],
+      ],
     });
     for (;;) {
       const r = await api(`${managerUrl}/oapi/v1/peers?labels=zone=d`, { token: clusterToken });
@@ -251,6 +263,55 @@ data:
     await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}/run`, { token, method: "POST" });
     const next = await nextRunEnded(again);
     assert.match(cell(next, "app2", "peer-d").reason, /containerd already holds/);
+  });
+
+  it("a private image (registry behind htpasswd): containerd imports it with the schedule's credentials, which appear on no command line and in no log", async (t) => {
+    if (skip) return t.skip(skip);
+    if (!containerd) return t.skip("needs the containerd test before it");
+    const locked = await startRegistry("basic");
+    t.after(() => locked.stop());
+    const img = await buildOciImage({ platforms: ["linux/amd64"], layers: 1, layerBytes: 64 * 1024 });
+    t.after(() => img.cleanup());
+    await pushImage(img, locked, "team/private");
+    const ref = `${locked.host}/team/private:${img.tag}`;
+    const since = new Date().toISOString();
+    const created = await api(`${managerUrl}/oapi/v1/pull-schedules`, {
+      token,
+      body: {
+        name: "runtime-private",
+        images: `private=${ref}`,
+        node_selector: { zone: "d" },
+        insecure_registries: [locked.host],
+        username: REGISTRY_USER,
+        password: REGISTRY_PASSWORD,
+      },
+    });
+    assert.equal(created.status, 200, JSON.stringify(created.json));
+    scheduleId = created.json.id;
+    const s = await nextRunEnded(since);
+    const c = cell(s, "private", "peer-d");
+    assert.equal(c?.state, "warm", JSON.stringify(s.status));
+    assert.match(c.reason, /pulled into containerd \(k8s\.io\) through this peer/);
+    const { stdout } = await containerd.ctr(["--namespace", "k8s.io", "images", "ls"]);
+    assert.ok(
+      stdout.split("\n").some((l) => l.startsWith(`${ref} `) && l.includes(img.digest)),
+      `containerd lists ${ref}:\n${stdout}`,
+    );
+    // Neither the password nor the Basic value made of it is on a command line or in a log; the credentials file is gone.
+    const secrets = [REGISTRY_PASSWORD, Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString("base64")];
+    const argv = await readFile(ctrArgvLog, "utf8");
+    const logs = [manager, cluster.scheduler, ...cluster.peers.map((p) => p.proc)].flatMap((p) => [...p.lines, ...p.stderr]).join("\n");
+    for (const secret of secrets) {
+      assert.ok(!argv.includes(secret), `a ctr command line carries the credentials:\n${argv}`);
+      assert.ok(!logs.includes(secret), "a process logged the credentials");
+    }
+    const hostsDirs = [...argv.matchAll(/--hosts-dir (\S+)/g)].map((m) => m[1]!);
+    const privateDir = hostsDirs.at(-1)!;
+    assert.notEqual(privateDir, hostsDirs[0], `the private pull had a hosts directory of its own:\n${argv}`);
+    assert.equal(await exists(privateDir), false, `${privateDir} (its credentials file) is removed after the pull`);
+    for (const d of [...img.platforms["linux/amd64"]!.layers, img.platforms["linux/amd64"]!.config]) {
+      assert.equal(locked.blobGets(d), 1, `${d}: fetched from the registry once, containerd got it from the peer`);
+    }
   });
 
   it("refuses what it cannot run: a bad list, a bad cron, both interval and cron, a scope cluster token; credentials are never returned", async (t) => {

@@ -208,6 +208,8 @@ async function warmImage(
   }
   const after = lacking.length ? await held() : before;
   const plainHttp = spec.insecure_registries.includes(parseImageName(img.image).host);
+  // The runtime's own pull of a private image needs what the manager resolved it with.
+  const credentials = creds.username || creds.password ? { credentials: { username: creds.username ?? "", password: creds.password ?? "" } } : {};
   const cells = await Promise.all(
     selected.map(async (n) => {
       if (!warm(after, n)) {
@@ -220,7 +222,13 @@ async function warmImage(
       // In the peer's cache; the node's runtime (when the peer has one) pulls it through the peer.
       const target = targets.find((t) => t.clusterId === n.clusterId);
       const imported = target
-        ? await importInto(target, n, { image: img.image, plainHttp, digest: resolved.manifestDigest, ...(img.platform ? { platform: img.platform } : {}) })
+        ? await importInto(target, n, {
+            image: img.image,
+            plainHttp,
+            digest: resolved.manifestDigest,
+            ...(img.platform ? { platform: img.platform } : {}),
+            ...credentials,
+          })
         : { ok: false, detail: "its cluster is not selected" };
       return imported.ok ? cell(n, "warm", imported.detail) : cell(n, "failed", `in the peer cache, but ${imported.detail}`);
     }),
