@@ -25,6 +25,9 @@ const commands: Record<string, () => Promise<Register>> = {
   accelerate: async () => (await import("./accelerate.js")).registerAccelerateCommand,
 };
 
+/** The long-running commands: a socket error or an unhandled rejection is logged and survived there (process-guard.ts). */
+const DAEMONS = new Set(["up", "manager", "scheduler", "peer", "snapshotter"]);
+
 const program = new Command("kiln")
   .description("P2P preheating and distribution of container images and large files")
   .version(KILN_VERSION)
@@ -32,9 +35,13 @@ const program = new Command("kiln")
   .addOption(
     new Option("--log-format <format>", "log lines as JSON, or readable (default: readable on a terminal, JSON when piped)").choices(["json", "pretty"]),
   )
-  .hook("preAction", (cmd) => {
+  .hook("preAction", async (cmd, action) => {
     const format = cmd.opts<{ logFormat?: string }>().logFormat;
     if (format) process.env.KILN_LOG_FORMAT = format;
+    if (action.parent === cmd && DAEMONS.has(action.name())) {
+      const [{ guardProcess }, { createLogger }] = await Promise.all([import("../common/process-guard.js"), import("../common/logger.js")]);
+      guardProcess(createLogger("process"));
+    }
   });
 
 const wanted = process.argv[2];

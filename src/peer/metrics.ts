@@ -1,6 +1,7 @@
 /** Prometheus metrics of a peer, served on its metrics port. */
 import http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { survivedErrors } from "../common/process-guard.js";
 
 export class PeerMetrics {
   readonly registry = new Registry();
@@ -52,6 +53,8 @@ export class PeerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // The process's own: in `kiln up` both peers' endpoints show the one count of the process.
+    this.registry.registerMetric(survivedErrors);
   }
 
   /** Counters for the inventory: bytes served to peers, got from the swarm, fetched from origins. */

@@ -19,36 +19,50 @@ export async function sendFile(
   res: ServerResponse,
   beforeWrite: (bytes: number) => Promise<void> | void,
 ): Promise<void> {
-  const fh = await open(path, "r");
-  const blocks = [take(), take()];
-  let closed!: (err: Error) => void;
-  const gone = new Promise<never>((_, reject) => (closed = reject));
-  gone.catch(() => undefined);
-  const onClose = () => closed(new Error("client closed the connection"));
-  res.once("close", onClose);
+  const client = whenClosed(res);
   let writing: Promise<void> = Promise.resolve();
+  let blocks: Buffer[] = [];
   try {
-    for (let pos = start, i = 0; pos < end; i++) {
-      const block = blocks[i % 2]!;
-      const { bytesRead } = await fh.read(block, 0, Math.min(BLOCK, end - pos), pos);
-      if (bytesRead === 0) throw new Error(`file ends at ${pos}, before ${end}`);
-      // The other block's write must be done before this one's goes out (and before that block is read into again).
-      await Promise.race([writing, gone]);
-      await beforeWrite(bytesRead);
-      writing = write(res, block.subarray(0, bytesRead));
-      pos += bytesRead;
+    const fh = await open(path, "r");
+    blocks = [take(), take()];
+    try {
+      for (let pos = start, i = 0; pos < end; i++) {
+        const block = blocks[i % 2]!;
+        const { bytesRead } = await fh.read(block, 0, Math.min(BLOCK, end - pos), pos);
+        if (bytesRead === 0) throw new Error(`file ends at ${pos}, before ${end}`);
+        // The other block's write must be done before this one's goes out (and before that block is read into again).
+        await Promise.race([writing, client.gone]);
+        await beforeWrite(bytesRead);
+        writing = write(res, block.subarray(0, bytesRead));
+        // Awaited only after the next read: a client that resets meanwhile fails it with nobody listening yet.
+        writing.catch(() => undefined);
+        pos += bytesRead;
+      }
+      await Promise.race([writing, client.gone]);
+      // A connection cut now never emits 'finish': without the race the upload (and its slot) would wait for good.
+      await Promise.race([new Promise<void>((resolve) => res.end(resolve)), client.gone]);
+    } finally {
+      await fh.close();
     }
-    await Promise.race([writing, gone]);
-    await new Promise<void>((resolve) => res.end(resolve));
   } finally {
-    res.off("close", onClose);
+    client.stop();
     // Blocks go back to the pool only once no write of them is pending (a cut connection may never complete one).
+    const taken = blocks;
     void writing.then(
-      () => blocks.forEach(give),
+      () => taken.forEach(give),
       () => undefined,
     );
-    await fh.close();
   }
+}
+
+/** Rejects once `res` closes (at once if it already has); `stop` removes the listener. */
+function whenClosed(res: ServerResponse): { gone: Promise<never>; stop: () => void } {
+  let onClose!: () => void;
+  const gone = new Promise<never>((_, reject) => (onClose = () => reject(new Error("client closed the connection"))));
+  gone.catch(() => undefined);
+  if (res.destroyed) onClose();
+  else res.once("close", onClose);
+  return { gone, stop: () => res.off("close", onClose) };
 }
 
 function write(res: ServerResponse, chunk: Buffer): Promise<void> {
