@@ -16,6 +16,12 @@ export const PEER_PATHS = {
   health: "/healthy",
 } as const;
 
+/**
+ * Header carrying the cluster's upload credential (HostAnnounceReply.uploadCredential) on
+ * requests for pieces and tasks: upload ports serve content to members of their cluster only.
+ */
+export const UPLOAD_CREDENTIAL_HEADER = "x-kiln-upload-credential";
+
 export const PrefetchRequest = z.object({
   taskId: TaskId,
   download: DownloadSpec,

@@ -64,6 +64,12 @@ export const HostAnnounceReply = z.object({
   keepAliveMs: z.number().int(),
   /** The scheduler did not know this host (first announce, or it was dropped or restarted): re-register held tasks. */
   created: z.boolean(),
+  /**
+   * What this host presents to other hosts' upload ports, and accepts on its own
+   * (UPLOAD_CREDENTIAL_HEADER): derived from the cluster secret, or random per
+   * scheduler when it has none.
+   */
+  uploadCredential: z.string().regex(/^[A-Za-z0-9_-]{32,256}$/),
 });
 export type HostAnnounceReply = z.infer<typeof HostAnnounceReply>;
 

@@ -17,6 +17,7 @@ import { CertificateAuthority } from "./proxy/ca.js";
 import { defaultProxyPolicy, type ProxyPolicyOptions } from "../api/proxy-config.js";
 import { Storage, freeDiskBytes, type GcPolicy } from "./storage/storage.js";
 import { UploadServer } from "./upload/upload-server.js";
+import { UploadMembership } from "./upload/membership.js";
 import { ContainerdImporter } from "./containerd-import.js";
 import { join } from "node:path";
 import type { DownloadOptions } from "./download/session.js";
@@ -129,12 +130,16 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
 
   // The host ID must be known before the upload port is (port 0 in tests), so bind first.
   const placeholder = "pending";
-  const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.download, pieces: httpPieceSource(cfg.download.pieceStallMs), origin: httpOrigin };
+  // Filled by the first announce reply: until then this peer neither serves nor fetches pieces.
+  const membership = new UploadMembership();
+  const pieces = httpPieceSource(cfg.download.pieceStallMs, () => membership.credential);
+  const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.download, pieces, origin: httpOrigin };
   engine = new PeerEngine(ctx, storage, log);
   const upload = new UploadServer(storage, engine, metrics, log, {
     concurrency: cfg.uploadConcurrency,
     rateBytesPerSec: cfg.uploadRateBytes,
     controlToken: cfg.controlToken,
+    membership,
   });
   const uploadPort = await upload.listen(cfg.listenHost, cfg.uploadPort);
   const hostId = `${cfg.hostname}-${cfg.advertiseIp}-${uploadPort}`.replace(/[^A-Za-z0-9._:-]/g, "_");
@@ -191,6 +196,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const keepAlive = async () => {
     try {
       const reply = await scheduler.announceHost(await announce());
+      membership.update(reply.uploadCredential);
       if (!announced) log.info({ scheduler: cfg.schedulerUrl }, "announced to scheduler");
       if (reply.created) await engine!.reannounce();
       announced = true;

@@ -1,10 +1,11 @@
 /** HTTP routes of the scheduler; shapes and paths from src/api/scheduler.ts. */
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { createJsonApi } from "../common/fastify.js";
 import type { Logger } from "../common/logger.js";
 import { CLUSTER_SECRET_HEADER, Ok, SafeId, TaskId } from "../api/common.js";
 import { KilnError } from "../common/errors.js";
-import { sameSecret } from "../common/secret.js";
+import { sameSecret, uploadCredentialFor } from "../common/secret.js";
 import {
   SCHEDULER_API,
   SCHEDULER_PATHS,
@@ -60,9 +61,11 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger, cluste
 
   app.get(SCHEDULER_PATHS.health, async () => ({ ok: true as const }));
 
+  // Every scheduler of a cluster gives the same one; without a secret, only the hosts of this one share it.
+  const uploadCredential = clusterSecret ? uploadCredentialFor(clusterSecret) : randomBytes(32).toString("base64url");
   app.post(SCHEDULER_PATHS.hosts, { schema: { body: HostAnnounce, response: { 200: HostAnnounceReply } } }, async (req) => {
     const created = service.announceHost(req.body);
-    return { keepAliveMs: SCHEDULER.keepAliveMs, created };
+    return { keepAliveMs: SCHEDULER.keepAliveMs, created, uploadCredential };
   });
 
   app.get(SCHEDULER_PATHS.hosts, { schema: { response: { 200: HostsReport } } }, async () => service.hostsReport());

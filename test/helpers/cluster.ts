@@ -2,6 +2,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { UPLOAD_CREDENTIAL_HEADER } from "../../src/api/peer.js";
+import { uploadCredentialFor } from "../../src/common/secret.js";
 import { runKiln, spawnKiln, type KilnProcess } from "./proc.js";
 
 export interface PeerHandle {
@@ -22,14 +24,32 @@ export class TestCluster {
     private readonly peerArgs: string[],
     /** Environment every peer of this cluster gets (e.g. NODE_EXTRA_CA_CERTS for a TLS origin). */
     private readonly peerEnv: Record<string, string>,
+    /** KILN_CLUSTER_SECRET of the scheduler and every peer, when the cluster has one. */
+    readonly clusterSecret: string | undefined,
   ) {}
 
   static async start(
-    opts: { schedulerArgs?: string[]; schedulerEnv?: Record<string, string>; peerArgs?: string[]; peerEnv?: Record<string, string> } = {},
+    opts: {
+      schedulerArgs?: string[];
+      schedulerEnv?: Record<string, string>;
+      peerArgs?: string[];
+      peerEnv?: Record<string, string>;
+      /** Given to the scheduler and every peer (KILN_CLUSTER_SECRET). */
+      clusterSecret?: string;
+    } = {},
   ): Promise<TestCluster> {
-    const c = new TestCluster(await mkdtemp(join(tmpdir(), "kiln-test-")), opts.peerArgs ?? [], opts.peerEnv ?? {});
-    c.scheduler = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", "0", ...(opts.schedulerArgs ?? [])], { env: opts.schedulerEnv });
+    const secretEnv: Record<string, string> = opts.clusterSecret ? { KILN_CLUSTER_SECRET: opts.clusterSecret } : {};
+    const c = new TestCluster(await mkdtemp(join(tmpdir(), "kiln-test-")), opts.peerArgs ?? [], { ...secretEnv, ...opts.peerEnv }, opts.clusterSecret);
+    c.scheduler = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", "0", ...(opts.schedulerArgs ?? [])], {
+      env: { ...secretEnv, ...opts.schedulerEnv },
+    });
     return c;
+  }
+
+  /** What a member presents to upload ports (the cluster must have been started with a secret). */
+  uploadHeaders(): Record<string, string> {
+    if (!this.clusterSecret) throw new Error("start the TestCluster with a clusterSecret to read its upload ports");
+    return { [UPLOAD_CREDENTIAL_HEADER]: uploadCredentialFor(this.clusterSecret) };
   }
 
   get schedulerUrl(): string {

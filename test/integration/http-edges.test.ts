@@ -47,7 +47,7 @@ describe("HTTP edges of the upload and proxy ports", () => {
     origin = await startOrigin();
     file = makeFile(300 * 1024);
     origin.add("/edges.bin", file);
-    cluster = await TestCluster.start();
+    cluster = await TestCluster.start({ clusterSecret: "http-edges-cluster-secret-0123456789" });
     seed = await cluster.addPeer("seed", { seed: true });
     peer = await cluster.addPeer("peer");
     const got = await cluster.get(peer, `${origin.url}/edges.bin`, join(dir, "edges.bin"));
@@ -84,7 +84,8 @@ describe("HTTP edges of the upload and proxy ports", () => {
   });
 
   it("ignores an inverted Range (whole body, 200) and answers 416 to an unsatisfiable one", async () => {
-    const whole = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { range: "bytes=5-1" } });
+    const member = cluster.uploadHeaders();
+    const whole = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { ...member, range: "bytes=5-1" } });
     assert.equal(whole.status, 200);
     assert.equal(
       createHash("sha256")
@@ -92,10 +93,10 @@ describe("HTTP edges of the upload and proxy ports", () => {
         .digest("hex"),
       file.sha256,
     );
-    const beyond = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { range: `bytes=${file.data.length}-` } });
+    const beyond = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { ...member, range: `bytes=${file.data.length}-` } });
     assert.equal(beyond.status, 416);
     assert.equal(beyond.headers.get("content-range"), `bytes */${file.data.length}`);
-    const part = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { range: "bytes=10-19" } });
+    const part = await fetch(`http://127.0.0.1:${seed.uploadPort}/tasks/${taskId}`, { headers: { ...member, range: "bytes=10-19" } });
     assert.equal(part.status, 206);
     assert.deepEqual(Buffer.from(await part.arrayBuffer()), file.data.subarray(10, 20));
   });

@@ -27,7 +27,7 @@ describe("peer storage", () => {
   let cluster: TestCluster;
   before(async () => {
     origin = await startOrigin();
-    cluster = await TestCluster.start();
+    cluster = await TestCluster.start({ clusterSecret: "storage-test-cluster-secret-0123456789" });
     await cluster.addPeer("seed", { seed: true });
   });
   after(async () => {
@@ -88,10 +88,10 @@ describe("peer storage", () => {
     assert.equal((await cluster.get(peer, `${origin.url}/slots.bin`, join(cluster.dir, "slots.out"))).code, 0);
     const taskId = taskIdFor({ url: `${origin.url}/slots.bin`, filteredQueryParams: ["Expires", "Signature", "ns"] });
     // The first upload takes seconds at 1 MiB/s, holding the only slot.
-    const first = http.get({ host: "127.0.0.1", port: peer.uploadPort, path: `/pieces/${taskId}/0` });
+    const first = http.get({ host: "127.0.0.1", port: peer.uploadPort, path: `/pieces/${taskId}/0`, headers: cluster.uploadHeaders() });
     const firstRes = await new Promise<http.IncomingMessage>((r) => first.once("response", r));
     assert.equal(firstRes.statusCode, 200);
-    const second = await fetch(`http://127.0.0.1:${peer.uploadPort}/pieces/${taskId}/1`);
+    const second = await fetch(`http://127.0.0.1:${peer.uploadPort}/pieces/${taskId}/1`, { headers: cluster.uploadHeaders() });
     assert.equal(second.status, 429);
     assert.match(((await second.json()) as { message: string }).message, /upload slots/);
     first.destroy();

@@ -56,7 +56,9 @@ describe("SCHEDULER_PATHS", () => {
   });
 
   it("every client call reaches its route", async () => {
-    assert.deepEqual(await client.announceHost(hostInfo("api-h1")), { keepAliveMs: 2_000, created: true });
+    const announced = await client.announceHost(hostInfo("api-h1"));
+    assert.deepEqual(announced, { keepAliveMs: 2_000, created: true, uploadCredential: announced.uploadCredential });
+    assert.equal((await client.announceHost(hostInfo("api-h1"))).uploadCredential, announced.uploadCredential, "one credential per scheduler");
     await client.announceHost(hostInfo("api-h2"));
     const src = await client.registerPeer({ peerId: "src", hostId: "api-h1", download: { url: "http://origin.example/api" } });
     assert.equal(src.action, "back_to_source");

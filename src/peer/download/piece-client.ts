@@ -8,7 +8,7 @@
  */
 import net from "node:net";
 import { describeNetworkError } from "../../common/errors.js";
-import { PEER_PATHS } from "../../api/peer.js";
+import { PEER_PATHS, UPLOAD_CREDENTIAL_HEADER } from "../../api/peer.js";
 import type { ParentInfo } from "../../api/scheduler.js";
 import { BLOCK_SIZE as BLOCK, retireBlock, takeSharedBlock } from "../blocks.js";
 
@@ -126,24 +126,42 @@ function release(c: Connection): void {
 
 /**
  * Streams piece `n` of `taskId` from `parent` into `sink`; resolves once the whole body
- * arrived. The transfer fails if it makes no progress for `stallMs`.
+ * arrived. The transfer fails if it makes no progress for `stallMs`. `credential` is the
+ * cluster's upload credential, which the parent requires.
  */
-export async function fetchPieceInto(parent: ParentInfo, taskId: string, n: number, sink: PieceSink, stallMs: number, signal: AbortSignal): Promise<void> {
+export async function fetchPieceInto(
+  parent: ParentInfo,
+  taskId: string,
+  n: number,
+  sink: PieceSink,
+  stallMs: number,
+  signal: AbortSignal,
+  credential = "",
+): Promise<void> {
   const key = `${parent.ip}:${parent.uploadPort}`;
   const reused = idle.get(key)?.pop();
   try {
-    await exchange(reused ?? new Connection(key, parent.ip, parent.uploadPort), parent, taskId, n, sink, stallMs, signal);
+    await exchange(reused ?? new Connection(key, parent.ip, parent.uploadPort), parent, taskId, n, sink, stallMs, signal, credential);
   } catch (err) {
     // The parent may have closed an idle connection just as it was reused: once more on a new one.
     if (!reused || !(err instanceof StaleConnection)) throw err;
-    await exchange(new Connection(key, parent.ip, parent.uploadPort), parent, taskId, n, sink, stallMs, signal);
+    await exchange(new Connection(key, parent.ip, parent.uploadPort), parent, taskId, n, sink, stallMs, signal, credential);
   }
 }
 
 /** Nothing came back on a reused connection. */
 class StaleConnection extends PieceFetchError {}
 
-function exchange(c: Connection, parent: ParentInfo, taskId: string, n: number, sink: PieceSink, stallMs: number, signal: AbortSignal): Promise<void> {
+function exchange(
+  c: Connection,
+  parent: ParentInfo,
+  taskId: string,
+  n: number,
+  sink: PieceSink,
+  stallMs: number,
+  signal: AbortSignal,
+  credential: string,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let head: Buffer | undefined;
     let status = 0;
@@ -218,7 +236,9 @@ function exchange(c: Connection, parent: ParentInfo, taskId: string, n: number, 
     signal.addEventListener("abort", onAbort);
     c.socket.setTimeout(stallMs);
     c.socket.resume();
-    c.socket.write(`GET ${PEER_PATHS.piece(taskId, n)} HTTP/1.1\r\nHost: ${parent.ip}:${parent.uploadPort}\r\n\r\n`);
+    c.socket.write(
+      `GET ${PEER_PATHS.piece(taskId, n)} HTTP/1.1\r\nHost: ${parent.ip}:${parent.uploadPort}\r\n${UPLOAD_CREDENTIAL_HEADER}: ${credential}\r\n\r\n`,
+    );
   });
 }
 

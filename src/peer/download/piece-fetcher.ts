@@ -11,9 +11,9 @@ export interface PieceSource {
   fetch(parent: ParentInfo, taskId: string, n: number, sink: PieceSink, signal: AbortSignal): Promise<void>;
 }
 
-/** Parents' upload servers over HTTP; a transfer that stalls for `stallMs` fails. */
-export function httpPieceSource(stallMs: number): PieceSource {
-  return { fetch: (parent, taskId, n, sink, signal) => fetchPieceInto(parent, taskId, n, sink, stallMs, signal) };
+/** Parents' upload servers over HTTP, presenting the cluster's upload `credential()`; a transfer that stalls for `stallMs` fails. */
+export function httpPieceSource(stallMs: number, credential: () => string): PieceSource {
+  return { fetch: (parent, taskId, n, sink, signal) => fetchPieceInto(parent, taskId, n, sink, stallMs, signal, credential()) };
 }
 
 export type PieceFailureKind = "digest_mismatch" | "unreachable" | "timeout" | "http_error" | "busy";

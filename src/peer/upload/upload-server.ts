@@ -8,7 +8,8 @@ import { KilnError } from "../../common/errors.js";
 import { HEADERS } from "../../common/defaults.js";
 import { isTaskId, taskIdFor } from "../../common/task-id.js";
 import type { Logger } from "../../common/logger.js";
-import { ImageImportRequest, PEER_PATHS, PrefetchRequest, type ImageImportReply } from "../../api/peer.js";
+import { ImageImportRequest, PEER_PATHS, PrefetchRequest, UPLOAD_CREDENTIAL_HEADER, type ImageImportReply } from "../../api/peer.js";
+import type { UploadMembership } from "./membership.js";
 import type { PeerEngine } from "../download/engine.js";
 import type { PeerMetrics } from "../metrics.js";
 import { TokenBucket } from "./throttle.js";
@@ -21,11 +22,15 @@ export interface UploadOptions {
   rateBytesPerSec: number;
   /** What the scheduler must send to trigger a prefetch. */
   controlToken: string;
+  /** Who may fetch pieces and tasks: holders of the cluster's upload credential. */
+  membership: UploadMembership;
 }
 
 const PIECE_PATH = /^\/pieces\/([^/]+)\/([^/]+)$/;
 const TASK_PATH = /^\/tasks\/([^/]+)$/;
 const CONTROL_TASK_PATH = /^\/api\/v1\/tasks\/([^/]+)$/;
+/** Routes that serve content: pieces and whole tasks. */
+const CONTENT_PATH = /^\/(?:pieces|tasks)\//;
 
 export class UploadServer {
   private active = 0;
@@ -60,6 +65,10 @@ export class UploadServer {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === PEER_PATHS.health) return sendJson(res, 200, { ok: true });
+    // Content goes to members of the cluster only (the control routes take the scheduler's control token).
+    if (CONTENT_PATH.test(path) && !this.opts.membership.admits(req.headers[UPLOAD_CREDENTIAL_HEADER])) {
+      throw new KilnError("UNAUTHORIZED", `this upload port serves members of its cluster only (${UPLOAD_CREDENTIAL_HEADER})`);
+    }
     if (path === PEER_PATHS.prefetch) {
       if (req.method !== "POST") throw new KilnError("BAD_REQUEST", "use POST", 405);
       return this.prefetch(req, res);
