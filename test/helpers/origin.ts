@@ -29,6 +29,8 @@ export interface TestOrigin {
 export interface OriginOptions {
   /** Bytes per second per response; 0 = unlimited. */
   rateBytes?: number;
+  /** The first bytes of each response that go out at full speed before `rateBytes` applies (a task that stays in progress). */
+  fastBytes?: number;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin>
       const piece = file.data.subarray(off, Math.min(limit, off + chunk));
       sent.set(path, (sent.get(path) ?? 0) + piece.length);
       if (!res.write(piece)) await new Promise((r) => res.once("drain", r));
-      if (opts.rateBytes) await new Promise((r) => setTimeout(r, (piece.length / opts.rateBytes!) * 1000));
+      if (opts.rateBytes && off + piece.length >= (opts.fastBytes ?? 0)) await new Promise((r) => setTimeout(r, (piece.length / opts.rateBytes!) * 1000));
       if (res.destroyed) return;
     }
     if (reset) return void req.socket.resetAndDestroy();
