@@ -4,20 +4,26 @@
  * owners, times, symlinks, hard links, device nodes, xattrs; a whiteout `.wh.<name>`
  * becomes a 0/0 character device `<name>`, `.wh..wh..opq` sets
  * `trusted.overlay.opaque=y` on its directory. Needs root (owners, devices, trusted xattrs).
+ *
+ * Confined to the directory (DESIGN "Trust"): every path, hard-link target and parent
+ * is resolved component by component inside this layer's tree or a lower layer's, and a
+ * symlink met on the way is refused, never followed; nothing is created through an
+ * existing name (O_EXCL, O_NOFOLLOW). The directory is root-only (0700) until its own
+ * attributes are applied at the end, so nothing else writes it meanwhile.
  */
-import { createWriteStream } from "node:fs";
-import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, rm, symlink, utimes } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
-import { Readable } from "node:stream";
+import { constants } from "node:fs";
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from "node:fs/promises";
 import { mknod, setXattr } from "./fs-ops.js";
+import { hardLinkSource } from "./hard-link.js";
+import { archivePath, LayerTree, lstatIfAny } from "./layer-tree.js";
 import type { TarEntry, TarHeader } from "./tar-reader.js";
 
 const WHITEOUT = ".wh.";
 const OPAQUE = ".wh..wh..opq";
+const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 export interface UnpackOptions {
-  /** An empty directory the layer is written into. */
+  /** A directory that does not exist yet: the layer is written into it. */
   dir: string;
   /** Directories of the layers below, nearest first: whiteouts matter only when there are some, and hard links may point into them. */
   parents: string[];
@@ -28,93 +34,103 @@ export interface UnpackStats {
   bytes: number;
 }
 
-/** "./a/b/" → ["a", "b"]; rejects ".." and anything else that would leave the layer. */
-function components(path: string): string[] {
-  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
-  if (parts.includes("..")) throw new Error(`layer entry ${JSON.stringify(path)} leaves the layer ("..")`);
-  return parts;
-}
-
 export async function unpackLayer(entries: AsyncIterable<TarEntry>, opts: UnpackOptions): Promise<UnpackStats> {
-  const symlinks = new Set<string>();
-  const dirTimes: [string, number][] = [];
+  const tree = new LayerTree(opts.dir);
+  const lowers = opts.parents.map((p) => new LayerTree(p));
+  const dirTimes: [string[], number][] = [];
   const stats: UnpackStats = { entries: 0, bytes: 0 };
-  // As a snapshot's fs directory: root-owned, 0755 (a "./" entry may change it).
-  await mkdir(opts.dir, { mode: 0o755 });
+  let rootHeader: TarHeader | undefined;
+  await mkdir(opts.dir, { mode: 0o700 });
 
-  /** Missing parent directories take their attributes from the nearest layer below that has them (containerd's mkparent). */
-  const ensureParent = async (parts: string[]) => {
-    for (let i = 1; i < parts.length; i++) {
-      const rel = parts.slice(0, i);
-      if (symlinks.has(rel.join("/"))) throw new Error(`layer entry ${parts.join("/")} goes through the symlink ${rel.join("/")}`);
-      const path = join(opts.dir, ...rel);
-      const st = await lstat(path).catch(() => undefined);
-      if (st?.isDirectory()) continue;
-      if (st) throw new Error(`layer entry ${parts.join("/")}: ${rel.join("/")} is not a directory`);
+  // Directories of this layer already checked: only removeExisting can replace one (nothing else writes the tree).
+  const knownDirs = new Set<string>();
+
+  /** Every component of `dir` a real directory of this layer; missing ones take their attributes from the nearest layer below that has them (containerd's mkparent). */
+  const ensureDirectory = async (dir: string[], entry: string) => {
+    for (let i = 1; i <= dir.length; i++) {
+      const rel = dir.slice(0, i);
+      const key = rel.join("/");
+      if (knownDirs.has(key)) continue;
+      const path = tree.hostPath(rel);
+      const st = await lstatIfAny(path);
+      if (st?.isDirectory()) {
+        knownDirs.add(key);
+        continue;
+      }
+      if (st?.isSymbolicLink()) throw new Error(`layer entry ${entry} goes through the symlink ${rel.join("/")}`);
+      if (st) throw new Error(`layer entry ${entry}: ${rel.join("/")} is not a directory`);
       await mkdir(path, { mode: 0o755 });
-      for (const parent of opts.parents) {
-        const below = await lstat(join(parent, ...rel)).catch(() => undefined);
-        if (!below) continue;
-        if (below.isDirectory()) {
-          await lchown(path, below.uid, below.gid);
-          await chmod(path, below.mode & 0o7777);
-          dirTimes.push([path, below.mtimeMs / 1000]);
+      knownDirs.add(key);
+      for (const lower of lowers) {
+        const below = await lower.lookup(rel);
+        if (below.kind === "absent") continue;
+        if (below.kind === "found" && below.stats.isDirectory()) {
+          await lchown(path, below.stats.uid, below.stats.gid);
+          await chmod(path, below.stats.mode & 0o7777);
+          dirTimes.push([rel, below.stats.mtimeMs / 1000]);
         }
         break;
       }
     }
   };
 
-  const clear = async (path: string, keepDir: boolean) => {
-    const st = await lstat(path).catch(() => undefined);
-    if (!st) return;
-    if (keepDir && st.isDirectory()) return;
+  /** Removes what is at `path` (its parents checked), unless it is a directory to keep; true when one was kept. */
+  const removeExisting = async (path: string, keepDir: boolean): Promise<boolean> => {
+    const st = await lstatIfAny(path);
+    if (!st) return false;
+    if (keepDir && st.isDirectory()) return true;
+    if (st.isDirectory()) knownDirs.clear();
     await rm(path, { recursive: true, force: true });
+    return false;
   };
 
   for await (const { header: h, body } of entries) {
     stats.entries++;
-    const parts = components(h.path);
+    const parts = archivePath(h.path);
     const base = parts.at(-1) ?? "";
     if (base === OPAQUE) {
-      await ensureParent(parts);
-      const d = join(opts.dir, ...parts.slice(0, -1));
-      await setXattr(d, "trusted.overlay.opaque", Buffer.from("y"));
+      const dir = parts.slice(0, -1);
+      await ensureDirectory(dir, h.path);
+      await setXattr(tree.hostPath(dir), "trusted.overlay.opaque", Buffer.from("y"));
       continue;
     }
     if (base.startsWith(WHITEOUT)) {
+      const name = base.slice(WHITEOUT.length);
+      if (name === "" || name === "." || name === "..") throw new Error(`layer entry ${JSON.stringify(h.path)} whites out no name in its directory`);
       // In the bottom layer there is nothing to delete.
-      if (opts.parents.length === 0) continue;
-      const target = [...parts.slice(0, -1), base.slice(WHITEOUT.length)];
-      await ensureParent(target);
-      const path = join(opts.dir, ...target);
-      await clear(path, false);
+      if (lowers.length === 0) continue;
+      const target = [...parts.slice(0, -1), name];
+      await ensureDirectory(target.slice(0, -1), h.path);
+      const path = tree.hostPath(target);
+      await removeExisting(path, false);
       await mknod(path, "char", 0, 0);
       await lchown(path, h.uid, h.gid);
       continue;
     }
     if (parts.length === 0) {
-      // "./": the layer's root directory itself.
-      if (h.type === "dir") await applyMetadata(opts.dir, h, dirTimes);
+      // "./": the layer's root directory itself, applied last (it stays private until then).
+      if (h.type === "dir") {
+        rootHeader = h;
+        dirTimes.push([[], h.mtime]);
+      }
       continue;
     }
-    await ensureParent(parts);
-    const path = join(opts.dir, ...parts);
-    await clear(path, h.type === "dir");
+    await ensureDirectory(parts.slice(0, -1), h.path);
+    const path = tree.hostPath(parts);
+    const keptDir = await removeExisting(path, h.type === "dir");
     switch (h.type) {
       case "dir":
-        await mkdir(path, { recursive: true, mode: 0o700 });
+        if (!keptDir) await mkdir(path, { mode: 0o700 });
         break;
       case "file":
-        await pipeline(Readable.from(body), createWriteStream(path, { mode: 0o600 }));
+        await writeNewFile(path, body);
         stats.bytes += h.size;
         break;
       case "symlink":
         await symlink(h.linkname, path);
-        symlinks.add(parts.join("/"));
         break;
       case "link":
-        await link(await linkSource(h.linkname, opts), path);
+        await link(await hardLinkSource(h.path, h.linkname, tree, lowers, ensureDirectory), path);
         break;
       case "char":
       case "block":
@@ -124,41 +140,39 @@ export async function unpackLayer(entries: AsyncIterable<TarEntry>, opts: Unpack
         await mknod(path, "fifo");
         break;
     }
-    await applyMetadata(path, h, dirTimes);
+    // A hard link's header applies to the inode it shares, which may be a symlink's: never follow it.
+    const isSymlink = h.type === "symlink" || (h.type === "link" && (await lstat(path)).isSymbolicLink());
+    await applyAttributes(path, h, isSymlink);
+    if (h.type === "dir") dirTimes.push([parts, h.mtime]);
+    else await lutimes(path, h.mtime, h.mtime);
   }
+
+  if (rootHeader) await applyAttributes(opts.dir, rootHeader, false);
+  else await chmod(opts.dir, 0o755);
   // Directory times last, deepest first: creating entries inside a directory changes its mtime.
-  for (const [path, mtime] of dirTimes.reverse()) await utimes(path, mtime, mtime);
+  for (const [parts, mtime] of dirTimes.reverse()) {
+    const now = await tree.lookup(parts);
+    // A directory replaced later in the layer (by a symlink, say) has no times of its own to set.
+    if (now.kind === "found" && now.stats.isDirectory()) await utimes(tree.hostPath(parts), mtime, mtime);
+  }
   return stats;
 }
 
-/**
- * A hard link's target in this layer, or in a layer below: then the file is copied up
- * first, as overlayfs would on write (the link needs an inode in this layer).
- */
-async function linkSource(linkname: string, opts: UnpackOptions): Promise<string> {
-  const parts = components(linkname);
-  const own = join(opts.dir, ...parts);
-  if (await lstat(own).catch(() => undefined)) return own;
-  for (const p of opts.parents) {
-    const lower = join(p, ...parts);
-    const st = await lstat(lower).catch(() => undefined);
-    if (!st) continue;
-    if (!st.isFile()) break;
-    await mkdir(dirname(own), { recursive: true, mode: 0o755 });
-    await copyFile(lower, own);
-    await lchown(own, st.uid, st.gid);
-    await chmod(own, st.mode & 0o7777);
-    return own;
+/** Creates the file (never through an existing name) and writes the entry's content into it. */
+async function writeNewFile(path: string, body: AsyncIterable<Buffer>): Promise<void> {
+  const fh = await open(path, NEW_FILE, 0o600);
+  try {
+    for await (const chunk of body) {
+      for (let done = 0; done < chunk.length; ) done += (await fh.write(chunk, done)).bytesWritten;
+    }
+  } finally {
+    await fh.close();
   }
-  throw new Error(`hard link to ${linkname}, which is in neither this layer nor the ones below`);
 }
 
-/** containerd's order: owner, then xattrs, then mode (chown clears setuid bits), then times. A hard link's header applies to the shared inode. */
-async function applyMetadata(path: string, h: TarHeader, dirTimes: [string, number][]): Promise<void> {
+/** containerd's order: owner, then xattrs, then mode (chown clears setuid bits). */
+async function applyAttributes(path: string, h: TarHeader, isSymlink: boolean): Promise<void> {
   await lchown(path, h.uid, h.gid);
   for (const [name, value] of h.xattrs) await setXattr(path, name, value);
-  if (h.type !== "symlink") await chmod(path, h.mode & 0o7777);
-  if (h.type === "dir") dirTimes.push([path, h.mtime]);
-  else if (h.type === "symlink") await lutimes(path, h.mtime, h.mtime);
-  else await utimes(path, h.mtime, h.mtime);
+  if (!isSymlink) await chmod(path, h.mode & 0o7777);
 }

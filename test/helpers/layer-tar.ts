@@ -86,6 +86,12 @@ export function layerTar(entries: TarEntry[]): Buffer {
       records.push(paxRecord("path", Buffer.from(name)));
       name = name.slice(0, 99);
     }
+    // As for paths, a link target over 100 bytes travels in a PAX record.
+    let linkname = "target" in e ? e.target : undefined;
+    if (linkname !== undefined && Buffer.byteLength(linkname) > 99) {
+      records.push(paxRecord("linkpath", Buffer.from(linkname)));
+      linkname = linkname.slice(0, 99);
+    }
     if ("xattrs" in e && e.xattrs) for (const [k, v] of Object.entries(e.xattrs)) records.push(paxRecord(`SCHILY.xattr.${k}`, Buffer.from(v)));
     const uid = "uid" in e ? (e.uid ?? 0) : 0;
     const gid = "gid" in e ? (e.gid ?? 0) : 0;
@@ -96,7 +102,7 @@ export function layerTar(entries: TarEntry[]): Buffer {
       out.push(...withPax(name, records, [header(name, "5", { mode: e.mode ?? 0o755, uid, gid, size: 0 })]));
     } else if (e.type === "symlink" || e.type === "link") {
       const mode = e.type === "link" ? e.mode : 0o777;
-      out.push(...withPax(name, records, [header(name, TYPEFLAG[e.type], { mode, uid, gid, size: 0, linkname: e.target })]));
+      out.push(...withPax(name, records, [header(name, TYPEFLAG[e.type], { mode, uid, gid, size: 0, linkname })]));
     } else if (e.type === "char" || e.type === "block") {
       out.push(header(name, TYPEFLAG[e.type], { mode: e.mode ?? 0o666, uid, gid, size: 0, major: e.major, minor: e.minor }));
     } else {
