@@ -66,8 +66,19 @@ export const MANAGER_PATHS = {
   consolePullScheduleRun: (id: number) => `${CONSOLE_API}/pull-schedules/${id}/run`,
   /** Peer → manager: the schedulers of the cluster whose scopes fit this host best (SchedulerSearchQuery → SchedulerSearchReply). */
   schedulerSearch: `${CONSOLE_API}/scheduler-search`,
+  /** Liveness: 200 while the process runs (Kubernetes' livenessProbe; Dragonfly's path). */
   health: "/healthy",
+  /** Readiness (ReadinessReply): 200 when the database and, when configured, Redis answer in time; 503 naming what does not. */
+  ready: "/ready",
 } as const;
+
+/** GET /ready. A check is "ok" or the sentence saying why not; `message` (on 503) joins the failed ones. */
+export const ReadinessReply = z.object({
+  ready: z.boolean(),
+  checks: z.object({ database: z.string(), redis: z.string().optional() }),
+  message: z.string().optional(),
+});
+export type ReadinessReply = z.infer<typeof ReadinessReply>;
 
 /* ------------------------------------------------------------------ common */
 

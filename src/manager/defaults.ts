@@ -39,6 +39,8 @@ export const MANAGER = {
   pullTickMs: 2_000,
   /** Longest one image of a pull schedule may take in one run. */
   pullImageTimeoutMs: 30 * 60_000,
+  /** GET /ready waits this long for the database and Redis (under the probe's timeoutSeconds: 3 in deploy/kubernetes). */
+  readinessTimeoutMs: 2_000,
   /** Lines kept in a job's failure log. */
   maxLogLines: 200,
 } as const;

@@ -7,6 +7,8 @@ import { openStore, type Store } from "./store.js";
 import { bootstrap } from "./bootstrap.js";
 import { Authenticator } from "./auth/authenticate.js";
 import { openSharedState } from "./shared/state.js";
+import { showRedisUrl } from "./shared/redis.js";
+import { Readiness } from "./readiness.js";
 import { JobRunner } from "./jobs/runner.js";
 import { JobService } from "./jobs/service.js";
 import { PullScheduleService } from "./puller/service.js";
@@ -108,6 +110,13 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
       pollMs: cfg.jobPollMs ?? MANAGER.jobPollMs,
       imageTimeoutMs: MANAGER.pullImageTimeoutMs,
     });
+    const readiness = new Readiness(
+      [
+        { key: "database", what: `the database (${store.dialect})`, ping: () => store.ping() },
+        ...(shared.ping && cfg.redisUrl ? [{ key: "redis" as const, what: `Redis at ${showRedisUrl(cfg.redisUrl)}`, ping: shared.ping }] : []),
+      ],
+      MANAGER.readinessTimeoutMs,
+    );
     const app = await buildManagerApi({
       store,
       auth: new Authenticator(store),
@@ -120,6 +129,7 @@ export async function startManager(cfg: ManagerConfig, log: Logger = createLogge
       memberTimeoutMs,
       clusterSecret: cfg.clusterSecret,
       signInLimiter: shared.signIn,
+      readiness,
     });
     closers.push(() => app.close());
     await app.listen({ host: cfg.host, port: cfg.port });

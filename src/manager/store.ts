@@ -8,7 +8,7 @@ import { MembersRepo } from "./db/members.js";
 import { JobsRepo } from "./db/jobs.js";
 import { PeersRepo } from "./db/peers.js";
 import { PullSchedulesRepo } from "./db/pull-schedules.js";
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { ManagerDatabase } from "./db/schema.js";
 
 export interface Store {
@@ -25,6 +25,8 @@ export interface Store {
   pullSchedules: PullSchedulesRepo;
   /** Migrations applied by this open. */
   migrated: string[];
+  /** Resolves when the database answered `SELECT 1` (readiness). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,6 +53,9 @@ export async function openStore(url: string): Promise<Store> {
     peers: new PeersRepo(db, dialect),
     pullSchedules: new PullSchedulesRepo(db, dialect),
     migrated,
+    ping: async () => {
+      await sql`SELECT 1`.execute(db);
+    },
     close: () => database.close(),
   };
 }

@@ -21,6 +21,7 @@ import { parseAllDocuments } from "yaml";
 import { prerequisitesMissing } from "../helpers/prereq.js";
 import { KILN_BIN, runKiln, spawnKiln } from "../helpers/proc.js";
 import { PORTS } from "../../src/common/defaults.js";
+import { MANAGER } from "../../src/manager/defaults.js";
 import { DEFAULT_PROXY_RULES, ProxyConfigFile } from "../../src/api/proxy-config.js";
 
 const run = promisify(execFile);
@@ -139,9 +140,18 @@ describe("Kubernetes manifests (kustomize)", () => {
           const ctx = { ...spec.securityContext, ...c.securityContext };
           assert.equal(ctx.runAsNonRoot, true, `${overlay} ${c.name} runs as non-root`);
           assert.equal(ctx.runAsUser, 1000);
+          // The manager is ready only while its database (and Redis) answer; alive while its process answers.
+          const readyPath = c.name === "manager" ? "/ready" : "/healthy";
+          assert.equal(c.readinessProbe?.httpGet?.path, readyPath, `${overlay} ${c.name}: readiness on ${readyPath}`);
+          assert.equal(c.livenessProbe?.httpGet?.path, "/healthy", `${overlay} ${c.name}: liveness on /healthy`);
           for (const probe of [c.readinessProbe, c.livenessProbe]) {
-            assert.equal(probe?.httpGet?.path, "/healthy", `${overlay} ${c.name}: probes on /healthy`);
             assert.ok(port(c, probe.httpGet.port), `${overlay} ${c.name}: the probe's port ${probe.httpGet.port} is declared`);
+          }
+          if (c.name === "manager") {
+            assert.ok(
+              (c.readinessProbe.timeoutSeconds ?? 1) * 1000 > MANAGER.readinessTimeoutMs,
+              `${overlay}: the readiness probe waits longer than /ready's own bound, so a slow database reads as its 503, not a probe timeout`,
+            );
           }
         }
       }

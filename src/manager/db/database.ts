@@ -63,6 +63,9 @@ async function createDialect(t: DatabaseTarget): Promise<Dialect> {
       const { default: pg } = await import("pg");
       const pool = new pg.Pool({ connectionString: t.location, max: 10 });
       pool.on("error", () => undefined); // idle-client errors surface on the next query instead
+      // A client lent out when the database goes away emits 'error' with no listener (an uncaught
+      // exception that would end the manager); its queries fail with the same error anyway.
+      pool.on("connect", (client) => client.on("error", () => undefined));
       return new PostgresDialect({ pool });
     }
   }

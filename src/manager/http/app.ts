@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger } from "fastify";
 import swagger from "@fastify/swagger";
 import cookie from "@fastify/cookie";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
-import { CONSOLE_API, MANAGER_PATHS, OPEN_API } from "../../api/manager.js";
+import { CONSOLE_API, MANAGER_PATHS, OPEN_API, ReadinessReply } from "../../api/manager.js";
 import type { RouteContext, ManagerApp } from "./context.js";
 import { managerErrorHandler } from "./errors.js";
 import { useLenientJson } from "./json-body.js";
@@ -60,6 +60,10 @@ export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
   });
 
   app.get(MANAGER_PATHS.health, { schema: { hide: true } }, async () => ({ ok: true as const }));
+  app.get(MANAGER_PATHS.ready, { schema: { hide: true, response: { 200: ReadinessReply, 503: ReadinessReply } } }, async (_req, reply) => {
+    const report = await ctx.readiness.report();
+    return reply.status(report.ready ? 200 : 503).send(report);
+  });
   app.get(MANAGER_PATHS.openapi, { schema: { hide: true } }, async () =>
     documentOf(
       app.swagger() as Record<string, unknown>,

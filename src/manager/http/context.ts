@@ -7,6 +7,7 @@ import type { Authenticator } from "../auth/authenticate.js";
 import type { JobService } from "../jobs/service.js";
 import type { PullScheduleService } from "../puller/service.js";
 import type { SignInGuard } from "../auth/signin-limiter.js";
+import type { Readiness } from "../readiness.js";
 
 export type ManagerApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
 
@@ -26,4 +27,6 @@ export interface RouteContext {
   clusterSecret?: string;
   /** Failed sign-ins (shared through Redis with replicas); default: counted by this manager alone. */
   signInLimiter?: SignInGuard;
+  /** What GET /ready checks. */
+  readiness: Readiness;
 }

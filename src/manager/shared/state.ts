@@ -19,6 +19,8 @@ export interface SharedState {
   signIn: SignInGuard;
   /** "redis" or "in-process", for the ready line. */
   kind: "redis" | "in-process";
+  /** With Redis: resolves when it answered a PING (readiness). */
+  ping?: () => Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ export async function openSharedState(opts: SharedStateOptions): Promise<SharedS
       rateLimit: new RedisRateLimiter(redis, prefix),
       signIn: new RedisSignInLimiter(redis, prefix, signInLimits),
       kind: "redis",
+      ping: () => redis.ping(),
       async close() {
         await queue.close();
         await Promise.all([workerRedis.quit().catch(() => undefined), redis.quit().catch(() => undefined)]);
