@@ -105,7 +105,8 @@ export interface BtResult {
   completionMs: number;
   /** Per leecher: start → its download complete; NaN if it never completed. */
   clientMs: number[];
-  verified: number;
+  /** Per leecher: completed, and its copy matched the payload's sha256. */
+  clientOk: boolean[];
   seeder: BtRole;
   leechers: BtRole[];
   tracker: BtRole;
@@ -115,6 +116,8 @@ export interface BtResult {
 }
 
 export interface BtConfig {
+  /** Names the run in failures. */
+  label: string;
   file: string;
   size: number;
   sha: string;
@@ -169,7 +172,7 @@ function startAria(host: BenchHost, args: string[], rpcPort: number, env: NodeJS
   const exited = new Promise<void>((resolve) =>
     proc.once("exit", (code, signal) => {
       if (code !== 0 && signal === null && code !== null) {
-        failures.push(`BitTorrent ${label}: aria2c exited ${code}: ${out.trim().split("\n").slice(-3).join(" | ")}`);
+        failures.push(`${label}: aria2c exited ${code}: ${out.trim().split("\n").slice(-3).join(" | ")}`);
       }
       resolve();
     }),
@@ -248,7 +251,7 @@ export async function bitTorrentRun(cfg: BtConfig): Promise<BtResult> {
       ],
       seedRpc,
       process.env,
-      "seeder",
+      `${cfg.label}: BitTorrent seeder`,
       cfg.failures,
     );
     arias.push(seeder);
@@ -279,7 +282,7 @@ export async function bitTorrentRun(cfg: BtConfig): Promise<BtResult> {
         [...ariaArgs(leechDirs[i]!, ports[2 * i]!, ports[2 * i + 1]!), `--on-bt-download-complete=${hook}`, torrentPath],
         ports[2 * i + 1]!,
         { ...process.env, KILN_BENCH_BT_DONE: doneFiles[i] },
-        `leecher ${i + 1}`,
+        `${cfg.label}: BitTorrent leecher ${i + 1}`,
         cfg.failures,
       ),
     );
@@ -316,21 +319,24 @@ export async function bitTorrentRun(cfg: BtConfig): Promise<BtResult> {
     }
     const clientMs = doneAt.map((t) => t - t0);
     for (const [i, ms] of clientMs.entries()) {
-      if (!Number.isFinite(ms)) cfg.failures.push(`BitTorrent leecher ${i + 1}: did not complete within ${cfg.timeoutMs} ms`);
+      if (Number.isFinite(ms)) continue;
+      const why = leechers[i]!.proc.exitCode === null ? `within ${cfg.timeoutMs} ms` : "(its aria2c exited: see its own line)";
+      cfg.failures.push(`${cfg.label}: BitTorrent leecher ${i + 1} did not complete ${why}`);
     }
     await stopAll();
-    let verified = 0;
+    const clientOk: boolean[] = [];
     for (const [i, d] of leechDirs.entries()) {
       const out = join(d, basename(cfg.file));
-      const got = await fileSha256(out).catch((e: Error) => `unreadable (${e.message})`);
-      if (got === cfg.sha && Number.isFinite(clientMs[i]!)) verified++;
-      else if (Number.isFinite(clientMs[i]!)) cfg.failures.push(`BitTorrent leecher ${i + 1}: ${out} has sha256 ${got}, expected ${cfg.sha}`);
+      const completed = Number.isFinite(clientMs[i]!);
+      const got = completed ? await fileSha256(out).catch((e: Error) => `unreadable (${e.message})`) : "";
+      clientOk.push(completed && got === cfg.sha);
+      if (completed && got !== cfg.sha) cfg.failures.push(`${cfg.label}: BitTorrent leecher ${i + 1}: ${out} has sha256 ${got}, expected ${cfg.sha}`);
       await rm(d, { recursive: true, force: true });
     }
     return {
       completionMs: Math.max(...clientMs),
       clientMs,
-      verified,
+      clientOk,
       seeder: seederRole,
       leechers: leecherRoles,
       tracker: trackerRole,

@@ -20,6 +20,8 @@ export interface KilnNode {
   ready: Record<string, unknown>;
   /** VmHWM in bytes, read now (NaN once the process is gone). */
   peakRss(): number;
+  /** Its last `n` log lines (stdout and stderr), joined with " | ". */
+  logTail(n: number): string;
   kill(): Promise<void>;
 }
 
@@ -36,6 +38,9 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+/** Generous: with 64 peers on 2 busy cores one slow boot would otherwise fail the whole run. */
+const READY_TIMEOUT_MS = 60_000;
+
 /** Starts `kiln args` on `host` and resolves once it logs its ready line. */
 async function startKiln(name: string, host: BenchHost, args: string[]): Promise<KilnNode> {
   const [cmd, cmdArgs] = host.command(process.execPath, [KILN_BIN, ...args]);
@@ -50,8 +55,8 @@ async function startKiln(name: string, host: BenchHost, args: string[]): Promise
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill("SIGKILL");
-      reject(new Error(`kiln ${name} (${args[0]}) not ready after 30 s\n${tail.join("\n")}`));
-    }, 30_000);
+      reject(new Error(`kiln ${name} (${args[0]}) not ready after ${READY_TIMEOUT_MS / 1000} s\n${tail.join("\n")}`));
+    }, READY_TIMEOUT_MS);
     createInterface({ input: proc.stdout! }).on("line", (line) => {
       keep(line);
       if (!line.includes('"ready"')) return;
@@ -76,6 +81,11 @@ async function startKiln(name: string, host: BenchHost, args: string[]): Promise
     proc,
     ready,
     peakRss: () => peakRss(proc.pid),
+    logTail: (n) =>
+      tail
+        .slice(-n)
+        .map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l))
+        .join(" | "),
     async kill() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill("SIGTERM");

@@ -68,6 +68,11 @@ export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions = {
   return track(spawn(cmd, args, opts));
 }
 
+/** True once teardown has begun (Ctrl-C, failure): long loops stop starting new work. */
+export function isStopping(): boolean {
+  return cleaning !== undefined;
+}
+
 /** Graceful teardown: registered cleanups, then any child still alive, then temp dirs. */
 export function cleanupAll(): Promise<void> {
   cleaning ??= (async () => {

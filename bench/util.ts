@@ -10,6 +10,19 @@ export const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.to
 export const mbps = (bytes: number, ms: number): number => bytes / MB / (ms / 1000);
 export const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 export const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+/**
+ * The p-quantile (0..1) by linear interpolation between the two nearest ranks, so p99
+ * of 64 clients is not just the maximum. Infinity (a client that never finished) stays Infinity.
+ */
+export function percentile(xs: number[], p: number): number {
+  if (!xs.length) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const rank = p * (sorted.length - 1);
+  const lo = sorted[Math.floor(rank)]!;
+  const hi = sorted[Math.ceil(rank)]!;
+  if (!Number.isFinite(hi)) return rank === Math.floor(rank) ? lo : Infinity;
+  return lo + (hi - lo) * (rank - Math.floor(rank));
+}
 /** `a ÷ b` with two decimals and a ×, or — when either is missing. */
 export const ratio = (a: number, b: number): string => (Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(2)}×` : "—");
 
