@@ -1,6 +1,7 @@
 /** Wire shapes of a peer's upload port: piece serving and the scheduler's triggers. */
 import { z } from "zod";
 import { DownloadSpec, TaskId } from "./common.js";
+import { ImageReference } from "./puller.js";
 
 export const PEER_PATHS = {
   /** GET /pieces/<taskId>/<n>: one verified piece, digest in `x-kiln-piece-digest`. */
@@ -43,11 +44,7 @@ export type PeerDeleteReply = z.infer<typeof PeerDeleteReply>;
 /** Manager → scheduler → peer (pull schedules): have the node's container runtime hold an image, pulled through this peer. */
 export const ImageImportRequest = z.object({
   /** `registry:5000/team/app:v1` */
-  image: z
-    .string()
-    .min(1)
-    .max(1024)
-    .regex(/^[^\s;=]+$/, "must be an image reference"),
+  image: ImageReference,
   platform: z
     .string()
     .regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/)

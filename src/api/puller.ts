@@ -6,11 +6,21 @@
 import { z } from "zod";
 import { Labels } from "./peers.js";
 
-const ImageRefText = z
+/** Images in one schedule, whichever form the list came in. */
+export const MAX_PULL_IMAGES = 500;
+/** The shortest time between two runs of a schedule (interval_hours and cron alike): each run asks the registry and every node. */
+export const MIN_PULL_INTERVAL_MS = 60_000;
+const MIN_INTERVAL_HOURS = MIN_PULL_INTERVAL_MS / 3_600_000;
+
+const tooManyImages = (n: number) => `at most ${MAX_PULL_IMAGES} images in one schedule (${n} given)`;
+
+/** An image reference; the peer hands it to `ctr images pull` as an argument, so it may not look like an option. */
+export const ImageReference = z
   .string()
   .min(1)
   .max(1024)
-  .regex(/^[^\s;=]+$/, "must be an image reference like registry:5000/team/app:v1 (no spaces, ';' or '=')");
+  .regex(/^[^\s;=]+$/, "must be an image reference like registry:5000/team/app:v1 (no spaces, ';' or '=')")
+  .refine((s) => !s.startsWith("-"), "must not start with '-' (ctr would read it as an option)");
 const Platform = z.string().regex(/^(?:[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?)?$/, "must be os/arch or os/arch/variant, e.g. linux/amd64");
 
 export const PullImage = z.object({
@@ -20,7 +30,7 @@ export const PullImage = z.object({
     .min(1)
     .max(255)
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be letters, digits, '.', '_' or '-'"),
-  image: ImageRefText,
+  image: ImageReference,
   platform: Platform.optional(),
 });
 export type PullImage = z.infer<typeof PullImage>;
@@ -30,8 +40,11 @@ export type PullImage = z.infer<typeof PullImage>;
  * a trailing `;` allowed, as it reads them); throws with the entry that is wrong.
  */
 export function parseImagesList(text: string): PullImage[] {
+  const entries = text.split(";");
+  const count = entries.filter((e) => e.trim()).length;
+  if (count > MAX_PULL_IMAGES) throw new Error(tooManyImages(count));
   const out: PullImage[] = [];
-  for (const [i, raw] of text.split(";").entries()) {
+  for (const [i, raw] of entries.entries()) {
     const entry = raw.trim();
     if (!entry) continue;
     const eq = entry.indexOf("=");
@@ -44,9 +57,13 @@ export function parseImagesList(text: string): PullImage[] {
   return out;
 }
 
-/** Either form: the Image Puller's string, or an array with a platform per image. */
-const ImagesInput = z.union([z.string().max(65_536), z.array(PullImage).max(500)]).transform((v, ctx) => {
-  if (Array.isArray(v)) return v;
+/** Either form: the Image Puller's string, or an array with a platform per image (the request body's size bounds both). */
+const ImagesInput = z.union([z.string(), z.array(PullImage)]).transform((v, ctx) => {
+  if (Array.isArray(v)) {
+    if (v.length <= MAX_PULL_IMAGES) return v;
+    ctx.addIssue({ code: "custom", message: tooManyImages(v.length) });
+    return z.NEVER;
+  }
   try {
     return parseImagesList(v);
   } catch (err) {
@@ -69,10 +86,10 @@ const ScheduleFields = {
   /** Hours between runs (the Image Puller's CACHING_INTERVAL_HOURS); or `cron`. */
   interval_hours: z
     .number()
-    .min(0.01)
+    .min(MIN_INTERVAL_HOURS, "must be at least 1/60 (one minute): a pull schedule runs at most once a minute")
     .max(24 * 365)
     .optional(),
-  /** A cron expression (5 or 6 fields, croner syntax), instead of interval_hours. */
+  /** A cron expression (5 or 6 fields, croner syntax), instead of interval_hours; its runs at least a minute apart. */
   cron: z.string().max(255).optional(),
   /** Peers whose labels include every pair (the Image Puller's NODE_SELECTOR); empty: every peer. */
   node_selector: Labels.optional(),

@@ -124,6 +124,8 @@ export class ContainerdImporter {
       hosts.dir,
       ...(req.plainHttp ? ["--plain-http"] : []),
       ...(req.platform ? ["--platform", req.platform] : []),
+      // The API refuses references that look like options; "--" makes sure ctr never reads one as such.
+      "--",
       ref,
     ];
     try {

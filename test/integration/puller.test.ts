@@ -330,6 +330,30 @@ data:
       assert.ok(r.status === 422 || r.status === 409, `${JSON.stringify(body)} → ${r.status}`);
       assert.match(r.json.message, message);
     }
+    // One floor for both timings, one limit for both list forms, no reference ctr would read as an option.
+    const many = Array.from({ length: 501 }, (_, i) => ({ name: `i${i}`, image: `r/x:${i}` }));
+    const refused: [unknown, RegExp][] = [
+      [{ name: "x", images: "a=r/x:1", cron: "* * * * * *" }, /^cron: "\* \* \* \* \* \*" runs 1 s apart; a pull schedule runs at most once a minute/],
+      [{ name: "x", images: "a=r/x:1", cron: "0,30 * * * * *" }, /^cron: "0,30 \* \* \* \* \*" runs 30 s apart; /],
+      [{ name: "x", images: "a=r/x:1", interval_hours: 0.01 }, /^interval_hours: must be at least 1\/60 \(one minute\)/],
+      [{ name: "x", images: many.map((i) => `${i.name}=${i.image}`).join(";") }, /^images: at most 500 images in one schedule \(501 given\)$/],
+      [{ name: "x", images: many }, /^images: at most 500 images in one schedule \(501 given\)$/],
+      [{ name: "x", images: "a=--x" }, /^images: entry 1 \("a=--x"\): image must not start with '-' \(ctr would read it as an option\)$/],
+      [
+        { name: "x", images: [{ name: "a", image: "-kregistry.example/x:1" }] },
+        /^images\.0\.image: must not start with '-' \(ctr would read it as an option\)$/,
+      ],
+    ];
+    for (const [body, message] of refused) {
+      const r = await create(body);
+      assert.equal(r.status, 422, `${JSON.stringify(body).slice(0, 200)} → ${r.status} ${JSON.stringify(r.json)}`);
+      assert.match(r.json.message, message);
+    }
+    const minute = await create({ name: "every-minute", images: "a=r/x:1", cron: "0 * * * * *", enabled: false });
+    assert.equal(minute.status, 200, `a 6-field cron with one second runs once a minute: ${JSON.stringify(minute.json)}`);
+    const quicker = await api(`${managerUrl}/oapi/v1/pull-schedules/${minute.json.id}`, { token, method: "PATCH", body: { cron: "*/10 * * * * *" } });
+    assert.equal(quicker.status, 422, JSON.stringify(quicker.json));
+    assert.match(quicker.json.message, /^cron: "\*\/10 \* \* \* \* \*" runs 10 s apart; /);
     assert.equal((await create({ name: "y", images: "a=r/x:1" }, clusterToken)).status, 403);
     const withCreds = await create({ name: "private", images: "a=r/x:1", username: "alice", password: "pw-not-shown-7", enabled: false });
     assert.equal(withCreds.status, 200, JSON.stringify(withCreds.json));

@@ -4,7 +4,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { parseImagesList } from "../../src/api/puller.js";
+import { CreatePullScheduleBody, MAX_PULL_IMAGES, parseImagesList } from "../../src/api/puller.js";
 import { scheduleFromImagePuller } from "../../src/cli/image-puller-config.js";
 import { labelLines, parseLabelLines } from "../../src/cli/node-location.js";
 
@@ -16,6 +16,21 @@ describe("the Image Puller's configuration", () => {
     ]);
     assert.throws(() => parseImagesList("a=b;broken"), /entry 2 \("broken"\) is not NAME=IMAGE/);
     assert.throws(() => parseImagesList("a=has space"), /entry 1 .*must be an image reference/);
+  });
+
+  it("IMAGES: the same limit as the array form, and no reference ctr would read as an option", () => {
+    const list = (n: number) => Array.from({ length: n }, (_, i) => `i${i}=r/x:${i}`).join(";");
+    assert.equal(parseImagesList(list(MAX_PULL_IMAGES)).length, MAX_PULL_IMAGES);
+    assert.throws(
+      () => parseImagesList(list(MAX_PULL_IMAGES + 1)),
+      new RegExp(`^Error: at most ${MAX_PULL_IMAGES} images in one schedule \\(${MAX_PULL_IMAGES + 1} given\\)$`),
+    );
+    assert.throws(() => parseImagesList("a=r/x:1;b=-k"), /^Error: entry 2 \("b=-k"\): image must not start with '-'/);
+    const arrayForm = CreatePullScheduleBody.safeParse({
+      name: "x",
+      images: Array.from({ length: MAX_PULL_IMAGES + 1 }, (_, i) => ({ name: `i${i}`, image: "r/x:1" })),
+    });
+    assert.equal(arrayForm.error?.issues[0]?.message, `at most ${MAX_PULL_IMAGES} images in one schedule (${MAX_PULL_IMAGES + 1} given)`);
   });
 
   it("its defaults and the keys kiln has no use for, named with why", () => {

@@ -1,6 +1,6 @@
 /** Pull schedules: image lists kept warm on the peers a node selector picks; root adds them. */
 import { useState, type FormEvent } from "react";
-import type { PullScheduleView } from "@api/puller";
+import { MIN_PULL_INTERVAL_MS, type PullScheduleView } from "@api/puller";
 import { Button, Group, NumberInput, PasswordInput, Stack, Table, Text, TextInput, Textarea } from "@mantine/core";
 import { Link, useLocation } from "wouter";
 import { ApiError } from "../lib/client";
@@ -71,7 +71,7 @@ export function ScheduleForm({ schedule, onSaved }: { schedule?: PullScheduleVie
         error={field("images")}
       />
       <Group grow>
-        <NumberInput label="Every (hours)" min={0.01} value={hours} onChange={setHours} error={field("interval_hours")} />
+        <NumberInput label="Every (hours)" min={MIN_PULL_INTERVAL_MS / 3_600_000} value={hours} onChange={setHours} error={field("interval_hours")} />
         <TextInput
           label="Node selector"
           description="labels the peers must have: zone=a,arch=amd64"

@@ -5,7 +5,7 @@
 import { Cron } from "croner";
 import type { Logger } from "../../common/logger.js";
 import type { CreatePullScheduleBody, PullScheduleView, UpdatePullScheduleBody } from "../../api/puller.js";
-import { PullStatus } from "../../api/puller.js";
+import { MIN_PULL_INTERVAL_MS, PullStatus } from "../../api/puller.js";
 import type { Labels } from "../../api/peers.js";
 import type { Store } from "../store.js";
 import type { SecretBox } from "../auth/secret-box.js";
@@ -24,18 +24,34 @@ function readSpec(row: PullScheduleRow): PullSpec {
   return JSON.parse(row.spec) as PullSpec;
 }
 
-/** When the schedule runs next after `from`. */
+/** When the schedule runs next after `from` (never sooner than the floor, whatever a schedule stored before it had one). */
 export function nextRunAfter(spec: Pick<PullSpec, "cron" | "interval_hours">, from: number): string {
-  if (spec.cron) return nowIso(new Cron(spec.cron).nextRun(new Date(from))?.getTime() ?? from + 24 * 3_600_000);
-  return nowIso(from + (spec.interval_hours ?? DEFAULT_INTERVAL_HOURS) * 3_600_000);
+  const next = spec.cron
+    ? (new Cron(spec.cron).nextRun(new Date(from))?.getTime() ?? from + 24 * 3_600_000)
+    : from + (spec.interval_hours ?? DEFAULT_INTERVAL_HOURS) * 3_600_000;
+  return nowIso(Math.max(next, from + MIN_PULL_INTERVAL_MS));
 }
 
+/**
+ * A cron that parses and whose runs are at least MIN_PULL_INTERVAL_MS apart. Only a
+ * seconds field can bring two runs closer than a minute, and with two or more seconds
+ * two of any three consecutive runs share a minute: three runs tell.
+ */
 function checkCron(expr: string | null | undefined): void {
   if (!expr) return;
+  let runs: Date[];
   try {
-    new Cron(expr, { paused: true });
+    runs = new Cron(expr, { paused: true }).nextRuns(3);
   } catch (err) {
     throw unprocessable(`cron: ${(err as Error).message}`);
+  }
+  const gaps = runs.slice(1).map((r, i) => r.getTime() - runs[i]!.getTime());
+  const shortest = Math.min(...gaps);
+  if (shortest < MIN_PULL_INTERVAL_MS) {
+    throw unprocessable(
+      `cron: ${JSON.stringify(expr)} runs ${shortest / 1000} s apart; a pull schedule runs at most once a minute ` +
+        `(give 5 fields, or one second in the seconds field, e.g. "0 */5 * * * *")`,
+    );
   }
 }
 
