@@ -54,6 +54,22 @@ export type DownloadSpec = z.infer<typeof DownloadSpec>;
 export type DownloadSpecInput = z.input<typeof DownloadSpec>;
 
 /**
+ * Who the origin serves a task's content to, as the peer that fetched it from the origin
+ * found out; it travels with the task (scheduler task info, every holder's metadata).
+ * `anonymous`: the origin serves it without credentials, so any client may be served it.
+ * Otherwise only clients the origin serves with their own credentials, asking for it at
+ * this origin, may be.
+ */
+export const OriginAccess = z.object({
+  anonymous: z.boolean(),
+  /** scheme://host[:port] of the origin the content came from. */
+  origin: z.string().max(2048),
+  /** The repository it was fetched from, when the task is a registry blob. */
+  repository: z.string().max(1024).optional(),
+});
+export type OriginAccess = z.infer<typeof OriginAccess>;
+
+/**
  * Header carrying the shared cluster secret (KILN_CLUSTER_SECRET), when one is set:
  * on membership calls to the manager and on every scheduler API call.
  */

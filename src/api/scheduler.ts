@@ -1,7 +1,7 @@
 /** Wire shapes of the scheduler's HTTP/JSON API (one source of truth for server and client). */
 import { z } from "zod";
 import { SCHEDULER } from "../common/defaults.js";
-import { Digest, DownloadSpec, SafeId, TaskError, TaskId } from "./common.js";
+import { Digest, DownloadSpec, OriginAccess, SafeId, TaskError, TaskId } from "./common.js";
 import { TaskHolder } from "./tasks.js";
 import { HostStats, Labels } from "./peers.js";
 
@@ -85,6 +85,8 @@ export const TaskInfo = z.object({
   error: TaskError.nullable(),
   /** The origin's version of the content (strong ETag or Last-Modified), for If-Range when a peer resumes from the origin. */
   validator: z.string().max(512).nullable().optional(),
+  /** Who the origin serves the content to; known with the layout (null before, or from holders that did not record it). */
+  access: OriginAccess.nullable().optional(),
 });
 export type TaskInfo = z.infer<typeof TaskInfo>;
 
@@ -112,6 +114,7 @@ export const RegisterPeer = z.object({
       contentLength: z.number().int().min(0),
       pieceLength: z.number().int().min(1),
       pieces: z.array(PieceInfo).max(MAX_PIECES),
+      access: OriginAccess.optional(),
     })
     .optional(),
   /**
@@ -126,6 +129,7 @@ export const RegisterPeer = z.object({
       pieces: z.array(PieceInfo).max(MAX_PIECES),
       fromOrigin: z.boolean(),
       validator: z.string().max(512).optional(),
+      access: OriginAccess.optional(),
     })
     .optional(),
 });
@@ -184,6 +188,8 @@ export const PieceReport = z.object({
   pieceLength: z.number().int().min(1).optional(),
   /** Sent by the peer fetching from the origin: the origin's ETag or Last-Modified for this content. */
   validator: z.string().max(512).optional(),
+  /** Sent by the peer fetching from the origin, with the layout: who the origin serves the content to. */
+  access: OriginAccess.optional(),
   pieces: z.array(PieceInfo).max(100_000),
 });
 export type PieceReport = z.infer<typeof PieceReport>;

@@ -180,6 +180,7 @@ export function registerPeerCommand(program: Command): void {
       controlToken: token?.data ?? base.controlToken,
       proxy,
       registryMirror: registryMirrorFrom(f),
+      accessCheckTtlMs: f.accessCheckTtlMs,
       caDir: f.caDir,
       gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
       download: {

@@ -1,9 +1,9 @@
 /** The proxy flags `kiln peer` and `kiln up` share, and the policy they make. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { DEFAULT_CA_DIR, DEFAULT_PROXY_FILTER } from "../common/defaults.js";
+import { DEFAULT_CA_DIR, DEFAULT_PROXY_FILTER, PROXY } from "../common/defaults.js";
 import { DEFAULT_PROXY_RULES, HostPattern, loadProxyConfigFile, type ProxyPolicyOptions } from "../api/proxy-config.js";
-import { collect, parseUrl } from "./options.js";
+import { collect, parsePositiveInt, parseUrl } from "./options.js";
 
 export interface ProxyFlags {
   proxyConfig?: string;
@@ -13,6 +13,7 @@ export interface ProxyFlags {
   registry?: string;
   registryInsecure?: boolean;
   caDir: string;
+  accessCheckTtlMs: number;
 }
 
 function hostPattern(value: string, previous: string[]): string[] {
@@ -29,7 +30,13 @@ export function addProxyOptions(cmd: Command): Command {
     .option("--default-filter <params>", `query parameters left out of task IDs (default ${DEFAULT_PROXY_FILTER})`)
     .option("--registry <url>", "registry mirror: upstream for /v2/ requests that name none (no X-Dragonfly-Registry, no ?ns=); always allowed", parseUrl)
     .option("--registry-insecure", "registry mirror: reach registries named by ?ns= over plain HTTP")
-    .option("--ca-dir <dir>", "where kiln's interception CA is kept (created on first use)", DEFAULT_CA_DIR);
+    .option("--ca-dir <dir>", "where kiln's interception CA is kept (created on first use)", DEFAULT_CA_DIR)
+    .option(
+      "--access-check-ttl-ms <ms>",
+      "content that needed credentials at its origin: how long the origin's yes or no to a client's credentials is remembered",
+      parsePositiveInt,
+      PROXY.accessCheckTtlMs,
+    );
 }
 
 /** Flags over the config file over the defaults; host lists are merged. */

@@ -90,6 +90,7 @@ export function registerUpCommand(program: Command): void {
         metricsPort: f.metricsPort,
         proxy,
         registryMirror: registryMirrorFrom(f),
+        accessCheckTtlMs: f.accessCheckTtlMs,
         caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir,
       }),
     );

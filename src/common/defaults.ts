@@ -129,6 +129,12 @@ export const PROXY = {
   localCopyProgressMs: 250,
   /** The longest a local-copy client may keep a task pinned after it was told the path (it normally closes at once). */
   localCopyHoldMs: 10 * 60_000,
+  /** How long an origin's yes or no to a client's credentials is remembered (content that needed credentials). */
+  accessCheckTtlMs: 30_000,
+  /** How long the origin has to answer such a check. */
+  accessCheckTimeoutMs: 10_000,
+  /** Such answers remembered at most. */
+  accessCheckEntries: 10_000,
 } as const;
 
 /** The containerd proxy snapshotter (`kiln snapshotter`) and image acceleration (`kiln accelerate`). */

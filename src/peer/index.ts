@@ -2,7 +2,7 @@
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import { KilnError } from "../common/errors.js";
-import { ACCELERATE_NODE_LABEL, DEFAULT_CA_DIR, KILN_VERSION, PEER, PORTS, SCHEDULER, SNAPSHOTTER } from "../common/defaults.js";
+import { ACCELERATE_NODE_LABEL, DEFAULT_CA_DIR, KILN_VERSION, PEER, PORTS, PROXY, SCHEDULER, SNAPSHOTTER } from "../common/defaults.js";
 import { readNodeReport } from "../accelerate/state.js";
 import { createLogger } from "../common/logger.js";
 import { defaultAdvertiseIp } from "../common/net.js";
@@ -51,6 +51,8 @@ export interface PeerConfig {
   registryMirror: { defaultRegistry?: string; insecure: boolean };
   /** Where kiln's interception CA lives (created on first use); needed only with intercepted hosts. */
   caDir: string;
+  /** How long an origin's answer to a proxy client's credentials is remembered (content that needed credentials). */
+  accessCheckTtlMs: number;
   gc: GcPolicy & { intervalMs: number };
   download: DownloadOptions;
   keepAliveMs: number;
@@ -80,6 +82,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     proxy: defaultProxyPolicy(),
     registryMirror: { insecure: false },
     caDir: DEFAULT_CA_DIR,
+    accessCheckTtlMs: PROXY.accessCheckTtlMs,
     gc: {
       intervalMs: PEER.gcIntervalMs,
       taskTtlMs: PEER.taskTtlMs,
@@ -154,7 +157,8 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     const policy = new ProxyPolicy({ ...cfg.proxy, allowHosts });
     if (policy.openProxy) log.warn("proxy allows every host (*): it is an open proxy to anyone who can reach its port");
     const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
-    proxy = new ProxyServer(engine, log, { policy, registryMirror: cfg.registryMirror, metrics, ...(ca ? { ca } : {}) });
+    const { registryMirror, accessCheckTtlMs } = cfg;
+    proxy = new ProxyServer(engine, log, { policy, registryMirror, metrics, accessCheckTtlMs, ...(ca ? { ca } : {}) });
     proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
   }
   if (cfg.containerd && proxyPort !== null) {

@@ -20,6 +20,8 @@ export interface RegistryClientOptions extends RegistryCredentials {
   headers?: Record<string, string>;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** "manual": a redirect is the answer (a blob HEAD only asks whether the registry serves it). Default "follow". */
+  redirect?: "follow" | "manual";
 }
 
 export interface FetchedManifest {
@@ -48,7 +50,13 @@ export class RegistryClient {
   private async send(url: string, headers: Record<string, string>, what: string, method = "GET", body?: Buffer): Promise<Response> {
     const signals = [AbortSignal.timeout(this.opts.timeoutMs ?? 30_000), ...(this.opts.signal ? [this.opts.signal] : [])];
     try {
-      return await fetch(url, { method, headers, body: body ? new Uint8Array(body) : undefined, signal: AbortSignal.any(signals), redirect: "follow" });
+      return await fetch(url, {
+        method,
+        headers,
+        body: body ? new Uint8Array(body) : undefined,
+        signal: AbortSignal.any(signals),
+        redirect: this.opts.redirect ?? "follow",
+      });
     } catch (err) {
       if (this.opts.signal?.aborted) throw err;
       const host = new URL(url).host;

@@ -92,6 +92,7 @@ function checkResumed(task: Task, r: Resumed): void {
 function adoptResumed(task: Task, peer: Peer, r: Resumed): void {
   task.setLayout({ contentLength: r.contentLength, ...(r.pieceLength !== null ? { pieceLength: r.pieceLength } : {}) });
   if (r.fromOrigin && r.validator) task.validator ??= r.validator;
+  if (r.access) task.access ??= r.access;
   for (const p of r.pieces) {
     task.addDigest(p, r.fromOrigin);
     peer.addPiece(p.number);
@@ -106,6 +107,7 @@ function adoptResumed(task: Task, peer: Peer, r: Resumed): void {
 /** The peer verified every piece when it downloaded them; it becomes a parent holding all of them. */
 function adoptCompleted(task: Task, peer: Peer, c: Completed): void {
   task.setLayout(c);
+  if (c.access) task.access ??= c.access;
   for (const p of c.pieces) {
     task.addDigest(p, false);
     peer.addPiece(p.number);

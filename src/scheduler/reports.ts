@@ -19,11 +19,12 @@ export class Reports {
     const peer = this.tasks.peer(taskId, peerId);
     const task = peer.task;
     const isSource = peer.state === "back_to_source";
-    if (report.contentLength !== undefined || report.pieceLength !== undefined || report.validator !== undefined) {
+    if (report.contentLength !== undefined || report.pieceLength !== undefined || report.validator !== undefined || report.access !== undefined) {
       if (!isSource) throw new KilnError("CONFLICT", "only the peer fetching from the origin may set content and piece length");
       task.setLayout(report);
       // The first version seen is the task's: a later fetcher resumes against it (If-Range).
       if (report.validator !== undefined) task.validator ??= report.validator;
+      if (report.access !== undefined) task.access ??= report.access;
     }
     const wasTrusted = !peer.untrusted;
     const rejected: PieceReportReply["rejected"] = [];

@@ -28,6 +28,8 @@ export interface TestRegistry {
   requests(): string[];
   /** Count of GETs of this blob digest. */
   blobGets(digest: string): number;
+  /** Count of GETs of this blob digest that it answered with the content (200 or 206), not a refusal. */
+  blobsServed(digest: string): number;
   stop(): Promise<void>;
 }
 
@@ -157,6 +159,7 @@ ${tlsYaml}${authYaml}`;
     auth,
     requests,
     blobGets: (digest) => requests().filter((r) => r.startsWith("GET ") && r.includes(`/blobs/${digest}`)).length,
+    blobsServed: (digest) => log.filter((l) => new RegExp(`"GET /v2/[^ ]+/blobs/${digest} HTTP/[\\d.]+" 20[06] `).test(l)).length,
     async stop() {
       proc.kill("SIGTERM");
       if (proc.exitCode === null) await new Promise((r) => proc.once("exit", r));

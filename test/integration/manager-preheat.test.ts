@@ -385,9 +385,14 @@ describe("preheat end to end", () => {
     assert.deepEqual(r.json.args.headers, { "X-Trace": "kept" });
     const job = await waitForJob(managerUrl, token, r.json.id);
     assert.equal(job.state, "SUCCESS", JSON.stringify(job.result, null, 2));
-    // The origin got every credential it was meant to get.
-    const seen = origin.requests.filter((q) => q.path === "/private/cred.bin");
+    // The origin got every credential it was meant to get, and once none: the seed asks whether it serves the file to anyone.
+    const seen = origin.requests.filter((q) => q.path === "/private/cred.bin" && q.headers.authorization);
     assert.equal(seen.length, 1);
+    const anonymous = origin.requests.filter((q) => q.path === "/private/cred.bin" && !q.headers.authorization);
+    assert.deepEqual(
+      anonymous.map((q) => [q.headers["x-api-token"], q.headers.cookie]),
+      [[undefined, undefined]],
+    );
     assert.equal(seen[0]!.headers["x-api-token"], "tok-in-header-42");
     assert.equal(seen[0]!.headers.cookie, "sid=cookie-77");
     assert.equal(seen[0]!.headers.authorization, `Basic ${Buffer.from("alice:pw-in-url-91").toString("base64")}`);

@@ -44,7 +44,7 @@ function fakeDownload(path: string, content: Buffer, complete: boolean): FakeDow
         return complete;
       },
       contentPath: path,
-      meta: { contentLength: content.length },
+      meta: { contentLength: content.length, access: null },
       get bytesOnDisk() {
         return stored;
       },

@@ -8,15 +8,19 @@ import { KilnError, describeNetworkError } from "../../common/errors.js";
 import { defaultPieceLength } from "../../common/piece.js";
 import { redact } from "../../common/redact.js";
 import type { Logger } from "../../common/logger.js";
-import type { DownloadSpec } from "../../api/common.js";
+import type { DownloadSpec, OriginAccess } from "../../api/common.js";
 import type { PieceInfo } from "../../api/scheduler.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { PieceWriter } from "../storage/piece-writer.js";
 import { fetchOrigin, type OriginResponse } from "./origin.js";
+import { accessAsRequested, probeOriginAccess } from "./origin-access.js";
+import type { Layout } from "./reporter.js";
 
 /** Where back-to-source bytes come from (the origin over HTTP; a fake in tests). */
 export interface OriginSource {
   open(url: string, headers: Record<string, string>, opts: { from: number; ifRange?: string }): Promise<OriginResponse<Readable>>;
+  /** Who the origin serves the content of `spec` to (never rejects); without it, what the request carried decides. */
+  access?(spec: DownloadSpec): Promise<OriginAccess>;
 }
 
 export interface SourceOptions {
@@ -28,11 +32,11 @@ export interface SourceOptions {
   validator?: string;
 }
 
-export const httpOrigin: OriginSource = { open: (url, headers, opts) => fetchOrigin(url, headers, opts) };
+export const httpOrigin: OriginSource = { open: (url, headers, opts) => fetchOrigin(url, headers, opts), access: probeOriginAccess };
 
 export interface SourceHooks {
-  /** The layout is fixed (content length null while the origin does not say), with the origin's validator when it gave one. */
-  layout(layout: { contentLength?: number | null; pieceLength?: number; validator?: string }): Promise<void>;
+  /** The layout is fixed (content length null while the origin does not say), with the origin's validator when it gave one, and who it serves the content to. */
+  layout(layout: Layout): Promise<void>;
   /** A piece is verified and stored. */
   piece(info: PieceInfo): void;
   /** The canonical digest of piece `n`, when the scheduler knows one. */
@@ -57,6 +61,8 @@ export async function backToSource(
   opts: SourceOptions,
 ): Promise<void> {
   let validator = opts.validator;
+  // Asked beside the first request; known before the layout is, so nothing is served before it is.
+  const access = task.meta.access ? undefined : (origin.access?.(spec) ?? Promise.resolve(accessAsRequested(spec)));
   for (let attempt = 0; ; attempt++) {
     const from = firstMissingByte(task);
     if (from === null) return;
@@ -76,6 +82,7 @@ export async function backToSource(
       );
     }
     validator ??= res.validator ?? undefined;
+    if (access) task.meta.access ??= await access;
     try {
       await fetchBody(res, task, spec.pieceLength, hooks, signal, opts.idleTimeoutMs);
       return;
@@ -114,7 +121,8 @@ async function fetchBody(
       throw new KilnError("ORIGIN_STATUS", `origin answered a range starting at ${res.offset}, not a piece boundary`, 502);
     }
     await task.setLayout(res.contentLength, pieceLength);
-    await hooks.layout({ contentLength: res.contentLength, pieceLength, ...(res.validator ? { validator: res.validator } : {}) });
+    const access = meta.access ? { access: meta.access } : {};
+    await hooks.layout({ contentLength: res.contentLength, pieceLength, ...(res.validator ? { validator: res.validator } : {}), ...access });
   } catch (err) {
     res.body.destroy();
     throw err;

@@ -137,7 +137,12 @@ export class PeerEngine {
           peerId,
           hostId: this.ctx.hostId,
           download: { url, tag, application, filteredQueryParams: [], ...(explicitPieceLength ? { pieceLength: explicitPieceLength } : {}) },
-          completed: { contentLength: contentLength!, pieceLength: pieceLength!, pieces: task.pieces() },
+          completed: {
+            contentLength: contentLength!,
+            pieceLength: pieceLength!,
+            pieces: task.pieces(),
+            ...(task.meta.access ? { access: task.meta.access } : {}),
+          },
         });
         if (reply.taskId !== task.taskId) throw new KilnError("INTERNAL", `scheduler computed task ${reply.taskId}`);
         this.registrations.set(task.taskId, peerId);

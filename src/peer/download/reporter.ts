@@ -6,6 +6,7 @@
  */
 import { PEER } from "../../common/defaults.js";
 import type { Logger } from "../../common/logger.js";
+import type { OriginAccess } from "../../api/common.js";
 import type { FailureReport, PeerResult, PieceInfo } from "../../api/scheduler.js";
 import type { SessionScheduler } from "./scheduler-port.js";
 
@@ -14,6 +15,8 @@ export interface Layout {
   pieceLength?: number;
   /** The origin's ETag or Last-Modified (origin fetcher only). */
   validator?: string;
+  /** Who the origin serves the content to (origin fetcher only). */
+  access?: OriginAccess;
 }
 
 export class TaskReporter {
@@ -46,7 +49,8 @@ export class TaskReporter {
     this.timer = undefined;
     const pieces = this.pending;
     this.pending = [];
-    if (!pieces.length && layout.contentLength === undefined && layout.pieceLength === undefined && layout.validator === undefined) return this.chain;
+    const noLayout = layout.contentLength === undefined && layout.pieceLength === undefined && layout.validator === undefined && layout.access === undefined;
+    if (!pieces.length && noLayout) return this.chain;
     this.sent++;
     this.chain = this.chain.then(async () => {
       try {

@@ -24,7 +24,7 @@ import { backToSource, type OriginSource } from "./back-to-source.js";
 import { BUSY_BACKOFF_MS, PieceDispatcher, type Assignment } from "./dispatcher.js";
 import { failureKind, fetchPiece, type PieceSource } from "./piece-fetcher.js";
 import { SchedulePoller } from "./poller.js";
-import { TaskReporter } from "./reporter.js";
+import { TaskReporter, type Layout } from "./reporter.js";
 import type { SessionScheduler } from "./scheduler-port.js";
 
 export interface DownloadOptions {
@@ -165,6 +165,8 @@ export class DownloadSession {
     this.dispatcher.addDigests(reply.pieces);
     const { contentLength, pieceLength } = reply.task;
     this.originValidator = reply.task.validator ?? this.originValidator;
+    // Before the layout: a reader that sees the layout sees who the content may go to.
+    if (reply.task.access) this.task.meta.access ??= reply.task.access;
     const meta = this.task.meta;
     if (pieceLength !== null && (meta.pieceLength === null || (contentLength !== null && meta.contentLength === null))) {
       await this.task.setLayout(contentLength, pieceLength);
@@ -235,7 +237,7 @@ export class DownloadSession {
     this.fsm.to("back_to_source");
     this.stop();
     const hooks = {
-      layout: (layout: { contentLength?: number | null; pieceLength?: number; validator?: string }) => this.reporter?.flush(layout) ?? Promise.resolve(),
+      layout: (layout: Layout) => this.reporter?.flush(layout) ?? Promise.resolve(),
       piece: (info: PieceInfo) => this.pieceDone(info, "origin"),
       known: (n: number) => this.dispatcher.digest(n),
     };
@@ -292,6 +294,7 @@ export class DownloadSession {
         pieces: this.task.pieces(),
         fromOrigin,
         ...(fromOrigin && this.originValidator ? { validator: this.originValidator } : {}),
+        ...(this.task.meta.access ? { access: this.task.meta.access } : {}),
       },
     });
     this.log.info({ pieces: this.task.finishedPieces, fromOrigin }, "registered again with a restarted scheduler");

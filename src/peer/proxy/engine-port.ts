@@ -3,7 +3,7 @@
  * engine (peer/engine.ts) satisfies it structurally, and tests can drive the proxy's
  * responses with a fake.
  */
-import type { DownloadSpec } from "../../api/common.js";
+import type { DownloadSpec, OriginAccess } from "../../api/common.js";
 
 export interface ByteRange {
   start: number;
@@ -17,7 +17,8 @@ export interface ProxyTask {
   readonly complete: boolean;
   /** The stored content; complete content is never rewritten in place. */
   readonly contentPath: string;
-  readonly meta: { readonly contentLength: number | null };
+  /** `access`: who the origin serves the content to; known once the layout is (null: not known). */
+  readonly meta: { readonly contentLength: number | null; readonly access: OriginAccess | null };
   /** Verified bytes stored so far (progress of a download). */
   readonly bytesOnDisk: number;
   /** Holds the task from garbage collection until the returned release is called. */

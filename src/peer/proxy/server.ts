@@ -15,6 +15,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { KilnError } from "../../common/errors.js";
+import { PROXY } from "../../common/defaults.js";
 import { isLoopbackHost } from "../../common/net.js";
 import type { Logger } from "../../common/logger.js";
 import { redact } from "../../common/redact.js";
@@ -25,6 +26,7 @@ import { downloadSpecFrom, useP2PHeader } from "./download-spec.js";
 import type { ProxyEngine } from "./engine-port.js";
 import { forwardRequest, rejectConnect } from "./forward.js";
 import { sendLocalCopy } from "./local-copy.js";
+import { ClientAccess } from "./client-access.js";
 import { mirrorUpstream, type RegistryMirrorOptions } from "./mirror-upstream.js";
 import { digestHeaders, sendP2P, type ServedFrom } from "./p2p-response.js";
 import type { ProxyPolicy } from "./rules.js";
@@ -41,18 +43,23 @@ export interface ProxyOptions {
   /** Needed to intercept CONNECT; without it every CONNECT is tunnelled. */
   ca?: CertificateAuthority;
   metrics?: ProxyMetrics;
+  /** How long an origin's answer to a client's credentials is remembered (content that needed credentials). */
+  accessCheckTtlMs: number;
 }
 
 export class ProxyServer {
   readonly server: http.Server;
   /** Intercepted TLS connections → the `https://host:port` their requests are for. */
   private readonly intercepted = new WeakMap<Socket, string>();
+  /** Who may be served content that needed credentials at its origin. */
+  private readonly access: ClientAccess;
 
   constructor(
     private readonly engine: ProxyEngine,
     private readonly log: Logger,
     private readonly opts: ProxyOptions,
   ) {
+    this.access = new ClientAccess({ ttlMs: opts.accessCheckTtlMs, timeoutMs: PROXY.accessCheckTimeoutMs, maxEntries: PROXY.accessCheckEntries });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err) => {
         if (!(err instanceof KilnError)) this.log.error({ err }, "proxy request failed");
@@ -114,6 +121,16 @@ export class ProxyServer {
     if (decision.action === "direct") return forwardRequest(req, res, url, this.log);
     try {
       const download = await this.engine.download(downloadSpecFrom(req, url.toString(), this.opts.policy.defaultFilter));
+      // Known with the layout (a failed download throws here: its origin's refusal is answered below).
+      await Promise.race([download.task.waitForLayout(), download.done]);
+      const refusal = await this.access.refusal(download.task.meta.access, url, req.headers);
+      if (refusal) {
+        this.log.info(
+          { url: redact(url.toString()), task: download.taskId, reason: refusal },
+          "content that needed credentials: the origin answers this client itself",
+        );
+        return await forwardRequest(req, res, url, this.log);
+      }
       if (local && req.headers[KILN_PROXY_HEADERS.localCopy] === "1" && !req.headers.range) {
         return await sendLocalCopy(res, download, { log: this.log, handedOver: () => this.opts.metrics?.localCopies.inc() });
       }

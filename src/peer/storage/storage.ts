@@ -6,6 +6,7 @@ import { z } from "zod";
 import { isTaskId } from "../../common/task-id.js";
 import type { Logger } from "../../common/logger.js";
 import { PieceInfo } from "../../api/scheduler.js";
+import { OriginAccess } from "../../api/common.js";
 import { CONTENT_FILE, META_FILE, StoredTask, type TaskMeta } from "./stored-task.js";
 
 const TaskMetaSchema = z.object({
@@ -16,6 +17,8 @@ const TaskMetaSchema = z.object({
   explicitPieceLength: z.number().int().nullable().default(null),
   contentLength: z.number().int().nullable(),
   pieceLength: z.number().int().nullable(),
+  /** Metadata written before this field existed does not know: its content is treated as needing credentials. */
+  access: OriginAccess.nullable().default(null),
   pieces: z.array(PieceInfo),
   complete: z.boolean(),
   /** Metadata written before this field existed was written after the content was flushed. */
@@ -89,6 +92,7 @@ export class Storage {
       ...identity,
       contentLength: null,
       pieceLength: null,
+      access: null,
       pieces: [],
       complete: false,
       durable: false,

@@ -2,7 +2,7 @@
 import { StateMachine } from "../../common/fsm.js";
 import { KilnError } from "../../common/errors.js";
 import { pieceCount } from "../../common/piece.js";
-import type { DownloadSpec, TaskError } from "../../api/common.js";
+import type { DownloadSpec, OriginAccess, TaskError } from "../../api/common.js";
 import type { PieceInfo, TaskInfo, TaskState } from "../../api/scheduler.js";
 import { ChangeSignal } from "./change-signal.js";
 import type { Host } from "./host.js";
@@ -33,6 +33,8 @@ export class Task {
   error: TaskError | null = null;
   /** The origin's ETag or Last-Modified, as the first origin fetcher reported it. */
   validator: string | null = null;
+  /** Who the origin serves the content to, as the first origin fetcher reported it. */
+  access: OriginAccess | null = null;
   /** A seed peer was asked to fetch from the origin; until when we wait for it. */
   seedTrigger: { hostId: string; until: number } | null = null;
   lastActivity = Date.now();
@@ -86,6 +88,7 @@ export class Task {
     this.contentLength = null;
     this.pieceLength = null;
     this.validator = null;
+    this.access = null;
   }
 
   /** Records a canonical digest unless one is known; `fromOrigin` when the origin fetcher reports it (piece spreading starts then). */
@@ -154,6 +157,7 @@ export class Task {
       totalPieces: this.totalPieces,
       error: this.error,
       validator: this.validator,
+      access: this.access,
     };
   }
 }
