@@ -70,6 +70,7 @@ interface PeerFlags extends ProxyFlags {
   gcLow: number;
   gcQuota?: number;
   gcIntervalMs: number;
+  residentTasks: number;
   keepaliveMs?: number;
   manager?: string;
   clusterId?: number;
@@ -115,6 +116,12 @@ export function registerPeerCommand(program: Command): void {
     .option("--gc-low <percent>", "evict down to this disk usage", parsePositiveInt, PEER.gcLowWatermarkPercent)
     .option("--gc-quota <bytes>", "apply the watermarks to this many bytes instead of the whole filesystem", parseBytes)
     .option("--gc-interval-ms <ms>", "how often garbage collection runs", parsePositiveInt, PEER.gcIntervalMs)
+    .option(
+      "--resident-tasks <n>",
+      "tasks whose metadata is kept in memory; the least recently used beyond this stay on disk and are read back when asked for",
+      parsePositiveInt,
+      PEER.residentTasks,
+    )
     .option(
       "--manager <url>",
       "seed peers: register with this manager and keep alive; peers without --scheduler: use the scheduler of the cluster whose scopes match this host",
@@ -183,6 +190,7 @@ export function registerPeerCommand(program: Command): void {
       accessCheckTtlMs: f.accessCheckTtlMs,
       caDir: f.caDir,
       gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
+      residentTasks: f.residentTasks,
       download: {
         ...base.download,
         pieceStallMs: f.pieceStallMs,

@@ -98,6 +98,14 @@ export const PEER = {
   /** Disk-usage watermarks, in percent of the data directory's filesystem. */
   gcHighWatermarkPercent: 90,
   gcLowWatermarkPercent: 80,
+  /**
+   * Tasks whose metadata stays in memory, least recently used dropped first: a task
+   * beyond this is still on disk (and registered), read back when asked for; its
+   * content goes only by the GC's TTL and watermarks. Downloads in progress always stay.
+   */
+  residentTasks: 1_000,
+  /** A download's verified pieces are written to its metadata at most this often, so a restarted peer resumes from them. */
+  progressSaveMs: 1_000,
   /** Back-to-source request timeout until response headers arrive. */
   originHeadersTimeoutMs: 30_000,
   /** An origin body that sends nothing for this long (while kiln is reading) has stalled. */

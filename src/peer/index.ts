@@ -54,6 +54,8 @@ export interface PeerConfig {
   /** How long an origin's answer to a proxy client's credentials is remembered (content that needed credentials). */
   accessCheckTtlMs: number;
   gc: GcPolicy & { intervalMs: number };
+  /** Tasks whose metadata stays in memory; the rest are read back from disk when asked for. */
+  residentTasks: number;
   download: DownloadOptions;
   keepAliveMs: number;
   /** The shared directory of image acceleration: while this node's snapshotter reports there, the peer carries the kiln.io/accelerate label. */
@@ -89,6 +91,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
       highWatermarkPercent: PEER.gcHighWatermarkPercent,
       lowWatermarkPercent: PEER.gcLowWatermarkPercent,
     },
+    residentTasks: PEER.residentTasks,
     download: {
       concurrentPieces: PEER.concurrentPieces,
       piecesPerParent: PEER.piecesPerParent,
@@ -127,9 +130,9 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const metrics = new PeerMetrics();
   const scheduler = new SchedulerClient(cfg.schedulerUrl, cfg.clusterSecret);
   let engine: PeerEngine | undefined;
-  const storage = new Storage(cfg.dataDir, log, (t) => void engine?.evicted(t));
+  const storage = new Storage(cfg.dataDir, log, (t) => void engine?.evicted(t), { residentTasks: cfg.residentTasks });
   await storage.load();
-  metrics.observeStorage(() => ({ tasks: storage.all().length, bytes: storage.usedBytes() }));
+  metrics.observeStorage(() => ({ tasks: storage.count(), inMemory: storage.countInMemory(), bytes: storage.usedBytes() }));
 
   // The host ID must be known before the upload port is (port 0 in tests), so bind first.
   const placeholder = "pending";
@@ -190,7 +193,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     ...(proxyPort !== null ? { proxyPort } : {}),
     ...(metricsPort !== null ? { metricsPort } : {}),
     stats: {
-      tasks: storage.all().length,
+      tasks: storage.count(),
       bytesStored: storage.usedBytes(),
       freeDiskBytes: await freeDiskBytes(cfg.dataDir),
       ...(await metrics.trafficTotals()),

@@ -3,6 +3,13 @@ import http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { survivedErrors } from "../common/process-guard.js";
 
+/** What the storage gauges read at each scrape. */
+export interface StorageStats {
+  tasks: number;
+  inMemory: number;
+  bytes: number;
+}
+
 export class PeerMetrics {
   readonly registry = new Registry();
   readonly downloadBytes = new Counter({
@@ -25,12 +32,18 @@ export class PeerMetrics {
   });
   readonly activeUploads = new Gauge({ name: "kiln_peer_active_uploads", help: "Uploads in progress", registers: [this.registry] });
   /** Read from storage at each scrape (see observeStorage). */
-  private storageStats: () => { tasks: number; bytes: number } = () => ({ tasks: 0, bytes: 0 });
+  private storageStats: () => StorageStats = () => ({ tasks: 0, inMemory: 0, bytes: 0 });
   readonly tasks: Gauge = new Gauge({
     name: "kiln_peer_tasks",
     help: "Tasks held on disk, complete or not",
     registers: [this.registry],
     collect: (): void => this.tasks.set(this.storageStats().tasks),
+  });
+  readonly tasksInMemory: Gauge = new Gauge({
+    name: "kiln_peer_tasks_in_memory",
+    help: "Tasks whose metadata is in memory (at most --resident-tasks, plus those in use); the others are read back from disk",
+    registers: [this.registry],
+    collect: (): void => this.tasksInMemory.set(this.storageStats().inMemory),
   });
   readonly storedBytes: Gauge = new Gauge({
     name: "kiln_peer_stored_bytes",
@@ -65,7 +78,7 @@ export class PeerMetrics {
     return { uploadedBytes: up, swarmBytes: bySource("p2p"), originBytes: bySource("origin") };
   }
 
-  observeStorage(stats: () => { tasks: number; bytes: number }): void {
+  observeStorage(stats: () => StorageStats): void {
     this.storageStats = stats;
   }
 

@@ -23,6 +23,11 @@ export interface TestOrigin {
   add(path: string, file: OriginFile): void;
   /** `path` answers 307 to `target` with a fresh S3-style `Expires`/`Signature` query each time, like a registry in front of object storage. */
   redirect(path: string, target: string): void;
+  /**
+   * The next response for `path` stops after sending its first `bytes` bytes, with the
+   * connection open, until the returned release is called (or the client goes away).
+   */
+  hold(path: string, bytes: number): () => void;
   close(): Promise<void>;
 }
 
@@ -31,7 +36,12 @@ export interface OriginOptions {
   rateBytes?: number;
   /** The first bytes of each response that go out at full speed before `rateBytes` applies (a task that stays in progress). */
   fastBytes?: number;
+  /** Each file gets a strong ETag (from its digest); a Range whose If-Range names another is answered with the whole file. */
+  etags?: boolean;
 }
+
+/** The ETag a file is served with under `etags`. */
+export const etagOf = (file: OriginFile): string => `"${file.sha256.slice(0, 16)}"`;
 
 /**
  * Paths: anything added with `add` or `redirect`; `/status/<code>` answers that status;
@@ -42,6 +52,7 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin>
   const redirects = new Map<string, string>();
   const sent = new Map<string, number>();
   const requests: TestOrigin["requests"] = [];
+  const holds = new Map<string, { bytes: number; released: Promise<void> }>();
   const server = http.createServer(async (req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
     requests.push({ path, headers: req.headers });
@@ -57,22 +68,37 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin>
     if (!file) return void res.writeHead(404).end("not found");
     let start = 0;
     let end = file.data.length;
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    const etag = opts.etags ? { etag: etagOf(file) } : {};
+    const ifRange = req.headers["if-range"];
+    const range = opts.etags && ifRange && ifRange !== etag.etag ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    const hold = holds.get(path);
+    holds.delete(path);
     if (range) {
       start = Number(range[1]);
       end = range[2] ? Number(range[2]) + 1 : end;
-      res.writeHead(206, { "content-length": end - start, "content-range": `bytes ${start}-${end - 1}/${file.data.length}`, "accept-ranges": "bytes" });
+      res.writeHead(206, {
+        "content-length": end - start,
+        "content-range": `bytes ${start}-${end - 1}/${file.data.length}`,
+        "accept-ranges": "bytes",
+        ...etag,
+      });
     } else {
-      res.writeHead(200, { "content-length": end - start, "accept-ranges": "bytes" });
+      res.writeHead(200, { "content-length": end - start, "accept-ranges": "bytes", ...etag });
     }
     const limit = reset ? start + Math.floor((end - start) / 2) : end;
     const chunk = 256 * 1024;
-    for (let off = start; off < limit; off += chunk) {
-      const piece = file.data.subarray(off, Math.min(limit, off + chunk));
+    for (let off = start; off < limit; ) {
+      const holdAt = hold ? start + hold.bytes : limit;
+      if (hold && off === holdAt) {
+        await Promise.race([hold.released, new Promise((r) => res.once("close", r))]);
+        if (res.destroyed) return;
+      }
+      const piece = file.data.subarray(off, Math.min(off < holdAt ? holdAt : limit, limit, off + chunk));
       sent.set(path, (sent.get(path) ?? 0) + piece.length);
       if (!res.write(piece)) await new Promise((r) => res.once("drain", r));
       if (opts.rateBytes && off + piece.length >= (opts.fastBytes ?? 0)) await new Promise((r) => setTimeout(r, (piece.length / opts.rateBytes!) * 1000));
       if (res.destroyed) return;
+      off += piece.length;
     }
     if (reset) return void req.socket.resetAndDestroy();
     res.end();
@@ -87,6 +113,11 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<TestOrigin>
     totalSent: () => [...sent.values()].reduce((a, b) => a + b, 0),
     add: (path, file) => void files.set(path, file),
     redirect: (path, target) => void redirects.set(path, target),
+    hold: (path, bytes) => {
+      let release!: () => void;
+      holds.set(path, { bytes, released: new Promise<void>((r) => (release = r)) });
+      return () => release();
+    },
     close: () => {
       server.closeAllConnections();
       return new Promise((r) => server.close(() => r()));

@@ -2,15 +2,17 @@
  * Components that restart in the middle of a download, real processes on loopback:
  * a seed peer killed while it fetches from the origin and started again under the
  * same host ID, within the scheduler's host timeout; the scheduler killed and started
- * again while a download is under way.
+ * again while a download is under way; a peer killed -9 while it fetches from the
+ * origin (it resumes with a Range and If-Range from the pieces it kept; a changed
+ * origin starts over) or from parents (it fetches only the pieces it lacks).
  */
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
-import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
+import { metric, TestCluster, type PeerHandle } from "../helpers/cluster.js";
+import { etagOf, makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
 import { freePort } from "../helpers/registry.js";
 import { spawnKiln } from "../helpers/proc.js";
 import { SchedulerClient } from "../../src/api/scheduler-client.js";
@@ -18,6 +20,8 @@ import { taskIdFor } from "../../src/common/task-id.js";
 import type { TaskStatus } from "../../src/api/scheduler.js";
 
 const MiB = 1024 * 1024;
+/** The default piece length of the files below (24 MiB / 500, clamped to 4 MiB). */
+const PIECE = 4 * MiB;
 const sha256 = async (path: string) =>
   createHash("sha256")
     .update(await readFile(path))
@@ -31,6 +35,32 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Verified pieces the peer last wrote down for the task: what a kill -9 leaves on disk. */
+async function piecesOnDisk(dataDir: string, taskId: string): Promise<number> {
+  const meta = await readFile(join(dataDir, "tasks", taskId, "meta.json"), "utf8").catch(() => undefined);
+  return meta ? (JSON.parse(meta) as { pieces: unknown[] }).pieces.length : 0;
+}
+
+/**
+ * Waits for the peer on `hostname` to hold `pieces` pieces of the task (as the scheduler
+ * hears), then for up to 10 s for it to have written them down; then it may be killed.
+ */
+async function holding(scheduler: SchedulerClient, taskId: string, peer: PeerHandle, pieces: number): Promise<void> {
+  await until(`${peer.name} holding ${pieces} pieces`, async () => {
+    const st = await scheduler.taskStatus(taskId).catch(() => undefined);
+    return st?.peers.some((p) => p.hostname === peer.name && p.finishedPieces >= pieces) ? true : undefined;
+  });
+  await until("them written down", async () => ((await piecesOnDisk(peer.dataDir, taskId)) >= pieces ? true : undefined), 10_000).catch(() => undefined);
+}
+
+/** A peer that can be started again on the same data directory and upload port (so under the same host ID). */
+async function restartablePeer(cluster: TestCluster, name: string): Promise<{ peer: PeerHandle; restart: () => Promise<PeerHandle> }> {
+  const port = await freePort();
+  const dataDir = join(cluster.dir, name);
+  const start = () => cluster.addPeer(name, { dataDir, args: ["--port", String(port)] });
+  return { peer: await start(), restart: start };
 }
 
 describe("restarts mid-download", () => {
@@ -126,5 +156,89 @@ describe("restarts mid-download", () => {
     const again = await cluster.get(next, url, join(cluster.dir, "again.bin"));
     assert.equal(again.code, 0, again.stderr);
     assert.equal(origin.totalSent(), file.data.length, "served by the swarm");
+  });
+  /**
+   * No seed peer, so the peer fetches from the origin itself; the origin stops after two
+   * pieces (connection open) and the peer is killed -9 once it has written them down.
+   */
+  async function killWhileFetchingFromOrigin(name: string) {
+    await cluster?.stop();
+    await origin?.close();
+    origin = await startOrigin({ etags: true });
+    const file = makeFile(24 * MiB);
+    const path = `/files/${name}.bin`;
+    origin.add(path, file);
+    const url = `${origin.url}${path}`;
+    origin.hold(path, 2 * PIECE);
+    cluster = await TestCluster.start();
+    const { peer, restart } = await restartablePeer(cluster, "peer-1");
+    const taskId = taskIdFor({ url, filteredQueryParams: ["Expires", "Signature", "ns"] });
+    const out = join(cluster.dir, `${name}.out`);
+    const cutOff = cluster.get(peer, url, out);
+    await holding(new SchedulerClient(cluster.schedulerUrl), taskId, peer, 2);
+    await peer.proc.kill("SIGKILL");
+    assert.notEqual((await cutOff).code, 0, "the download in progress went with the peer");
+    const asked = () => origin!.requests.filter((r) => r.path === path);
+    return { file, path, url, out, restart, asked };
+  }
+
+  it("a peer killed -9 while it fetches from the origin resumes after its restart from the pieces it kept: a Range with If-Range, no byte sent twice", async () => {
+    const { file, url, out, restart, asked } = await killWhileFetchingFromOrigin("origin-resume");
+    const peer = await restart();
+    const got = await cluster!.get(peer, url, out);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(await sha256(out), file.sha256);
+    assert.equal(asked().length, 2, "one request before the kill, one after");
+    assert.equal(asked()[1]!.headers.range, `bytes=${2 * PIECE}-`, "resumed after the two pieces it kept");
+    assert.equal(asked()[1]!.headers["if-range"], etagOf(file), "against the version they came from");
+    assert.equal(origin!.totalSent(), file.data.length, "the origin sent no byte twice");
+  });
+
+  it("a peer killed -9 while it fetches from the origin, which changes meanwhile: the resume gets the new version whole, nothing of the two is put together, and the download starts over", async () => {
+    const { file, path, url, out, restart, asked } = await killWhileFetchingFromOrigin("origin-changed");
+    const changed = makeFile(24 * MiB);
+    origin!.add(path, changed);
+    const peer = await restart();
+    const first = await cluster!.get(peer, url, out);
+    assert.notEqual(first.code, 0, "the pieces kept are of the old version: this download fails");
+    assert.match(first.stderr, /origin content changed/);
+    assert.equal(asked()[1]!.headers["if-range"], etagOf(file));
+    const again = await cluster!.get(peer, url, out);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await sha256(out), changed.sha256, "the new version, whole");
+    assert.equal(asked().at(-1)!.headers.range, undefined, "started over from the first byte");
+  });
+
+  it("a peer killed -9 while it fetches from parents keeps its verified pieces after its restart and fetches only the ones it lacks", async () => {
+    await cluster?.stop();
+    await origin?.close();
+    origin = await startOrigin({ etags: true });
+    const file = makeFile(24 * MiB);
+    const path = "/files/p2p-resume.bin";
+    origin.add(path, file);
+    const url = `${origin.url}${path}`;
+    // The seed peer's origin answer stops after two pieces; the peer gets those two from it.
+    const release = origin.hold(path, 2 * PIECE);
+    cluster = await TestCluster.start();
+    const seed = await cluster.addPeer("seed-1", { seed: true });
+    const { peer, restart } = await restartablePeer(cluster, "peer-1");
+    const taskId = taskIdFor({ url, filteredQueryParams: ["Expires", "Signature", "ns"] });
+    const out = join(cluster.dir, "p2p-resume.out");
+    const cutOff = cluster.get(peer, url, out);
+    await holding(new SchedulerClient(cluster.schedulerUrl), taskId, peer, 2);
+    await peer.proc.kill("SIGKILL");
+    await cutOff;
+
+    const again = await restart();
+    release();
+    const got = await cluster.get(again, url, out);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(await sha256(out), file.sha256);
+    assert.equal(origin.totalSent(), file.data.length, "the seed peer fetched the file once");
+    assert.equal(
+      await metric(seed.metricsUrl, "kiln_peer_upload_bytes_total"),
+      file.data.length,
+      "each piece went to the peer once: the two it kept were not fetched again",
+    );
   });
 });

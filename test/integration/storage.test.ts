@@ -35,20 +35,20 @@ describe("peer storage", () => {
     await origin.close();
   });
 
-  it("keeps completed tasks across a restart and drops incomplete ones", async () => {
+  it("keeps completed tasks across a restart and drops a task directory it cannot use", async () => {
     const file = makeFile(10 * MiB);
     origin.add("/keep.bin", file);
     const peer = await cluster.addPeer("restart");
     assert.equal((await cluster.get(peer, `${origin.url}/keep.bin`, join(cluster.dir, "keep1"))).code, 0);
     await peer.proc.kill("SIGTERM");
-    // A half-written task left behind by a crash.
+    // A task directory whose metadata is unreadable (a download cut short keeps its verified pieces: restarts.test.ts).
     const junk = join(peer.dataDir, "tasks", "a".repeat(64));
     await mkdir(junk, { recursive: true });
     await writeFile(join(junk, "meta.json"), JSON.stringify({ complete: false }));
 
     const sentBefore = origin.totalSent();
     const again = await cluster.addPeer("restart-2", { dataDir: peer.dataDir });
-    assert.equal(existsSync(junk), false, "the incomplete task directory was removed");
+    assert.equal(existsSync(junk), false, "the unusable task directory was removed");
     const r = await cluster.get(again, `${origin.url}/keep.bin`, join(cluster.dir, "keep2"));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(sha256(await readFile(join(cluster.dir, "keep2"))), file.sha256);

@@ -28,7 +28,7 @@ export interface SourceOptions {
   idleTimeoutMs: number;
   /** Range requests made to resume a body that ended early or stalled. */
   resumes: number;
-  /** The version the task's pieces so far came from (the scheduler's record of the first origin fetch). */
+  /** The version the task's pieces so far came from (the scheduler's record of the first origin fetch; else the task's own, kept across a restart). */
   validator?: string;
 }
 
@@ -49,7 +49,8 @@ export interface SourceHooks {
  * missing piece with a Range request carrying If-Range (the first answer's ETag or
  * Last-Modified) up to `opts.resumes` times. An origin that answers a resume with
  * other content (a 200, or a range not where it was asked) fails the task: pieces of
- * two versions are never put together.
+ * two versions are never put together. A download cut short by a restart resumes the
+ * same way, from the pieces it kept, against the version it recorded with them.
  */
 export async function backToSource(
   origin: OriginSource,
@@ -60,7 +61,7 @@ export async function backToSource(
   log: Logger,
   opts: SourceOptions,
 ): Promise<void> {
-  let validator = opts.validator;
+  let validator = opts.validator ?? task.meta.validator ?? undefined;
   // Asked beside the first request; known before the layout is, so nothing is served before it is.
   const access = task.meta.access ? undefined : (origin.access?.(spec) ?? Promise.resolve(accessAsRequested(spec)));
   for (let attempt = 0; ; attempt++) {
@@ -82,6 +83,8 @@ export async function backToSource(
       );
     }
     validator ??= res.validator ?? undefined;
+    // Saved with the pieces, so a restarted peer resumes against this version.
+    task.meta.validator = validator ?? null;
     if (access) task.meta.access ??= await access;
     try {
       await fetchBody(res, task, spec.pieceLength, hooks, signal, opts.idleTimeoutMs);

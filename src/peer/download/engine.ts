@@ -5,7 +5,7 @@ import type { Logger } from "../../common/logger.js";
 import type { DownloadSpec } from "../../api/common.js";
 import { DownloadSession, newPeerId, type SessionDeps } from "./session.js";
 import type { EngineScheduler } from "./scheduler-port.js";
-import type { Storage } from "../storage/storage.js";
+import type { EvictedTask, Storage } from "../storage/storage.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { verifiedRanges, type ByteRange } from "../storage/verified-ranges.js";
 
@@ -22,8 +22,6 @@ export class PeerEngine {
   private readonly active = new Map<string, Promise<{ task: StoredTask; done: Promise<void> }>>();
   /** The session of each download in progress (to abort it when its task is deleted). */
   private readonly sessions = new Map<string, DownloadSession>();
-  /** Peer ID under which this peer holds each completed task at the scheduler. */
-  private readonly registrations = new Map<string, string>();
 
   constructor(
     private readonly ctx: SessionDeps & { scheduler: EngineScheduler },
@@ -49,27 +47,46 @@ export class PeerEngine {
     return this.handle(taskId, task, done);
   }
 
+  /** The task as stored (read back from disk if need be): complete, a download cut short by a restart to go on with, or a new one. */
+  private async stored(taskId: string, spec: DownloadSpec): Promise<StoredTask> {
+    const task = await this.storage.open(taskId);
+    if (task?.complete) return task;
+    if (task) {
+      await task.resume();
+      this.log.info({ task: taskId, pieces: task.finishedPieces, total: task.totalPieces }, "resuming a download with the pieces kept from before a restart");
+      return task;
+    }
+    return this.storage.create(taskId, {
+      url: filterUrl(spec.url, spec.filteredQueryParams),
+      tag: spec.tag,
+      application: spec.application,
+      explicitPieceLength: spec.pieceLength ?? null,
+    });
+  }
+
   private async start(taskId: string, spec: DownloadSpec): Promise<{ task: StoredTask; done: Promise<void> }> {
     let task: StoredTask;
     try {
-      task = await this.storage.create(taskId, {
-        url: filterUrl(spec.url, spec.filteredQueryParams),
-        tag: spec.tag,
-        application: spec.application,
-        explicitPieceLength: spec.pieceLength ?? null,
-      });
+      task = await this.stored(taskId, spec);
     } catch (err) {
       this.active.delete(taskId);
       throw err;
+    }
+    if (task.complete) {
+      this.active.delete(taskId);
+      task.touch();
+      return { task, done: Promise.resolve() };
     }
     const blob = parseBlobUrl(spec.url);
     const session = new DownloadSession(this.ctx, spec, task, blob?.algorithm === "sha256" ? blob.digest : undefined);
     const release = task.acquire();
     this.sessions.set(taskId, session);
+    // Saved with the task: the registration to leave when it is evicted.
+    task.meta.peerId = session.peerId;
     const done = session
       .run()
       .then(
-        () => void this.registrations.set(taskId, session.peerId),
+        () => undefined,
         async (err: KilnError) => {
           task.fail(err);
           await this.storage.remove(task).catch(() => undefined);
@@ -102,8 +119,7 @@ export class PeerEngine {
       await session.abort(err);
       await this.active.get(taskId)?.then(({ done }) => done.catch(() => undefined));
     }
-    const task = this.storage.get(taskId);
-    this.registrations.delete(taskId);
+    const task = await this.storage.open(taskId);
     if (!task) return session ? 0 : undefined;
     const bytes = task.bytesOnDisk;
     task.fail(err);
@@ -113,10 +129,8 @@ export class PeerEngine {
   }
 
   /** Tells the scheduler this peer no longer holds an evicted task. */
-  async evicted(task: StoredTask): Promise<void> {
-    const peerId = this.registrations.get(task.taskId);
-    this.registrations.delete(task.taskId);
-    if (peerId) await this.ctx.scheduler.leaveTask(task.taskId, peerId).catch(() => undefined);
+  async evicted(task: EvictedTask): Promise<void> {
+    if (task.peerId) await this.ctx.scheduler.leaveTask(task.taskId, task.peerId).catch(() => undefined);
   }
 
   /**
@@ -128,8 +142,8 @@ export class PeerEngine {
     for (const [taskId, session] of this.sessions) {
       await session.reregister().catch((err: Error) => this.log.warn({ task: taskId, err: err.message }, "could not register a download in progress again"));
     }
-    for (const task of this.storage.all()) {
-      if (!task.complete || this.active.has(task.taskId)) continue;
+    await this.storage.eachComplete(async (task) => {
+      if (this.active.has(task.taskId)) return;
       const { url, tag, application, explicitPieceLength, contentLength, pieceLength } = task.meta;
       const peerId = newPeerId(this.ctx.hostId);
       try {
@@ -145,15 +159,18 @@ export class PeerEngine {
           },
         });
         if (reply.taskId !== task.taskId) throw new KilnError("INTERNAL", `scheduler computed task ${reply.taskId}`);
-        this.registrations.set(task.taskId, peerId);
+        task.meta.peerId = peerId;
+        await task.saveMeta();
       } catch (err) {
         this.log.warn({ task: task.taskId, err: (err as Error).message }, "could not re-register a held task");
       }
-    }
+    });
   }
 
+  /** Leaves the tasks held in memory; the scheduler drops the rest with the host (leaveHost). */
   async shutdown(): Promise<void> {
-    await Promise.all([...this.registrations].map(([taskId, peerId]) => this.ctx.scheduler.leaveTask(taskId, peerId).catch(() => undefined)));
+    const held = this.storage.inMemory().filter((t) => t.complete && t.meta.peerId);
+    await Promise.all(held.map((t) => this.ctx.scheduler.leaveTask(t.taskId, t.meta.peerId!).catch(() => undefined)));
     this.log.info("engine stopped");
   }
 }

@@ -125,6 +125,8 @@ export class DownloadSession {
         throw new KilnError("INTERNAL", `scheduler computed task ${reply.taskId}, this peer ${this.task.taskId}`);
       }
       this.reporter = new TaskReporter(scheduler, this.task.taskId, this.peerId, this.log);
+      // Pieces kept from before a restart are held too (and a resumed origin fetch's are canonical).
+      for (const p of this.task.pieces()) this.reporter.piece(p);
       await this.apply(reply);
     } catch (err) {
       return this.fail(err);

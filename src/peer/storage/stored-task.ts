@@ -1,11 +1,11 @@
 /** One task's content on disk: a pre-sized file, verified pieces, and metadata. */
 import { EventEmitter } from "node:events";
-import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { open, rename, rm, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError } from "../../common/errors.js";
+import { PEER } from "../../common/defaults.js";
 import { BitSet } from "../../common/bitset.js";
 import { pieceCount, pieceRange } from "../../common/piece.js";
-import type { OriginAccess } from "../../api/common.js";
 import type { PieceInfo } from "../../api/scheduler.js";
 import { PieceWriter, diskError, type WrittenPiece } from "./piece-writer.js";
 import { ContentHasher } from "./content-hasher.js";
@@ -20,16 +20,16 @@ export interface TaskMeta {
   explicitPieceLength: number | null;
   contentLength: number | null;
   pieceLength: number | null;
-  /**
-   * Who the origin serves the content to: set before the layout (by this peer when it
-   * fetched from the origin, else from the scheduler's task info); null when unknown.
-   */
-  access: OriginAccess | null;
   pieces: PieceInfo[];
   complete: boolean;
   /** False from completion until the content is known to be on disk (flushed in the background). */
   durable: boolean;
+  /** The origin's ETag or Last-Modified the pieces came with, to resume against (If-Range) after a restart. */
+  validator: string | null;
+  /** The peer ID this peer holds the task under at the scheduler (to leave it when the task goes). */
+  peerId: string | null;
   createdAt: number;
+  /** Also the metadata file's mtime, so garbage collection can judge a task without reading it. */
   lastAccess: number;
 }
 
@@ -47,6 +47,13 @@ export class StoredTask extends EventEmitter {
   private hasher: ContentHasher | undefined;
   private hashWanted = false;
   private persisting: Promise<void> | undefined;
+  private persisted = false;
+  /** Metadata writes, one after the other (they share a temporary file). */
+  private metaWrites: Promise<void> = Promise.resolve();
+  /** A download's progress is written at most every PEER.progressSaveMs. */
+  private progressTimer: NodeJS.Timeout | undefined;
+  private savedAccess: number;
+  private destroyed = false;
   /** Downloads and uploads in progress; garbage collection leaves pinned tasks alone. */
   private pins = 0;
   failure: KilnError | undefined;
@@ -57,6 +64,8 @@ export class StoredTask extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
+    this.savedAccess = meta.lastAccess;
+    this.persisted = meta.complete && meta.durable;
     for (const p of meta.pieces) {
       this.done.add(p.number);
       this.infos.set(p.number, p);
@@ -87,6 +96,11 @@ export class StoredTask extends EventEmitter {
 
   get pinned(): boolean {
     return this.pins > 0;
+  }
+
+  /** Nothing holds it in memory: no download or upload, no flush in flight. */
+  get idle(): boolean {
+    return this.pins === 0 && (!this.meta.complete || this.persisted);
   }
 
   /** Keeps the task from eviction until the returned release is called (once; later calls do nothing). */
@@ -125,9 +139,24 @@ export class StoredTask extends EventEmitter {
       m.contentLength = contentLength;
       await fh.truncate(contentLength).catch(rethrowDisk);
     }
-    if (this.hashWanted)
-      this.hasher ??= new ContentHasher({ pieceLength, contentLength: () => m.contentLength, hasPiece: (n) => this.hasPiece(n), file: () => this.handle() });
+    this.startHasher();
     this.emit("layout");
+  }
+
+  /** A download cut short (by a restart) goes on: the content file is opened for the missing pieces. */
+  async resume(): Promise<void> {
+    if (this.meta.pieceLength !== null) await this.handle().catch(rethrowDisk);
+  }
+
+  private startHasher(): void {
+    const { pieceLength } = this.meta;
+    if (!this.hashWanted || pieceLength === null) return;
+    this.hasher ??= new ContentHasher({
+      pieceLength,
+      contentLength: () => this.meta.contentLength,
+      hasPiece: (n) => this.hasPiece(n),
+      file: () => this.handle(),
+    });
   }
 
   private async handle(): Promise<FileHandle> {
@@ -135,9 +164,10 @@ export class StoredTask extends EventEmitter {
     return this.fh;
   }
 
-  /** Computes the whole content's sha256 while pieces arrive (for `contentDigest()`); call before the layout is set. */
+  /** Computes the whole content's sha256 while pieces arrive (for `contentDigest()`); pieces already stored are read back. */
   hashContent(): void {
     this.hashWanted = true;
+    this.startHasher();
   }
 
   /** `sha256:<hex>` of the whole content, once every piece is stored (see hashContent). */
@@ -182,6 +212,7 @@ export class StoredTask extends EventEmitter {
       this.meta.pieces.push(info);
       this.hasher?.verified(n);
       this.emit("piece", n);
+      this.saveProgressSoon();
     }
     return info;
   }
@@ -231,6 +262,7 @@ export class StoredTask extends EventEmitter {
     this.meta.complete = true;
     this.meta.durable = false;
     this.meta.pieces.sort((a, b) => a.number - b.number);
+    clearTimeout(this.progressTimer);
     await this.saveMeta();
     this.emit("complete");
     void this.persist();
@@ -247,6 +279,7 @@ export class StoredTask extends EventEmitter {
         // Left durable: false, so the next load verifies the content again.
       }
       await this.closeFile().catch(() => undefined);
+      this.persisted = true;
     })();
     return this.persisting;
   }
@@ -265,10 +298,37 @@ export class StoredTask extends EventEmitter {
     this.meta.lastAccess = Date.now();
   }
 
-  async saveMeta(): Promise<void> {
-    const tmp = join(this.dir, `${META_FILE}.tmp`);
-    await writeFile(tmp, JSON.stringify(this.meta), { mode: 0o600 }).catch(rethrowDisk);
-    await rename(tmp, join(this.dir, META_FILE));
+  /** Writes the metadata (after any write before it); its file's mtime is the task's last access. */
+  saveMeta(): Promise<void> {
+    const write = this.metaWrites.then(async () => {
+      if (this.destroyed) return;
+      const tmp = join(this.dir, `${META_FILE}.tmp`);
+      const lastAccess = this.meta.lastAccess;
+      await writeFile(tmp, JSON.stringify(this.meta), { mode: 0o600 }).catch(rethrowDisk);
+      await utimes(tmp, new Date(lastAccess), new Date(lastAccess));
+      await rename(tmp, join(this.dir, META_FILE));
+      this.savedAccess = lastAccess;
+    });
+    this.metaWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  /** The verified pieces so far go to disk soon (not on every piece), so a restart resumes from them. */
+  private saveProgressSoon(): void {
+    if (this.meta.complete || this.progressTimer) return;
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = undefined;
+      if (!this.meta.complete) this.saveMeta().catch(() => undefined);
+    }, PEER.progressSaveMs);
+    this.progressTimer.unref();
+  }
+
+  /** Leaving memory: what is not on disk yet (the last access) is written; resolves once it is. */
+  async unload(): Promise<void> {
+    clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+    if (this.meta.lastAccess !== this.savedAccess || !this.meta.complete) await this.saveMeta().catch(() => undefined);
+    await this.closeFile().catch(() => undefined);
   }
 
   async closeFile(): Promise<void> {
@@ -278,8 +338,11 @@ export class StoredTask extends EventEmitter {
   }
 
   async destroy(): Promise<void> {
-    // A flush in progress would write the metadata back into the directory being removed.
+    clearTimeout(this.progressTimer);
+    this.destroyed = true;
+    // A flush or metadata write in progress would write into the directory being removed.
     await this.persisting;
+    await this.metaWrites;
     await this.closeFile().catch(() => undefined);
     await rm(this.dir, { recursive: true, force: true });
   }

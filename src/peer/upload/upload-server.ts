@@ -88,7 +88,7 @@ export class UploadServer {
     if (req.method !== "GET" && req.method !== "HEAD") throw new KilnError("BAD_REQUEST", "use GET or HEAD", 405);
     const taskId = (piece ?? whole)![1]!;
     if (!isTaskId(taskId)) throw new KilnError("BAD_REQUEST", "task id must be 64 or 128 lowercase hex characters");
-    const task = this.storage.get(taskId);
+    const task = await this.storage.open(taskId);
     if (!task) throw new KilnError("NOT_FOUND", `task ${taskId} is not held by this peer`);
 
     let start: number;
