@@ -169,6 +169,7 @@ export class Storage {
       ...identity,
       contentLength: null,
       pieceLength: null,
+      access: null,
       pieces: [],
       complete: false,
       durable: false,

@@ -6,6 +6,7 @@ import { KilnError } from "../../common/errors.js";
 import { PEER } from "../../common/defaults.js";
 import { BitSet } from "../../common/bitset.js";
 import { pieceCount, pieceRange } from "../../common/piece.js";
+import type { OriginAccess } from "../../api/common.js";
 import type { PieceInfo } from "../../api/scheduler.js";
 import { PieceWriter, diskError, type WrittenPiece } from "./piece-writer.js";
 import { ContentHasher } from "./content-hasher.js";
@@ -20,6 +21,11 @@ export interface TaskMeta {
   explicitPieceLength: number | null;
   contentLength: number | null;
   pieceLength: number | null;
+  /**
+   * Who the origin serves the content to: set before the layout (by this peer when it
+   * fetched from the origin, else from the scheduler's task info); null when unknown.
+   */
+  access: OriginAccess | null;
   pieces: PieceInfo[];
   complete: boolean;
   /** False from completion until the content is known to be on disk (flushed in the background). */

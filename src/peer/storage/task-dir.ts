@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { OriginAccess } from "../../api/common.js";
 import { PieceInfo } from "../../api/scheduler.js";
 import { pieceRange } from "../../common/piece.js";
 import { CONTENT_FILE, META_FILE, type TaskMeta } from "./stored-task.js";
@@ -15,6 +16,8 @@ const TaskMetaSchema = z.object({
   explicitPieceLength: z.number().int().nullable().default(null),
   contentLength: z.number().int().nullable(),
   pieceLength: z.number().int().nullable(),
+  /** Metadata written before this field existed does not know: its content is treated as needing credentials. */
+  access: OriginAccess.nullable().default(null),
   pieces: z.array(PieceInfo),
   complete: z.boolean(),
   /** Metadata written before this field existed was written after the content was flushed. */
