@@ -5,7 +5,7 @@
  * dependencies), then the runtime stage's ENTRYPOINT started as the image's user
  * from what the runtime stage copied: `kiln up` comes up. So the image cannot rot.
  * The first run compiles better-sqlite3 (minutes); later runs take the npm ci
- * layer from the cache while package.json, the lock file, .npmrc and the
+ * layer from the cache while package.json, the lock file, .prebuild-installrc and the
  * Dockerfile up to that step are unchanged, as Docker would.
  */
 import { describe, it, before, after } from "node:test";
