@@ -9,6 +9,8 @@ import { containerdSnapshotterToml } from "../snapshotter/containerd-config.js";
 export { containerdHostsToml, type ContainerdHostsOptions } from "../common/containerd-hosts.js";
 import { containerdHostsToml } from "../common/containerd-hosts.js";
 import { registryServer } from "../common/net.js";
+import { loadProxyConfigFile } from "../api/proxy-config.js";
+import { planHostsDir, syncHostsDir } from "./containerd-hosts-dir.js";
 
 /** Hosts a node's runtime should reach without the proxy (the seed's recommendation). */
 export const DEFAULT_NO_PROXY = "localhost,127.0.0.1,127.0.0.0/8,.cluster.local,.svc";
@@ -52,6 +54,9 @@ interface ContainerdFlags {
   snapshotter?: boolean;
   address?: string;
   cri: boolean;
+  /** Write one hosts.toml per registry the peer's proxy config allows, under hostsDir. */
+  proxyConfig?: string;
+  hostsDir?: string;
 }
 
 export function registerConfigCommand(program: Command): void {
@@ -69,8 +74,22 @@ export function registerConfigCommand(program: Command): void {
     .option("--snapshotter", "print the config.toml fragment that loads kiln's snapshotter (image acceleration) instead")
     .option("--address <socket>", "with --snapshotter: the snapshotter's socket (kiln snapshotter --address)")
     .option("--no-cri", "with --snapshotter: only register it, do not make it the snapshotter of Kubernetes pods")
+    .option(
+      "--proxy-config <file>",
+      "the peer's proxy config (kiln peer --proxy-config): write a hosts.toml under --hosts-dir for each registry its allowHosts names, and remove those no longer named",
+    )
+    .option("--hosts-dir <dir>", "with --proxy-config: containerd's hosts directory (its config_path), e.g. /etc/containerd/certs.d")
     .option(...contentOnlyOption)
-    .action((f: ContainerdFlags) => {
+    .action(async (f: ContainerdFlags) => {
+      if (f.proxyConfig) {
+        if (!f.hostsDir) throw new StartupError("--proxy-config writes files: give containerd's hosts directory with --hosts-dir");
+        const { allowHosts } = await loadProxyConfigFile(f.proxyConfig).catch((err: Error) => {
+          throw new StartupError(err.message);
+        });
+        const report = await syncHostsDir(f.hostsDir, planHostsDir(allowHosts, f.peer), f.peer);
+        process.stdout.write(report.map((line) => `${line}\n`).join(""));
+        return;
+      }
       if (f.snapshotter) {
         const { path, content } = containerdSnapshotterToml({ address: f.address, cri: f.cri });
         const notes = [

@@ -7,7 +7,7 @@ import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
 import { StartupError, assertPortsFree } from "./ports.js";
 import { KilnError } from "../common/errors.js";
-import { clusterSecretFromEnv } from "./cluster-secret.js";
+import { assertSecretsSet, clusterSecretFromEnv, requireSecretOption } from "./cluster-secret.js";
 
 interface ManagerFlags {
   host: string;
@@ -23,6 +23,7 @@ interface ManagerFlags {
   jobTimeoutMs: number;
   jobPollMs: number;
   sessionTtlMs: number;
+  requireSecret?: boolean;
 }
 
 export function registerManagerCommand(program: Command): void {
@@ -59,6 +60,7 @@ export function registerManagerCommand(program: Command): void {
     .option("--job-timeout-ms <ms>", "timeout of a job that sets none", parsePositiveInt, MANAGER.jobTimeoutMs)
     .option("--job-poll-ms <ms>", "how often a running job asks its scheduler for progress", parsePositiveInt, MANAGER.jobPollMs)
     .option("--session-ttl-ms <ms>", "how long a console sign-in lasts", parsePositiveInt, MANAGER.sessionTtlMs)
+    .option(...requireSecretOption("manager"))
     .addHelpText(
       "after",
       "\nAt first start the manager creates the cluster cluster-1 and the user root. Root's password is\n" +
@@ -67,6 +69,7 @@ export function registerManagerCommand(program: Command): void {
         "With KILN_CLUSTER_SECRET set, schedulers and seed peers must present the same secret to register.\n",
     )
     .action(async (f: ManagerFlags) => {
+      if (f.requireSecret) assertSecretsSet("manager");
       await assertPortsFree(f.host, [{ port: f.port, flag: "--port" }]);
       const m = await startManager({
         host: f.host,

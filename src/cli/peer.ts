@@ -4,7 +4,7 @@ import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
 import { assertPortsFree } from "./ports.js";
-import { clusterSecretFromEnv } from "./cluster-secret.js";
+import { assertSecretsSet, clusterSecretFromEnv, requireSecretOption } from "./cluster-secret.js";
 import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
 import { createLogger } from "../common/logger.js";
 import { ManagerMembershipClient, startManagerKeepAlive } from "../api/manager-client.js";
@@ -74,6 +74,7 @@ interface PeerFlags extends ProxyFlags {
   keepaliveMs?: number;
   manager?: string;
   clusterId?: number;
+  requireSecret?: boolean;
 }
 
 export function registerPeerCommand(program: Command): void {
@@ -127,8 +128,10 @@ export function registerPeerCommand(program: Command): void {
       "seed peers: register with this manager and keep alive; peers without --scheduler: use the scheduler of the cluster whose scopes match this host",
     )
     .option("--cluster-id <id>", "seed peers: scheduler cluster to join (default: the manager's default)", parsePositiveInt)
-    .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt);
+    .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt)
+    .option(...requireSecretOption("peer"));
   addProxyOptions(cmd).action(async (f: PeerFlags) => {
+    if (f.requireSecret) assertSecretsSet("peer");
     const seed = Boolean(f.seed);
     const proxy = await proxyPolicyFrom(f).catch((err: Error) => cmd.error(`kiln peer: ${err.message}`, { exitCode: 2 }));
     const envToken = process.env.KILN_CONTROL_TOKEN;

@@ -8,7 +8,7 @@ import { startManagerKeepAlive } from "../api/manager-client.js";
 import { assertPortsFree } from "./ports.js";
 import { parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
-import { clusterSecretFromEnv } from "./cluster-secret.js";
+import { assertSecretsSet, clusterSecretFromEnv, requireSecretOption } from "./cluster-secret.js";
 
 interface SchedulerFlags {
   host: string;
@@ -21,6 +21,7 @@ interface SchedulerFlags {
   hostsReportMs: number;
   clusterId?: number;
   advertiseIp?: string;
+  requireSecret?: boolean;
 }
 
 export function registerSchedulerCommand(program: Command): void {
@@ -42,7 +43,9 @@ export function registerSchedulerCommand(program: Command): void {
     .option("--manager <url>", "register with this manager and keep alive (joins its scheduler cluster)")
     .option("--cluster-id <id>", "scheduler cluster to join (default: the manager's default cluster)", parsePositiveInt)
     .option("--advertise-ip <ip>", "IP the manager and peers reach this scheduler at (default: first non-loopback IPv4)")
+    .option(...requireSecretOption("scheduler"))
     .action(async (opts: SchedulerFlags) => {
+      if (opts.requireSecret) assertSecretsSet("scheduler");
       await assertPortsFree(opts.host, [{ port: opts.port, flag: "--port" }]);
       const clusterSecret = clusterSecretFromEnv();
       const s = await startScheduler({
