@@ -14,11 +14,17 @@
  *   rate for a while, then hang up (the stored-file path).
  * - cold, slow: N slow clients join a download in progress (origin capped), read
  *   for a while, then hang up (the streaming path, held back by slow readers).
+ * - tasks: many tiny distinct tasks through one peer, one after the other (a few at
+ *   a time); the resident set of the peer, seed peer and scheduler before, after and
+ *   after a quiet spell (bench/task-memory.ts): what each keeps per task.
  *
- * Env: BENCH_SCENARIOS (cold-fast,warm-slow,cold-slow), BENCH_CLIENTS (200), BENCH_FAST_MIB (10), BENCH_SLOW_MIB (200),
+ * Env: BENCH_SCENARIOS (cold-fast,warm-slow,cold-slow,tasks), BENCH_CLIENTS (200), BENCH_FAST_MIB (10), BENCH_SLOW_MIB (200),
  * BENCH_SLOW_CLIENT_KIB (256: KiB/s per slow client), BENCH_SLOW_SECONDS (15),
- * BENCH_SLOW_ORIGIN_MIB (20: MiB/s cap of the origin in the cold, slow scenario).
- * Prints a table to stdout and writes bench/results/proxy-memory.md.
+ * BENCH_SLOW_ORIGIN_MIB (20: MiB/s cap of the origin in the cold, slow scenario);
+ * tasks: BENCH_TASKS (20000), BENCH_TASK_WARMUP (2000), BENCH_TASK_BYTES (1024), BENCH_TASK_CLIENTS (16), BENCH_IDLE_SECONDS (30),
+ * BENCH_RESIDENT_TASKS (given to every peer as --resident-tasks; unset: the peer's default).
+ * Prints tables to stdout and writes bench/results/proxy-memory.md (clients) and
+ * bench/results/proxy-memory-tasks.md (tasks).
  */
 import http from "node:http";
 import { createHash } from "node:crypto";
@@ -32,6 +38,7 @@ import { fdCensus } from "../test/helpers/fds.js";
 import { startCluster, type BenchPeer, type Cluster } from "./cluster.js";
 import { cleanupAll, log, startBenchOrigin, trackTempDir, type BenchOrigin } from "./procs.js";
 import { toMarkdown, toText, type Table } from "./table.js";
+import { manyTasks } from "./task-memory.js";
 import { MiB, fmt, makePayload } from "./util.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 200);
@@ -41,7 +48,14 @@ const SLOW_CLIENT_BYTES = Number(process.env.BENCH_SLOW_CLIENT_KIB ?? 256) * 102
 const SLOW_SECONDS = Number(process.env.BENCH_SLOW_SECONDS ?? 15);
 const SLOW_ORIGIN_BYTES = Number(process.env.BENCH_SLOW_ORIGIN_MIB ?? 20) * MiB;
 
-const SCENARIO_KEYS = ["cold-fast", "warm-slow", "cold-slow"] as const;
+const TASKS = Number(process.env.BENCH_TASKS ?? 20_000);
+const TASK_WARMUP = Number(process.env.BENCH_TASK_WARMUP ?? 2_000);
+const TASK_BYTES = Number(process.env.BENCH_TASK_BYTES ?? 1024);
+const TASK_CLIENTS = Number(process.env.BENCH_TASK_CLIENTS ?? 16);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
+const RESIDENT_TASKS = process.env.BENCH_RESIDENT_TASKS;
+
+const SCENARIO_KEYS = ["cold-fast", "warm-slow", "cold-slow", "tasks"] as const;
 type ScenarioKey = (typeof SCENARIO_KEYS)[number];
 const SCENARIOS = (process.env.BENCH_SCENARIOS?.split(",") ?? SCENARIO_KEYS).map((k) => {
   if (!(SCENARIO_KEYS as readonly string[]).includes(k)) throw new Error(`BENCH_SCENARIOS: unknown ${JSON.stringify(k)}; use ${SCENARIO_KEYS.join(",")}`);
@@ -180,15 +194,18 @@ async function main(): Promise<void> {
   const fastOrigin = await startBenchOrigin(fastFile, 0);
   const slowOrigin = await startBenchOrigin(slowFile, 0);
   const cappedOrigin = await startBenchOrigin(slowFile, SLOW_ORIGIN_BYTES);
-  const cluster: Cluster = await startCluster(["cold-fast", "warm-slow", "cold-slow"]);
-  const [coldFast, warmSlow, coldSlow] = cluster.peers as [BenchPeer, BenchPeer, BenchPeer];
+  const tinyFile = join(dir, "tiny.bin");
+  const tinySha = await makePayload(tinyFile, TASK_BYTES);
+  const tinyOrigin = await startBenchOrigin(tinyFile, 0);
+  const cluster: Cluster = await startCluster(["cold-fast", "warm-slow", "cold-slow", "tasks"], RESIDENT_TASKS ? ["--resident-tasks", RESIDENT_TASKS] : []);
+  const [coldFast, warmSlow, coldSlow, tasksPeer] = cluster.peers as [BenchPeer, BenchPeer, BenchPeer, BenchPeer];
   const keptAlive = [cluster.seed.ready.uploadPort as number, cluster.scheduler.ready.port as number];
   const fds = (peer: BenchPeer) => {
     const c = fdCensus(peer.proc.pid!, { listenPort: Number(new URL(peer.proxyUrl).port), remotePorts: keptAlive, dir: realpathSync(os.tmpdir()) });
     return c.total - c.outgoing;
   };
   const hangUpMs = SLOW_SECONDS * 1000;
-  const scenarios: Record<ScenarioKey, Scenario> = {
+  const scenarios: Record<Exclude<ScenarioKey, "tasks">, Scenario> = {
     "cold-fast": {
       name: "cold, fast clients",
       peer: coldFast,
@@ -219,7 +236,28 @@ async function main(): Promise<void> {
     },
   };
   const rows: Row[] = [];
-  for (const key of SCENARIOS) rows.push(await run(scenarios[key], fds));
+  let tasksTable: Table | undefined;
+  for (const key of SCENARIOS) {
+    if (key !== "tasks") rows.push(await run(scenarios[key], fds));
+    else {
+      const load = {
+        tasks: TASKS,
+        warmup: TASK_WARMUP,
+        taskBytes: TASK_BYTES,
+        clients: TASK_CLIENTS,
+        idleSeconds: IDLE_SECONDS,
+        resident: RESIDENT_TASKS ?? "default",
+      };
+      tasksTable = await manyTasks(tasksPeer, cluster.seed, cluster.scheduler, tinyOrigin, tinySha, load);
+    }
+  }
+  const results = fileURLToPath(new URL("./results/", import.meta.url));
+  await mkdir(results, { recursive: true });
+  if (tasksTable) {
+    process.stdout.write(`${toText(tasksTable)}\n`);
+    await writeFile(join(results, "proxy-memory-tasks.md"), `${toMarkdown(tasksTable)}\n`);
+  }
+  if (!rows.length) return;
 
   const table: Table = {
     title: `Peer proxy under ${CLIENTS} concurrent clients: peak RSS and file descriptors`,
@@ -248,8 +286,6 @@ async function main(): Promise<void> {
     ],
   };
   process.stdout.write(`${toText(table)}\n`);
-  const results = fileURLToPath(new URL("./results/", import.meta.url));
-  await mkdir(results, { recursive: true });
   await writeFile(join(results, "proxy-memory.md"), `${toMarkdown(table)}\n`);
 }
 
