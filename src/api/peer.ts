@@ -14,8 +14,37 @@ export const PEER_PATHS = {
   imageImport: "/api/v1/images/import",
   /** DELETE: the scheduler asks this peer to drop a task (content and metadata); uploads of it in flight are cut. */
   controlTask: (taskId: string) => `/api/v1/tasks/${taskId}`,
+  /**
+   * GET /feed/<taskId>: the pieces this peer holds of the task, as they land (a "have"
+   * feed, as BitTorrent's have messages): a kept-open answer of HAVE_FEED lines.
+   */
+  feed: (taskId: string) => `/feed/${taskId}`,
   health: "/healthy",
 } as const;
+
+/**
+ * The have feed's answer: text lines, `bits <base64 bitmap>` first (what the parent holds
+ * when the child subscribes), then `have <n>` as each further piece is verified. The
+ * child keeps the connection for as long as it downloads; a parent that is deleting the
+ * task or shutting down ends it.
+ */
+export const HAVE_FEED_CONTENT_TYPE = "application/x-kiln-have-feed";
+
+export type HaveFeedLine = { type: "bits"; base64: string } | { type: "have"; piece: number };
+
+export function encodeHaveFeedLine(line: HaveFeedLine): string {
+  return line.type === "bits" ? `bits ${line.base64}\n` : `have ${line.piece}\n`;
+}
+
+/** Undefined for a line that is neither (the child drops such a parent). */
+export function decodeHaveFeedLine(text: string): HaveFeedLine | undefined {
+  const space = text.indexOf(" ");
+  const kind = text.slice(0, space);
+  const value = text.slice(space + 1);
+  if (kind === "have" && /^\d{1,7}$/.test(value)) return { type: "have", piece: Number(value) };
+  if (kind === "bits" && /^[A-Za-z0-9+/]*={0,2}$/.test(value)) return { type: "bits", base64: value };
+  return undefined;
+}
 
 /**
  * Header carrying the cluster's upload credential (HostAnnounceReply.uploadCredential) on

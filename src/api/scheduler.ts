@@ -7,6 +7,9 @@ import { HostStats, Labels } from "./peers.js";
 
 export const SCHEDULER_API = "/api/v1";
 
+/** The most parents one schedule answer may carry. */
+export const MAX_PARENTS = 64;
+
 /**
  * Every route of the scheduler, for its client and its server alike: the server
  * passes the parameter names (`SCHEDULER_PATHS.peer(":taskId", ":peerId")`).
@@ -142,8 +145,6 @@ export const ParentInfo = z.object({
   ip: z.string(),
   uploadPort: z.number().int(),
   isSeed: z.boolean(),
-  /** Base64 bitmap of the pieces the parent holds. */
-  pieces: z.string(),
 });
 export type ParentInfo = z.infer<typeof ParentInfo>;
 
@@ -176,8 +177,8 @@ export type RegisterPeerReply = z.infer<typeof RegisterPeerReply>;
 export const ScheduleQuery = z.object({
   /** Answer once the task's version is above this (long poll); the version of the last answer, whose digests the peer holds. */
   since: z.coerce.number().int().min(-1).default(-1),
-  /** Parents wanted; a peer that is stuck asks for more. */
-  count: z.coerce.number().int().min(1).max(64).optional(),
+  /** Parents wanted (0: only the new digests); a peer that is stuck asks for more. */
+  count: z.coerce.number().int().min(0).max(MAX_PARENTS).optional(),
   waitMs: z.coerce.number().int().min(0).max(SCHEDULER.maxScheduleWaitMs).optional(),
 });
 export type ScheduleQuery = z.infer<typeof ScheduleQuery>;

@@ -42,6 +42,8 @@ function parseLabel(value: string, previous: Labels): Labels {
 
 interface PeerFlags extends ProxyFlags {
   seed?: boolean;
+  spreadReceivers: number;
+  spreadWaitMs: number;
   scheduler: string;
   dataDir?: string;
   host: string;
@@ -109,7 +111,24 @@ export function registerPeerCommand(program: Command): void {
     .option("--upload-concurrency <n>", "concurrent piece uploads", parsePositiveInt, PEER.uploadConcurrency)
     .option("--upload-rate <bytes>", "upload bandwidth limit per second, e.g. 100MiB (0 = unlimited)", parseBytes, PEER.uploadRateBytes)
     .option("--piece-stall-ms <ms>", "retry a piece elsewhere after this long without progress", parsePositiveInt, PEER.pieceStallMs)
-    .option("--fallback-ms <ms>", "go to the origin after this long without any parent able to serve", parsePositiveInt, PEER.noParentFallbackMs)
+    .option(
+      "--fallback-ms <ms>",
+      "go to the origin after this long without a parent able to serve while the scheduler does not answer (while it does, it decides)",
+      parsePositiveInt,
+      PEER.noParentFallbackMs,
+    )
+    .option(
+      "--spread-receivers <n>",
+      "seed or origin fetcher: children a new piece is announced to first; the rest get it from them",
+      parsePositiveInt,
+      PEER.spreadFirstReceivers,
+    )
+    .option(
+      "--spread-wait-ms <ms>",
+      "seed or origin fetcher: a new piece no child fetched is announced to every child after this long",
+      parsePositiveInt,
+      PEER.spreadReleaseMs,
+    )
     .option("--origin-idle-timeout-ms <ms>", "an origin body that sends nothing for this long has stalled", parsePositiveInt, PEER.originIdleTimeoutMs)
     .option("--origin-resumes <n>", "Range requests (with If-Range) made to resume an origin body that broke off", parsePositiveInt, PEER.originResumes)
     .option("--gc-ttl <ms>", "evict tasks not accessed for this long", parsePositiveInt, PEER.taskTtlMs)
@@ -201,6 +220,7 @@ export function registerPeerCommand(program: Command): void {
         originIdleTimeoutMs: f.originIdleTimeoutMs,
         originResumes: f.originResumes,
       },
+      spread: { ...base.spread, firstReceivers: f.spreadReceivers, releaseMs: f.spreadWaitMs },
       keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
     });
     await assertPortsFree(cfg.listenHost, [

@@ -15,8 +15,6 @@ interface SchedulerFlags {
   port: number;
   hostTimeoutMs: number;
   seedWaitMs: number;
-  spreadReceivers: number;
-  spreadWaitMs: number;
   manager?: string;
   hostsReportMs: number;
   clusterId?: number;
@@ -32,13 +30,6 @@ export function registerSchedulerCommand(program: Command): void {
     .option("--port <port>", "port to listen on", parsePort, PORTS.scheduler)
     .option("--host-timeout-ms <ms>", "drop hosts not heard from for this long", parsePositiveInt, SCHEDULER.hostTimeoutMs)
     .option("--seed-wait-ms <ms>", "how long peers wait for a triggered seed peer before going to the origin", parsePositiveInt, SCHEDULER.seedTriggerWaitMs)
-    .option(
-      "--spread-receivers <n>",
-      "children a piece new at the origin fetcher goes to first; the rest get it from them (large = off)",
-      parsePositiveInt,
-      SCHEDULER.firstReceiversPerPiece,
-    )
-    .option("--spread-wait-ms <ms>", "after this long a new piece is offered from the origin fetcher to every child", parsePositiveInt, SCHEDULER.spreadWaitMs)
     .option("--hosts-report-ms <ms>", "how often to send the hosts to the manager's peer inventory", parsePositiveInt, SCHEDULER.hostsReportMs)
     .option("--manager <url>", "register with this manager and keep alive (joins its scheduler cluster)")
     .option("--cluster-id <id>", "scheduler cluster to join (default: the manager's default cluster)", parsePositiveInt)
@@ -55,8 +46,6 @@ export function registerSchedulerCommand(program: Command): void {
         options: {
           hostTimeoutMs: opts.hostTimeoutMs,
           seedTriggerWaitMs: opts.seedWaitMs,
-          firstReceiversPerPiece: opts.spreadReceivers,
-          spreadWaitMs: opts.spreadWaitMs,
         },
       });
       const log = createLogger("scheduler");

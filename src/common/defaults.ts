@@ -60,14 +60,6 @@ export const SCHEDULER = {
   maxScheduleWaitMs: 30_000,
   /** How long peers wait for a triggered seed peer before one of them goes to the origin. */
   seedTriggerWaitMs: 10_000,
-  /**
-   * Piece spreading: a piece new at the origin fetcher is offered to this many
-   * children at first; the others get it from them, so the fetcher's uplink
-   * carries each piece about this many times instead of once per node.
-   */
-  firstReceiversPerPiece: 2,
-  /** After this long, a piece is offered from the origin fetcher to every child anyway. */
-  spreadWaitMs: 2_000,
 } as const;
 
 export const PEER = {
@@ -75,6 +67,8 @@ export const PEER = {
   concurrentPieces: 8,
   /** In-flight pieces per parent. */
   piecesPerParent: 3,
+  /** Parents a download keeps have feeds open to (more when it starves, up to 16). */
+  parents: 8,
   /** A piece that makes no progress for this long is retried elsewhere. */
   pieceStallMs: 10_000,
   /** With no parent able to serve for this long, go to the origin. */
@@ -87,8 +81,22 @@ export const PEER = {
    */
   pollGapMs: 50,
   pollRefreshMs: 1_000,
-  /** Pieces finished within this window go to the scheduler in one report. */
+  /** Pieces the origin fetcher verified within this window go to the scheduler in one report (children wait for their digests). */
   reportDelayMs: 30,
+  /** The same for a child: its reports only make it a candidate parent (other children hear of its pieces through its have feed). */
+  childReportDelayMs: 1_000,
+  /**
+   * Piece spreading by a seed or origin fetcher (upload/have-feed.ts): a new piece is
+   * announced to this many children at first; the others get it from them, so the
+   * spreader's uplink carries each piece about once instead of once per node.
+   */
+  spreadFirstReceivers: 1,
+  /** While no child has fetched a new piece from the spreader, it is offered to the next one this often. */
+  spreadTickMs: 250,
+  /** A new piece no child fetched is announced to every child after this long. */
+  spreadReleaseMs: 2_000,
+  /** Every piece is announced to every child this long after it landed, fetched or not. */
+  spreadForceReleaseMs: 10_000,
   /** Upload server: concurrent piece uploads. */
   uploadConcurrency: 32,
   /** Upload bandwidth in bytes/s; 0 = unlimited. */

@@ -22,6 +22,8 @@ import { ContainerdImporter } from "./containerd-import.js";
 import { join } from "node:path";
 import type { DownloadOptions } from "./download/session.js";
 import { httpPieceSource } from "./download/piece-fetcher.js";
+import { httpFeedSource } from "./download/have-feed-client.js";
+import type { SpreadPolicy } from "./upload/have-feed.js";
 import { httpOrigin } from "./download/back-to-source.js";
 
 export interface PeerConfig {
@@ -57,6 +59,8 @@ export interface PeerConfig {
   /** Tasks whose metadata stays in memory; the rest are read back from disk when asked for. */
   residentTasks: number;
   download: DownloadOptions;
+  /** How this peer spreads the pieces of tasks it is a seed or origin fetcher of. */
+  spread: SpreadPolicy;
   keepAliveMs: number;
   /** The shared directory of image acceleration: while this node's snapshotter reports there, the peer carries the kiln.io/accelerate label. */
   accelerateShared?: string;
@@ -97,9 +101,15 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
       piecesPerParent: PEER.piecesPerParent,
       pieceStallMs: PEER.pieceStallMs,
       noParentFallbackMs: PEER.noParentFallbackMs,
-      parentsPerSchedule: SCHEDULER.parentsPerSchedule,
+      parentsPerSchedule: PEER.parents,
       originIdleTimeoutMs: PEER.originIdleTimeoutMs,
       originResumes: PEER.originResumes,
+    },
+    spread: {
+      firstReceivers: PEER.spreadFirstReceivers,
+      tickMs: PEER.spreadTickMs,
+      releaseMs: PEER.spreadReleaseMs,
+      forceReleaseMs: PEER.spreadForceReleaseMs,
     },
     keepAliveMs: SCHEDULER.keepAliveMs,
     ...overrides,
@@ -139,13 +149,24 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   // Filled by the first announce reply: until then this peer neither serves nor fetches pieces.
   const membership = new UploadMembership();
   const pieces = httpPieceSource(cfg.download.pieceStallMs, () => membership.credential);
-  const ctx = { scheduler, hostId: placeholder, log, metrics, opts: cfg.download, pieces, origin: httpOrigin };
+  const ctx = {
+    scheduler,
+    hostId: placeholder,
+    log,
+    metrics,
+    opts: cfg.download,
+    pieces,
+    feeds: httpFeedSource(() => membership.credential),
+    origin: httpOrigin,
+  };
   engine = new PeerEngine(ctx, storage, log);
   const upload = new UploadServer(storage, engine, metrics, log, {
     concurrency: cfg.uploadConcurrency,
     rateBytesPerSec: cfg.uploadRateBytes,
     controlToken: cfg.controlToken,
     membership,
+    seed: cfg.seed,
+    spread: cfg.spread,
   });
   const uploadPort = await upload.listen(cfg.listenHost, cfg.uploadPort);
   const hostId = `${cfg.hostname}-${cfg.advertiseIp}-${uploadPort}`.replace(/[^A-Za-z0-9._:-]/g, "_");

@@ -7,9 +7,6 @@ export interface SchedulerOptions {
   scheduleWaitMs: number;
   /** How long to wait for a triggered seed peer to register before others may go to the origin. */
   seedTriggerWaitMs: number;
-  /** Piece spreading (see SCHEDULER.firstReceiversPerPiece). */
-  firstReceiversPerPiece: number;
-  spreadWaitMs: number;
   /** Candidate parents sampled per parent selection (see SCHEDULER.filterParentLimit). */
   filterParentLimit: number;
 }
@@ -20,7 +17,5 @@ export const defaultSchedulerOptions: SchedulerOptions = {
   parentsPerSchedule: SCHEDULER.parentsPerSchedule,
   scheduleWaitMs: SCHEDULER.scheduleWaitMs,
   seedTriggerWaitMs: SCHEDULER.seedTriggerWaitMs,
-  firstReceiversPerPiece: SCHEDULER.firstReceiversPerPiece,
-  spreadWaitMs: SCHEDULER.spreadWaitMs,
   filterParentLimit: SCHEDULER.filterParentLimit,
 };

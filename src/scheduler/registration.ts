@@ -1,7 +1,6 @@
 /** A peer joins a task: a task that failed or lost its copies starts over, a peer holding the whole task is adopted as a parent. */
 import { KilnError } from "../common/errors.js";
 import { pieceCount } from "../common/piece.js";
-import { SCHEDULER } from "../common/defaults.js";
 import type { RegisterPeer, RegisterPeerReply } from "../api/scheduler.js";
 import type { Peer } from "./resource/peer.js";
 import type { Resource } from "./resource/resource.js";
@@ -17,7 +16,7 @@ export class Registration {
     private readonly resource: Resource,
     private readonly roles: RoleAssigner,
     private readonly scheduling: Scheduling,
-    private readonly opts: { parentsPerSchedule: number },
+    private readonly opts: { parentsPerSchedule: number; seedTriggerWaitMs: number },
   ) {}
 
   /** Answered like a schedule call, with every digest known so far. */
@@ -28,32 +27,14 @@ export class Registration {
     if (task.peers.has(req.peerId)) throw new KilnError("CONFLICT", `peer ${req.peerId} is already registered`);
     if (req.completed) checkCompleted(task, req.completed);
     if (req.resumed) checkResumed(task, req.resumed);
-    // A failed task, or a finished one whose copies are all gone, starts over.
-    if (task.state === "failed") restartFailed(task);
-    else if (task.state === "succeeded" && !task.fullyAvailable()) {
-      task.to("pending");
-      task.error = null;
-    }
+    if (task.state === "failed" || (task.state === "succeeded" && !task.fullyAvailable())) task.restart();
     const peer = task.join(req.peerId, host);
     if (req.completed) adoptCompleted(task, peer, req.completed);
-    else if (req.resumed) adoptResumed(task, peer, req.resumed);
+    else if (req.resumed) adoptResumed(task, peer, req.resumed, this.opts.seedTriggerWaitMs);
     else this.roles.assign(task, peer);
     task.touch();
     return { taskId: task.id, ...this.scheduling.reply(peer, this.opts.parentsPerSchedule, task.digests.all()) };
   }
-}
-
-/**
- * A failed task starts over from the origin: its failed peers (the origin fetcher
- * among them) are dropped with the pieces they reported, so the new download
- * neither waits on them as parents nor skips the seed peer that failed before.
- */
-function restartFailed(task: Task): void {
-  for (const p of [...task.peers.values()]) if (p.state === "failed") task.leave(p);
-  if (![...task.peers.values()].some((p) => p.pieces.size > 0)) task.forgetLayout();
-  task.seedTrigger = null;
-  task.error = null;
-  task.to("pending");
 }
 
 /** A peer's claim to hold a whole task must agree with everything the task already knows. */
@@ -89,7 +70,7 @@ function checkResumed(task: Task, r: Resumed): void {
  * canonical, as they came from the origin fetch before the restart), and the origin
  * fetcher keeps its role so nobody else starts the origin fetch again.
  */
-function adoptResumed(task: Task, peer: Peer, r: Resumed): void {
+function adoptResumed(task: Task, peer: Peer, r: Resumed, seedWaitMs: number): void {
   task.setLayout({ contentLength: r.contentLength, ...(r.pieceLength !== null ? { pieceLength: r.pieceLength } : {}) });
   if (r.fromOrigin && r.validator) task.validator ??= r.validator;
   if (r.access) task.access ??= r.access;
@@ -98,10 +79,8 @@ function adoptResumed(task: Task, peer: Peer, r: Resumed): void {
     peer.addPiece(p.number);
   }
   peer.to(r.fromOrigin ? "back_to_source" : "running");
-  if (r.fromOrigin) task.seedTrigger = null;
-  // A child that is back before the origin fetcher: the others wait for it (as for a triggered seed) instead of one of them starting the fetch again.
-  else if (!task.source && !task.seedTrigger) task.seedTrigger = { hostId: "", until: Date.now() + SCHEDULER.seedTriggerWaitMs };
-  if (task.state === "pending") task.to("running");
+  if (r.fromOrigin) task.originFetchStarted();
+  else task.awaitResumedSource(seedWaitMs);
 }
 
 /** The peer verified every piece when it downloaded them; it becomes a parent holding all of them. */
@@ -114,8 +93,5 @@ function adoptCompleted(task: Task, peer: Peer, c: Completed): void {
   }
   peer.to("running");
   peer.to("succeeded");
-  if (task.state === "failed") task.to("pending");
-  if (task.state === "pending") task.to("running");
-  if (task.state === "running") task.to("succeeded");
-  task.error = null;
+  task.succeeded();
 }

@@ -14,12 +14,19 @@ export class Reports {
     private readonly onResult: (task: Task) => void,
   ) {}
 
-  /** Only the origin fetcher may set the layout or report a piece first; anyone else's digests must match. */
+  /**
+   * Only the origin fetcher may set the layout or report a piece first; anyone else's
+   * digests must match. Only what changes the schedule answers (a layout, a new digest,
+   * a peer distrusted) wakes the task's long polls: children hear of each other's pieces
+   * through the have feeds, so a plain report costs the swarm nothing.
+   */
   pieces(taskId: string, peerId: string, report: PieceReport): PieceReportReply {
     const peer = this.tasks.peer(taskId, peerId);
     const task = peer.task;
     const isSource = peer.state === "back_to_source";
+    let changed = false;
     if (report.contentLength !== undefined || report.pieceLength !== undefined || report.validator !== undefined || report.access !== undefined) {
+      changed = true;
       if (!isSource) throw new KilnError("CONFLICT", "only the peer fetching from the origin may set content and piece length");
       task.setLayout(report);
       // The first version seen is the task's: a later fetcher resumes against it (If-Range).
@@ -43,14 +50,19 @@ export class Reports {
         }
       } else if (isSource) {
         task.addDigest(piece, true);
+        changed = true;
       } else {
         rejected.push({ number: piece.number, reason: "no digest known for this piece; only the origin fetcher may report it first" });
         continue;
       }
       peer.addPiece(piece.number);
     }
-    if (wasTrusted && peer.untrusted) this.log.warn({ task: taskId, peer: peerId }, "peer reported a wrong piece digest; no longer offered as a parent");
-    task.touch();
+    if (wasTrusted && peer.untrusted) {
+      this.log.warn({ task: taskId, peer: peerId }, "peer reported a wrong piece digest; no longer offered as a parent");
+      changed = true;
+    }
+    if (changed) task.touch();
+    else task.lastActivity = Date.now();
     return { rejected };
   }
 
@@ -78,14 +90,13 @@ export class Reports {
       const total = task.totalPieces;
       if (total !== null && peer.pieces.size < total) throw new KilnError("CONFLICT", `peer holds ${peer.pieces.size} of ${total} pieces`);
       peer.to("succeeded");
-      if (task.state === "running") task.to("succeeded");
+      if (task.state === "running") task.succeeded();
     } else {
       const wasSource = peer.state === "back_to_source";
       peer.error = result.error;
       peer.to("failed");
       if (wasSource && isOriginError(result.error) && task.state === "running") {
-        task.error = result.error;
-        task.to("failed");
+        task.originFailed(result.error);
         this.log.warn({ task: taskId, error: result.error.message }, "task failed at the origin");
       }
     }

@@ -29,6 +29,7 @@ import { PeerMetrics } from "../../src/peer/metrics.js";
 import { Storage } from "../../src/peer/storage/storage.js";
 import type { EngineScheduler, SessionScheduler } from "../../src/peer/download/scheduler-port.js";
 import type { PieceSource } from "../../src/peer/download/piece-fetcher.js";
+import type { FeedEvents, FeedSource } from "../../src/peer/download/have-feed-client.js";
 import { PieceFetchError, type PieceSink } from "../../src/peer/download/piece-client.js";
 import type { OriginSource } from "../../src/peer/download/back-to-source.js";
 import type { DownloadOptions, SessionDeps } from "../../src/peer/download/session.js";
@@ -55,10 +56,30 @@ export class Content {
   }
 }
 
-export function parent(peerId: string, pieces: Iterable<number>): ParentInfo {
+/** A parent as the scheduler names it, with the pieces its have feed says it holds. */
+export type FakeParent = ParentInfo & { holds: number[] };
+
+export function parent(peerId: string, pieces: Iterable<number>): FakeParent {
+  return { peerId, hostId: `host-${peerId}`, ip: "127.0.0.1", uploadPort: 1, isSeed: false, holds: [...pieces] };
+}
+
+export function feedBits(p: ParentInfo): BitSet {
   const bits = new BitSet();
-  for (const n of pieces) bits.add(n);
-  return { peerId, hostId: `host-${peerId}`, ip: "127.0.0.1", uploadPort: 1, isSeed: false, pieces: bits.toBase64() };
+  for (const n of (p as Partial<FakeParent>).holds ?? []) bits.add(n);
+  return bits;
+}
+
+/** Have feeds that open with what each fake parent holds and then stay quiet; records which parents were subscribed to. */
+export class FakeFeeds implements FeedSource {
+  readonly opened: string[] = [];
+  open(p: ParentInfo, _taskId: string, events: FeedEvents): () => void {
+    this.opened.push(p.peerId);
+    let open = true;
+    queueMicrotask(() => open && events.bits(p.peerId, feedBits(p)));
+    return () => {
+      open = false;
+    };
+  }
 }
 
 export interface ScriptedReply {
@@ -66,6 +87,8 @@ export interface ScriptedReply {
   parents?: ParentInfo[];
   /** Known layout and digests; the whole content's when omitted. */
   layout?: boolean;
+  /** The scheduler does not answer this poll (connection refused). */
+  down?: boolean;
 }
 
 /** Answers registration and each poll from a script (the last entry repeats); records what the session reports. */
@@ -122,6 +145,9 @@ export class FakeScheduler implements EngineScheduler {
   async schedule(): Promise<ScheduleReply> {
     this.polls++;
     await sleep(this.pollDelayMs, undefined, { signal: this.stopped.signal }).catch(() => undefined);
+    if (this.script[Math.min(this.polls, this.script.length - 1)]!.down) {
+      throw Object.assign(new Error("connect ECONNREFUSED (fake scheduler down)"), { code: "ECONNREFUSED" });
+    }
     return this.reply(this.polls);
   }
 
@@ -218,7 +244,7 @@ export function deps<S extends SessionScheduler>(
   origin: OriginSource,
   opts: Partial<DownloadOptions> = {},
 ): SessionDeps & { scheduler: S; metrics: PeerMetrics } {
-  return { scheduler, pieces, origin, hostId: "host-a", log: silentLog, metrics: new PeerMetrics(), opts: { ...testOptions, ...opts } };
+  return { scheduler, pieces, feeds: new FakeFeeds(), origin, hostId: "host-a", log: silentLog, metrics: new PeerMetrics(), opts: { ...testOptions, ...opts } };
 }
 
 export async function tempStorage(): Promise<{ storage: Storage; cleanup: () => Promise<void> }> {

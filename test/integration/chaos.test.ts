@@ -198,6 +198,8 @@ describe("chaos on every port of kiln up", () => {
         { port: p, what: "piece of a complete task", raw: request(`/pieces/${complete}/0`, member), status: 200 },
         { port: p, what: "piece of an in-progress task", raw: request(`/pieces/${inProgress}/0`, member), status: 200 },
         { port: p, what: "in-progress task (not served whole)", raw: request(`/tasks/${inProgress}`, member), status: 404 },
+        { port: p, what: "have feed of a complete task", raw: request(`/feed/${complete}`, member), status: 200 },
+        { port: p, what: "have feed of an in-progress task", raw: request(`/feed/${inProgress}`, member), status: 200 },
         { port: p, what: "a stranger's request", raw: request(`/tasks/${complete}`), status: 401 },
       );
     }

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFile, readdir, writeFile, stat } from "node:fs/promises";
+import { readFile, readdir, writeFile, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
 import { TestCluster, metric } from "../helpers/cluster.js";
@@ -21,23 +21,33 @@ describe("a swarm of peers fetching the same file", () => {
     await origin.close();
   });
 
-  it("a seed and five peers fetch 64 MiB at once: every copy is right and the origin sends it once", async () => {
-    const file = makeFile(64 * MiB + 4321);
+  it("a seed and 16 peers on slow uplinks fetch 32 MiB at once: every copy is right, the origin sends it once, no peer goes to the origin", async () => {
+    const file = makeFile(32 * MiB + 4321);
     origin.add("/big.iso", file);
     await cluster.addPeer("seed-1", { seed: true });
-    const peers = await Promise.all([1, 2, 3, 4, 5].map((i) => cluster.addPeer(`peer-${i}`)));
+    // Uplinks capped and a 1 s fallback timer: a swarm that is slow, not broken, must wait for its parents.
+    const slow = ["--upload-rate", "6MiB", "--fallback-ms", "1000"];
+    const peers = await Promise.all(Array.from({ length: 16 }, (_, i) => cluster.addPeer(`peer-${i + 1}`, { args: slow })));
     const results = await Promise.all(peers.map((p) => cluster.get(p, `${origin.url}/big.iso`, join(cluster.dir, `${p.name}.out`))));
     for (const [i, r] of results.entries()) {
       assert.equal(r.code, 0, `peer-${i + 1}: ${r.stderr}`);
       assert.equal(sha256(await readFile(join(cluster.dir, `peer-${i + 1}.out`))), file.sha256);
     }
     assert.equal(origin.sent.get("/big.iso"), file.data.length, "the origin sent the content exactly once");
+    const fromOrigin = await Promise.all(peers.map((p) => metric(p.metricsUrl, "kiln_peer_download_bytes_total", { source: "origin" })));
+    assert.deepEqual(
+      fromOrigin.filter((b) => b > 0),
+      [],
+      "no peer fetched from the origin",
+    );
     const fromPeers = await Promise.all(peers.map((p) => metric(p.metricsUrl, "kiln_peer_download_bytes_total", { source: "p2p" })));
     assert.equal(
       fromPeers.reduce((a, b) => a + b, 0),
-      5 * file.data.length,
-      "all five peers got every byte from the swarm",
+      16 * file.data.length,
+      "all 16 peers got every byte from the swarm",
     );
+    const served = await Promise.all(peers.map((p) => metric(p.metricsUrl, "kiln_peer_upload_bytes_total")));
+    assert.ok(served.filter((b) => b > 0).length >= 12, `pieces spread: peers served each other (${served.map((b) => Math.round(b / MiB)).join(", ")} MiB)`);
   });
 
   it("a second download of the same URL on a peer is served from its disk", async () => {
@@ -107,5 +117,25 @@ describe("failures in the swarm", () => {
     assert.ok(served <= 3 * 4 * MiB, `bad peer served ${served} bytes`);
     const [goodTask] = await readdir(join(good.dataDir, "tasks"));
     assert.equal(sha256(await readFile(join(good.dataDir, "tasks", goodTask!, "content"))), file.sha256, "the stored copy is correct");
+  });
+  it("a peer that announces pieces it cannot serve is dropped; the download completes from the others", async () => {
+    const file = makeFile(24 * MiB);
+    origin.add("/liar.bin", file);
+    await cluster.addPeer("seed-l", { seed: true });
+    const liar = await cluster.addPeer("liar");
+    const r1 = await cluster.get(liar, `${origin.url}/liar.bin`, join(cluster.dir, "liar.out"));
+    assert.equal(r1.code, 0, r1.stderr);
+    // Its metadata still lists every piece (its have feed says so), but the bytes are gone.
+    const [taskDir] = await readdir(join(liar.dataDir, "tasks"));
+    await truncate(join(liar.dataDir, "tasks", taskDir!, "content"), 0);
+
+    const child = await cluster.addPeer("child-l");
+    const r2 = await cluster.get(child, `${origin.url}/liar.bin`, join(cluster.dir, "child-l.out"));
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(sha256(await readFile(join(cluster.dir, "child-l.out"))), file.sha256);
+    const failed = await metric(child.metricsUrl, "kiln_peer_piece_failures_total", { kind: "unreachable" });
+    // A peer is asked before a seed, so the child tried the liar first.
+    assert.ok(failed >= 1, "the child asked the liar and got no piece from it");
+    assert.ok(failed <= 3, `after its first failure the liar gets no more requests beyond those in flight (${failed} failed)`);
   });
 });

@@ -173,8 +173,18 @@ describe("download session", () => {
     assert.deepEqual(origin.requests, []);
   });
 
-  it("no parent for too long: falls back to the origin", async () => {
-    const { content, s, task, scheduler, origin } = await setup([{ action: "wait" }]);
+  it("no parent while the scheduler answers: the session waits, and goes to the origin only when the scheduler says so", async () => {
+    const wait = { action: "wait" as const };
+    const { content, s, task, scheduler, origin } = await setup([wait, wait, wait, wait, { action: "back_to_source" }]);
+    const d = deps(scheduler, new FakeParents(content), origin, { noParentFallbackMs: 1 });
+    await new DownloadSession(d, s, task, undefined).run();
+    assert.ok(scheduler.polls >= 4, `it kept asking the scheduler (${scheduler.polls} polls) instead of falling back after 1 ms`);
+    assert.deepEqual(await readFile(task.contentPath), content.data);
+    assert.deepEqual(origin.requests, [0]);
+  });
+
+  it("no parent for too long while the scheduler does not answer: falls back to the origin", async () => {
+    const { content, s, task, scheduler, origin } = await setup([{ action: "wait" }, { action: "wait", down: true }]);
     const d = deps(scheduler, new FakeParents(content), origin, { noParentFallbackMs: 30 });
     await new DownloadSession(d, s, task, undefined).run();
     assert.ok(scheduler.polls >= 1, "it asked the scheduler for parents first");
@@ -184,7 +194,14 @@ describe("download session", () => {
   });
 
   it("parents that stop serving mid-way: the origin is asked only for what is missing, from the first missing piece", async () => {
-    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p", parents: [parent("half", [0, 1, 2, 3, 4])] }]);
+    const wait = { action: "wait" as const };
+    const { content, s, task, scheduler, origin } = await setup([
+      { action: "p2p", parents: [parent("half", [0, 1, 2, 3, 4])] },
+      wait,
+      wait,
+      wait,
+      { action: "back_to_source" },
+    ]);
     const d = deps(scheduler, new FakeParents(content), origin, { noParentFallbackMs: 30 });
     await new DownloadSession(d, s, task, undefined).run();
     assert.deepEqual(await readFile(task.contentPath), content.data);
@@ -194,7 +211,13 @@ describe("download session", () => {
   });
 
   it("an origin whose content changed since the first pieces: the download fails, never a file of two versions", async () => {
-    const { content, s, task, scheduler } = await setup([{ action: "p2p", parents: [parent("half", [0, 1, 2, 3, 4])] }]);
+    const { content, s, task, scheduler } = await setup([
+      { action: "p2p", parents: [parent("half", [0, 1, 2, 3, 4])] },
+      { action: "wait" },
+      { action: "wait" },
+      { action: "wait" },
+      { action: "back_to_source" },
+    ]);
     const changed = new FakeOrigin(content, '"v2"');
     const d = deps(scheduler, new FakeParents(content), changed, { noParentFallbackMs: 30 });
     await assert.rejects(new DownloadSession(d, s, task, undefined).run(), /origin content changed during the download.*If-Range "v1".*version "v2"/);

@@ -1,7 +1,7 @@
 /**
  * Scheduling on its own: role assignment (origin fetcher, seed trigger, child,
  * orphan rescue), parent sampling bounded whatever the swarm's size, the
- * evaluator's weights, and piece spreading.
+ * evaluator's weights.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -13,11 +13,9 @@ import type { HostAnnounce, PieceInfo } from "../../src/api/scheduler.js";
 import { Resource } from "../../src/scheduler/resource/resource.js";
 import type { ControlClientFactory } from "../../src/scheduler/resource/seed-peer.js";
 import type { Peer } from "../../src/scheduler/resource/peer.js";
-import type { Task } from "../../src/scheduler/resource/task.js";
 import { RoleAssigner } from "../../src/scheduler/scheduling/roles.js";
 import { candidateParents, selectParents } from "../../src/scheduler/scheduling/parents.js";
 import { FAILURES_FOR_FULL_PENALTY, PARENT_WEIGHTS, parentScore } from "../../src/scheduler/scheduling/evaluator/evaluator.js";
-import { offeredPieces } from "../../src/scheduler/scheduling/spread.js";
 
 const MiB = 1024 * 1024;
 const PL = 4 * MiB;
@@ -262,46 +260,5 @@ describe("the evaluator", () => {
       child.addPiece(n);
     }
     close(parentScore(parent, child, Date.now()), 0);
-  });
-});
-
-describe("piece spreading", () => {
-  /** An origin fetcher with 8 pieces just reported and `n` children. */
-  function spreading(n: number) {
-    const w = world();
-    const src = w.join("src");
-    const children = Array.from({ length: n }, (_, i) => w.join(`c${i}`));
-    w.task.setLayout({ contentLength: 8 * PL, pieceLength: PL });
-    for (let p = 0; p < 8; p++) {
-      w.task.addDigest(piece(p), true);
-      src.addPiece(p);
-    }
-    return { ...w, src, children };
-  }
-  const offered = (_task: Task, parent: Peer, child: Peer, waitMs = 60_000) => [
-    ...offeredPieces(parent, child, Date.now(), { firstReceiversPerPiece: 2, spreadWaitMs: waitMs }),
-  ];
-
-  it("each new piece goes first to about `firstReceiversPerPiece` children, each child receiving its share", () => {
-    const { task, src, children } = spreading(6);
-    const receivers = new Map<number, number>();
-    for (const c of children) {
-      const got = offered(task, src, c);
-      assert.ok(got.length >= 2, `${c.id} is a first receiver of ${got.length} pieces`);
-      for (const p of got) receivers.set(p, (receivers.get(p) ?? 0) + 1);
-    }
-    for (let p = 0; p < 8; p++) assert.equal(receivers.get(p), 2, `piece ${p}`);
-  });
-
-  it("after the wait, with few children, from a plain parent, or to a seed, every piece is offered", () => {
-    const { task, src, children, join } = spreading(6);
-    for (const c of children) assert.equal(offered(task, src, c, 0).length, 8);
-    const holder = join("holder");
-    for (let p = 0; p < 8; p++) holder.addPiece(p);
-    assert.equal(offered(task, holder, children[0]!).length, 8, "only spreaders hold pieces back");
-    const seedChild = join("seed-child", "h-seed-child", { isSeed: true });
-    assert.equal(offered(task, src, seedChild).length, 8);
-    const small = spreading(2);
-    for (const c of small.children) assert.equal(offered(small.task, small.src, c).length, 8);
   });
 });

@@ -13,7 +13,6 @@ import { DownloadSpec } from "../../src/api/common.js";
 import type { HostAnnounce, PieceInfo, ScheduleReply } from "../../src/api/scheduler.js";
 import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "../../src/scheduler/service.js";
 import { taskIdFor } from "../../src/common/task-id.js";
-import { BitSet } from "../../src/common/bitset.js";
 
 const MiB = 1024 * 1024;
 const PL = 4 * MiB;
@@ -130,7 +129,6 @@ describe("registration and the origin fetcher", () => {
     assert.equal(r.taskId, taskId);
     assert.equal(r.action, "p2p");
     assert.deepEqual(parentIds(r), ["src"]);
-    assert.equal(r.parents[0]!.pieces !== "", true);
     assert.deepEqual(r.pieces.map((p) => p.number).sort(), [0, 1, 2]);
     assert.equal(r.task.contentLength, LEN);
     assert.equal(r.task.totalPieces, 3);
@@ -380,10 +378,10 @@ describe("parent scoring", () => {
   });
 });
 
-describe("piece spreading", () => {
-  /** A seed host fetching from the origin with pieces 0..7 reported, and `children` peers on their own hosts. */
-  function spreading(children: number, o: Partial<SchedulerOptions> = {}) {
-    const s = service({ firstReceiversPerPiece: 2, spreadWaitMs: 60_000, ...o });
+describe("the scheduler out of the per-piece loop", () => {
+  /** An origin fetcher with pieces 0..7 of 16 reported, and `children` peers on their own hosts. */
+  function swarm(children: number) {
+    const s = service();
     s.announceHost(hostInfo("seed-host", { isSeed: true }));
     const u = nextUrl();
     const src = s.register({ peerId: "seed", hostId: "seed-host", download: spec(u) });
@@ -393,45 +391,39 @@ describe("piece spreading", () => {
       s.announceHost(hostInfo(`h-${id}`));
       s.register({ peerId: id, hostId: `h-${id}`, download: spec(u) });
     }
-    s.reportPieces(src.taskId, "seed", { contentLength: 8 * PL, pieceLength: PL, pieces: Array.from({ length: 8 }, (_, n) => piece(n)) });
+    s.reportPieces(src.taskId, "seed", { contentLength: 16 * PL, pieceLength: PL, pieces: Array.from({ length: 8 }, (_, n) => piece(n)) });
     return { s, taskId: src.taskId, ids };
   }
-  const offeredBy = (r: ScheduleReply, parent: string) => {
-    const p = r.parents.find((x) => x.peerId === parent);
-    return p ? [...BitSet.fromBase64(p.pieces)] : [];
-  };
 
-  it("a piece new at the seed goes to about two children first; each child is a first receiver of some pieces", async () => {
-    const { s, taskId, ids } = spreading(4);
-    const offered = new Map<string, number[]>();
-    for (const id of ids) offered.set(id, offeredBy(await now(s, taskId, id, 64), "seed"));
-    for (let n = 0; n < 8; n++) {
-      const receivers = ids.filter((id) => offered.get(id)!.includes(n));
-      assert.equal(receivers.length, 2, `piece ${n} offered by the seed to ${receivers.join(",")}`);
-    }
-    for (const id of ids) assert.equal(offered.get(id)!.length, 4, `${id} is a first receiver of half the pieces`);
+  it("a child's piece report wakes no long poll; a new digest from the origin fetcher does", async () => {
+    const { s, taskId } = swarm(3);
+    const seen = (await now(s, taskId, "c1")).version;
+    let answered = false;
+    const poll = s.schedule(taskId, "c1", seen, 0, 2_000).then((r) => {
+      answered = true;
+      return r;
+    });
+    s.reportPieces(taskId, "c2", { pieces: [piece(0), piece(1)] });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered, false, "other children hear of c2's pieces through its have feed, not through the scheduler");
+    s.reportPieces(taskId, "seed", { pieces: [piece(8)] });
+    const r = await poll;
+    assert.deepEqual(
+      r.pieces.map((p) => p.number),
+      [8],
+      "the poll answers with the new digest only",
+    );
   });
 
-  it("the others get the piece from a first receiver as soon as it reports it", async () => {
-    const { s, taskId, ids } = spreading(4);
-    const first = await now(s, taskId, "c1", 64);
-    const mine = offeredBy(first, "seed");
-    const n = mine[0]!;
-    s.reportPieces(taskId, "c1", { pieces: [piece(n)] });
-    // A child that is not a first receiver of piece n.
-    let later: string | undefined;
-    for (const id of ids.slice(1)) if (!offeredBy(await now(s, taskId, id, 64), "seed").includes(n)) later ??= id;
-    assert.ok(later, `some child waits for piece ${n}`);
-    const r = await now(s, taskId, later, 64);
-    assert.ok(!offeredBy(r, "seed").includes(n), `the seed does not offer piece ${n} to ${later} yet`);
-    assert.ok(offeredBy(r, "c1").includes(n), `${later} is offered piece ${n} by c1`);
-  });
-
-  it("after the wait, the seed offers every piece to everyone; with few children it never holds back", async () => {
-    const waited = spreading(4, { spreadWaitMs: 0 });
-    for (const id of waited.ids) assert.equal(offeredBy(await now(waited.s, waited.taskId, id, 64), "seed").length, 8, id);
-    const small = spreading(2);
-    for (const id of small.ids) assert.equal(offeredBy(await now(small.s, small.taskId, id, 64), "seed").length, 8, id);
+  it("answers carry candidate parents without piece bitmaps, and none when the child asks for none (count 0)", async () => {
+    const { s, taskId } = swarm(3);
+    const withParents = await now(s, taskId, "c1", 4);
+    assert.ok(withParents.parents.length > 0);
+    for (const p of withParents.parents) assert.deepEqual(Object.keys(p).sort(), ["hostId", "ip", "isSeed", "peerId", "uploadPort"]);
+    const digestsOnly = await now(s, taskId, "c1", 0);
+    assert.deepEqual(digestsOnly.parents, []);
+    assert.equal(digestsOnly.action, "p2p");
+    assert.equal(digestsOnly.pieces.length, 8);
   });
 });
 

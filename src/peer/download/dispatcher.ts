@@ -1,10 +1,10 @@
 /**
- * Which piece to fetch from which parent. Knows the parents the scheduler handed
- * out (with the pieces each holds), the canonical digests, what is in flight and
+ * Which piece to fetch from which parent. Knows the parents (with the pieces each
+ * holds, as their have feeds tell), the canonical digests, what is in flight and
  * which parents failed; decides synchronously, does no I/O.
  */
 import { BitSet } from "../../common/bitset.js";
-import type { ParentInfo, PieceInfo } from "../../api/scheduler.js";
+import { MAX_PIECES, type ParentInfo, type PieceInfo } from "../../api/scheduler.js";
 import type { PieceFailureKind } from "./piece-fetcher.js";
 
 export interface DispatchOptions {
@@ -39,8 +39,8 @@ export class PieceDispatcher {
   private readonly blocked = new Set<string>();
   private readonly digests = new Map<number, PieceInfo>();
   private readonly inFlight = new Map<number, ParentState>();
-  /** Highest piece number with a known digest. */
-  private lastKnown = -1;
+  /** Parents (not blocked) holding each piece. */
+  private readonly holders: number[] = [];
   /** Every piece below this one is stored. */
   private firstMissing = 0;
 
@@ -48,28 +48,53 @@ export class PieceDispatcher {
     private readonly opts: DispatchOptions,
     /** Whether the piece is already verified and stored. */
     private readonly has: (n: number) => boolean,
+    private readonly random: () => number = Math.random,
   ) {}
 
   /** Canonical digests, from whoever fetched the pieces from the origin. */
   addDigests(pieces: PieceInfo[]): void {
-    for (const p of pieces) {
-      this.digests.set(p.number, p);
-      this.lastKnown = Math.max(this.lastKnown, p.number);
-    }
+    for (const p of pieces) this.digests.set(p.number, p);
   }
 
   digest(n: number): PieceInfo | undefined {
     return this.digests.get(n);
   }
 
-  /** New or refreshed parents; a parent's bitmap is replaced by the scheduler's newer one. */
-  updateParents(parents: ParentInfo[]): void {
+  /** Parents not known yet (holding nothing until their feeds tell); returns those added. */
+  addParents(parents: ParentInfo[]): ParentInfo[] {
+    const added: ParentInfo[] = [];
     for (const info of parents) {
-      const pieces = BitSet.fromBase64(info.pieces);
-      const existing = this.parents.get(info.peerId);
-      if (existing) Object.assign(existing, { info, pieces });
-      else this.parents.set(info.peerId, { info, pieces, inFlight: 0, assigned: 0, busyUntil: 0 });
+      if (this.parents.has(info.peerId) || this.blocked.has(info.peerId)) continue;
+      this.parents.set(info.peerId, { info, pieces: new BitSet(), inFlight: 0, assigned: 0, busyUntil: 0 });
+      added.push(info);
     }
+    return added;
+  }
+
+  /** What a parent holds, as its feed opened with. */
+  parentHolds(parentId: string, pieces: BitSet): void {
+    for (const n of pieces) this.parentHas(parentId, n);
+  }
+
+  /** A parent has verified piece `n`. */
+  parentHas(parentId: string, n: number): void {
+    const p = this.parents.get(parentId);
+    if (!p || n >= MAX_PIECES || p.pieces.has(n)) return;
+    p.pieces.add(n);
+    this.holders[n] = (this.holders[n] ?? 0) + 1;
+  }
+
+  /** The parent is gone (its feed ended): nothing more is asked of it; fetches in flight finish or fail on their own. */
+  removeParent(parentId: string): void {
+    const p = this.parents.get(parentId);
+    if (!p) return;
+    this.parents.delete(parentId);
+    for (const n of p.pieces) this.holders[n]!--;
+  }
+
+  /** Parents that may be asked for pieces. */
+  get parentCount(): number {
+    return this.parents.size;
   }
 
   get inFlightCount(): number {
@@ -81,43 +106,75 @@ export class PieceDispatcher {
   }
 
   /**
-   * Picks pieces to start now, lowest first (the reader streams in order), within the
-   * limits, and marks them in flight. Each goes to the parent holding it with the fewest
-   * pieces in flight from us; on a tie a peer before a seed (every child loads the seed),
-   * then the parent used least so far, so the load spreads over every parent that can
-   * serve. Busy (backing off) and blocked parents are skipped. `starved` when a wanted
-   * piece had no parent able to serve it.
+   * Picks pieces to start now, within the limits, and marks them in flight: the first
+   * missing piece first (a reader streams in order), then the rarest among the parents,
+   * random among equals, so children of one parent fetch different pieces and serve each
+   * other at once. Each goes to the parent holding it with the fewest pieces in flight
+   * from us (a seed only for what no other parent holds, see bestParent); on a tie a peer
+   * before a seed, then the parent used least so far. Busy (backing off) and blocked parents are skipped. `starved` when
+   * pieces are missing and no parent can serve any of them now.
    */
   assign(now: number): { assignments: Assignment[]; starved: boolean } {
     const assignments: Assignment[] = [];
-    let starved = false;
     while (this.has(this.firstMissing)) this.firstMissing++;
-    for (let n = this.firstMissing; n <= this.lastKnown && this.inFlight.size < this.opts.concurrentPieces; n++) {
-      const expected = this.digests.get(n);
-      if (!expected || this.has(n) || this.inFlight.has(n)) continue;
-      let best: ParentState | undefined;
-      for (const p of this.parents.values()) {
-        if (p.inFlight >= this.opts.piecesPerParent || p.busyUntil > now || !p.pieces.has(n) || this.blocked.has(p.info.peerId)) continue;
-        if (!best || better(p, best)) best = p;
-      }
-      if (!best) {
-        starved = true;
-        continue;
-      }
+    const room = () => this.inFlight.size < this.opts.concurrentPieces;
+    if (!room()) return { assignments, starved: false };
+    const wanted = this.wanted();
+    for (const n of wanted) {
+      if (!room()) break;
+      const best = this.bestParent(n, now);
+      if (!best) continue;
       best.inFlight++;
       best.assigned++;
       this.inFlight.set(n, best);
-      assignments.push({ piece: n, parent: best.info, expected });
+      assignments.push({ piece: n, parent: best.info, expected: this.digests.get(n)! });
     }
-    return { assignments, starved };
+    return { assignments, starved: assignments.length === 0 && this.inFlight.size === 0 };
+  }
+
+  /** Pieces with a digest that some parent holds, not stored or in flight: the first missing one, then rarest first. */
+  private wanted(): number[] {
+    const candidates: { n: number; holders: number; tie: number }[] = [];
+    let head: number | undefined;
+    for (const n of this.digests.keys()) {
+      if (this.has(n) || this.inFlight.has(n) || !this.holders[n]) continue;
+      if (n === this.firstMissing) head = n;
+      else candidates.push({ n, holders: this.holders[n]!, tie: this.random() });
+    }
+    candidates.sort((a, b) => a.holders - b.holders || a.tie - b.tie);
+    const order = candidates.map((c) => c.n);
+    if (head !== undefined) order.unshift(head);
+    return order;
+  }
+
+  /**
+   * The parent to ask for piece `n`. A seed is asked only for a piece no other parent
+   * holds, or when nothing else is in flight: every child would otherwise load it
+   * (its uplink is for pieces nobody else has yet).
+   */
+  private bestParent(n: number, now: number): ParentState | undefined {
+    let best: ParentState | undefined;
+    let otherHolder = false;
+    for (const p of this.parents.values()) {
+      if (!p.pieces.has(n)) continue;
+      if (!p.info.isSeed) otherHolder = true;
+      if (p.inFlight >= this.opts.piecesPerParent || p.busyUntil > now) continue;
+      if (!best || better(p, best)) best = p;
+    }
+    if (best?.info.isSeed && otherHolder && this.inFlight.size > 0) return undefined;
+    return best;
   }
 
   /** A busy parent is left alone for a while; any other failure blocks it for this download. */
   failed(a: Assignment, kind: PieceFailureKind, now: number): void {
     const parent = this.untrack(a);
     if (!parent) return;
-    if (kind === "busy") parent.busyUntil = now + this.opts.busyBackoffMs;
-    else this.blocked.add(parent.info.peerId);
+    if (kind === "busy") {
+      parent.busyUntil = now + this.opts.busyBackoffMs;
+      return;
+    }
+    this.blocked.add(parent.info.peerId);
+    this.removeParent(parent.info.peerId);
   }
 
   /** Frees the assignment's slot without judging the parent (the piece arrived, or the fetch was cancelled). */
@@ -129,7 +186,7 @@ export class PieceDispatcher {
   nextRetryAt(now: number): number | undefined {
     let at: number | undefined;
     for (const p of this.parents.values()) {
-      if (p.busyUntil > now && !this.blocked.has(p.info.peerId)) at = Math.min(at ?? Infinity, p.busyUntil);
+      if (p.busyUntil > now) at = Math.min(at ?? Infinity, p.busyUntil);
     }
     return at;
   }

@@ -106,6 +106,11 @@ export class PeerEngine {
     return { taskId, task, done, ranges: (range?: ByteRange) => verifiedRanges(task, done, range) };
   }
 
+  /** This peer is fetching the task from the origin (it spreads the pieces as they land). */
+  fetchesFromOrigin(taskId: string): boolean {
+    return this.sessions.get(taskId)?.state === "back_to_source";
+  }
+
   /**
    * Drops a task on an operator's request (delete_task): a download in progress fails
    * with `reason`, readers waiting for pieces get that error, content and metadata go.

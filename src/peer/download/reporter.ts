@@ -31,7 +31,8 @@ export class TaskReporter {
     private readonly taskId: string,
     private readonly peerId: string,
     private readonly log: Logger,
-    private readonly delayMs: number = PEER.reportDelayMs,
+    /** Pieces verified within this window go out in one report. */
+    public delayMs: number = PEER.reportDelayMs,
   ) {}
 
   /** Queues a verified piece; it is reported within `delayMs`. */

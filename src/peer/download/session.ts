@@ -7,21 +7,26 @@
  *   and from any state but succeeded ──> failed
  *
  * registering: asks the scheduler for a role; without a scheduler it goes to the
- * origin unregistered. p2p: polls the scheduler for parents and digests (poller.ts)
- * and lets the dispatcher start piece fetches. back_to_source: told to, or the swarm could
- * not serve for too long. completing: every piece is stored; the blob digest is
- * checked before the task is marked complete.
+ * origin unregistered. p2p: polls the scheduler for candidate parents and digests
+ * (poller.ts), opens each parent's have feed (have-feed-client.ts) to learn what it
+ * holds as it lands, and lets the dispatcher start piece fetches. back_to_source: told
+ * to by the scheduler, or the scheduler is unreachable and the swarm could not serve
+ * for too long: a swarm that is merely slow waits, so congestion never becomes origin
+ * load. completing: every piece is stored; the blob digest is checked before the task
+ * is marked complete.
  */
 import { randomUUID } from "node:crypto";
 import { KilnError } from "../../common/errors.js";
+import { PEER } from "../../common/defaults.js";
 import { StateMachine } from "../../common/fsm.js";
 import type { Logger } from "../../common/logger.js";
 import type { DownloadSpec, TaskError } from "../../api/common.js";
-import type { PieceInfo, ScheduleReply } from "../../api/scheduler.js";
+import type { ParentInfo, PieceInfo, ScheduleReply } from "../../api/scheduler.js";
 import type { PeerMetrics } from "../metrics.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { backToSource, type OriginSource } from "./back-to-source.js";
 import { BUSY_BACKOFF_MS, PieceDispatcher, type Assignment } from "./dispatcher.js";
+import type { FeedEvents, FeedSource } from "./have-feed-client.js";
 import { failureKind, fetchPiece, type PieceSource } from "./piece-fetcher.js";
 import { SchedulePoller } from "./poller.js";
 import { TaskReporter, type Layout } from "./reporter.js";
@@ -43,6 +48,7 @@ export interface DownloadOptions {
 export interface SessionDeps {
   scheduler: SessionScheduler;
   pieces: PieceSource;
+  feeds: FeedSource;
   origin: OriginSource;
   hostId: string;
   log: Logger;
@@ -61,14 +67,20 @@ const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
   failed: [],
 };
 
-/** Most parents a stuck session asks for. */
-const MAX_PARENTS = 64;
+/** Most parents a session keeps feeds open to, however starved. */
+const MAX_PARENTS = 16;
+/** Starved this long with nothing in flight: ask for more parents. */
+const STARVED_GROW_MS = 2_000;
 
 export class DownloadSession {
   readonly peerId: string;
   private readonly fsm = new StateMachine<SessionState>("registering", TRANSITIONS, "download session");
   private readonly dispatcher: PieceDispatcher;
   private readonly fetches = new Map<number, AbortController>();
+  /** Open have feeds, by parent: each closes its feed. */
+  private readonly feeds = new Map<string, () => void>();
+  /** Since when the scheduler has not answered (undefined while it does). */
+  private schedulerDownSince: number | undefined;
   private readonly source = new AbortController();
   /** Set once the scheduler knows this peer; an unregistered download reports nothing. */
   private reporter: TaskReporter | undefined;
@@ -78,6 +90,8 @@ export class DownloadSession {
   private originValidator: string | undefined;
   private wantParents: number;
   private lastProgress = Date.now();
+  /** When the session last asked for more parents. */
+  private grewAt = 0;
   private settle!: { resolve: () => void; reject: (e: KilnError) => void };
   /** Dispatches again when a parent that answered "busy" may be asked again. */
   private retryTimer: NodeJS.Timeout | undefined;
@@ -124,7 +138,8 @@ export class DownloadSession {
       if (reply.taskId !== this.task.taskId) {
         throw new KilnError("INTERNAL", `scheduler computed task ${reply.taskId}, this peer ${this.task.taskId}`);
       }
-      this.reporter = new TaskReporter(scheduler, this.task.taskId, this.peerId, this.log);
+      // A child's pieces only make it a candidate parent: the scheduler hears of them at a coarse grain.
+      this.reporter = new TaskReporter(scheduler, this.task.taskId, this.peerId, this.log, PEER.childReportDelayMs);
       // Pieces kept from before a restart are held too (and a resumed origin fetch's are canonical).
       for (const p of this.task.pieces()) this.reporter.piece(p);
       await this.apply(reply);
@@ -138,8 +153,14 @@ export class DownloadSession {
       {
         active: () => this.fsm.is("p2p"),
         hungry: () => this.hungry(),
-        query: () => ({ since: this.version, count: this.wantParents }),
-        apply: (r) => this.apply(r),
+        query: () => ({ since: this.version, count: Math.max(0, this.wantParents - this.dispatcher.parentCount) }),
+        apply: (r) => {
+          this.schedulerDownSince = undefined;
+          return this.apply(r);
+        },
+        failed: () => {
+          this.schedulerDownSince ??= Date.now();
+        },
         polled: () => this.checkStall(),
       },
       this.log,
@@ -151,12 +172,17 @@ export class DownloadSession {
     return this.dispatcher.inFlightCount < this.deps.opts.concurrentPieces;
   }
 
-  /** With nothing in flight and nothing done for too long, stop waiting for the swarm. */
+  /**
+   * With nothing in flight and nothing done for too long while the scheduler does not
+   * answer, stop waiting for the swarm. While it answers, it decides who goes to the
+   * origin (a swarm with no holder and no origin fetcher making progress).
+   */
   private checkStall(): void {
-    if (!this.fsm.is("p2p") || this.dispatcher.inFlightCount > 0) return;
-    const waited = Date.now() - this.lastProgress;
+    if (!this.fsm.is("p2p") || this.dispatcher.inFlightCount > 0 || this.schedulerDownSince === undefined) return;
+    const now = Date.now();
+    const waited = now - Math.max(this.lastProgress, this.schedulerDownSince);
     if (waited < this.deps.opts.noParentFallbackMs) return;
-    this.log.warn({ waitedMs: waited }, "swarm cannot serve; falling back to the origin");
+    this.log.warn({ waitedMs: waited }, "scheduler unreachable and the swarm cannot serve; falling back to the origin");
     this.toSource();
   }
 
@@ -173,11 +199,32 @@ export class DownloadSession {
     if (pieceLength !== null && (meta.pieceLength === null || (contentLength !== null && meta.contentLength === null))) {
       await this.task.setLayout(contentLength, pieceLength);
     }
-    this.dispatcher.updateParents(reply.parents);
+    for (const parent of this.dispatcher.addParents(reply.parents)) this.openFeed(parent);
     if (reply.action === "back_to_source") return this.toSource();
     this.fsm.to("p2p");
     this.dispatch();
     void this.checkComplete();
+  }
+
+  private openFeed(parent: ParentInfo): void {
+    const events: FeedEvents = {
+      bits: (id, pieces) => {
+        this.dispatcher.parentHolds(id, pieces);
+        this.dispatch();
+      },
+      have: (id, n) => {
+        this.dispatcher.parentHas(id, n);
+        this.dispatch();
+      },
+      closed: (id, reason) => {
+        this.feeds.delete(id);
+        this.dispatcher.removeParent(id);
+        if (!this.fsm.is("p2p")) return;
+        this.log.debug({ parent: id, reason }, "have feed closed");
+        this.poller?.wake();
+      },
+    };
+    this.feeds.set(parent.peerId, this.deps.feeds.open(parent, this.task.taskId, events));
   }
 
   private dispatch(): void {
@@ -185,7 +232,10 @@ export class DownloadSession {
     const now = Date.now();
     const { assignments, starved } = this.dispatcher.assign(now);
     for (const a of assignments) void this.fetch(a);
-    if (starved && this.dispatcher.inFlightCount === 0) this.wantParents = Math.min(MAX_PARENTS, this.wantParents * 2);
+    if (starved && now - Math.max(this.lastProgress, this.grewAt) > STARVED_GROW_MS && this.wantParents < MAX_PARENTS) {
+      this.wantParents = Math.min(MAX_PARENTS, this.wantParents + this.deps.opts.parentsPerSchedule);
+      this.grewAt = now;
+    }
     if (!this.hungry()) return;
     this.poller?.wake();
     // A free slot while parents back off: try them again when they may have room, not at the next poll.
@@ -237,6 +287,8 @@ export class DownloadSession {
   private toSource(): void {
     if (!this.fsm.can("back_to_source")) return;
     this.fsm.to("back_to_source");
+    // Children wait for the origin fetcher's digests: its reports go out at once.
+    if (this.reporter) this.reporter.delayMs = PEER.reportDelayMs;
     this.stop();
     const hooks = {
       layout: (layout: Layout) => this.reporter?.flush(layout) ?? Promise.resolve(),
@@ -324,10 +376,12 @@ export class DownloadSession {
     this.settle.reject(error);
   }
 
-  /** Out of p2p: no more fetches, retries or polls. */
+  /** Out of p2p: no more fetches, retries, feeds or polls. */
   private stop(): void {
     clearTimeout(this.retryTimer);
     for (const ac of this.fetches.values()) ac.abort();
+    for (const close of this.feeds.values()) close();
+    this.feeds.clear();
     this.poller?.wake();
   }
 }

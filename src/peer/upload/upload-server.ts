@@ -13,6 +13,7 @@ import type { UploadMembership } from "./membership.js";
 import type { PeerEngine } from "../download/engine.js";
 import type { PeerMetrics } from "../metrics.js";
 import { TokenBucket } from "./throttle.js";
+import { HaveFeeds, type SpreadPolicy } from "./have-feed.js";
 import { sendFile } from "./send-file.js";
 import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "../http-util.js";
 import type { Storage } from "../storage/storage.js";
@@ -24,13 +25,17 @@ export interface UploadOptions {
   controlToken: string;
   /** Who may fetch pieces and tasks: holders of the cluster's upload credential. */
   membership: UploadMembership;
+  /** A seed peer spreads every task it holds; any peer spreads the tasks it fetches from the origin. */
+  seed: boolean;
+  spread: SpreadPolicy;
 }
 
 const PIECE_PATH = /^\/pieces\/([^/]+)\/([^/]+)$/;
 const TASK_PATH = /^\/tasks\/([^/]+)$/;
+const FEED_PATH = /^\/feed\/([^/]+)$/;
 const CONTROL_TASK_PATH = /^\/api\/v1\/tasks\/([^/]+)$/;
 /** Routes that serve content: pieces and whole tasks. */
-const CONTENT_PATH = /^\/(?:pieces|tasks)\//;
+const CONTENT_PATH = /^\/(?:pieces|tasks|feed)\//;
 
 export class UploadServer {
   private active = 0;
@@ -39,6 +44,7 @@ export class UploadServer {
   /** Answers being sent, by task: cut when the task is deleted. */
   private readonly sending = new Map<string, Set<ServerResponse>>();
   private readonly bucket: TokenBucket;
+  readonly feeds: HaveFeeds;
   readonly server: http.Server;
 
   constructor(
@@ -49,6 +55,7 @@ export class UploadServer {
     private readonly opts: UploadOptions,
   ) {
     this.bucket = new TokenBucket(opts.rateBytesPerSec);
+    this.feeds = new HaveFeeds((taskId) => opts.seed || engine.fetchesFromOrigin(taskId), opts.spread);
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch((err) => {
         if (!(err instanceof KilnError)) this.log.error({ err }, "upload request failed");
@@ -82,6 +89,8 @@ export class UploadServer {
       if (req.method !== "DELETE") throw new KilnError("BAD_REQUEST", "use DELETE", 405);
       return this.deleteTask(req, res, control[1]!);
     }
+    const feed = FEED_PATH.exec(path);
+    if (feed) return this.subscribe(req, res, feed[1]!);
     const piece = PIECE_PATH.exec(path);
     const whole = TASK_PATH.exec(path);
     if (!piece && !whole) throw new KilnError("NOT_FOUND", `no route for ${req.method} ${path}`);
@@ -104,6 +113,7 @@ export class UploadServer {
       start = n * task.meta.pieceLength;
       end = start + info.length;
       headers[HEADERS.pieceDigest] = info.digest;
+      if (req.method === "GET") this.feeds.fetched(taskId, n);
     } else {
       if (!task.complete || task.meta.contentLength === null) throw new KilnError("NOT_FOUND", `task ${taskId} is not complete here`);
       const length = task.meta.contentLength;
@@ -152,6 +162,15 @@ export class UploadServer {
     }
   }
 
+  /** A child's have feed of a task this peer holds (or is downloading). */
+  private async subscribe(req: IncomingMessage, res: ServerResponse, taskId: string): Promise<void> {
+    if (req.method !== "GET") throw new KilnError("BAD_REQUEST", "use GET", 405);
+    if (!isTaskId(taskId)) throw new KilnError("BAD_REQUEST", "task id must be 64 or 128 lowercase hex characters");
+    const task = await this.storage.open(taskId);
+    if (!task) throw new KilnError("NOT_FOUND", `task ${taskId} is not held by this peer`);
+    this.feeds.subscribe(task, res);
+  }
+
   private checkControlToken(req: IncomingMessage, what: string): void {
     // Only the scheduler this peer announced its token to may control it: otherwise anyone
     // reaching the upload port could have it download any URL, or drop any task.
@@ -165,6 +184,7 @@ export class UploadServer {
     this.checkControlToken(req, "deleting a task");
     if (!isTaskId(taskId)) throw new KilnError("BAD_REQUEST", "task id must be 64 or 128 lowercase hex characters");
     this.cutUploads(taskId);
+    this.feeds.end(taskId);
     const bytes = await this.engine.deleteTask(taskId, "the task was deleted by an operator (delete_task)");
     this.cutUploads(taskId);
     sendJson(res, 200, { deleted: bytes !== undefined, bytes: bytes ?? 0 });
@@ -201,6 +221,7 @@ export class UploadServer {
   }
 
   close(): Promise<void> {
+    this.feeds.closeAll();
     return closeHttp(this.server);
   }
 }

@@ -35,10 +35,7 @@ export class Resource {
     for (const peer of [...host.peers]) peer.task.leave(peer);
     for (const task of this.tasks.values()) {
       // Peers waiting for this seed go to the origin instead of waiting out the trigger.
-      if (task.seedTrigger?.hostId === host.id) {
-        task.seedTrigger = null;
-        task.touch();
-      }
+      if (task.seedTrigger?.hostId === host.id) task.seedGone();
     }
     this.log.info({ host: host.id, reason }, "host dropped; its children are rescheduled");
   }

@@ -50,8 +50,66 @@ export class Task {
     return this.fsm.state;
   }
 
-  to(next: TaskState): void {
-    this.fsm.to(next);
+  // The task's lifecycle: every change of state goes through one of these named transitions.
+
+  /** A download is under way (a seed triggered, a peer at the origin, a child resumed). */
+  start(): void {
+    if (this.state === "pending") this.fsm.to("running");
+  }
+
+  /** A seed peer was asked to fetch from the origin: the other peers wait for it until `until`. */
+  seedTriggered(hostId: string, until: number): void {
+    this.seedTrigger = { hostId, until };
+    this.start();
+  }
+
+  /** The triggered seed failed or went away: a waiting peer may go to the origin now. */
+  seedGone(): void {
+    this.seedTrigger = null;
+    this.touch();
+  }
+
+  /** A peer fetches from the origin; no seed is waited for any more. */
+  originFetchStarted(): void {
+    this.seedTrigger = null;
+    this.start();
+  }
+
+  /** A child came back before the origin fetcher (the scheduler restarted): the others wait `waitMs` for it instead of starting the fetch again. */
+  awaitResumedSource(waitMs: number): void {
+    if (!this.source && !this.seedTrigger) this.seedTrigger = { hostId: "", until: Date.now() + waitMs };
+    this.start();
+  }
+
+  /** The origin fetcher failed at the origin: the task fails with its error. */
+  originFailed(error: TaskError): void {
+    if (this.state !== "running") return;
+    this.error = error;
+    this.fsm.to("failed");
+  }
+
+  /** A peer holds every piece. */
+  succeeded(): void {
+    if (this.state === "failed") this.fsm.to("pending");
+    this.start();
+    if (this.state === "running") this.fsm.to("succeeded");
+    this.error = null;
+  }
+
+  /**
+   * A failed task starts over from the origin, as does a finished one whose copies are
+   * all gone. A failed task's failed peers (the origin fetcher among them) are dropped
+   * with the pieces they reported, so the new download neither waits on them as
+   * parents nor skips the seed peer that failed before.
+   */
+  restart(): void {
+    if (this.state === "failed") {
+      for (const p of [...this.peers.values()]) if (p.state === "failed") this.leave(p);
+      if (![...this.peers.values()].some((p) => p.pieces.size > 0)) this.forgetLayout();
+      this.seedTrigger = null;
+    }
+    if (this.state !== "pending") this.fsm.to("pending");
+    this.error = null;
   }
 
   /** Moves on every change; a schedule reply carries it and long polls wait for it to move. */
@@ -110,7 +168,7 @@ export class Task {
     peer.to("left");
     this.peers.delete(peer);
     peer.host.peers.delete(peer);
-    if (this.state === "succeeded" && !this.fullyAvailable()) this.to("pending");
+    if (this.state === "succeeded" && !this.fullyAvailable()) this.fsm.to("pending");
     this.touch();
   }
 

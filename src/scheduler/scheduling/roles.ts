@@ -38,14 +38,12 @@ export class RoleAssigner {
       this.makeSource(task, peer);
       return;
     }
-    task.seedTrigger = { hostId: seed.id, until: now + this.opts.seedTriggerWaitMs };
-    if (task.state === "pending") task.to("running");
+    task.seedTriggered(seed.id, now + this.opts.seedTriggerWaitMs);
     peer.to("running");
     void this.seedPeers.trigger(seed, task).then((err) => {
       if (!err) return;
       this.log.warn({ task: task.id, seed: seed.id, err }, "seed peer trigger failed; peers will go to the origin");
-      task.seedTrigger = null;
-      task.touch();
+      task.seedGone();
     });
   }
 
@@ -61,8 +59,7 @@ export class RoleAssigner {
 
   private makeSource(task: Task, peer: Peer): void {
     peer.to("back_to_source");
-    task.seedTrigger = null;
-    if (task.state === "pending") task.to("running");
+    task.originFetchStarted();
     this.log.info({ task: task.id, peer: peer.id }, "peer goes back to source");
   }
 }

@@ -4,9 +4,8 @@ import type { Peer } from "../resource/peer.js";
 import type { TaskManager } from "../resource/tasks.js";
 import type { RoleAssigner } from "./roles.js";
 import { selectParents } from "./parents.js";
-import { offeredPieces, type SpreadOptions } from "./spread.js";
 
-export interface SchedulingOptions extends SpreadOptions {
+export interface SchedulingOptions {
   parentsPerSchedule: number;
   /** Long-poll window when the peer does not ask for one. */
   scheduleWaitMs: number;
@@ -36,16 +35,17 @@ export class Scheduling {
     const base = { version: task.version, task: task.info(), pieces };
     if (task.state === "failed") return { ...base, action: "failed", parents: [] };
     if (peer.state === "back_to_source") return { ...base, action: "back_to_source", parents: [] };
-    const now = Date.now();
+    // A poll for digests only (count 0) gets no parents: which pieces a parent holds the
+    // child hears from the parent itself (its have feed), so no answer carries bitmaps.
+    if (count === 0) return { ...base, action: "p2p", parents: [] };
     // A stuck peer may ask for more parents than are sampled (up to ScheduleQuery's 64).
     const limit = Math.max(this.opts.filterParentLimit, count);
-    const parents = selectParents(peer, { count, limit, now }).map((p) => ({
+    const parents = selectParents(peer, { count, limit, now: Date.now() }).map((p) => ({
       peerId: p.id,
       hostId: p.host.id,
       ip: p.host.info.ip,
       uploadPort: p.host.info.uploadPort,
       isSeed: p.host.isSeed,
-      pieces: offeredPieces(p, peer, now, this.opts).toBase64(),
     }));
     return { ...base, action: parents.length ? "p2p" : "wait", parents };
   }

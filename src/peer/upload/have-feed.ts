@@ -1,0 +1,199 @@
+/**
+ * The have feeds of this peer's upload port. Each child downloading a task from this
+ * peer keeps one feed open and hears of every piece as it is verified here, so piece
+ * availability flows from parent to child directly, not through the scheduler
+ * (BitTorrent's "have" messages, Dragonfly's piece sync).
+ *
+ * A spreader (a seed peer, or the peer fetching the task from the origin) would be
+ * asked for each new piece by every child at once. It announces a piece at first to
+ * `firstReceivers` subscribers only, taken in turn so consecutive pieces go to
+ * different children, and they pass it on through their own feeds. While nobody has
+ * fetched the piece from here, each tick offers it to the next subscribers in turn;
+ * `releaseMs` after it landed unfetched, or `forceReleaseMs` after it landed at all,
+ * it is announced to everyone. So the spreader's uplink carries each piece about once
+ * before any piece twice, and no child waits on a receiver that went away.
+ */
+import type { ServerResponse } from "node:http";
+import { BitSet } from "../../common/bitset.js";
+import { HAVE_FEED_CONTENT_TYPE, encodeHaveFeedLine } from "../../api/peer.js";
+import type { StoredTask } from "../storage/stored-task.js";
+
+export interface SpreadPolicy {
+  firstReceivers: number;
+  /** How often an unfetched piece is offered to the next subscribers. */
+  tickMs: number;
+  /** An unfetched piece is announced to everyone this long after it landed. */
+  releaseMs: number;
+  /** Every piece is announced to everyone this long after it landed. */
+  forceReleaseMs: number;
+}
+
+interface Subscriber {
+  res: ServerResponse;
+  told: BitSet;
+}
+
+interface Spreading {
+  landedAt: number;
+  fetched: boolean;
+}
+
+/** One task's feeds. */
+class TaskFeeds {
+  readonly subscribers: Subscriber[] = [];
+  /** Spreader only: pieces not yet announced to everyone. */
+  private readonly spreading = new Map<number, Spreading>();
+  private readonly released = new BitSet();
+  private cursor = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onPiece = (n: number) => this.landed(n, Date.now());
+  private readonly onFailed = () => this.close();
+
+  constructor(
+    readonly task: StoredTask,
+    private readonly spreader: () => boolean,
+    private readonly policy: SpreadPolicy,
+    private readonly onEmpty: () => void,
+  ) {
+    task.on("piece", this.onPiece);
+    task.once("failed", this.onFailed);
+    // What a spreader already held when its first child came (a preheated seed) is spread like new pieces.
+    const now = Date.now();
+    for (const p of task.pieces()) this.landed(p.number, now, false);
+  }
+
+  subscribe(res: ServerResponse): void {
+    const sub: Subscriber = { res, told: new BitSet() };
+    const snapshot = this.spreader() ? this.released : this.held();
+    for (const n of snapshot) sub.told.add(n);
+    this.subscribers.push(sub);
+    res.writeHead(200, { "content-type": HAVE_FEED_CONTENT_TYPE, "cache-control": "no-store" });
+    res.write(encodeHaveFeedLine({ type: "bits", base64: snapshot.toBase64() }));
+    res.once("close", () => this.unsubscribe(sub));
+  }
+
+  /** A child started fetching piece `n` from here: a spreader stops offering it around. */
+  fetched(n: number): void {
+    const s = this.spreading.get(n);
+    if (s) s.fetched = true;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.task.off("piece", this.onPiece);
+    this.task.off("failed", this.onFailed);
+    for (const sub of this.subscribers.splice(0)) sub.res.destroy();
+  }
+
+  private held(): BitSet {
+    const bits = new BitSet();
+    for (const p of this.task.pieces()) bits.add(p.number);
+    return bits;
+  }
+
+  private landed(n: number, now: number, offerNow = true): void {
+    if (!this.spreader()) {
+      this.release(n);
+      return;
+    }
+    if (this.released.has(n) || this.spreading.has(n)) return;
+    this.spreading.set(n, { landedAt: now, fetched: false });
+    if (offerNow) this.offer(n, this.policy.firstReceivers);
+    this.timer ??= setInterval(() => this.tick(Date.now()), this.policy.tickMs);
+  }
+
+  private tick(now: number): void {
+    if (!this.spreader()) {
+      for (const n of [...this.spreading.keys()]) this.release(n);
+    }
+    for (const [n, s] of this.spreading) {
+      const age = now - s.landedAt;
+      if (age >= this.policy.forceReleaseMs || (!s.fetched && age >= this.policy.releaseMs)) this.release(n);
+      else if (!s.fetched) this.offer(n, this.policy.firstReceivers);
+    }
+    if (this.spreading.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Tells `count` more subscribers, in turn, of piece `n`. */
+  private offer(n: number, count: number): void {
+    const subs = this.subscribers;
+    for (let i = 0, told = 0; i < subs.length && told < count; i++) {
+      const sub = subs[this.cursor++ % subs.length]!;
+      if (sub.told.has(n)) continue;
+      this.tell(sub, n);
+      told++;
+    }
+  }
+
+  private release(n: number): void {
+    this.spreading.delete(n);
+    this.released.add(n);
+    for (const sub of this.subscribers) this.tell(sub, n);
+  }
+
+  private tell(sub: Subscriber, n: number): void {
+    if (sub.told.has(n)) return;
+    sub.told.add(n);
+    sub.res.write(encodeHaveFeedLine({ type: "have", piece: n }));
+  }
+
+  private unsubscribe(sub: Subscriber): void {
+    const i = this.subscribers.indexOf(sub);
+    if (i >= 0) this.subscribers.splice(i, 1);
+    if (this.subscribers.length === 0) this.onEmpty();
+  }
+}
+
+/** Every task's feeds on this upload port. */
+export class HaveFeeds {
+  private readonly tasks = new Map<string, TaskFeeds>();
+
+  constructor(
+    /** Whether this peer spreads the task (a seed, or fetching it from the origin). */
+    private readonly isSpreader: (taskId: string) => boolean,
+    private readonly policy: SpreadPolicy,
+  ) {}
+
+  subscribe(task: StoredTask, res: ServerResponse): void {
+    let feeds = this.tasks.get(task.taskId);
+    if (!feeds || feeds.task !== task) {
+      feeds?.close();
+      const created: TaskFeeds = new TaskFeeds(
+        task,
+        () => this.isSpreader(task.taskId),
+        this.policy,
+        () => {
+          if (this.tasks.get(task.taskId) !== created) return;
+          created.close();
+          this.tasks.delete(task.taskId);
+        },
+      );
+      feeds = created;
+      this.tasks.set(task.taskId, feeds);
+    }
+    feeds.subscribe(res);
+  }
+
+  fetched(taskId: string, n: number): void {
+    this.tasks.get(taskId)?.fetched(n);
+  }
+
+  /** Ends every feed of the task (it is deleted). */
+  end(taskId: string): void {
+    this.tasks.get(taskId)?.close();
+    this.tasks.delete(taskId);
+  }
+
+  /** Subscribers of a task's feed (metrics, tests). */
+  subscribers(taskId: string): number {
+    return this.tasks.get(taskId)?.subscribers.length ?? 0;
+  }
+
+  closeAll(): void {
+    for (const feeds of this.tasks.values()) feeds.close();
+    this.tasks.clear();
+  }
+}

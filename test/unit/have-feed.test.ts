@@ -1,0 +1,134 @@
+/** Have feeds on a parent: what each child hears, and how a spreader hands out each new piece about once. */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import type { ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BitSet } from "../../src/common/bitset.js";
+import { decodeHaveFeedLine } from "../../src/api/peer.js";
+import { HaveFeeds, type SpreadPolicy } from "../../src/peer/upload/have-feed.js";
+import type { StoredTask } from "../../src/peer/storage/stored-task.js";
+
+/** The parts of a stored task a feed uses: its ID, the pieces it holds and the "piece" event. */
+class FakeTask extends EventEmitter {
+  readonly taskId = "a".repeat(64);
+  private readonly held: number[] = [];
+  constructor(initial: number[] = []) {
+    super();
+    this.held.push(...initial);
+  }
+  pieces() {
+    return this.held.map((number) => ({ number, digest: "", length: 1 }));
+  }
+  land(n: number): void {
+    this.held.push(n);
+    this.emit("piece", n);
+  }
+}
+
+/** A response that records the pieces its child was told of. */
+class Child extends EventEmitter {
+  readonly told = new Set<number>();
+  writeHead(): this {
+    return this;
+  }
+  write(text: string): boolean {
+    for (const raw of text.split("\n").filter(Boolean)) {
+      const line = decodeHaveFeedLine(raw);
+      assert.ok(line, `a well-formed line: ${raw}`);
+      if (line.type === "have") this.told.add(line.piece);
+      else for (const n of BitSet.fromBase64(line.base64)) this.told.add(n);
+    }
+    return true;
+  }
+  destroy(): void {
+    this.emit("close");
+  }
+}
+
+const policy: SpreadPolicy = { firstReceivers: 1, tickMs: 20, releaseMs: 10_000, forceReleaseMs: 20_000 };
+
+function feeds(spreader: boolean, p: SpreadPolicy = policy) {
+  return new HaveFeeds(() => spreader, p);
+}
+
+function subscribe(f: HaveFeeds, task: FakeTask, count: number): Child[] {
+  return Array.from({ length: count }, () => {
+    const child = new Child();
+    f.subscribe(task as unknown as StoredTask, child as unknown as ServerResponse);
+    return child;
+  });
+}
+
+describe("have feeds", () => {
+  it("a plain parent tells every child what it holds, then each piece as it lands", () => {
+    const task = new FakeTask([0, 3]);
+    const f = feeds(false);
+    const children = subscribe(f, task, 3);
+    task.land(5);
+    for (const c of children) assert.deepEqual([...c.told].sort(), [0, 3, 5]);
+    f.closeAll();
+  });
+
+  it("a spreader announces each new piece to one child first, consecutive pieces to different children", () => {
+    const task = new FakeTask();
+    const f = feeds(true);
+    const children = subscribe(f, task, 4);
+    for (let n = 0; n < 8; n++) task.land(n);
+    for (let n = 0; n < 8; n++) {
+      const receivers = children.filter((c) => c.told.has(n)).length;
+      assert.equal(receivers, 1, `piece ${n} first goes to one child`);
+    }
+    for (const [i, c] of children.entries()) assert.equal(c.told.size, 2, `child ${i} is the first receiver of 2 of 8 pieces`);
+    f.closeAll();
+  });
+
+  it("a piece no child fetched is offered to the next child each tick; a fetched one is left to its receiver", async () => {
+    const task = new FakeTask();
+    const f = feeds(true);
+    const children = subscribe(f, task, 4);
+    task.land(0);
+    task.land(1);
+    f.fetched(task.taskId, 0);
+    const heardOf = (n: number) => children.filter((c) => c.told.has(n)).length;
+    for (let i = 0; i < 100 && heardOf(1) < 3; i++) await sleep(20);
+    assert.ok(heardOf(1) >= 3, "piece 1 was not fetched: more children hear of it each tick");
+    assert.equal(heardOf(0), 1, "piece 0 was fetched: its receiver passes it on");
+    f.closeAll();
+  });
+
+  it("an unfetched piece is released to everyone after releaseMs, and every piece after forceReleaseMs", async () => {
+    const task = new FakeTask();
+    const f = feeds(true, { ...policy, releaseMs: 30, forceReleaseMs: 80, tickMs: 200 });
+    const children = subscribe(f, task, 4);
+    task.land(0);
+    task.land(1);
+    f.fetched(task.taskId, 1);
+    await sleep(250);
+    for (const c of children) assert.ok(c.told.has(0) && c.told.has(1), "both released");
+    f.closeAll();
+  });
+
+  it("a preheated spreader hands out what it already holds in turn, not all of it to its first child", async () => {
+    const task = new FakeTask([0, 1, 2, 3, 4, 5, 6, 7]);
+    const f = feeds(true);
+    const children = subscribe(f, task, 4);
+    for (const c of children) assert.equal(c.told.size, 0, "nothing released at subscription");
+    for (let i = 0; i < 100 && children.some((c) => c.told.size === 0); i++) await sleep(5);
+    for (const c of children) assert.equal(c.told.size, 2, "each child gets its share at the first tick");
+    f.closeAll();
+  });
+
+  it("a closed feed leaves the others; ending a task's feeds closes every child", () => {
+    const task = new FakeTask([1]);
+    const f = feeds(false);
+    const [a, b] = subscribe(f, task, 2);
+    a!.destroy();
+    assert.equal(f.subscribers(task.taskId), 1);
+    let closed = false;
+    b!.once("close", () => (closed = true));
+    f.end(task.taskId);
+    assert.equal(closed, true);
+    assert.equal(f.subscribers(task.taskId), 0);
+  });
+});
