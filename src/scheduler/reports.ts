@@ -66,11 +66,16 @@ export class Reports {
     return { rejected };
   }
 
-  /** The child stops being offered that parent; a corrupt piece makes the parent untrusted for everyone. */
+  /**
+   * A parent that answered with an error or a wrong piece is not offered to that child
+   * again, and a corrupt piece makes it untrusted for everyone. A stall or a dropped
+   * connection only counts against its score: an overloaded seed may be the one holder of
+   * a piece, and blocking it would leave the child waiting for good.
+   */
   failure(taskId: string, peerId: string, report: FailureReport): void {
     const child = this.tasks.peer(taskId, peerId);
     const parent = child.task.peers.get(report.parentId);
-    child.blockedParents.add(report.parentId);
+    if (report.kind === "digest_mismatch" || report.kind === "http_error") child.blockedParents.add(report.parentId);
     if (parent) {
       parent.failedAsParent();
       if (report.kind === "digest_mismatch") {

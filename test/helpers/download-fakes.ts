@@ -175,7 +175,7 @@ export class FakeScheduler implements EngineScheduler {
   }
 }
 
-export type ParentBehaviour = "serve" | "corrupt" | "unreachable" | "busy";
+export type ParentBehaviour = "serve" | "corrupt" | "unreachable" | "busy" | "refuse";
 
 /** Parents that serve pieces of `content` from memory, each as told (per parent, optionally per piece). */
 export class FakeParents implements PieceSource {
@@ -193,6 +193,7 @@ export class FakeParents implements PieceSource {
     await new Promise((r) => setImmediate(r));
     if (behaviour === "unreachable") throw new PieceFetchError("unreachable", `parent ${p.peerId} unreachable: ECONNREFUSED`);
     if (behaviour === "busy") throw new PieceFetchError("busy", `parent ${p.peerId} is busy`);
+    if (behaviour === "refuse") throw new PieceFetchError("http_error", `parent ${p.peerId} answered 404 for piece ${n}`);
     const bytes = Buffer.from(this.content.piece(n));
     if (behaviour === "corrupt") bytes.fill(0x5a);
     // Two chunks, as a socket would deliver them, waiting when the sink asks to.

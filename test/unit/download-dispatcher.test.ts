@@ -124,6 +124,24 @@ describe("piece dispatcher", () => {
     assert.equal(d.isBlocked(blocked), true);
   });
 
+  it("a parent that stalls is asked again after a pause that doubles with each stall in a row, and is never blocked", () => {
+    const d = dispatcher({ concurrentPieces: 1 });
+    connect(d, [parent("a", range(0, 10))]);
+    const [first] = d.assign(0).assignments;
+    d.failed(first!, "timeout", 0);
+    assert.deepEqual(d.assign(999).assignments, [], "left alone for 1 s");
+    const [second] = d.assign(1_000).assignments;
+    assert.equal(second?.parent.peerId, "a");
+    d.failed(second!, "unreachable", 1_000);
+    assert.deepEqual(d.assign(2_999).assignments, [], "then for 2 s");
+    const [third] = d.assign(3_000).assignments;
+    d.succeeded(third!);
+    assert.equal(d.isBlocked("a"), false);
+    const [fourth] = d.assign(3_000).assignments;
+    d.failed(fourth!, "timeout", 3_000);
+    assert.equal(d.nextRetryAt(3_000), 4_000, "a success resets the pause to 1 s");
+  });
+
   it("a busy parent is left alone until its back-off passes, then used again", () => {
     const d = dispatcher({ concurrentPieces: 1 });
     connect(d, [parent("a", range(0, 10))]);

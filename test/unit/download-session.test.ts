@@ -64,19 +64,29 @@ describe("download session", () => {
     assert.equal(await counter(d.metrics, "kiln_peer_download_bytes_total", { source: "p2p" }), content.data.length);
   });
 
-  it("a parent that fails is blocked and reported; its pieces come from another parent", async () => {
+  it("a parent that answers with an error is blocked and reported; its pieces come from another parent", async () => {
     const { content, s, task, scheduler, origin } = await setup([
       { action: "p2p", parents: [parent("bad", all(new Content(Buffer.alloc(10 * PIECE + 123), PIECE))), parent("good", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] },
     ]);
-    const parents = new FakeParents(content, (p) => (p === "bad" ? "unreachable" : "serve"));
+    const parents = new FakeParents(content, (p) => (p === "bad" ? "refuse" : "serve"));
     const d = deps(scheduler, parents, origin);
     await new DownloadSession(d, s, task, undefined).run();
     assert.deepEqual(await readFile(task.contentPath), content.data);
     const badTries = parents.served.filter((x) => x.parent === "bad");
     assert.ok(badTries.length >= 1 && badTries.length <= 2, `asked the bad parent ${badTries.length} times (at most its in-flight limit)`);
     assert.ok(scheduler.failures.length >= 1);
-    for (const f of scheduler.failures) assert.deepEqual([f.parentId, f.kind], ["bad", "unreachable"]);
-    assert.equal(await counter(d.metrics, "kiln_peer_piece_failures_total", { kind: "unreachable" }), badTries.length);
+    for (const f of scheduler.failures) assert.deepEqual([f.parentId, f.kind], ["bad", "http_error"]);
+    assert.equal(await counter(d.metrics, "kiln_peer_piece_failures_total", { kind: "http_error" }), badTries.length);
+  });
+
+  it("the only holder of a piece that stalls is asked again after a pause, not dropped: the download completes", async () => {
+    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p", parents: [parent("only", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] }]);
+    const parents = new FakeParents(content, (_p, n, attempt) => (n === 3 && attempt === 1 ? "unreachable" : "serve"));
+    const d = deps(scheduler, parents, origin);
+    await new DownloadSession(d, s, task, undefined).run();
+    assert.deepEqual(await readFile(task.contentPath), content.data);
+    assert.deepEqual(origin.requests, [], "nothing from the origin");
+    assert.equal(parents.served.filter((x) => x.piece === 3).length, 2, "piece 3 asked of the same parent again");
   });
 
   it("a piece with the wrong digest is never stored; the parent is reported and the piece comes from elsewhere", async () => {

@@ -296,14 +296,15 @@ describe("piece reports and trust", () => {
       s.register({ peerId: p, hostId: h, download: spec(u) });
 
     s.reportFailure(taskId, "c1", { parentId: "a", pieceNumber: 1, kind: "digest_mismatch", message: "piece 1 digest differs" });
-    s.reportFailure(taskId, "c2", { parentId: "b", pieceNumber: 2, kind: "unreachable", message: "ECONNREFUSED" });
+    s.reportFailure(taskId, "c2", { parentId: "b", pieceNumber: 2, kind: "http_error", message: "answered 404" });
+    s.reportFailure(taskId, "c3", { parentId: "b", pieceNumber: 2, kind: "timeout", message: "stalled" });
 
     const c1 = parentIds(await now(s, taskId, "c1", 64));
     const c2 = parentIds(await now(s, taskId, "c2", 64));
     const c3 = parentIds(await now(s, taskId, "c3", 64));
     assert.ok(!c1.includes("a") && !c2.includes("a") && !c3.includes("a"), "a served a corrupt piece: offered to nobody");
-    assert.ok(!c2.includes("b"), "c2 could not reach b: not offered to c2 again");
-    assert.ok(c1.includes("b") && c3.includes("b"), "b is still fine for the others");
+    assert.ok(!c2.includes("b"), "b refused c2 a piece it announced: not offered to c2 again");
+    assert.ok(c1.includes("b") && c3.includes("b"), "b is still offered to the others, c3 included (a stall only counts against its score)");
     assert.ok(c3.includes("src"));
   });
 

@@ -32,7 +32,14 @@ interface ParentState {
   /** Pieces ever assigned to it: among equally loaded parents, the one used least goes first. */
   assigned: number;
   busyUntil: number;
+  /** Timeouts and broken connections in a row: each doubles the pause before it is asked again. */
+  stalls: number;
 }
+
+/** The longest pause after a parent stalled or dropped a connection. */
+const MAX_STALL_BACKOFF_MS = 30_000;
+/** The first such pause. */
+const STALL_BACKOFF_MS = 1_000;
 
 export class PieceDispatcher {
   private readonly parents = new Map<string, ParentState>();
@@ -65,7 +72,7 @@ export class PieceDispatcher {
     const added: ParentInfo[] = [];
     for (const info of parents) {
       if (this.parents.has(info.peerId) || this.blocked.has(info.peerId)) continue;
-      this.parents.set(info.peerId, { info, pieces: new BitSet(), inFlight: 0, assigned: 0, busyUntil: 0 });
+      this.parents.set(info.peerId, { info, pieces: new BitSet(), inFlight: 0, assigned: 0, busyUntil: 0, stalls: 0 });
       added.push(info);
     }
     return added;
@@ -165,12 +172,22 @@ export class PieceDispatcher {
     return best;
   }
 
-  /** A busy parent is left alone for a while; any other failure blocks it for this download. */
+  /**
+   * A busy parent is left alone for a while; one that stalled or dropped the connection
+   * for longer each time in a row (it may be overloaded, and may be the only holder of a
+   * piece: its have feed says whether it is still there); one that sent a wrong piece, or
+   * answered with an error, is blocked for this download.
+   */
   failed(a: Assignment, kind: PieceFailureKind, now: number): void {
     const parent = this.untrack(a);
     if (!parent) return;
     if (kind === "busy") {
       parent.busyUntil = now + this.opts.busyBackoffMs;
+      return;
+    }
+    if (kind === "timeout" || kind === "unreachable") {
+      parent.stalls++;
+      parent.busyUntil = now + Math.min(MAX_STALL_BACKOFF_MS, STALL_BACKOFF_MS * 2 ** (parent.stalls - 1));
       return;
     }
     this.blocked.add(parent.info.peerId);
@@ -180,6 +197,12 @@ export class PieceDispatcher {
   /** Frees the assignment's slot without judging the parent (the piece arrived, or the fetch was cancelled). */
   release(a: Assignment): void {
     this.untrack(a);
+  }
+
+  /** The piece arrived: the parent's run of stalls is over. */
+  succeeded(a: Assignment): void {
+    const parent = this.untrack(a);
+    if (parent) parent.stalls = 0;
   }
 
   /** When the earliest parent backing off after a "busy" answer may be asked again, if any is. */

@@ -228,6 +228,10 @@ function exchange(
         if ((err as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT") {
           return settle(new PieceFetchError("timeout", `piece ${n} from ${parent.peerId} stalled for ${stallMs} ms`));
         }
+        // A parent that answered 200 and then cut the body short served a piece it could not give.
+        if (status === 200 && !err) {
+          return settle(new PieceFetchError("http_error", `parent ${parent.peerId} closed piece ${n} after ${received} bytes, short of its length`));
+        }
         const cause = err ? describeNetworkError(err) : "connection closed mid-response";
         settle(new PieceFetchError("unreachable", `parent ${parent.peerId} unreachable: ${cause}`));
       },

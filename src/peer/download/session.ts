@@ -253,7 +253,7 @@ export class DownloadSession {
     this.fetches.set(a.piece, ac);
     try {
       const info = await fetchPiece(this.deps.pieces, this.task, a, ac.signal);
-      this.dispatcher.release(a);
+      this.dispatcher.succeeded(a);
       this.pieceDone(info, "p2p");
     } catch (err) {
       if (!this.fsm.is("p2p") || ac.signal.aborted) return this.dispatcher.release(a);
