@@ -197,7 +197,16 @@ describe("the status view", () => {
     const error = { code: "DISK_FULL", status: 503, message: "no space left" };
     reports.result(src.taskId, "child", { state: "failed", error });
     const st = taskStatus(r.tasks.task(src.taskId));
-    assert.deepEqual(st.task, { id: src.taskId, state: "running", contentLength: 3 * PL, pieceLength: PL, totalPieces: 3, error: null, validator: '"etag-1"', access: null });
+    assert.deepEqual(st.task, {
+      id: src.taskId,
+      state: "running",
+      contentLength: 3 * PL,
+      pieceLength: PL,
+      totalPieces: 3,
+      error: null,
+      validator: '"etag-1"',
+      access: null,
+    });
     assert.deepEqual(st.peers, [
       { peerId: "src", hostId: "h1", hostname: "name-h1", ip: "10.0.0.7", isSeed: false, state: "back_to_source", finishedPieces: 2, error: null },
       { peerId: "child", hostId: "h2", hostname: "name-h2", ip: "10.0.0.7", isSeed: false, state: "failed", finishedPieces: 0, error },
