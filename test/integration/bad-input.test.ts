@@ -15,7 +15,7 @@ import { makeFile, startOrigin, type OriginFile, type TestOrigin } from "../help
 import { TestCluster, type PeerHandle } from "../helpers/cluster.js";
 import { parseFilter, taskIdFor } from "../../src/common/task-id.js";
 import { DEFAULT_PROXY_FILTER } from "../../src/common/defaults.js";
-import { BitSet } from "../../src/common/bitset.js";
+import { CLUSTER_SECRET_HEADER } from "../../src/api/common.js";
 
 const MiB = 1024 * 1024;
 const API = "/api/v1";
@@ -100,6 +100,7 @@ interface Case {
 
 /** The upload port's prefetch needs it: what the peer under test announced to its scheduler. */
 const CONTROL_TOKEN = "bad-input-control-token-0123456789abcdef";
+const CLUSTER_SECRET = "bad-input-cluster-secret-0123456789abcdef";
 
 describe("bad input", () => {
   let origin: TestOrigin;
@@ -118,7 +119,8 @@ describe("bad input", () => {
     origin.add("/held.bin", file);
     fileUrl = `${origin.url}/held.bin`;
     // Long host timeout: the fake host announced below must not be collected mid-test.
-    cluster = await TestCluster.start({ schedulerArgs: ["--host-timeout-ms", "600000"] });
+    // With a cluster secret, as in production: upload ports then serve members only (uploadHeaders()).
+    cluster = await TestCluster.start({ schedulerArgs: ["--host-timeout-ms", "600000"], clusterSecret: CLUSTER_SECRET });
     schedPort = cluster.scheduler.ready.port as number;
     peer = await cluster.addPeer("peer", { env: { KILN_CONTROL_TOKEN: CONTROL_TOKEN } });
     tmp = await mkdtemp(join(tmpdir(), "kiln-bad-input-"));
@@ -139,7 +141,7 @@ describe("bad input", () => {
     let T: string; // a task with a known peer
     const HOST = "bad-input-host";
     const CHILD_HOST = "bad-input-child-host";
-    const sched = (c: Case) => raw(schedPort, c.method, c.path, c);
+    const sched = (c: Case) => raw(schedPort, c.method, c.path, { ...c, headers: { [CLUSTER_SECRET_HEADER]: CLUSTER_SECRET, ...c.headers } });
 
     const host = (o: Record<string, unknown> = {}) => ({
       id: HOST,
@@ -280,7 +282,7 @@ describe("bad input", () => {
       );
       for (const [q, what] of [
         ["since=abc", "since not a number"],
-        ["count=0", "count 0"],
+        ["count=-1", "count -1"],
         ["count=65", "count 65"],
         ["waitMs=-1", "negative wait"],
         ["waitMs=30001", "wait too long"],
@@ -452,12 +454,8 @@ describe("bad input", () => {
       };
       const src = status.peers.find((p) => p.peerId === "src")!;
       assert.equal(status.task.totalPieces, 1);
-      const child = await sched({ name: "schedule", method: "GET", path: `${API}/tasks/${T}/peers/child/schedule?waitMs=0&count=64` });
-      const parent = (JSON.parse(child.text) as { parents: { peerId: string; pieces: string }[] }).parents.find((p) => p.peerId === "src")!;
-      const advertised = [...BitSet.fromBase64(parent.pieces)];
       assert.ok(!accepted, `the report was accepted: ${r.status} ${r.text}`);
-      assert.ok(src.finishedPieces <= status.task.totalPieces, `src holds ${src.finishedPieces} of ${status.task.totalPieces} pieces`);
-      assert.deepEqual(advertised, [0], `parent bitmap advertised to children (${parent.pieces.length} base64 chars)`);
+      assert.equal(src.finishedPieces, 1, `src holds piece 0 only, of ${status.task.totalPieces}`);
     });
 
     it("a 128-hex task ID (an OCI sha512 blob) works on the task routes", async () => {
@@ -503,7 +501,7 @@ describe("bad input", () => {
   describe("peer upload server", () => {
     const X = "e".repeat(64);
     const up = (method: string, path: string, opts: { body?: string | Buffer; headers?: Record<string, string> } = {}) =>
-      raw(peer.uploadPort, method, path, opts);
+      raw(peer.uploadPort, method, path, { ...opts, headers: { ...cluster.uploadHeaders(), ...opts.headers } });
 
     it("serves the pieces and bytes of a task it holds (the routes under test are live)", async () => {
       const p0 = await up("GET", `/pieces/${K}/0`);
