@@ -107,13 +107,13 @@ describe("piece client", () => {
     assert.equal(s.connections.length, 1);
   });
 
-  it("a connection closed mid-body is 'unreachable'; a parent that stops sending is a 'timeout'", async () => {
+  it("a 200 whose body is cut short is an 'http_error' (the parent announced a piece it did not give); a parent that stops sending is a 'timeout'", async () => {
     const s = await rawServer((socket, nth) => {
       socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${"x".repeat(10)}`);
-      if (nth === 1) socket.destroy();
+      if (nth === 1) socket.end();
     });
     servers.push(s);
-    await assert.rejects(fetch(s.parent, new Collect()), (e: PieceFetchError) => e.kind === "unreachable" && /mid-response|reset/.test(e.message));
+    await assert.rejects(fetch(s.parent, new Collect()), (e: PieceFetchError) => e.kind === "http_error" && /short of its length/.test(e.message));
     await assert.rejects(fetch(s.parent, new Collect(), 200), (e: PieceFetchError) => e.kind === "timeout" && /stalled/.test(e.message));
   });
 
