@@ -1,6 +1,7 @@
 import { createLogger, type Logger } from "../common/logger.js";
 import type { ClusterConfig } from "../api/manager.js";
 import { SCHEDULER } from "../common/defaults.js";
+import { startGarbageCollection } from "./gc-loop.js";
 import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "./service.js";
 import { buildSchedulerApi } from "./server.js";
 
@@ -27,8 +28,7 @@ export async function startScheduler(cfg: SchedulerConfig): Promise<RunningSched
   await app.listen({ host: cfg.host, port: cfg.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : cfg.port;
-  const gc = setInterval(() => service.collectGarbage(), SCHEDULER.gcIntervalMs);
-  gc.unref();
+  const stopGc = startGarbageCollection((now) => service.collectGarbage(now), SCHEDULER.gcIntervalMs, log);
   const url = `http://${cfg.host === "0.0.0.0" ? "127.0.0.1" : cfg.host}:${port}`;
   log.info({ event: "ready", port, url }, "scheduler listening");
   return {
@@ -36,7 +36,7 @@ export async function startScheduler(cfg: SchedulerConfig): Promise<RunningSched
     port,
     service,
     async close() {
-      clearInterval(gc);
+      stopGc();
       await app.close();
     },
   };
