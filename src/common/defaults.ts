@@ -67,8 +67,9 @@ export const PEER = {
   concurrentPieces: 8,
   /** In-flight pieces per parent. */
   piecesPerParent: 3,
-  /** Parents a download keeps have feeds open to (more when it starves, up to 16). */
+  /** Parents a download keeps have feeds open to; a download that starves asks for this many more, up to `maxParents`. */
   parents: 8,
+  maxParents: 16,
   /** A piece that makes no progress for this long is retried elsewhere. */
   pieceStallMs: 10_000,
   /** With no parent able to serve for this long, go to the origin. */

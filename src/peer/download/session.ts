@@ -67,8 +67,6 @@ const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
   failed: [],
 };
 
-/** Most parents a session keeps feeds open to, however starved. */
-const MAX_PARENTS = 16;
 /** Starved this long with nothing in flight: ask for more parents. */
 const STARVED_GROW_MS = 2_000;
 
@@ -232,8 +230,8 @@ export class DownloadSession {
     const now = Date.now();
     const { assignments, starved } = this.dispatcher.assign(now);
     for (const a of assignments) void this.fetch(a);
-    if (starved && now - Math.max(this.lastProgress, this.grewAt) > STARVED_GROW_MS && this.wantParents < MAX_PARENTS) {
-      this.wantParents = Math.min(MAX_PARENTS, this.wantParents + this.deps.opts.parentsPerSchedule);
+    if (starved && now - Math.max(this.lastProgress, this.grewAt) > STARVED_GROW_MS && this.wantParents < PEER.maxParents) {
+      this.wantParents = Math.min(PEER.maxParents, this.wantParents + this.deps.opts.parentsPerSchedule);
       this.grewAt = now;
     }
     if (!this.hungry()) return;
