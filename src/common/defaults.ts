@@ -72,7 +72,7 @@ export const PEER = {
   maxParents: 16,
   /** A piece that makes no progress for this long is retried elsewhere. */
   pieceStallMs: 10_000,
-  /** With no parent able to serve for this long, go to the origin. */
+  /** With no parent able to serve for this long while the scheduler does not answer, go to the origin (while it answers, it decides). */
   noParentFallbackMs: 15_000,
   /**
    * Scheduler polls of a download: a download with a free piece slot and nothing to
