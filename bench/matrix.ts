@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { isStopping, log } from "./procs.js";
 import { cellName, profileName, type SwarmCell } from "./summary.js";
-import { missingRow, swarmLimit, swarmPhase, type SwarmResult, type System } from "./swarm.js";
+import { SYSTEMS, missingRow, swarmLimit, swarmPhase, type SwarmResult, type System } from "./swarm.js";
 import { loopbackTopology, netnsTopology, type Topology } from "./topology.js";
 import { MB, MiB, fmt, makePayload } from "./util.js";
 
@@ -21,6 +21,8 @@ export interface MatrixConfig {
   originMBps: number;
   /** Direct (N × curl from the origin) runs up to this many nodes. */
   directMaxPeers: number;
+  /** The systems compared in each cell (all unless BENCH_SWARM_SYSTEMS narrows them for a quicker look). */
+  systems: readonly System[];
   tmp: string;
   failures: string[];
 }
@@ -59,7 +61,7 @@ function swarmTopology(peers: number, linkMbit: number, originMBps: number): Pro
 }
 
 function failedResult(peers: number, size: number, limit: Pick<SwarmResult, "limitMs" | "limitBy">, reason: string): SwarmResult {
-  const rows = (["kiln", "BitTorrent", "direct"] as System[]).map((system) => missingRow(system, `failed: ${reason}`));
+  const rows = SYSTEMS.map((system) => missingRow(system, `failed: ${reason}`));
   return { peers, size, rows, roles: [], machine: {}, notes: [], ...limit, delivered: peers * size };
 }
 
@@ -68,10 +70,10 @@ async function runCell(cfg: MatrixConfig, linkMbit: number | undefined, peers: n
   const label = `${profileName(linkMbit)}, ${peers} nodes × ${sizeMiB} MiB`;
   const originBytesPerSec = cfg.originMBps * MB;
   const directS = (peers * size) / originBytesPerSec;
-  const skipDirect =
-    peers > cfg.directMaxPeers
-      ? `${peers} nodes > BENCH_DIRECT_MAX_PEERS=${cfg.directMaxPeers} (N copies through the origin: ≥ ${fmt(directS, 0)} s)`
-      : undefined;
+  const skip: Partial<Record<System, string>> = {};
+  for (const system of SYSTEMS) if (!cfg.systems.includes(system)) skip[system] = "not in BENCH_SWARM_SYSTEMS";
+  if (peers > cfg.directMaxPeers)
+    skip.direct ??= `${peers} nodes > BENCH_DIRECT_MAX_PEERS=${cfg.directMaxPeers} (N copies through the origin: ≥ ${fmt(directS, 0)} s)`;
   const linkBytesPerSec = linkMbit === undefined ? undefined : (linkMbit * 1e6) / 8;
   let topology: Topology | undefined;
   try {
@@ -84,7 +86,7 @@ async function runCell(cfg: MatrixConfig, linkMbit: number | undefined, peers: n
       tmp: cfg.tmp,
       originBytesPerSec,
       linkBytesPerSec,
-      skipDirect,
+      skip,
       topology,
       failures: cfg.failures,
     });

@@ -28,7 +28,8 @@
  *   up to this node count (N copies through the capped origin grow with N; skipped rows say so).
  * - BENCH_IMAGE_MIB (256), BENCH_QUICK=1 (4 nodes, 64 MiB file and image unless set explicitly),
  *   BENCH_NETNS=1 (multi-host mode, root), BENCH_ONLY: phases to run, from swarm,single,image,scheduler
- *   (e.g. BENCH_ONLY=swarm for a swarm-only multi-host run; unset: all).
+ *   (e.g. BENCH_ONLY=swarm for a swarm-only multi-host run; unset: all). BENCH_SWARM_SYSTEMS: the
+ *   swarm systems to run, from kiln,BitTorrent,direct (unset: all; the others' rows say skipped).
  * Tables go to stdout and to bench/results/latest.md (latest-netns.md in multi-host mode); progress goes to stderr.
  * Needs dist/kiln.mjs (`npm run bench` builds it; otherwise `node scripts/build.mjs`).
  */
@@ -46,6 +47,7 @@ import { toMarkdown, toText, type Table } from "./table.js";
 import { ensureBitTorrentTools } from "./bittorrent.js";
 import { imagePullPhase, type ImageRow } from "./image-pull.js";
 import { payloadSource, swarmMatrix } from "./matrix.js";
+import { SYSTEMS, type System } from "./swarm.js";
 import { goalsTable, rolesTable, singleTable, swarmTable } from "./report.js";
 import { singlePhase, type SingleRow } from "./single.js";
 import { cellName, profileName, summaryTable, type SwarmCell } from "./summary.js";
@@ -67,6 +69,7 @@ interface Config {
   originMBps: number;
   imageMiB: number;
   directMaxPeers: number;
+  systems: readonly System[];
 }
 
 function envNumber(name: string, fallback: number): number {
@@ -110,6 +113,17 @@ function swarmSizesMiB(peers: number[], quick: boolean, netns: boolean): number[
   return peers.map((n) => Math.max(1, Math.min(cap, Math.floor(4096 / n))));
 }
 
+/** BENCH_SWARM_SYSTEMS: a subset of kiln,BitTorrent,direct (default all), for a quicker look at one system. */
+function swarmSystems(): readonly System[] {
+  const raw = process.env.BENCH_SWARM_SYSTEMS;
+  if (!raw) return SYSTEMS;
+  const names = raw.split(",").map((s) => s.trim());
+  for (const name of names)
+    if (!(SYSTEMS as readonly string[]).includes(name))
+      throw new BenchSetupError(`BENCH_SWARM_SYSTEMS: unknown ${JSON.stringify(name)}; use ${SYSTEMS.join(",")}`);
+  return SYSTEMS.filter((s) => names.includes(s));
+}
+
 function config(): Config {
   const quick = envFlag("BENCH_QUICK");
   const netns = envFlag("BENCH_NETNS");
@@ -125,6 +139,7 @@ function config(): Config {
     originMBps: envNumber("BENCH_ORIGIN_MBPS", 50),
     imageMiB: envNumber("BENCH_IMAGE_MIB", quick ? 64 : 256),
     directMaxPeers: envNumber("BENCH_DIRECT_MAX_PEERS", 16),
+    systems: swarmSystems(),
   };
 }
 
@@ -172,10 +187,11 @@ function swarmTables(cells: SwarmCell[], cfg: Config): Table[] {
 
 function parametersLine(cfg: Config): string {
   const only = process.env.BENCH_ONLY ? ` BENCH_ONLY=${[...cfg.phases].join(",")}` : "";
+  const systems = cfg.systems.length < SYSTEMS.length ? ` BENCH_SWARM_SYSTEMS=${cfg.systems.join(",")}` : "";
   const netns = cfg.netns ? ` BENCH_NETNS=1 BENCH_LINK_MBIT=${cfg.linkMbits.join(",")}` : "";
   return (
     `- parameters: BENCH_PEERS=${cfg.peers.join(",")} BENCH_SIZE_MIB=${cfg.sizesMiB.join(",")} BENCH_ORIGIN_MBPS=${cfg.originMBps} ` +
-    `BENCH_DIRECT_MAX_PEERS=${cfg.directMaxPeers} BENCH_IMAGE_MIB=${cfg.imageMiB}${netns}${only} ` +
+    `BENCH_DIRECT_MAX_PEERS=${cfg.directMaxPeers} BENCH_IMAGE_MIB=${cfg.imageMiB}${netns}${only}${systems} ` +
     "(MB = 10^6 bytes; the origin cap is one limiter shared by every origin connection)"
   );
 }

@@ -18,7 +18,8 @@ import { isStopping, kilnGet, log, onCleanup, peakRss, runTimed, startBenchOrigi
 import type { Topology } from "./topology.js";
 import { MB, fileSha256, fmt, percentile, sum, ticker } from "./util.js";
 
-export type System = "kiln" | "BitTorrent" | "direct";
+export const SYSTEMS = ["kiln", "BitTorrent", "direct"] as const;
+export type System = (typeof SYSTEMS)[number];
 
 /** What a process is for, so that the systems compare role by role. */
 export type Part = "origin" | "control" | "seed" | "peer" | "client";
@@ -85,8 +86,8 @@ export interface SwarmConfig {
   originBytesPerSec: number;
   /** Each node's link in multi-host mode; undefined on loopback (no link limit). */
   linkBytesPerSec?: number;
-  /** Set when direct is not run, with the reason. */
-  skipDirect?: string;
+  /** Systems not run in this cell, each with the reason. */
+  skip: Partial<Record<System, string>>;
   topology: Topology;
   failures: string[];
 }
@@ -388,10 +389,16 @@ export async function swarmPhase(cfg: SwarmConfig): Promise<SwarmResult> {
   const origin = await startBenchOrigin(cfg.file, cfg.originBytesPerSec, cfg.topology.host("origin"));
   const unregister = onCleanup(() => origin.close());
   try {
-    await attempt("kiln", cfg, out, () => kilnRun(cfg, origin, timeoutMs, out));
-    await attempt("BitTorrent", cfg, out, () => bitTorrent(cfg, timeoutMs, out));
-    if (cfg.skipDirect) out.rows.push(missingRow("direct", `skipped: ${cfg.skipDirect}`));
-    else await attempt("direct", cfg, out, () => direct(cfg, origin, timeoutMs, out));
+    const runs: Record<System, () => Promise<void>> = {
+      kiln: () => kilnRun(cfg, origin, timeoutMs, out),
+      BitTorrent: () => bitTorrent(cfg, timeoutMs, out),
+      direct: () => direct(cfg, origin, timeoutMs, out),
+    };
+    for (const system of SYSTEMS) {
+      const skipped = cfg.skip[system];
+      if (skipped) out.rows.push(missingRow(system, `skipped: ${skipped}`));
+      else await attempt(system, cfg, out, runs[system]);
+    }
   } finally {
     unregister();
     await origin.close();

@@ -43,7 +43,7 @@ function parseLabel(value: string, previous: Labels): Labels {
 interface PeerFlags extends ProxyFlags {
   seed?: boolean;
   spreadReceivers: number;
-  spreadWaitMs: number;
+  spreadIdleMs: number;
   scheduler: string;
   dataDir?: string;
   host: string;
@@ -124,10 +124,10 @@ export function registerPeerCommand(program: Command): void {
       PEER.spreadFirstReceivers,
     )
     .option(
-      "--spread-wait-ms <ms>",
-      "seed or origin fetcher: a new piece no child fetched is announced to every child after this long",
+      "--spread-idle-ms <ms>",
+      "seed or origin fetcher: once its uplink has had no piece of a task to send for this long, pieces already sent once are announced to every child",
       parsePositiveInt,
-      PEER.spreadReleaseMs,
+      PEER.spreadIdleReleaseMs,
     )
     .option("--origin-idle-timeout-ms <ms>", "an origin body that sends nothing for this long has stalled", parsePositiveInt, PEER.originIdleTimeoutMs)
     .option("--origin-resumes <n>", "Range requests (with If-Range) made to resume an origin body that broke off", parsePositiveInt, PEER.originResumes)
@@ -220,7 +220,7 @@ export function registerPeerCommand(program: Command): void {
         originIdleTimeoutMs: f.originIdleTimeoutMs,
         originResumes: f.originResumes,
       },
-      spread: { ...base.spread, firstReceivers: f.spreadReceivers, releaseMs: f.spreadWaitMs },
+      spread: { ...base.spread, firstReceivers: f.spreadReceivers, idleReleaseMs: f.spreadIdleMs },
       keepAliveMs: f.keepaliveMs ?? base.keepAliveMs,
     });
     await assertPortsFree(cfg.listenHost, [

@@ -92,12 +92,12 @@ export const PEER = {
    * spreader's uplink carries each piece about once instead of once per node.
    */
   spreadFirstReceivers: 1,
-  /** While no child has fetched a new piece from the spreader, it is offered to the next one this often. */
+  /** While no child is fetching a new piece from the spreader, it is offered to the next one this often. */
   spreadTickMs: 250,
-  /** A new piece no child fetched is announced to every child after this long. */
-  spreadReleaseMs: 2_000,
-  /** Every piece is announced to every child this long after it landed, fetched or not. */
-  spreadForceReleaseMs: 10_000,
+  /** With no piece upload of a task from the spreader for this long, its pieces sent once are announced to every child. */
+  spreadIdleReleaseMs: 500,
+  /** Every piece is announced to every child this long after it landed, sent or not (a receiver may have gone away). */
+  spreadForceReleaseMs: 30_000,
   /** Upload server: concurrent piece uploads. */
   uploadConcurrency: 32,
   /** Upload bandwidth in bytes/s; 0 = unlimited. */

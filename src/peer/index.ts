@@ -108,7 +108,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     spread: {
       firstReceivers: PEER.spreadFirstReceivers,
       tickMs: PEER.spreadTickMs,
-      releaseMs: PEER.spreadReleaseMs,
+      idleReleaseMs: PEER.spreadIdleReleaseMs,
       forceReleaseMs: PEER.spreadForceReleaseMs,
     },
     keepAliveMs: SCHEDULER.keepAliveMs,

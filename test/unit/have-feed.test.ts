@@ -46,7 +46,7 @@ class Child extends EventEmitter {
   }
 }
 
-const policy: SpreadPolicy = { firstReceivers: 1, tickMs: 20, releaseMs: 10_000, forceReleaseMs: 20_000 };
+const policy: SpreadPolicy = { firstReceivers: 1, tickMs: 20, idleReleaseMs: 10_000, forceReleaseMs: 20_000 };
 
 function feeds(spreader: boolean, p: SpreadPolicy = policy) {
   return new HaveFeeds(() => spreader, p);
@@ -83,29 +83,58 @@ describe("have feeds", () => {
     f.closeAll();
   });
 
-  it("a piece no child fetched is offered to the next child each tick; a fetched one is left to its receiver", async () => {
+  it("a piece nobody is fetching is offered to the next child each tick; one being sent is left to its receiver however long it takes", async () => {
     const task = new FakeTask();
     const f = feeds(true);
     const children = subscribe(f, task, 4);
     task.land(0);
     task.land(1);
-    f.fetched(task.taskId, 0);
+    f.uploadStarted(task.taskId, 0);
     const heardOf = (n: number) => children.filter((c) => c.told.has(n)).length;
     for (let i = 0; i < 100 && heardOf(1) < 3; i++) await sleep(20);
     assert.ok(heardOf(1) >= 3, "piece 1 was not fetched: more children hear of it each tick");
-    assert.equal(heardOf(0), 1, "piece 0 was fetched: its receiver passes it on");
+    assert.equal(heardOf(0), 1, "piece 0 is being sent: its receiver passes it on");
     f.closeAll();
   });
 
-  it("an unfetched piece is released to everyone after releaseMs, and every piece after forceReleaseMs", async () => {
+  it("a piece whose only fetch broke off is offered again", async () => {
     const task = new FakeTask();
-    const f = feeds(true, { ...policy, releaseMs: 30, forceReleaseMs: 80, tickMs: 200 });
+    const f = feeds(true);
+    const children = subscribe(f, task, 4);
+    task.land(0);
+    f.uploadStarted(task.taskId, 0)(false);
+    const heardOf = () => children.filter((c) => c.told.has(0)).length;
+    for (let i = 0; i < 100 && heardOf() < 2; i++) await sleep(20);
+    assert.ok(heardOf() >= 2, "the broken fetch did not put the piece in the swarm: another child hears of it");
+    f.closeAll();
+  });
+
+  it("a piece sent whole once goes to everyone only when the uplink has been idle for idleReleaseMs", async () => {
+    const task = new FakeTask();
+    const f = feeds(true, { ...policy, idleReleaseMs: 60 });
     const children = subscribe(f, task, 4);
     task.land(0);
     task.land(1);
-    f.fetched(task.taskId, 1);
+    f.uploadStarted(task.taskId, 0)(true);
+    const busy = f.uploadStarted(task.taskId, 1);
+    await sleep(200);
+    const heardOf = (n: number) => children.filter((c) => c.told.has(n)).length;
+    assert.equal(heardOf(0), 1, "piece 1 is still being sent: piece 0 waits for spare uplink");
+    busy(true);
+    for (let i = 0; i < 100 && heardOf(0) < 4; i++) await sleep(20);
+    assert.equal(heardOf(0), 4, "uplink idle: piece 0 is announced to everyone");
+    assert.equal(heardOf(1), 4, "and so is piece 1, sent whole too");
+    f.closeAll();
+  });
+
+  it("every piece is announced to everyone forceReleaseMs after it landed, even while being sent", async () => {
+    const task = new FakeTask();
+    const f = feeds(true, { ...policy, forceReleaseMs: 80, tickMs: 200 });
+    const children = subscribe(f, task, 4);
+    task.land(0);
+    f.uploadStarted(task.taskId, 0);
     await sleep(250);
-    for (const c of children) assert.ok(c.told.has(0) && c.told.has(1), "both released");
+    for (const c of children) assert.ok(c.told.has(0), "released");
     f.closeAll();
   });
 

@@ -5,13 +5,18 @@
  * (BitTorrent's "have" messages, Dragonfly's piece sync).
  *
  * A spreader (a seed peer, or the peer fetching the task from the origin) would be
- * asked for each new piece by every child at once. It announces a piece at first to
- * `firstReceivers` subscribers only, taken in turn so consecutive pieces go to
- * different children, and they pass it on through their own feeds. While nobody has
- * fetched the piece from here, each tick offers it to the next subscribers in turn;
- * `releaseMs` after it landed unfetched, or `forceReleaseMs` after it landed at all,
- * it is announced to everyone. So the spreader's uplink carries each piece about once
- * before any piece twice, and no child waits on a receiver that went away.
+ * asked for each new piece by every child at once. It super-seeds instead: a new piece
+ * is announced to `firstReceivers` subscribers only, taken in turn so consecutive
+ * pieces go to different children, and they pass it on through their own feeds. The
+ * rules follow the uploads, not the clock, so they hold at any link speed:
+ * - a piece no child is fetching, or whose every fetch broke off, is offered to the
+ *   next subscribers each tick;
+ * - a piece being sent is left alone however long the send takes;
+ * - a piece sent whole once is in the swarm: it is announced to everyone only when
+ *   this peer's uplink has had no piece of the task to send for `idleReleaseMs`
+ *   (spare uplink goes to second copies, never ahead of first ones);
+ * - `forceReleaseMs` after it landed, every piece is announced to everyone, so no
+ *   child waits for long on a receiver that went away.
  */
 import type { ServerResponse } from "node:http";
 import { BitSet } from "../../common/bitset.js";
@@ -20,10 +25,10 @@ import type { StoredTask } from "../storage/stored-task.js";
 
 export interface SpreadPolicy {
   firstReceivers: number;
-  /** How often an unfetched piece is offered to the next subscribers. */
+  /** How often a piece nobody is fetching is offered to the next subscribers. */
   tickMs: number;
-  /** An unfetched piece is announced to everyone this long after it landed. */
-  releaseMs: number;
+  /** With no piece upload of the task for this long, pieces sent once are announced to everyone. */
+  idleReleaseMs: number;
   /** Every piece is announced to everyone this long after it landed. */
   forceReleaseMs: number;
 }
@@ -35,7 +40,10 @@ interface Subscriber {
 
 interface Spreading {
   landedAt: number;
-  fetched: boolean;
+  /** Uploads of the piece in progress from here. */
+  sending: number;
+  /** Uploads of the piece that finished whole. */
+  sent: number;
 }
 
 /** One task's feeds. */
@@ -46,6 +54,9 @@ class TaskFeeds {
   private readonly released = new BitSet();
   private cursor = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Piece uploads of this task in progress, and when the last one ended. */
+  private uploads = 0;
+  private idleSince = Date.now();
   private readonly onPiece = (n: number) => this.landed(n, Date.now());
   private readonly onFailed = () => this.close();
 
@@ -72,10 +83,21 @@ class TaskFeeds {
     res.once("close", () => this.unsubscribe(sub));
   }
 
-  /** A child started fetching piece `n` from here: a spreader stops offering it around. */
-  fetched(n: number): void {
+  /** A child started fetching piece `n` from here: a spreader stops offering it around while it is sent. */
+  uploadStarted(n: number): void {
+    this.uploads++;
     const s = this.spreading.get(n);
-    if (s) s.fetched = true;
+    if (s) s.sending++;
+  }
+
+  /** That fetch ended, `whole` if every byte went out. */
+  uploadEnded(n: number, whole: boolean, now = Date.now()): void {
+    this.uploads--;
+    if (this.uploads === 0) this.idleSince = now;
+    const s = this.spreading.get(n);
+    if (!s) return;
+    s.sending--;
+    if (whole) s.sent++;
   }
 
   close(): void {
@@ -97,7 +119,7 @@ class TaskFeeds {
       return;
     }
     if (this.released.has(n) || this.spreading.has(n)) return;
-    this.spreading.set(n, { landedAt: now, fetched: false });
+    this.spreading.set(n, { landedAt: now, sending: 0, sent: 0 });
     if (offerNow) this.offer(n, this.policy.firstReceivers);
     this.timer ??= setInterval(() => this.tick(Date.now()), this.policy.tickMs);
   }
@@ -106,10 +128,10 @@ class TaskFeeds {
     if (!this.spreader()) {
       for (const n of [...this.spreading.keys()]) this.release(n);
     }
+    const idle = this.uploads === 0 && now - this.idleSince >= this.policy.idleReleaseMs;
     for (const [n, s] of this.spreading) {
-      const age = now - s.landedAt;
-      if (age >= this.policy.forceReleaseMs || (!s.fetched && age >= this.policy.releaseMs)) this.release(n);
-      else if (!s.fetched) this.offer(n, this.policy.firstReceivers);
+      if (now - s.landedAt >= this.policy.forceReleaseMs || (idle && s.sent > 0)) this.release(n);
+      else if (s.sent === 0 && s.sending === 0) this.offer(n, this.policy.firstReceivers);
     }
     if (this.spreading.size === 0) {
       clearInterval(this.timer);
@@ -177,8 +199,11 @@ export class HaveFeeds {
     feeds.subscribe(res);
   }
 
-  fetched(taskId: string, n: number): void {
-    this.tasks.get(taskId)?.fetched(n);
+  /** A piece upload began; call `ended` when it is over, `whole` if every byte went out. */
+  uploadStarted(taskId: string, n: number): (whole: boolean) => void {
+    const feeds = this.tasks.get(taskId);
+    feeds?.uploadStarted(n);
+    return (whole) => feeds?.uploadEnded(n, whole);
   }
 
   /** Ends every feed of the task (it is deleted). */

@@ -113,7 +113,6 @@ export class UploadServer {
       start = n * task.meta.pieceLength;
       end = start + info.length;
       headers[HEADERS.pieceDigest] = info.digest;
-      if (req.method === "GET") this.feeds.fetched(taskId, n);
     } else {
       if (!task.complete || task.meta.contentLength === null) throw new KilnError("NOT_FOUND", `task ${taskId} is not complete here`);
       const length = task.meta.contentLength;
@@ -145,15 +144,19 @@ export class UploadServer {
     task.touch();
     const sending = this.sending.get(taskId) ?? new Set();
     this.sending.set(taskId, sending.add(res));
+    const pieceSent = piece ? this.feeds.uploadStarted(taskId, Number(piece[2])) : undefined;
+    let sentWhole = false;
     try {
       await sendFile(task.contentPath, start, end, res, (bytes) => {
         this.metrics.uploadBytes.inc(bytes);
         return this.bucket.take(bytes);
       });
+      sentWhole = true;
     } catch (err) {
       res.destroy();
       this.log.debug({ err: (err as Error).message, taskId }, "upload interrupted");
     } finally {
+      pieceSent?.(sentWhole);
       this.active--;
       this.metrics.activeUploads.dec();
       release();
