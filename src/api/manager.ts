@@ -364,16 +364,72 @@ export const TaskOutcome = z.object({
   scheduler_cluster_id: z.number().int(),
   hostname: z.string(),
   ip: z.string(),
+  /** The host's upload port, when known (tells hosts that share a hostname apart). */
+  port: z.number().int().optional(),
   /** "super" for a seed peer, "normal" for a peer (Dragonfly's delete_task results). */
   host_type: z.enum(["normal", "super"]).optional(),
   description: z.string(),
 });
 export type TaskOutcome = z.infer<typeof TaskOutcome>;
 
+/** Where one host stands with one preheated URL, as its scheduler last reported it. */
+export const HostProgress = z.object({
+  hostname: z.string(),
+  ip: z.string(),
+  /** Upload port, when the scheduler reported it. */
+  port: z.number().int().optional(),
+  host_type: z.enum(["normal", "super"]).optional(),
+  /** queued: asked, not started; fetching: registered, getting pieces (from_origin: from the origin itself). */
+  state: z.enum(["queued", "fetching", "succeeded", "failed"]),
+  from_origin: z.boolean().optional(),
+  finished_pieces: z.number().int(),
+  bytes_done: z.number().int(),
+  /** Bytes per second over the last few seconds. */
+  rate_bps: z.number(),
+  error: z.string().optional(),
+});
+export type HostProgress = z.infer<typeof HostProgress>;
+
+/** One URL on one cluster: its size once the origin answered, and every host asked. */
+export const UrlProgress = z.object({
+  url: z.string(),
+  task_id: z.string(),
+  scheduler_cluster_id: z.number().int(),
+  state: z.enum(["pending", "running", "succeeded", "failed"]),
+  content_length: z.number().int().nullable(),
+  total_pieces: z.number().int().nullable(),
+  /** Summed over the hosts asked; the totals are the content times the hosts (null until the size is known). */
+  bytes_done: z.number().int(),
+  bytes_total: z.number().int().nullable(),
+  pieces_done: z.number().int(),
+  pieces_total: z.number().int().nullable(),
+  rate_bps: z.number(),
+  hosts_fetching: z.number().int(),
+  hosts: z.array(HostProgress),
+});
+export type UrlProgress = z.infer<typeof UrlProgress>;
+
+/** Job-wide counts: Dragonfly's three, then kiln's byte and piece sums over every URL (additive, optional). */
+export const JobProgress = z.object({
+  total: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  bytes_done: z.number().int().optional(),
+  /** Null while some URL's size is not known yet. */
+  bytes_total: z.number().int().nullable().optional(),
+  pieces_done: z.number().int().optional(),
+  pieces_total: z.number().int().nullable().optional(),
+  rate_bps: z.number().optional(),
+  hosts_fetching: z.number().int().optional(),
+});
+export type JobProgress = z.infer<typeof JobProgress>;
+
 export const JobResult = z.object({
   /** Blob or file URLs the job preheats (an image resolved to its config and layers). */
   urls: z.array(z.string()),
-  progress: z.object({ total: z.number().int(), succeeded: z.number().int(), failed: z.number().int() }),
+  progress: JobProgress,
+  /** Preheat: live progress per URL and cluster, per host. */
+  tasks: z.array(UrlProgress).optional(),
   success_tasks: z.array(TaskOutcome),
   failure_tasks: z.array(TaskOutcome),
   /** Readable log: what failed and why, in order. */

@@ -257,6 +257,10 @@ export const TaskStatus = z.object({
       isSeed: z.boolean(),
       state: PeerState,
       finishedPieces: z.number().int(),
+      /** Bytes of the pieces it holds (the last piece may be short); absent from schedulers before it was added. */
+      finishedBytes: z.number().int().min(0).optional(),
+      /** The host's upload port: with the IP it tells hosts that share a hostname apart. */
+      port: z.number().int().min(1).max(65535).optional(),
       error: TaskError.nullable(),
     }),
   ),

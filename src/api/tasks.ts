@@ -29,6 +29,8 @@ export const TaskHolder = z.object({
   host_id: z.string(),
   hostname: z.string(),
   ip: z.string(),
+  /** The host's upload port (with the IP, tells hosts that share a hostname apart). */
+  port: z.number().int().optional(),
   host_type: HostType,
   state: HolderState,
   finished_pieces: z.number().int(),

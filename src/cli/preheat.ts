@@ -12,6 +12,8 @@ import { validateExplicitPieceLength } from "../common/piece.js";
 import { DEFAULT_PREHEAT_FILTER } from "../common/defaults.js";
 import { addManagerOption, fail, parseDuration } from "./token.js";
 import { collect, parseBytes, parsePositiveInt } from "./options.js";
+import { hostLabel } from "../common/host-label.js";
+import { LogCursor, percentDone, progressSummary } from "./job-progress.js";
 
 interface PreheatFlags {
   manager: string;
@@ -79,52 +81,51 @@ export function preheatBody(type: "image" | "file", urls: string[], f: PreheatFl
   return { type: "preheat", args, ...(f.cluster.length ? { scheduler_cluster_ids: f.cluster } : {}) };
 }
 
-function progressLine(job: JobView): string {
-  const p = job.result?.progress;
-  if (!p) return `job ${job.id}: ${job.state}, resolving`;
-  return `job ${job.id}: ${job.state}, ${p.succeeded + p.failed}/${p.total} task(s) done (${p.failed} failed)`;
-}
-
-/** Polls the job until it ends, with a progress bar on a terminal (a line per change otherwise). */
+/** Polls the job until it ends: a progress bar on a terminal (a line per change otherwise), and each log line as it comes. */
 export async function follow(client: OpenApiClient, job: JobView, f: { progress: boolean; pollMs: number }, what = "preheat"): Promise<JobView> {
-  const bar =
-    f.progress && process.stderr.isTTY
-      ? new cliProgress.SingleBar({ format: `${what} |{bar}| {value}/{total} tasks | {state}`, stream: process.stderr }, cliProgress.Presets.shades_classic)
-      : undefined;
+  const tty = f.progress && process.stderr.isTTY;
+  const bars = tty
+    ? new cliProgress.MultiBar(
+        { format: `${what} |{bar}| {percentage}% | {summary}`, stream: process.stderr, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  const bar = bars?.create(100, 0, { summary: "resolving" });
+  const cursor = new LogCursor();
   let last = "";
-  bar?.start(1, 0, { state: job.state });
   try {
     for (;;) {
-      const p = job.result?.progress;
-      if (bar) {
-        bar.setTotal(Math.max(1, p?.total ?? 1));
-        bar.update((p?.succeeded ?? 0) + (p?.failed ?? 0), { state: job.state });
-      } else if (f.progress) {
-        const line = progressLine(job);
-        if (line !== last) process.stderr.write(`${line}\n`);
-        last = line;
+      if (f.progress) {
+        for (const line of cursor.next(job)) {
+          if (bars) bars.log(`${line}\n`);
+          else process.stderr.write(`  ${line}\n`);
+        }
+        const summary = progressSummary(job);
+        if (bar) bar.update(percentDone(job), { summary });
+        else if (summary !== last) process.stderr.write(`job ${job.id}: ${job.state}, ${summary}\n`);
+        last = summary;
       }
       if (job.state !== "PENDING") return job;
       await new Promise((r) => setTimeout(r, f.pollMs));
       job = await client.getJob(job.id);
     }
   } finally {
-    bar?.stop();
+    bars?.stop();
   }
 }
 
-function report(job: JobView, json: boolean | undefined): void {
+function report(job: JobView, json: boolean | undefined, logShown = false): void {
   if (json) process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
   const r = job.result;
   if (job.state === "SUCCESS") {
     if (!json) {
-      const peers = new Set(r?.success_tasks.map((t) => `${t.hostname} (${t.ip})`));
+      const peers = new Set(r?.success_tasks.map((t) => hostLabel(t)));
       process.stdout.write(`SUCCESS: job ${job.id} preheated ${r?.urls.length ?? 0} URL(s) on ${[...peers].join(", ") || "no peer"}\n`);
     }
     return;
   }
   process.stderr.write(`FAILURE: job ${job.id}: ${r?.error ?? "no reason recorded"}\n`);
-  for (const line of r?.log ?? []) process.stderr.write(`  ${line}\n`);
+  if (!logShown) for (const line of r?.log ?? []) process.stderr.write(`  ${line}\n`);
   process.exitCode = 1;
 }
 
@@ -178,7 +179,7 @@ function addPreheatCommand(parent: Command, type: "image" | "file", description:
           return;
         }
         if (f.progress && !f.json) process.stderr.write(`job ${job.id} created (${job.task_id})\n`);
-        report(await follow(client, job, f), f.json);
+        report(await follow(client, job, f), f.json, f.progress);
       } catch (err) {
         fail(`preheat ${type}`, err);
       }

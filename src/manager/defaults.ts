@@ -24,6 +24,8 @@ export const MANAGER = {
   jobTimeoutMs: 60 * 60_000,
   /** How often a running job asks the scheduler for its task's state. */
   jobPollMs: 500,
+  /** A running job's result (its live progress) is written at most this often. */
+  progressWriteMs: 1_000,
   /** URLs of one job dispatched at once (args.concurrent_task_count default). */
   concurrentTaskCount: 8,
   sessionTtlMs: 24 * 60 * 60_000,

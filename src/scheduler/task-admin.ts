@@ -21,6 +21,7 @@ export function taskHolders(resource: Resource, taskId: string): TaskHoldersRepl
     host_id: p.host.id,
     hostname: p.host.info.hostname,
     ip: p.host.info.ip,
+    port: p.host.info.uploadPort,
     host_type: hostTypeOf(p.host.isSeed),
     state: p.state === "succeeded" ? ("finished" as const) : ("downloading" as const),
     finished_pieces: p.pieces.size,

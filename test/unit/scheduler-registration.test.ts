@@ -189,7 +189,7 @@ describe("reports", () => {
 });
 
 describe("the status view", () => {
-  it("shows the task and every peer with its host, state, pieces and error", () => {
+  it("shows the task and every peer with its host and port, state, pieces, bytes and error", () => {
     const { register, reports, r } = units();
     const src = register("src", "h1");
     register("child", "h2");
@@ -208,8 +208,8 @@ describe("the status view", () => {
       access: null,
     });
     assert.deepEqual(st.peers, [
-      { peerId: "src", hostId: "h1", hostname: "name-h1", ip: "10.0.0.7", isSeed: false, state: "back_to_source", finishedPieces: 2, error: null },
-      { peerId: "child", hostId: "h2", hostname: "name-h2", ip: "10.0.0.7", isSeed: false, state: "failed", finishedPieces: 0, error },
+      { peerId: "src", hostId: "h1", hostname: "name-h1", ip: "10.0.0.7", port: 4000, isSeed: false, state: "back_to_source", finishedPieces: 2, finishedBytes: 2 * PL, error: null },
+      { peerId: "child", hostId: "h2", hostname: "name-h2", ip: "10.0.0.7", port: 4000, isSeed: false, state: "failed", finishedPieces: 0, finishedBytes: 0, error },
     ]);
   });
 });

@@ -1,12 +1,14 @@
 /**
- * One preheat, live while PENDING (every 2 s): progress, every host that got each URL,
+ * One preheat, live while PENDING (every 2 s): bytes and pieces per URL and host, every host that got each URL,
  * every one that failed and why, the log, and cancel.
  */
-import { Alert, Anchor, Button, Card, Group, Loader, Progress, Stack, Table, Text } from "@mantine/core";
+import { Alert, Anchor, Button, Card, Group, Loader, Stack, Table, Text } from "@mantine/core";
 import { Link } from "wouter";
 import type { JobView, TaskOutcome } from "@api/manager";
 import { useCancelJob, useJob, useMe } from "../lib/queries";
-import { ErrorNote, GREEN, JobStateBadge, PageTitle, Time } from "../ui/bits";
+import { hostAddress } from "@common/host-label";
+import { ErrorNote, JobStateBadge, PageTitle, Time } from "../ui/bits";
+import { JobProgressBar, UrlProgressList } from "../ui/preheat-progress";
 
 function Outcomes({ title, rows, failed, clusters }: { title: string; rows: TaskOutcome[]; failed: boolean; clusters: JobView["scheduler_clusters"] }) {
   const clusterName = (id: number) => clusters.find((c) => c.id === id)?.name ?? (id ? String(id) : "—");
@@ -18,33 +20,35 @@ function Outcomes({ title, rows, failed, clusters }: { title: string; rows: Task
       {rows.length === 0 ? (
         <Text size="sm">None.</Text>
       ) : (
-        <Table mt="xs" striped data-testid={failed ? "failure-tasks" : "success-tasks"}>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Host</Table.Th>
-              <Table.Th>IP</Table.Th>
-              <Table.Th>Cluster</Table.Th>
-              <Table.Th>URL</Table.Th>
-              <Table.Th>Task ID</Table.Th>
-              {failed && <Table.Th>Reason</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {rows.map((o, i) => (
-              // biome-ignore lint/suspicious/noArrayIndexKey: one host may report the same task twice (retries); the row order is fixed
-              <Table.Tr key={`${o.task_id}-${o.hostname}-${i}`}>
-                <Table.Td>{o.hostname || "—"}</Table.Td>
-                <Table.Td>{o.ip || "—"}</Table.Td>
-                <Table.Td>{clusterName(o.scheduler_cluster_id)}</Table.Td>
-                <Table.Td style={{ wordBreak: "break-all" }}>{o.url}</Table.Td>
-                <Table.Td style={{ wordBreak: "break-all" }}>
-                  <code>{o.task_id || "—"}</code>
-                </Table.Td>
-                {failed && <Table.Td>{o.description}</Table.Td>}
+        <Table.ScrollContainer minWidth={640} type="native">
+          <Table mt="xs" striped data-testid={failed ? "failure-tasks" : "success-tasks"}>
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Host</Table.Th>
+                <Table.Th>Address</Table.Th>
+                <Table.Th>Cluster</Table.Th>
+                <Table.Th>URL</Table.Th>
+                <Table.Th>Task ID</Table.Th>
+                {failed && <Table.Th>Reason</Table.Th>}
               </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+            </Table.Thead>
+            <Table.Tbody>
+              {rows.map((o, i) => (
+                // biome-ignore lint/suspicious/noArrayIndexKey: one host may report the same task twice (retries); the row order is fixed
+                <Table.Tr key={`${o.task_id}-${o.hostname}-${i}`}>
+                  <Table.Td>{o.hostname || "—"}</Table.Td>
+                  <Table.Td>{o.ip ? <code>{hostAddress(o)}</code> : "—"}</Table.Td>
+                  <Table.Td>{clusterName(o.scheduler_cluster_id)}</Table.Td>
+                  <Table.Td style={{ wordBreak: "break-all" }}>{o.url}</Table.Td>
+                  <Table.Td style={{ wordBreak: "break-all" }}>
+                    <code>{o.task_id || "—"}</code>
+                  </Table.Td>
+                  {failed && <Table.Td>{o.description}</Table.Td>}
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
       )}
     </Card>
   );
@@ -92,8 +96,6 @@ export default function PreheatDetail({ id }: { id: number }) {
   if (!job.data) return <ErrorNote error={job.error} title={`Could not load preheat ${id}`} />;
   const j = job.data;
   const r = j.result;
-  const done = r ? r.progress.succeeded + r.progress.failed : 0;
-  const percent = r?.progress.total ? Math.round((100 * done) / r.progress.total) : 0;
   return (
     <Stack>
       <PageTitle
@@ -123,19 +125,13 @@ export default function PreheatDetail({ id }: { id: number }) {
           </Text>
         )}
       </Group>
-      <div>
-        <Text size="sm" id="progress-label">
-          {r ? `${done} of ${r.progress.total} URL×cluster tasks done: ${r.progress.succeeded} succeeded, ${r.progress.failed} failed` : "Not started yet"}
-        </Text>
-        <Progress.Root mt={4} size="lg">
-          <Progress.Section value={percent} color={r?.progress.failed ? "red.9" : GREEN} aria-labelledby="progress-label" />
-        </Progress.Root>
-      </div>
+      <JobProgressBar result={r} />
       {r?.error && (
         <Alert color="red.9" variant="outline" title="Why it failed" role="alert">
           {r.error}
         </Alert>
       )}
+      <UrlProgressList tasks={r?.tasks ?? []} clusterName={(id) => j.scheduler_clusters.find((c) => c.id === id)?.name ?? String(id)} />
       <Outcomes title="Hosts that got it" rows={r?.success_tasks ?? []} failed={false} clusters={j.scheduler_clusters} />
       <Outcomes title="Hosts that failed" rows={r?.failure_tasks ?? []} failed={true} clusters={j.scheduler_clusters} />
       <Card withBorder component="section" aria-label="Log">

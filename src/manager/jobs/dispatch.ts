@@ -40,6 +40,14 @@ export interface DispatchOptions {
   pollMs: number;
   /** Called with each host's outcome as soon as it is known. */
   onOutcome: (o: TaskOutcome, ok: boolean) => void;
+  /** Follows the hosts' progress (progress.ts's UrlTracker). */
+  tracker?: DispatchTracker;
+}
+
+export interface DispatchTracker {
+  asked(reply: PreheatReply): void;
+  status(status: TaskStatus): void;
+  settle(hostId: string, ok: boolean, reason: string): void;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -83,9 +91,14 @@ export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions)
     return;
   }
   const { client, reply } = asked;
-  const outcome = (h: { hostname: string; ip: string }, description: string, ok: boolean) =>
-    opts.onOutcome({ ...base, task_id: reply.taskId, hostname: h.hostname, ip: h.ip, description }, ok);
-  const pending = new Map<string, { hostname: string; ip: string }>();
+  opts.tracker?.asked(reply);
+  const ports = new Map<string, number>();
+  const outcome = (h: PendingHost, description: string, ok: boolean) => {
+    opts.tracker?.settle(h.hostId, ok, description);
+    const port = ports.get(h.hostId);
+    opts.onOutcome({ ...base, task_id: reply.taskId, hostname: h.hostname, ip: h.ip, ...(port ? { port } : {}), description }, ok);
+  };
+  const pending = new Map<string, PendingHost>();
   for (const h of reply.hosts) {
     if (h.accepted) pending.set(h.hostId, h);
     else outcome(h, `peer refused the preheat: ${h.error ?? "no reason given"}`, false);
@@ -104,7 +117,11 @@ export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions)
         return;
       }
     }
-    if (status) settle(status, pending, outcome);
+    if (status) {
+      for (const p of status.peers) if (p.port) ports.set(p.hostId, p.port);
+      opts.tracker?.status(status);
+      settle(status, pending, outcome);
+    }
     if (pending.size) await sleep(opts.pollMs, opts.signal);
   }
   // Ended early (timeout, deletion, shutdown): what was still running is reported with the reason.
@@ -112,11 +129,13 @@ export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions)
   for (const h of pending.values()) outcome(h, `${reason}${lastError ? ` (last scheduler error: ${lastError})` : ""}`, false);
 }
 
-function settle(
-  status: TaskStatus,
-  pending: Map<string, { hostname: string; ip: string }>,
-  outcome: (h: { hostname: string; ip: string }, description: string, ok: boolean) => void,
-): void {
+interface PendingHost {
+  hostId: string;
+  hostname: string;
+  ip: string;
+}
+
+function settle(status: TaskStatus, pending: Map<string, PendingHost>, outcome: (h: PendingHost, description: string, ok: boolean) => void): void {
   for (const [hostId, h] of [...pending]) {
     const peers = status.peers.filter((p) => p.hostId === hostId);
     const done = peers.find((p) => p.state === "succeeded");

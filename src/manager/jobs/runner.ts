@@ -15,6 +15,8 @@ import { readResult, readStoredArgs, readTaskJobArgs } from "./view.js";
 import { TaskJobs, type TaskJobType } from "./task-jobs.js";
 import { dispatchTargets, dispatchUrl, type DispatchTarget } from "./dispatch.js";
 import { eachLimit } from "../../common/each-limit.js";
+import { UrlTracker, jobProgress } from "./progress.js";
+import { hostLabel } from "../../common/host-label.js";
 
 export interface RunnerOptions {
   pollMs: number;
@@ -162,11 +164,19 @@ export class JobRunner {
     writer: ResultWriter,
     signal: AbortSignal,
   ): Promise<void> {
-    const pairs = targets.flatMap((target) => items.map((item) => ({ target, item })));
+    const log = (line: string) => result.log.push(`${nowIso()} ${line}`);
+    const pairs = targets.flatMap((target) =>
+      items.map((item) => ({ target, item, tracker: new UrlTracker(item.url, target.clusterId, target.clusterName, log) })),
+    );
     result.progress.total = pairs.length;
-    writer.schedule();
+    result.tasks = pairs.map((p) => p.tracker.view);
+    const update = () => {
+      result.progress = jobProgress(result.progress, result.tasks ?? []);
+      writer.schedule();
+    };
+    update();
     const filters = parseFilter(args.filteredQueryParams ?? PREHEAT_DEFAULTS.filteredQueryParams);
-    await eachLimit(pairs, args.concurrent_task_count ?? MANAGER.concurrentTaskCount, async ({ target, item }) => {
+    await eachLimit(pairs, args.concurrent_task_count ?? MANAGER.concurrentTaskCount, async ({ target, item, tracker }) => {
       if (signal.aborted) return;
       const download: DownloadSpecInput = {
         url: item.fetchUrl,
@@ -190,12 +200,23 @@ export class JobRunner {
         },
         signal,
         pollMs: this.opts.pollMs,
+        tracker: {
+          asked: (reply) => {
+            tracker.asked(reply);
+            update();
+          },
+          status: (status) => {
+            tracker.status(status);
+            update();
+          },
+          settle: (hostId, ok, reason) => tracker.settle(hostId, ok, reason),
+        },
         onOutcome: (o: TaskOutcome, ok: boolean) => {
           if (ok) result.success_tasks.push(o);
           else {
             failed = true;
             result.failure_tasks.push(o);
-            const where = o.hostname ? ` on ${o.hostname} (${o.ip})` : "";
+            const where = o.hostname ? ` on ${hostLabel(o)}` : "";
             result.log.push(`${nowIso()} [${target.clusterName}] ${o.url}${where}: ${o.description}`);
           }
           writer.schedule();
@@ -203,16 +224,18 @@ export class JobRunner {
       });
       if (failed) result.progress.failed++;
       else result.progress.succeeded++;
-      writer.schedule();
+      tracker.finish(failed);
+      update();
     });
   }
 }
 
-/** Writes a running job's result, at most one write in flight, the latest state always last. */
+/** Writes a running job's result, at most one write in flight and one a second (progress changes every poll), the latest state always last. */
 class ResultWriter {
   private running: Promise<void> = Promise.resolve();
   private dirty = false;
   private inFlight = false;
+  private lastWrite = 0;
 
   constructor(
     private readonly store: Store,
@@ -226,6 +249,9 @@ class ResultWriter {
     this.inFlight = true;
     this.running = (async () => {
       while (this.dirty) {
+        const wait = this.lastWrite + MANAGER.progressWriteMs - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        this.lastWrite = Date.now();
         this.dirty = false;
         if (this.result.log.length > MANAGER.maxLogLines) this.result.log.splice(0, this.result.log.length - MANAGER.maxLogLines);
         try {
