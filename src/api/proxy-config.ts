@@ -8,7 +8,7 @@ import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_PROXY_FILTER } from "../common/defaults.js";
 import { KilnError } from "../common/errors.js";
-import { blobUrlPattern } from "../common/oci.js";
+import { blobUrlPattern, manifestByDigestUrlPattern } from "../common/oci.js";
 import { compilesAsRegExp } from "./common.js";
 
 export const ProxyAction = z.enum(["p2p", "direct", "refuse"]);
@@ -50,11 +50,15 @@ export const ProxyConfigFile = z
 export type ProxyConfigFile = z.infer<typeof ProxyConfigFile>;
 
 /**
- * Registry blob downloads whose digest kiln verifies go through P2P; everything else
- * allowed is forwarded as is. The pattern comes from common/oci.ts, so it matches
- * exactly the blobs task IDs are keyed by and the proxy answers with their digest.
+ * Registry blob downloads and manifests by digest, whose digest kiln verifies, go
+ * through P2P; everything else allowed is forwarded as is (manifests by tag too, which
+ * are remembered for when the registry fails). The patterns come from common/oci.ts,
+ * so they match exactly the URLs the proxy answers with their digest.
  */
-export const DEFAULT_PROXY_RULES: readonly ProxyRule[] = [{ regex: blobUrlPattern(), action: "p2p" }];
+export const DEFAULT_PROXY_RULES: readonly ProxyRule[] = [
+  { regex: blobUrlPattern(), action: "p2p" },
+  { regex: manifestByDigestUrlPattern(), action: "p2p" },
+];
 
 /** A proxy's effective settings: flags over the config file over the defaults. */
 export interface ProxyPolicyOptions {

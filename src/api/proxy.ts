@@ -31,6 +31,11 @@ export const KILN_PROXY_HEADERS = {
    * instead of the bytes (answered with LOCAL_COPY_CONTENT_TYPE, to loopback clients only).
    */
   localCopy: "x-kiln-local-copy",
+  /**
+   * Response: the registry failed and this manifest answer comes from what the peer
+   * remembered of a tag: `age=<seconds>; reason="<how the registry failed>"`.
+   */
+  stale: "x-kiln-stale",
 } as const;
 
 /** How a transfer ended, as the result trailer carries it. */

@@ -5,7 +5,7 @@ import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
 import { assertPortsFree } from "./ports.js";
 import { assertSecretsSet, clusterSecretFromEnv, requireSecretOption } from "./cluster-secret.js";
-import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
+import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, staleTagsFrom, type ProxyFlags } from "./proxy-options.js";
 import { createLogger } from "../common/logger.js";
 import { ManagerMembershipClient, startManagerKeepAlive } from "../api/manager-client.js";
 import { HostAnnounce } from "../api/scheduler.js";
@@ -210,6 +210,7 @@ export function registerPeerCommand(program: Command): void {
       proxy,
       registryMirror: registryMirrorFrom(f),
       accessCheckTtlMs: f.accessCheckTtlMs,
+      staleTags: staleTagsFrom(f),
       caDir: f.caDir,
       gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
       residentTasks: f.residentTasks,

@@ -14,6 +14,9 @@ export interface ProxyFlags {
   registryInsecure?: boolean;
   caDir: string;
   accessCheckTtlMs: number;
+  staleTags: boolean;
+  staleTagMaxAgeMs: number;
+  tagTimeoutMs: number;
 }
 
 function hostPattern(value: string, previous: string[]): string[] {
@@ -36,7 +39,30 @@ export function addProxyOptions(cmd: Command): Command {
       "content that needed credentials at its origin: how long the origin's yes or no to a client's credentials is remembered",
       parsePositiveInt,
       PROXY.accessCheckTtlMs,
+    )
+    .option(
+      "--stale-tags",
+      "while a registry fails (no connection, no answer in time, 5xx, 429), answer a manifest request by tag from its last answer, marked stale (default on)",
+      PROXY.staleTags,
+    )
+    .option("--no-stale-tags", "never answer a tag from memory: a failing registry's failure is what the client gets")
+    .option(
+      "--stale-tag-max-age-ms <ms>",
+      "while the registry fails, answer a tag from memory only if the registry gave that answer at most this long ago (0: any age)",
+      parsePositiveInt,
+      PROXY.staleTagMaxAgeMs,
+    )
+    .option(
+      "--tag-timeout-ms <ms>",
+      "a registry that has not answered a manifest request by tag within this long has failed",
+      parsePositiveInt,
+      PROXY.tagTimeoutMs,
     );
+}
+
+/** Stale-tag answers as the flags set them; null when switched off. */
+export function staleTagsFrom(f: ProxyFlags): { maxAgeMs: number; timeoutMs: number } | null {
+  return f.staleTags ? { maxAgeMs: f.staleTagMaxAgeMs, timeoutMs: f.tagTimeoutMs } : null;
 }
 
 /** Flags over the config file over the defaults; host lists are merged. */

@@ -11,7 +11,7 @@ import { parsePort } from "./options.js";
 import { stopOnSignal } from "./signals.js";
 import { assertPortsFree } from "./ports.js";
 import { loadOrCreateClusterSecret } from "./cluster-secret.js";
-import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, type ProxyFlags } from "./proxy-options.js";
+import { addProxyOptions, proxyPolicyFrom, registryMirrorFrom, staleTagsFrom, type ProxyFlags } from "./proxy-options.js";
 
 interface UpFlags extends ProxyFlags {
   dataDir: string;
@@ -91,6 +91,7 @@ export function registerUpCommand(program: Command): void {
         proxy,
         registryMirror: registryMirrorFrom(f),
         accessCheckTtlMs: f.accessCheckTtlMs,
+        staleTags: staleTagsFrom(f),
         caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir,
       }),
     );

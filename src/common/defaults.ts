@@ -152,6 +152,20 @@ export const PROXY = {
   accessCheckTimeoutMs: 10_000,
   /** Such answers remembered at most. */
   accessCheckEntries: 10_000,
+  /** The largest manifest served from the swarm (the distribution registry's own limit). */
+  manifestMaxBytes: 4 * MiB,
+  /** Answer a tag from the last answer the registry gave when the registry fails (conn refused, timeout, 5xx, 429). */
+  staleTags: true,
+  /** A remembered tag older than this is not answered (0: any age). */
+  staleTagMaxAgeMs: 7 * 24 * 60 * 60_000,
+  /** A registry that has not answered a manifest request by tag within this long has failed. */
+  tagTimeoutMs: 10_000,
+  /** Tags remembered per peer at most (least recently answered forgotten first). */
+  tagEntries: 50_000,
+  /** Remembered tags are written to disk at most this often. */
+  tagSaveDelayMs: 1_000,
+  /** Whether a manifest is public, remembered for this many manifests at most. */
+  anonymousManifestEntries: 50_000,
 } as const;
 
 /** The containerd proxy snapshotter (`kiln snapshotter`) and image acceleration (`kiln accelerate`). */

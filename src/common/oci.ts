@@ -65,3 +65,36 @@ export function blobUrlPattern(algorithms: readonly DigestAlgorithm[] = VERIFIED
 function isDigestAlgorithm(s: string): s is DigestAlgorithm {
   return Object.hasOwn(DIGEST_HEX_LENGTH, s);
 }
+
+const MANIFEST_PATH = new RegExp(`^/v2/(${REPOSITORY})/manifests/([^/?#]+)$`);
+/** The distribution spec's tag grammar. */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/** A manifest URL: by digest (content, checked against it) or by tag (a name that may move). */
+export type ManifestUrlRef =
+  | { repository: string; kind: "digest"; algorithm: DigestAlgorithm; hex: string; digest: string }
+  | { repository: string; kind: "tag"; tag: string };
+
+/** `/v2/<repository>/manifests/<tag or digest>` → its parts; undefined for anything else. */
+export function parseManifestPath(pathname: string): ManifestUrlRef | undefined {
+  const m = MANIFEST_PATH.exec(pathname);
+  if (!m) return undefined;
+  const [, repository, reference] = m as unknown as [string, string, string];
+  const digest = /^([a-z0-9]+):([a-f0-9]+)$/.exec(reference);
+  if (digest) {
+    const [, algorithm, hex] = digest as unknown as [string, string, string];
+    if (!isDigestAlgorithm(algorithm) || DIGEST_HEX_LENGTH[algorithm] !== hex.length) return undefined;
+    return { repository, kind: "digest", algorithm, hex, digest: reference };
+  }
+  return TAG.test(reference) ? { repository, kind: "tag", tag: reference } : undefined;
+}
+
+export function parseManifestUrl(url: URL): ManifestUrlRef | undefined {
+  return parseManifestPath(url.pathname);
+}
+
+/** Like blobUrlPattern, for manifests by digest (content kiln checks against its digest before serving it). */
+export function manifestByDigestUrlPattern(algorithms: readonly DigestAlgorithm[] = VERIFIED_BLOB_ALGORITHMS): string {
+  const digests = algorithms.map((a) => `${a}:[a-f0-9]{${DIGEST_HEX_LENGTH[a]}}`).join("|");
+  return `^https?://[^/?#]+/v2/${REPOSITORY}/manifests/(?:${digests})(?:[?#]|$)`;
+}

@@ -12,6 +12,8 @@ import type { Labels } from "../api/peers.js";
 import { PeerEngine } from "./download/engine.js";
 import { PeerMetrics } from "./metrics.js";
 import { ProxyServer } from "./proxy/server.js";
+import type { StaleTagOptions } from "./proxy/manifest-by-tag.js";
+import { TagMemory } from "./proxy/tag-memory.js";
 import { ProxyPolicy } from "./proxy/rules.js";
 import { CertificateAuthority } from "./proxy/ca.js";
 import { defaultProxyPolicy, type ProxyPolicyOptions } from "../api/proxy-config.js";
@@ -55,6 +57,8 @@ export interface PeerConfig {
   caDir: string;
   /** How long an origin's answer to a proxy client's credentials is remembered (content that needed credentials). */
   accessCheckTtlMs: number;
+  /** Manifest requests by tag answered from the registry's last answer while it fails (peers with a proxy); null: switched off. */
+  staleTags: StaleTagOptions | null;
   gc: GcPolicy & { intervalMs: number };
   /** Tasks whose metadata stays in memory; the rest are read back from disk when asked for. */
   residentTasks: number;
@@ -89,6 +93,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     registryMirror: { insecure: false },
     caDir: DEFAULT_CA_DIR,
     accessCheckTtlMs: PROXY.accessCheckTtlMs,
+    staleTags: PROXY.staleTags ? { maxAgeMs: PROXY.staleTagMaxAgeMs, timeoutMs: PROXY.tagTimeoutMs } : null,
     gc: {
       intervalMs: PEER.gcIntervalMs,
       taskTtlMs: PEER.taskTtlMs,
@@ -173,6 +178,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   ctx.hostId = hostId;
 
   let proxy: ProxyServer | undefined;
+  let tagMemory: TagMemory | undefined;
   let proxyPort: number | null = null;
   const { defaultRegistry } = cfg.registryMirror;
   // The configured registry is always reachable; every other host must be allowed explicitly.
@@ -182,7 +188,11 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     if (policy.openProxy) log.warn("proxy allows every host (*): it is an open proxy to anyone who can reach its port");
     const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
     const { registryMirror, accessCheckTtlMs } = cfg;
-    proxy = new ProxyServer(engine, log, { policy, registryMirror, metrics, accessCheckTtlMs, ...(ca ? { ca } : {}) });
+    tagMemory = cfg.staleTags
+      ? await TagMemory.load(join(cfg.dataDir, "registry-tags.json"), { maxEntries: PROXY.tagEntries, saveDelayMs: PROXY.tagSaveDelayMs }, log)
+      : undefined;
+    const staleTags = tagMemory && cfg.staleTags ? { staleTags: { memory: tagMemory, opts: cfg.staleTags } } : {};
+    proxy = new ProxyServer(engine, log, { policy, registryMirror, metrics, accessCheckTtlMs, ...staleTags, ...(ca ? { ca } : {}) });
     proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
   }
   if (cfg.containerd && proxyPort !== null) {
@@ -267,7 +277,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
       await engine!.shutdown();
       await storage.flush();
       await scheduler.leaveHost(hostId).catch(() => undefined);
-      await Promise.all([upload.close(), proxy?.close(), new Promise((r) => (metricsServer ? metricsServer.close(r) : r(undefined)))]);
+      await Promise.all([upload.close(), proxy?.close(), tagMemory?.flush(), new Promise((r) => (metricsServer ? metricsServer.close(r) : r(undefined)))]);
     },
   };
 }

@@ -5,7 +5,15 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DIGEST_HEX_LENGTH, blobUrlPattern, isVerifiedBlob, parseBlobPath, parseBlobUrl } from "../../src/common/oci.js";
+import {
+  DIGEST_HEX_LENGTH,
+  blobUrlPattern,
+  isVerifiedBlob,
+  manifestByDigestUrlPattern,
+  parseBlobPath,
+  parseBlobUrl,
+  parseManifestUrl,
+} from "../../src/common/oci.js";
 import { taskIdFor } from "../../src/common/task-id.js";
 import { DEFAULT_PROXY_RULES, defaultProxyPolicy } from "../../src/api/proxy-config.js";
 import { ProxyPolicy } from "../../src/peer/proxy/rules.js";
@@ -58,18 +66,52 @@ describe("OCI blob URLs: one definition", () => {
       const blob = parseBlobUrl(url);
       // The task is keyed by the digest exactly when the URL is a blob (any recognised algorithm).
       assert.equal(taskIdFor({ url }) === blob?.hex, blob !== undefined, `task ID of ${url}`);
-      // Through P2P by default exactly when the blob's digest is checked before it is complete.
+      // Through P2P by default exactly when the blob's (or manifest's) digest is checked before it is served.
       const p2p = policy.decide(new URL(url), "GET").action === "p2p";
-      assert.equal(p2p, isVerifiedBlob(blob), `default rule for ${url}`);
-      assert.equal(p2p, blob?.algorithm === "sha256", `only sha256 blobs are verified, so only they go P2P: ${url}`);
+      const manifest = parseManifestUrl(new URL(url));
+      const verifiedManifest = manifest?.kind === "digest" && manifest.algorithm === "sha256";
+      assert.equal(p2p, isVerifiedBlob(blob) || verifiedManifest, `default rule for ${url}`);
+      assert.equal(p2p, blob?.algorithm === "sha256" || verifiedManifest, `only sha256 content is verified, so only it goes P2P: ${url}`);
       // The proxy vouches for the digest of exactly those.
       assert.equal(digestHeaders(new URL(url))["docker-content-digest"], p2p ? blob?.digest : undefined, `digest header for ${url}`);
     }
   });
 
   it("the default rule is the pattern oci.ts makes, and that pattern can also cover sha512", () => {
-    assert.deepEqual(DEFAULT_PROXY_RULES, [{ regex: blobUrlPattern(), action: "p2p" }]);
+    assert.deepEqual(DEFAULT_PROXY_RULES, [
+      { regex: blobUrlPattern(), action: "p2p" },
+      { regex: manifestByDigestUrlPattern(), action: "p2p" },
+    ]);
     const both = new RegExp(blobUrlPattern(["sha256", "sha512"]));
     for (const [url] of CASES) assert.equal(both.test(new URL(url).toString()), parseBlobUrl(url) !== undefined, url);
+  });
+});
+
+describe("OCI manifest URLs", () => {
+  const MANIFESTS: [string, { kind: "digest" | "tag"; repository: string; reference: string } | undefined][] = [
+    [`https://r.example/v2/library/ubuntu/manifests/sha256:${H64}`, { kind: "digest", repository: "library/ubuntu", reference: `sha256:${H64}` }],
+    [`http://127.0.0.1:5000/v2/a/b/manifests/v1.2_rc-3?ns=docker.io`, { kind: "tag", repository: "a/b", reference: "v1.2_rc-3" }],
+    [`https://r.example/v2/a/manifests/latest`, { kind: "tag", repository: "a", reference: "latest" }],
+    [`https://r.example/v2/a/manifests/sha512:${H128}`, { kind: "digest", repository: "a", reference: `sha512:${H128}` }],
+    [`https://r.example/v2/a/manifests/sha256:${H64}00`, undefined],
+    [`https://r.example/v2/a/manifests/.hidden`, undefined],
+    [`https://r.example/v2/a/manifests/${"t".repeat(129)}`, undefined],
+    [`https://r.example/mirror/v2/a/manifests/latest`, undefined],
+    [`https://r.example/v2/manifests/latest`, undefined],
+    [`https://r.example/v2/a/blobs/sha256:${H64}`, undefined],
+  ];
+
+  it("parseManifestUrl tells digests from tags, and the default P2P rule takes exactly the sha256 digests", () => {
+    const rule = new RegExp(manifestByDigestUrlPattern());
+    for (const [url, want] of MANIFESTS) {
+      const m = parseManifestUrl(new URL(url));
+      if (!want) assert.equal(m, undefined, url);
+      else {
+        assert.equal(m?.kind, want.kind, url);
+        assert.equal(m?.repository, want.repository, url);
+        assert.equal(m?.kind === "digest" ? m.digest : m?.tag, want.reference, url);
+      }
+      assert.equal(rule.test(url), m?.kind === "digest" && m.algorithm === "sha256", `rule for ${url}`);
+    }
   });
 });

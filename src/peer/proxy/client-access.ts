@@ -5,13 +5,13 @@
  * client's own credentials, a HEAD of the URL the client asked for.
  *
  * A yes holds for the client's credentials, the origin and the repository for
- * `ttlMs`, when the blob is one of the repository the content was fetched from: one
- * round trip per image pull, not per blob. Anything else (another repository, which
+ * `ttlMs`, when the blob is one of the repository the content was fetched from (a
+ * manifest always is: its task is its URL's): one round trip per image pull, not per blob. Anything else (another repository, which
  * may not hold this blob; a plain URL) is asked and remembered per URL, as is a no.
  */
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
-import { parseBlobUrl } from "../../common/oci.js";
+import { parseBlobUrl, parseManifestUrl } from "../../common/oci.js";
 import type { OriginAccess } from "../../api/common.js";
 
 export interface ClientAccessOptions {
@@ -52,10 +52,9 @@ export class ClientAccess {
     if (access && access.origin !== url.origin) return `the content came from ${access.origin} with credentials, and this request names ${url.origin}`;
     const credentials = clientCredentials(headers);
     const who = createHash("sha256").update(JSON.stringify(credentials)).digest("base64url");
-    const blob = parseBlobUrl(url);
-    const ofRepository = blob !== undefined && blob.repository === access?.repository;
+    const repository = contentRepository(url, access);
     const urlKey = `${who} ${url.origin}${url.pathname}${url.search}`;
-    const repositoryKey = ofRepository ? `${who} ${url.origin} ${blob.repository}` : undefined;
+    const repositoryKey = repository !== undefined ? `${who} ${url.origin} ${repository}` : undefined;
     if (repositoryKey && this.remembered(repositoryKey)) return undefined;
     const known = this.remembered(urlKey);
     if (known !== undefined) return known ? undefined : refusedBy(url);
@@ -98,6 +97,17 @@ export class ClientAccess {
       this.answers.delete(oldest);
     }
   }
+}
+
+/**
+ * The repository `url` names when the content was fetched from it: a blob's when its
+ * task came from there, a manifest's always (manifest tasks are keyed by their URL).
+ */
+function contentRepository(url: URL, access: OriginAccess | null): string | undefined {
+  const blob = parseBlobUrl(url);
+  if (blob) return blob.repository === access?.repository ? blob.repository : undefined;
+  const manifest = parseManifestUrl(url);
+  return manifest && (access?.repository === undefined || access.repository === manifest.repository) ? manifest.repository : undefined;
 }
 
 /** The credentials a client sent, as it would send them to the origin. */

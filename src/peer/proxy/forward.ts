@@ -39,34 +39,49 @@ export function endToEndHeaders(req: IncomingMessage, opts: { range: boolean }):
 }
 
 /** Sends `req` to `url` and its answer (status, headers, body: a 401 challenge too) back to `res`. */
-export function forwardRequest(req: IncomingMessage, res: ServerResponse, url: URL, log: Logger): Promise<void> {
+export async function forwardRequest(req: IncomingMessage, res: ServerResponse, url: URL, log: Logger): Promise<void> {
+  let answer: IncomingMessage;
+  try {
+    answer = await requestOrigin(req, url);
+  } catch (err) {
+    if (res.headersSent) return void res.destroy();
+    throw err;
+  }
+  await relayAnswer(answer, res, url, log);
+}
+
+/**
+ * Sends `req` (method, end-to-end headers, body) to `url`; resolves with the origin's
+ * answer once its headers are in, rejects with ORIGIN_UNREACHABLE (502) when there is
+ * none, or the connection idles for `timeoutMs` (before the headers or in the body).
+ */
+export function requestOrigin(req: IncomingMessage, url: URL, timeoutMs: number = PEER.originHeadersTimeoutMs): Promise<IncomingMessage> {
   const secure = url.protocol === "https:";
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<IncomingMessage>((resolve, reject) => {
     const up = (secure ? https : http).request(
       url,
       { method: req.method, headers: endToEndHeaders(req, { range: true }), agent: secure ? upstreamAgents.https : upstreamAgents.http },
-      (ures) => {
-        const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(ures.headers)) if (v !== undefined && !RESPONSE_HOP_BY_HOP.has(k)) out[k] = v;
-        res.writeHead(ures.statusCode ?? 502, ures.statusMessage, out);
-        pipeline(ures, res).then(resolve, (err: Error) => {
-          log.warn({ url: redact(url.toString()), err: err.message }, "forwarding failed mid-stream");
-          res.destroy();
-          resolve();
-        });
-      },
+      resolve,
     );
-    up.setTimeout(PEER.originHeadersTimeoutMs, () => up.destroy(Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" })));
-    up.on("error", (err) => {
-      if (res.headersSent) return void res.destroy();
-      reject(new KilnError("ORIGIN_UNREACHABLE", `${url.origin} unreachable: ${describeNetworkError(err)}`, 502));
-    });
+    up.setTimeout(timeoutMs, () => up.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
+    up.on("error", (err) => reject(new KilnError("ORIGIN_UNREACHABLE", `${url.origin} unreachable: ${describeNetworkError(err)}`, 502)));
     // A request body (a push through the proxy, a POST) streams straight through;
     // a client that goes away mid-body does not leave the upstream request hanging.
     req.pipe(up);
     req.on("close", () => {
       if (!req.complete) up.destroy();
     });
+  });
+}
+
+/** The origin's answer (status, end-to-end headers, body) to the client. */
+export function relayAnswer(answer: IncomingMessage, res: ServerResponse, url: URL, log: Logger): Promise<void> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(answer.headers)) if (v !== undefined && !RESPONSE_HOP_BY_HOP.has(k)) out[k] = v;
+  res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
+  return pipeline(answer, res).catch((err: Error) => {
+    log.warn({ url: redact(url.toString()), err: err.message }, "forwarding failed mid-stream");
+    res.destroy();
   });
 }
 

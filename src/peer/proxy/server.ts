@@ -8,6 +8,9 @@
  * - Registry mirror (containerd's hosts.toml, Podman's registries.conf):
  *   origin-form `/v2/...` requests for the upstream mirror-upstream.ts names. Pull-only.
  *
+ * Manifests (either way in) are handled by manifests.ts: by digest from the swarm, by
+ * tag from the registry, or from memory while the registry fails.
+ *
  * Honours Dragonfly's X-Dragonfly-* request headers and answers with X-Dragonfly-Task-ID.
  * `kiln get` on this host may ask for a local copy instead of the bytes (local-copy.ts).
  */
@@ -28,6 +31,11 @@ import { forwardRequest, rejectConnect } from "./forward.js";
 import { sendLocalCopy } from "./local-copy.js";
 import { ClientAccess } from "./client-access.js";
 import { mirrorUpstream, type RegistryMirrorOptions } from "./mirror-upstream.js";
+import { AnonymousManifests } from "./anonymous-manifests.js";
+import type { StaleTagOptions } from "./manifest-by-tag.js";
+import { ManifestRequests } from "./manifests.js";
+import type { TagMemory } from "./tag-memory.js";
+import { parseManifestUrl } from "../../common/oci.js";
 import { digestHeaders, sendP2P, type ServedFrom } from "./p2p-response.js";
 import type { ProxyPolicy } from "./rules.js";
 import { closeHttp, listenHttp, sendError } from "../http-util.js";
@@ -45,6 +53,8 @@ export interface ProxyOptions {
   metrics?: ProxyMetrics;
   /** How long an origin's answer to a client's credentials is remembered (content that needed credentials). */
   accessCheckTtlMs: number;
+  /** Tags answered from memory while their registry fails; undefined: switched off. */
+  staleTags?: { memory: TagMemory; opts: StaleTagOptions };
 }
 
 export class ProxyServer {
@@ -53,6 +63,7 @@ export class ProxyServer {
   private readonly intercepted = new WeakMap<Socket, string>();
   /** Who may be served content that needed credentials at its origin. */
   private readonly access: ClientAccess;
+  private readonly manifests: ManifestRequests;
 
   constructor(
     private readonly engine: ProxyEngine,
@@ -60,6 +71,14 @@ export class ProxyServer {
     private readonly opts: ProxyOptions,
   ) {
     this.access = new ClientAccess({ ttlMs: opts.accessCheckTtlMs, timeoutMs: PROXY.accessCheckTimeoutMs, maxEntries: PROXY.accessCheckEntries });
+    this.manifests = new ManifestRequests({
+      engine,
+      access: this.access,
+      anonymous: new AnonymousManifests({ timeoutMs: PROXY.accessCheckTimeoutMs, maxEntries: PROXY.anonymousManifestEntries }),
+      log,
+      defaultFilter: opts.policy.defaultFilter,
+      ...(opts.staleTags ? { tags: opts.staleTags } : {}),
+    });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err) => {
         if (!(err instanceof KilnError)) this.log.error({ err }, "proxy request failed");
@@ -116,8 +135,15 @@ export class ProxyServer {
   /** One request for `url`, through P2P, forwarded, or refused, as the policy says. */
   private async proxy(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const local = this.isLocalClient(req);
-    const decision = this.opts.policy.decide(url, req.method ?? "GET", useP2PHeader(req), local);
+    const method = req.method ?? "GET";
+    const manifest = parseManifestUrl(url);
+    // A manifest's HEAD is answered from its content, as its GET is.
+    const asked = manifest?.kind === "digest" && method === "HEAD" ? "GET" : method;
+    const decision = this.opts.policy.decide(url, asked, useP2PHeader(req), local);
     if (decision.action === "refuse") throw new KilnError("FORBIDDEN", `proxy refused ${req.method} ${redact(url.toString())}: ${decision.reason}`);
+    if (manifest?.kind === "digest" && decision.action === "p2p") return this.manifests.byDigest(req, res, url, manifest);
+    if (manifest?.kind === "tag" && decision.action === "direct" && this.manifests.handlesTag(req)) return this.manifests.byTag(req, res, url, manifest);
+    if (decision.action === "direct" && url.pathname === "/v2/" && method === "GET") return this.manifests.versionCheck(req, res, url);
     if (decision.action === "direct") return forwardRequest(req, res, url, this.log);
     try {
       const download = await this.engine.download(downloadSpecFrom(req, url.toString(), this.opts.policy.defaultFilter));
