@@ -211,6 +211,7 @@ export function registerPeerCommand(program: Command): void {
       registryMirror: registryMirrorFrom(f),
       accessCheckTtlMs: f.accessCheckTtlMs,
       staleTags: staleTagsFrom(f),
+      prefetchLayers: f.prefetchLayers,
       caDir: f.caDir,
       gc: { intervalMs: f.gcIntervalMs, taskTtlMs: f.gcTtl, highWatermarkPercent: f.gcHigh, lowWatermarkPercent: f.gcLow, quotaBytes: f.gcQuota },
       residentTasks: f.residentTasks,

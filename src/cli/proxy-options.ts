@@ -17,6 +17,7 @@ export interface ProxyFlags {
   staleTags: boolean;
   staleTagMaxAgeMs: number;
   tagTimeoutMs: number;
+  prefetchLayers: boolean;
 }
 
 function hostPattern(value: string, previous: string[]): string[] {
@@ -57,7 +58,13 @@ export function addProxyOptions(cmd: Command): Command {
       "a registry that has not answered a manifest request by tag within this long has failed",
       parsePositiveInt,
       PROXY.tagTimeoutMs,
-    );
+    )
+    .option(
+      "--prefetch-layers",
+      "when an image manifest goes through the proxy, start downloading its config and layers through the swarm at once (default on)",
+      PROXY.prefetchLayers,
+    )
+    .option("--no-prefetch-layers", "download a blob only when a client asks for it");
 }
 
 /** Stale-tag answers as the flags set them; null when switched off. */

@@ -92,6 +92,7 @@ export function registerUpCommand(program: Command): void {
         registryMirror: registryMirrorFrom(f),
         accessCheckTtlMs: f.accessCheckTtlMs,
         staleTags: staleTagsFrom(f),
+        prefetchLayers: f.prefetchLayers,
         caDir: f.caDir === DEFAULT_CA_DIR ? join(f.dataDir, "ca") : f.caDir,
       }),
     );

@@ -164,6 +164,10 @@ export const PROXY = {
   tagEntries: 50_000,
   /** Remembered tags are written to disk at most this often. */
   tagSaveDelayMs: 1_000,
+  /** Start downloading an image manifest's config and layers through the swarm as soon as the manifest is answered. */
+  prefetchLayers: true,
+  /** Blobs of one manifest prefetched at most. */
+  prefetchBlobs: 256,
   /** Whether a manifest is public, remembered for this many manifests at most. */
   anonymousManifestEntries: 50_000,
 } as const;

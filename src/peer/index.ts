@@ -59,6 +59,8 @@ export interface PeerConfig {
   accessCheckTtlMs: number;
   /** Manifest requests by tag answered from the registry's last answer while it fails (peers with a proxy); null: switched off. */
   staleTags: StaleTagOptions | null;
+  /** The proxy downloads an image manifest's config and layers as soon as the manifest is answered. */
+  prefetchLayers: boolean;
   gc: GcPolicy & { intervalMs: number };
   /** Tasks whose metadata stays in memory; the rest are read back from disk when asked for. */
   residentTasks: number;
@@ -94,6 +96,7 @@ export function defaultPeerConfig(overrides: Partial<PeerConfig> = {}): PeerConf
     caDir: DEFAULT_CA_DIR,
     accessCheckTtlMs: PROXY.accessCheckTtlMs,
     staleTags: PROXY.staleTags ? { maxAgeMs: PROXY.staleTagMaxAgeMs, timeoutMs: PROXY.tagTimeoutMs } : null,
+    prefetchLayers: PROXY.prefetchLayers,
     gc: {
       intervalMs: PEER.gcIntervalMs,
       taskTtlMs: PEER.taskTtlMs,
@@ -187,12 +190,12 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     const policy = new ProxyPolicy({ ...cfg.proxy, allowHosts });
     if (policy.openProxy) log.warn("proxy allows every host (*): it is an open proxy to anyone who can reach its port");
     const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
-    const { registryMirror, accessCheckTtlMs } = cfg;
+    const { registryMirror, accessCheckTtlMs, prefetchLayers } = cfg;
     tagMemory = cfg.staleTags
       ? await TagMemory.load(join(cfg.dataDir, "registry-tags.json"), { maxEntries: PROXY.tagEntries, saveDelayMs: PROXY.tagSaveDelayMs }, log)
       : undefined;
     const staleTags = tagMemory && cfg.staleTags ? { staleTags: { memory: tagMemory, opts: cfg.staleTags } } : {};
-    proxy = new ProxyServer(engine, log, { policy, registryMirror, metrics, accessCheckTtlMs, ...staleTags, ...(ca ? { ca } : {}) });
+    proxy = new ProxyServer(engine, log, { policy, registryMirror, metrics, accessCheckTtlMs, prefetchLayers, ...staleTags, ...(ca ? { ca } : {}) });
     proxyPort = await proxy.listen(cfg.listenHost, cfg.proxyPort);
   }
   if (cfg.containerd && proxyPort !== null) {

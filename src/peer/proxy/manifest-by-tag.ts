@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { KilnError } from "../../common/errors.js";
+import { PROXY } from "../../common/defaults.js";
 import type { Logger } from "../../common/logger.js";
 import { redact } from "../../common/redact.js";
 import { KILN_PROXY_HEADERS } from "../../api/proxy.js";
@@ -20,6 +21,15 @@ export interface StaleTagOptions {
   maxAgeMs: number;
   /** A registry that has not answered a tag request within this long has failed. */
   timeoutMs: number;
+}
+
+interface TagDeps {
+  memory: TagMemory;
+  log: Logger;
+  /** The registry answered the tag with this. */
+  learned(answer: TagAnswer, key: string): void;
+  /** The manifest document a GET by tag received (verified against the announced digest). */
+  body(manifest: Buffer, mediaType: string): void;
 }
 
 /** What the registry did instead of answering. */
@@ -37,7 +47,7 @@ export async function askRegistryForTag(
   res: ServerResponse,
   url: URL,
   ref: { repository: string; tag: string },
-  deps: { memory: TagMemory; opts: StaleTagOptions; log: Logger; learned(answer: TagAnswer, key: string): void },
+  deps: TagDeps & { opts: StaleTagOptions },
 ): Promise<TagOutcome> {
   const key = tagKey(url.origin, ref.repository, ref.tag);
   let failure: RegistryFailure;
@@ -80,12 +90,7 @@ export async function answerFailure(res: ServerResponse, url: URL, failure: Regi
  * Remembers a 200 for the tag: its digest as the registry announces it, checked
  * against the body when it is a GET (a GET without the header is hashed).
  */
-function rememberWhileRelaying(
-  req: IncomingMessage,
-  answer: IncomingMessage,
-  key: string,
-  deps: { memory: TagMemory; log: Logger; learned(answer: TagAnswer, key: string): void },
-): void {
+function rememberWhileRelaying(req: IncomingMessage, answer: IncomingMessage, key: string, deps: TagDeps): void {
   const announced = headerValue(answer, "docker-content-digest");
   const mediaType = headerValue(answer, "content-type")?.split(";")[0]?.trim();
   const length = Number(headerValue(answer, "content-length") ?? Number.NaN);
@@ -100,10 +105,12 @@ function rememberWhileRelaying(
     return;
   }
   const hash = createHash("sha256");
+  const chunks: Buffer[] = [];
   let size = 0;
   answer.on("data", (chunk: Buffer) => {
     hash.update(chunk);
     size += chunk.length;
+    if (size <= PROXY.manifestMaxBytes) chunks.push(chunk);
   });
   answer.on("end", () => {
     if (!answer.complete) return;
@@ -113,6 +120,7 @@ function rememberWhileRelaying(
       return;
     }
     remember(digest, size);
+    if (size <= PROXY.manifestMaxBytes) deps.body(Buffer.concat(chunks), mediaType);
   });
 }
 

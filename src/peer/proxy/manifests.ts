@@ -15,6 +15,8 @@ import type { OriginAccess } from "../../api/common.js";
 import type { Logger } from "../../common/logger.js";
 import type { ManifestUrlRef } from "../../common/oci.js";
 import { redact } from "../../common/redact.js";
+import { PROXY } from "../../common/defaults.js";
+import { parseManifest } from "../../registry/manifest.js";
 import type { AnonymousManifests } from "./anonymous-manifests.js";
 import type { ClientAccess } from "./client-access.js";
 import { downloadSpecFrom } from "./download-spec.js";
@@ -33,6 +35,8 @@ export interface ManifestDeps {
   defaultFilter: string;
   /** Undefined when stale tags are switched off. */
   tags?: { memory: TagMemory; opts: StaleTagOptions };
+  /** Start the downloads of an image manifest's config and layers as soon as the manifest is answered. */
+  prefetchLayers: boolean;
 }
 
 type DigestRef = Extract<ManifestUrlRef, { kind: "digest" }>;
@@ -58,6 +62,7 @@ export class ManifestRequests {
     }
     if (!access?.anonymous) void this.d.anonymous.learn(url, ref.repository);
     sendManifest(res, req.method ?? "GET", content);
+    if (req.method !== "HEAD") this.prefetchBlobs(req, url, ref.repository, content.body, content.mediaType);
   }
 
   /** Whether `byTag` handles this request (GET or HEAD, stale tags switched on). */
@@ -82,7 +87,8 @@ export class ManifestRequests {
         if (verdict !== undefined) tags.memory.setAnonymous(key, answer.digest, verdict);
       });
     };
-    const outcome = await askRegistryForTag(req, res, url, ref, { memory: tags.memory, opts: tags.opts, log: this.d.log, learned });
+    const body = (manifest: Buffer, mediaType: string) => this.prefetchBlobs(req, url, ref.repository, manifest, mediaType);
+    const outcome = await askRegistryForTag(req, res, url, ref, { memory: tags.memory, opts: tags.opts, log: this.d.log, learned, body });
     if (outcome.kind === "answered") return;
     const { failure, remembered, ageMs } = outcome;
     const what = { tag: redact(url.toString()), reason: failure.reason };
@@ -120,7 +126,10 @@ export class ManifestRequests {
       { ...what, digest: remembered.digest, ageS: Math.floor(ageMs / 1000) },
       "registry failed: tag answered from the last answer it gave (stale)",
     );
-    if (content) return sendManifest(res, "GET", content, headers);
+    if (content) {
+      sendManifest(res, "GET", content, headers);
+      return this.prefetchBlobs(req, url, ref.repository, content.body, content.mediaType);
+    }
     res.writeHead(200, {
       "content-type": remembered.mediaType,
       "content-length": String(remembered.size),
@@ -166,6 +175,30 @@ export class ManifestRequests {
       (download) => download.done.catch((err: Error) => this.d.log.debug({ url: redact(url.toString()), err: err.message }, "manifest prefetch failed")),
       (err: Error) => this.d.log.debug({ url: redact(url.toString()), err: err.message }, "manifest prefetch failed"),
     );
+  }
+
+  /**
+   * The config and layers an image manifest names, downloaded through the swarm as soon
+   * as the manifest went to the client, which asks for them next (skopeo six at a time,
+   * containerd three): each blob's download is under way, or done, when its request
+   * comes. Blob tasks are keyed by digest, so the client's requests join these. The
+   * client's credentials go with them; serving them stays subject to the access rule.
+   */
+  private prefetchBlobs(req: IncomingMessage, manifestUrl: URL, repository: string, body: Buffer, mediaType: string): void {
+    if (!this.d.prefetchLayers) return;
+    let parsed: ReturnType<typeof parseManifest>;
+    try {
+      parsed = parseManifest(mediaType, body, "prefetch");
+    } catch {
+      return;
+    }
+    if (parsed.kind !== "manifest") return;
+    const { config, layers } = parsed.manifest;
+    for (const blob of [config, ...layers].slice(0, PROXY.prefetchBlobs)) {
+      if (!blob.digest.startsWith("sha256:")) continue;
+      const url = new URL(`/v2/${repository}/blobs/${blob.digest}`, manifestUrl.origin);
+      this.prefetch(req, url);
+    }
   }
 
   /** A credentialed task's access, counted as anonymous when a probe found the registry serves it to anyone. */

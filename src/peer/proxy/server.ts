@@ -34,6 +34,7 @@ import { mirrorUpstream, type RegistryMirrorOptions } from "./mirror-upstream.js
 import { AnonymousManifests } from "./anonymous-manifests.js";
 import type { StaleTagOptions } from "./manifest-by-tag.js";
 import { ManifestRequests } from "./manifests.js";
+import { traceRequest } from "./request-trace.js";
 import type { TagMemory } from "./tag-memory.js";
 import { parseManifestUrl } from "../../common/oci.js";
 import { digestHeaders, sendP2P, type ServedFrom } from "./p2p-response.js";
@@ -55,6 +56,8 @@ export interface ProxyOptions {
   accessCheckTtlMs: number;
   /** Tags answered from memory while their registry fails; undefined: switched off. */
   staleTags?: { memory: TagMemory; opts: StaleTagOptions };
+  /** Download an image manifest's config and layers as soon as the manifest is answered. */
+  prefetchLayers: boolean;
 }
 
 export class ProxyServer {
@@ -77,6 +80,7 @@ export class ProxyServer {
       anonymous: new AnonymousManifests({ timeoutMs: PROXY.accessCheckTimeoutMs, maxEntries: PROXY.anonymousManifestEntries }),
       log,
       defaultFilter: opts.policy.defaultFilter,
+      prefetchLayers: opts.prefetchLayers,
       ...(opts.staleTags ? { tags: opts.staleTags } : {}),
     });
     this.server = http.createServer((req, res) => {
@@ -140,6 +144,7 @@ export class ProxyServer {
     // A manifest's HEAD is answered from its content, as its GET is.
     const asked = manifest?.kind === "digest" && method === "HEAD" ? "GET" : method;
     const decision = this.opts.policy.decide(url, asked, useP2PHeader(req), local);
+    const trace = traceRequest(res, this.log, { method, path: url.pathname, action: decision.action });
     if (decision.action === "refuse") throw new KilnError("FORBIDDEN", `proxy refused ${req.method} ${redact(url.toString())}: ${decision.reason}`);
     if (manifest?.kind === "digest" && decision.action === "p2p") return this.manifests.byDigest(req, res, url, manifest);
     if (manifest?.kind === "tag" && decision.action === "direct" && this.manifests.handlesTag(req)) return this.manifests.byTag(req, res, url, manifest);
@@ -147,9 +152,12 @@ export class ProxyServer {
     if (decision.action === "direct") return forwardRequest(req, res, url, this.log);
     try {
       const download = await this.engine.download(downloadSpecFrom(req, url.toString(), this.opts.policy.defaultFilter));
+      trace.mark("registered");
       // Known with the layout (a failed download throws here: its origin's refusal is answered below).
       await Promise.race([download.task.waitForLayout(), download.done]);
+      trace.mark("layout");
       const refusal = await this.access.refusal(download.task.meta.access, url, req.headers);
+      trace.mark("access");
       if (refusal) {
         this.log.info(
           { url: redact(url.toString()), task: download.taskId, reason: refusal },
