@@ -17,7 +17,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { machineCpu, processCpu, type MachineCpu } from "./cpu.js";
 import { log, onCleanup, peakRss, spawnTracked, trackTempDir } from "./procs.js";
-import { BenchSetupError, type BenchHost } from "./topology.js";
+import { BenchSetupError, controlPlaneCommand, type BenchHost } from "./topology.js";
 
 const run = promisify(execFile);
 
@@ -224,7 +224,9 @@ export async function bitTorrentRun(cfg: BtConfig): Promise<BtResult> {
   const hook = join(dir, "done.sh");
   await writeFile(hook, '#!/bin/sh\ndate +%s%N > "$KILN_BENCH_BT_DONE"\n', { mode: 0o755 });
 
-  const [tcmd, targs] = cfg.trackerHost.command("opentracker", ["-i", cfg.trackerHost.ip, "-p", String(trackerPort), "-d", dir, "-w", "whitelist.txt"]);
+  const [tcmd, targs] = cfg.trackerHost.command(
+    ...controlPlaneCommand(cfg.trackerHost, true, "opentracker", ["-i", cfg.trackerHost.ip, "-p", String(trackerPort), "-d", dir, "-w", "whitelist.txt"]),
+  );
   const tracker = spawnTracked(tcmd, targs, { stdio: ["ignore", "ignore", "pipe"] });
   let trackerErr = "";
   tracker.stderr!.on("data", (d: Buffer) => (trackerErr = (trackerErr + d).slice(-2048)));

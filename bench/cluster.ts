@@ -4,13 +4,14 @@
  * whatever happens.
  */
 import type { ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { KILN_BIN } from "../test/helpers/proc.js";
 import { onCleanup, peakRss, spawnTracked, trackTempDir } from "./procs.js";
-import { loopbackTopology, type BenchHost, type Topology } from "./topology.js";
+import { controlPlaneCommand, loopbackTopology, type BenchHost, type Topology } from "./topology.js";
 
 export interface KilnNode {
   name: string;
@@ -41,12 +42,21 @@ export interface Cluster {
 /** Generous: with 64 peers on 2 busy cores one slow boot would otherwise fail the whole run. */
 const READY_TIMEOUT_MS = 60_000;
 
+/** BENCH_LOG_DIR: every line a daemon logs, in DIR/<name>.log. */
+function openLog(dir: string, name: string): WriteStream {
+  mkdirSync(dir, { recursive: true });
+  return createWriteStream(join(dir, `${name}.log`));
+}
+
 /** Starts `kiln args` on `host` and resolves once it logs its ready line. */
-async function startKiln(name: string, host: BenchHost, args: string[]): Promise<KilnNode> {
-  const [cmd, cmdArgs] = host.command(process.execPath, [KILN_BIN, ...args]);
+async function startKiln(name: string, host: BenchHost, args: string[], controlPlane = false): Promise<KilnNode> {
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", join(process.env.BENCH_CPU_PROF, name)] : [];
+  const [cmd, cmdArgs] = host.command(...controlPlaneCommand(host, controlPlane, process.execPath, [...profile, KILN_BIN, ...args]));
   const proc = spawnTracked(cmd, cmdArgs, { env: { ...process.env, KILN_LOG_LEVEL: process.env.KILN_LOG_LEVEL ?? "info" }, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
+  const logFile = process.env.BENCH_LOG_DIR ? openLog(process.env.BENCH_LOG_DIR, name) : undefined;
   const keep = (l: string) => {
+    logFile?.write(`${l}\n`);
     tail.push(l);
     if (tail.length > 40) tail.shift();
   };
@@ -112,7 +122,7 @@ export async function startCluster(peerNames: string[], peerArgs: string[] = [],
   const unregister = onCleanup(stop);
   try {
     const schedHost = topology.host("scheduler");
-    const scheduler = await startKiln("scheduler", schedHost, ["scheduler", "--host", schedHost.ip, "--port", "0"]);
+    const scheduler = await startKiln("scheduler", schedHost, ["scheduler", "--host", schedHost.ip, "--port", "0"], true);
     started.push(scheduler);
     const schedulerUrl = `http://${schedHost.ip}:${scheduler.ready.port as number}`;
     const addPeer = async (name: string, seed: boolean): Promise<BenchPeer> => {

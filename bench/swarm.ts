@@ -152,7 +152,8 @@ async function kilnRun(cfg: SwarmConfig, origin: BenchOrigin, timeoutMs: number,
   const { size, topology } = cfg;
   log(`kiln: starting scheduler, seed peer and ${cfg.peers} peers`);
   const names = Array.from({ length: cfg.peers }, (_, i) => `peer-${i + 1}`);
-  const cluster = await startCluster(names, [], topology);
+  // BENCH_PEER_ARGS: extra `kiln peer` flags for every peer and the seed (trying a setting without a rebuild).
+  const cluster = await startCluster(names, process.env.BENCH_PEER_ARGS?.split(" ").filter(Boolean) ?? [], topology);
   const { seed, peers, scheduler } = cluster;
   try {
     log(`kiln: ${cfg.peers} × kiln get at once`);

@@ -22,6 +22,8 @@ export interface BenchHost {
   name: string;
   /** The address this node's servers listen on and other nodes reach it at. */
   ip: string;
+  /** In its own network namespace (multi-host mode, run as root). */
+  netns: boolean;
   /** The command line that runs `cmd args` on this node. */
   command(cmd: string, args: string[]): [string, string[]];
   /** GET (or POST `body` as JSON) `url` from this node; resolves to the body, rejects on HTTP errors. */
@@ -50,7 +52,7 @@ async function fetchText(url: string, body?: string): Promise<string> {
 }
 
 export function loopbackTopology(): Topology {
-  const host = (name: string): BenchHost => ({ name, ip: "127.0.0.1", command: (cmd, args) => [cmd, args], httpText: fetchText });
+  const host = (name: string): BenchHost => ({ name, ip: "127.0.0.1", netns: false, command: (cmd, args) => [cmd, args], httpText: fetchText });
   return { kind: "loopback", host, describe: () => "everything on loopback (127.0.0.1), no link limits", close: async () => undefined };
 }
 
@@ -186,6 +188,7 @@ function netnsHost(name: string, ns: string, addr: string): BenchHost {
   return {
     name,
     ip: addr,
+    netns: true,
     command,
     async httpText(url, body) {
       const curlArgs = ["-sS", "--fail", "--max-time", "20", ...(body === undefined ? [] : ["-H", "content-type: application/json", "-d", body]), url];
@@ -258,4 +261,14 @@ export async function netnsTopology(nodes: NodeSpec[]): Promise<Topology> {
       removeNow();
     },
   };
+}
+
+/**
+ * A control-plane process (kiln's scheduler, BitTorrent's tracker) runs at nice -10 in
+ * multi-host mode: on a cluster it has a machine of its own, here it shares 2 cores with
+ * every peer and client, and a starved scheduler would time out keepalives and
+ * registrations that a real one answers at once. Both systems get the same treatment.
+ */
+export function controlPlaneCommand(host: BenchHost, controlPlane: boolean, cmd: string, args: string[]): [string, string[]] {
+  return controlPlane && host.netns ? ["nice", ["-n", "-10", cmd, ...args]] : [cmd, args];
 }

@@ -105,7 +105,8 @@ export class FakeScheduler implements EngineScheduler {
     readonly taskId: string,
     private readonly content: Content,
     private readonly script: ScriptedReply[],
-    private readonly registerError?: KilnError,
+    /** Thrown by every registration; a list: one per registration, in turn, then it answers. */
+    private readonly registerError?: KilnError | KilnError[],
     /** How long each poll waits before answering (a long poll with no news). */
     private readonly pollDelayMs = 5,
   ) {}
@@ -138,7 +139,8 @@ export class FakeScheduler implements EngineScheduler {
 
   async registerPeer(req: RegisterPeerInput): Promise<RegisterPeerReply> {
     this.registrations.push(req);
-    if (this.registerError) throw this.registerError;
+    const err = Array.isArray(this.registerError) ? this.registerError.shift() : this.registerError;
+    if (err) throw err;
     return { taskId: this.taskId, ...this.reply(0) };
   }
 

@@ -37,7 +37,7 @@ describe("download session", () => {
   after(() => cleanup());
 
   let seq = 0;
-  async function setup(script: ScriptedReply[], opts: { registerError?: KilnError; size?: number; pieceLength?: number } = {}) {
+  async function setup(script: ScriptedReply[], opts: { registerError?: KilnError | KilnError[]; size?: number; pieceLength?: number } = {}) {
     const content = new Content(randomBytes(opts.size ?? 10 * PIECE + 123), opts.pieceLength ?? PIECE);
     const s = spec(`http://origin.test/file-${++seq}`);
     const taskId = taskIdFor(s);
@@ -165,7 +165,7 @@ describe("download session", () => {
     assert.equal(await counter(d.metrics, "kiln_peer_download_bytes_total", { source: "origin" }), content.data.length);
   });
 
-  it("the scheduler unreachable at registration: downloads from the origin and reports nothing", async () => {
+  it("no scheduler listening at registration (connection refused): downloads from the origin at once and reports nothing", async () => {
     const { content, s, task, scheduler, origin } = await setup([{ action: "p2p" }], {
       registerError: new KilnError("UNAVAILABLE", "scheduler unreachable: ECONNREFUSED"),
     });
@@ -173,6 +173,27 @@ describe("download session", () => {
     assert.deepEqual(await readFile(task.contentPath), content.data);
     assert.deepEqual(origin.requests, [0]);
     assert.deepEqual([scheduler.pieceReports, scheduler.results, scheduler.polls], [[], [], 0]);
+  });
+
+  it("a scheduler that does not answer the registration (overloaded, or it forgot this host) is asked again: the download stays P2P", async () => {
+    const timeout = () => new KilnError("UNAVAILABLE", "http://10.0.0.1:8002 unreachable: accepted the connection but sent no answer within 30 s");
+    const unknownHost = new KilnError("NOT_FOUND", "unknown host h1");
+    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p", parents: [parent("a", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])] }], {
+      registerError: [timeout(), unknownHost, timeout()],
+    });
+    await new DownloadSession(deps(scheduler, new FakeParents(content), origin), s, task, undefined).run();
+    assert.deepEqual(await readFile(task.contentPath), content.data);
+    assert.equal(scheduler.registrations.length, 4, "three failed registrations, then one answered");
+    assert.deepEqual(origin.requests, [], "the origin was not asked");
+  });
+
+  it("a scheduler silent for --fallback-ms at registration: the download goes to the origin", async () => {
+    const silent = () => new KilnError("UNAVAILABLE", "http://10.0.0.1:8002 unreachable: did not accept the connection within 5 s");
+    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p" }], { registerError: Array.from({ length: 100 }, silent) });
+    await new DownloadSession(deps(scheduler, new FakeParents(content), origin, { noParentFallbackMs: 600 }), s, task, undefined).run();
+    assert.deepEqual(await readFile(task.contentPath), content.data);
+    assert.ok(scheduler.registrations.length >= 2, `asked ${scheduler.registrations.length} times before giving up`);
+    assert.deepEqual(origin.requests, [0]);
   });
 
   it("the scheduler refusing the registration (4xx) fails the download without touching the origin", async () => {

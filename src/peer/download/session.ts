@@ -6,8 +6,8 @@
  *        └───────────┴──> back_to_source ───┘
  *   and from any state but succeeded ──> failed
  *
- * registering: asks the scheduler for a role; without a scheduler it goes to the
- * origin unregistered. p2p: polls the scheduler for candidate parents and digests
+ * registering: asks the scheduler for a role, again while it does not answer (up to
+ * --fallback-ms); with no scheduler it goes to the origin unregistered. p2p: polls the scheduler for candidate parents and digests
  * (poller.ts), opens each parent's have feed (have-feed-client.ts) to learn what it
  * holds as it lands, and lets the dispatcher start piece fetches. back_to_source: told
  * to by the scheduler, or the scheduler is unreachable and the swarm could not serve
@@ -16,6 +16,7 @@
  * is marked complete.
  */
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { KilnError } from "../../common/errors.js";
 import { PEER } from "../../common/defaults.js";
 import { StateMachine } from "../../common/fsm.js";
@@ -66,6 +67,9 @@ const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
   succeeded: [],
   failed: [],
 };
+
+/** First pause before asking a scheduler that did not answer again; doubles up to 8×, with jitter so peers do not come back together. */
+const REGISTER_RETRY_MS = 250;
 
 /** Starved this long with nothing in flight: ask for more parents. */
 const STARVED_GROW_MS = 2_000;
@@ -121,16 +125,32 @@ export class DownloadSession {
     return done;
   }
 
+  /**
+   * A scheduler that does not answer (overloaded, or it dropped this host and the next
+   * keepalive announces it again) is asked again, with backoff, for up to --fallback-ms:
+   * a thousand peers registering at once must not all turn to the origin. Only a
+   * scheduler that is not there at all (connection refused), or one silent for that
+   * long, sends the download to the origin without P2P.
+   */
   private async register(): Promise<void> {
     const { scheduler, hostId } = this.deps;
-    let reply: Awaited<ReturnType<typeof scheduler.registerPeer>>;
-    try {
-      reply = await scheduler.registerPeer({ peerId: this.peerId, hostId, download: this.spec });
-    } catch (err) {
-      if (err instanceof KilnError && err.status < 500 && err.code !== "NOT_FOUND") return this.fail(err);
-      // No scheduler: still serve the user, straight from the origin.
-      this.log.warn({ err: (err as Error).message }, "scheduler unavailable; downloading from the origin without P2P");
-      return this.toSource();
+    const started = Date.now();
+    let reply: Awaited<ReturnType<typeof scheduler.registerPeer>> | undefined;
+    for (let attempt = 0; !reply; attempt++) {
+      try {
+        reply = await scheduler.registerPeer({ peerId: this.peerId, hostId, download: this.spec });
+      } catch (err) {
+        if (err instanceof KilnError && err.status < 500 && err.code !== "NOT_FOUND") return this.fail(err);
+        const left = this.deps.opts.noParentFallbackMs - (Date.now() - started);
+        if (isConnectionRefused(err) || left <= 0) {
+          // No scheduler: still serve the user, straight from the origin.
+          this.log.warn({ err: (err as Error).message, attempts: attempt + 1 }, "scheduler unavailable; downloading from the origin without P2P");
+          return this.toSource();
+        }
+        if (attempt === 0) this.log.info({ err: (err as Error).message }, "scheduler did not register the download; asking again");
+        await sleep(Math.min(left, REGISTER_RETRY_MS * 2 ** Math.min(attempt, 3) * (0.5 + Math.random())));
+        if (!this.fsm.is("registering")) return;
+      }
     }
     try {
       if (reply.taskId !== this.task.taskId) {
@@ -382,6 +402,11 @@ export class DownloadSession {
     this.feeds.clear();
     this.poller?.wake();
   }
+}
+
+/** Nobody listens at the scheduler's address: waiting will not make it answer. */
+function isConnectionRefused(err: unknown): boolean {
+  return err instanceof Error && err.message.includes("ECONNREFUSED");
 }
 
 /** A peer's ID on one task: its host and a random suffix. */
