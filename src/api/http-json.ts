@@ -15,7 +15,10 @@ export interface JsonRequest {
   body?: unknown;
   query?: Record<string, string | number | undefined>;
   headers?: Record<string, string>;
+  /** The whole answer must arrive within this (default 30 s). */
   timeoutMs?: number;
+  /** The connection must be accepted within this (default: timeoutMs). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -30,7 +33,7 @@ export async function callJson<S extends z.ZodType>(baseUrl: string, path: strin
   const headers = { ...(body === undefined ? {} : { "content-type": "application/json" }), ...req.headers };
   let res: { status: number; text: string };
   try {
-    res = await send(url, method, headers, body, req.timeoutMs ?? 30_000);
+    res = await send(url, method, headers, body, req.timeoutMs ?? 30_000, req.connectTimeoutMs);
   } catch (err) {
     throw new KilnError("UNAVAILABLE", `${url.origin} unreachable: ${describeNetworkError(err)}`);
   }
@@ -54,13 +57,20 @@ export async function callJson<S extends z.ZodType>(baseUrl: string, path: strin
   return parsed.data;
 }
 
-/** One request; resolves with the status and the whole body, or rejects if it takes longer than `timeoutMs` in all. */
+const seconds = (ms: number) => `${+(ms / 1000).toFixed(1)} s`;
+
+/**
+ * One request; resolves with the status and the whole body, or rejects when the
+ * connection is not accepted within `connectTimeoutMs` or the answer takes longer than
+ * `timeoutMs` in all, saying which of the two did not happen.
+ */
 function send(
   url: URL,
   method: string,
   headers: Record<string, string>,
   body: string | undefined,
   timeoutMs: number,
+  connectTimeoutMs = timeoutMs,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const tls = url.protocol === "https:";
@@ -69,15 +79,38 @@ function send(
       res.on("data", (c: Buffer) => chunks.push(c));
       res.once("end", () => {
         clearTimeout(timer);
+        clearTimeout(connectTimer);
         resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
       });
       res.once("error", fail);
     });
     const fail = (err: Error) => {
       clearTimeout(timer);
+      clearTimeout(connectTimer);
       reject(err);
     };
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" })), timeoutMs);
+    let connected = false;
+    let connectTimer: NodeJS.Timeout | undefined;
+    req.once("socket", (socket) => {
+      if (!socket.connecting) {
+        connected = true;
+        return;
+      }
+      connectTimer = setTimeout(
+        () => req.destroy(Object.assign(new Error(`did not accept the connection within ${seconds(connectTimeoutMs)}`), { code: "KILN_CONNECT_TIMEOUT" })),
+        connectTimeoutMs,
+      );
+      socket.once("connect", () => {
+        connected = true;
+        clearTimeout(connectTimer);
+      });
+    });
+    const timer = setTimeout(() => {
+      const what = connected
+        ? `accepted the connection but sent no answer within ${seconds(timeoutMs)}`
+        : `did not accept the connection within ${seconds(timeoutMs)}`;
+      req.destroy(Object.assign(new Error(what), { code: connected ? "KILN_ANSWER_TIMEOUT" : "KILN_CONNECT_TIMEOUT" }));
+    }, timeoutMs);
     req.once("error", fail);
     req.end(body);
   });

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { KilnError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
-import { callJson } from "./http-json.js";
+import { callJson, type JsonRequest } from "./http-json.js";
 import {
   CLUSTER_SECRET_HEADER,
   ClusterView,
@@ -31,11 +31,32 @@ import type { HostsReport } from "./peers.js";
 const Empty = z.unknown();
 
 /** The Dragonfly-compatible Open API, authenticated with a personal access token. */
+/**
+ * What a CLI waits for the manager: `answerMs` for a whole answer, and at most
+ * `connectMs` (5 s, or less when the answer limit is shorter) for the connection.
+ */
+export interface ClientTimeouts {
+  answerMs?: number;
+  connectMs?: number;
+}
+
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+function withTimeouts(req: JsonRequest, t: ClientTimeouts): JsonRequest {
+  if (t.answerMs === undefined) return req;
+  return { timeoutMs: t.answerMs, connectTimeoutMs: t.connectMs ?? Math.min(CONNECT_TIMEOUT_MS, t.answerMs), ...req };
+}
+
 export class OpenApiClient {
   constructor(
     readonly baseUrl: string,
     private readonly token: string,
+    private readonly timeouts: ClientTimeouts = {},
   ) {}
+
+  private call<S extends z.ZodType>(path: string, reply: S, req: JsonRequest = {}): Promise<z.infer<S>> {
+    return callJson(this.baseUrl, path, reply, withTimeouts(req, this.timeouts));
+  }
 
   private get auth() {
     return { authorization: `Bearer ${this.token}` };
@@ -43,39 +64,47 @@ export class OpenApiClient {
 
   /** `body` is sent as given (Dragonfly's request shape: { type: "preheat", args, scheduler_cluster_ids? }). */
   createJob(body: unknown) {
-    return callJson(this.baseUrl, MANAGER_PATHS.jobs, JobView, { method: "POST", body, headers: this.auth });
+    return this.call(MANAGER_PATHS.jobs, JobView, { method: "POST", body, headers: this.auth });
   }
 
   getJob(id: number) {
-    return callJson(this.baseUrl, MANAGER_PATHS.job(id), JobView, { headers: this.auth });
+    return this.call(MANAGER_PATHS.job(id), JobView, { headers: this.auth });
   }
 
   listJobs(q: { page?: number; per_page?: number; state?: string; type?: string } = {}) {
-    return callJson(this.baseUrl, MANAGER_PATHS.jobs, z.array(JobView), { query: q, headers: this.auth });
+    return this.call(MANAGER_PATHS.jobs, z.array(JobView), { query: q, headers: this.auth });
   }
 
   deleteJob(id: number) {
-    return callJson(this.baseUrl, MANAGER_PATHS.job(id), Empty, { method: "DELETE", headers: this.auth });
+    return this.call(MANAGER_PATHS.job(id), Empty, { method: "DELETE", headers: this.auth });
   }
 
   listClusters() {
-    return callJson(this.baseUrl, MANAGER_PATHS.clusters, z.array(ClusterView), { headers: this.auth });
+    return this.call(MANAGER_PATHS.clusters, z.array(ClusterView), { headers: this.auth });
   }
 
   listPullSchedules(page = 1) {
-    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedules, z.array(PullScheduleView), { query: { page, per_page: 100 }, headers: this.auth });
+    return this.call(MANAGER_PATHS.pullSchedules, z.array(PullScheduleView), { query: { page, per_page: 100 }, headers: this.auth });
   }
 
   createPullSchedule(body: unknown) {
-    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedules, PullScheduleView, { method: "POST", body, headers: this.auth });
+    return this.call(MANAGER_PATHS.pullSchedules, PullScheduleView, { method: "POST", body, headers: this.auth });
   }
 
   updatePullSchedule(id: number, body: unknown) {
-    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedule(id), PullScheduleView, { method: "PATCH", body, headers: this.auth });
+    return this.call(MANAGER_PATHS.pullSchedule(id), PullScheduleView, { method: "PATCH", body, headers: this.auth });
+  }
+
+  runPullSchedule(id: number) {
+    return this.call(MANAGER_PATHS.pullScheduleRun(id), PullScheduleView, { method: "POST", headers: this.auth });
+  }
+
+  deletePullSchedule(id: number) {
+    return this.call(MANAGER_PATHS.pullSchedule(id), Empty, { method: "DELETE", headers: this.auth });
   }
 
   getPullSchedule(id: number) {
-    return callJson(this.baseUrl, MANAGER_PATHS.pullSchedule(id), PullScheduleView, { headers: this.auth });
+    return this.call(MANAGER_PATHS.pullSchedule(id), PullScheduleView, { headers: this.auth });
   }
 }
 
@@ -83,7 +112,14 @@ export class OpenApiClient {
 export class ConsoleClient {
   private session: string | undefined;
 
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    private readonly timeouts: ClientTimeouts = {},
+  ) {}
+
+  private call<S extends z.ZodType>(path: string, reply: S, req: JsonRequest = {}): Promise<z.infer<S>> {
+    return callJson(this.baseUrl, path, reply, withTimeouts(req, this.timeouts));
+  }
 
   private get auth(): Record<string, string> {
     if (!this.session) throw new KilnError("BAD_REQUEST", "sign in first");
@@ -92,47 +128,47 @@ export class ConsoleClient {
 
   /** Signs in (Dragonfly's `{token, expire}`) and says who that is (`user`: id, role, whether the password must be changed first). */
   async signIn(name: string, password: string): Promise<SignInReply & { user: UserView }> {
-    const reply = await callJson(this.baseUrl, MANAGER_PATHS.signin, SignInReply, { body: { name, password } });
+    const reply = await this.call(MANAGER_PATHS.signin, SignInReply, { body: { name, password } });
     this.session = reply.token;
     return { ...reply, user: await this.me() };
   }
 
   async signOut(): Promise<void> {
-    await callJson(this.baseUrl, MANAGER_PATHS.signout, Empty, { method: "POST", headers: this.auth });
+    await this.call(MANAGER_PATHS.signout, Empty, { method: "POST", headers: this.auth });
     this.session = undefined;
   }
 
   me() {
-    return callJson(this.baseUrl, MANAGER_PATHS.me, UserView, { headers: this.auth });
+    return this.call(MANAGER_PATHS.me, UserView, { headers: this.auth });
   }
 
   resetPassword(userId: number, oldPassword: string, newPassword: string) {
-    return callJson(this.baseUrl, MANAGER_PATHS.resetPassword(userId), UserView, {
+    return this.call(MANAGER_PATHS.resetPassword(userId), UserView, {
       body: { old_password: oldPassword, new_password: newPassword },
       headers: this.auth,
     });
   }
 
   createToken(body: CreateTokenBody) {
-    return callJson(this.baseUrl, MANAGER_PATHS.tokens, TokenView, { body, headers: this.auth });
+    return this.call(MANAGER_PATHS.tokens, TokenView, { body, headers: this.auth });
   }
 
   /** Every token the user may see, page after page. */
   async listTokens(): Promise<TokenView[]> {
     const all: TokenView[] = [];
     for (let page = 1; ; page++) {
-      const batch = await callJson(this.baseUrl, MANAGER_PATHS.tokens, z.array(TokenView), { query: { page, per_page: 100 }, headers: this.auth });
+      const batch = await this.call(MANAGER_PATHS.tokens, z.array(TokenView), { query: { page, per_page: 100 }, headers: this.auth });
       all.push(...batch);
       if (batch.length < 100) return all;
     }
   }
 
   updateToken(id: number, body: { state?: "active" | "inactive"; name?: string; bio?: string; expired_at?: string }) {
-    return callJson(this.baseUrl, MANAGER_PATHS.token(id), TokenView, { method: "PATCH", body, headers: this.auth });
+    return this.call(MANAGER_PATHS.token(id), TokenView, { method: "PATCH", body, headers: this.auth });
   }
 
   deleteToken(id: number) {
-    return callJson(this.baseUrl, MANAGER_PATHS.token(id), Empty, { method: "DELETE", headers: this.auth });
+    return this.call(MANAGER_PATHS.token(id), Empty, { method: "DELETE", headers: this.auth });
   }
 }
 

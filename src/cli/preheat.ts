@@ -10,13 +10,12 @@ import { PreheatScope } from "../api/scheduler.js";
 import type { JobView } from "../api/manager.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import { DEFAULT_PREHEAT_FILTER } from "../common/defaults.js";
-import { addManagerOption, fail, parseDuration } from "./token.js";
+import { addManagerOption, fail, type ManagerFlags, managerTimeouts, parseDuration } from "./token.js";
 import { collect, parseBytes, parsePositiveInt } from "./options.js";
 import { hostLabel } from "../common/host-label.js";
 import { LogCursor, percentDone, progressSummary } from "./job-progress.js";
 
-interface PreheatFlags {
-  manager: string;
+interface PreheatFlags extends ManagerFlags {
   token?: string;
   username?: string;
   password?: string;
@@ -172,7 +171,7 @@ function addPreheatCommand(parent: Command, type: "image" | "file", description:
       try {
         const token = f.token ?? process.env.KILN_TOKEN;
         if (!token) throw new Error("give a personal access token with --token or KILN_TOKEN (kiln token create --scope job)");
-        const client = new OpenApiClient(f.manager, token);
+        const client = new OpenApiClient(f.manager, token, managerTimeouts(f));
         const job = await client.createJob(preheatBody(type, urls, f));
         if (!f.wait) {
           process.stdout.write(f.json ? `${JSON.stringify(job, null, 2)}\n` : `job ${job.id} created (${job.task_id})\n`);

@@ -10,12 +10,12 @@ import { InvalidArgumentError, type Command } from "commander";
 import { OpenApiClient } from "../api/manager-client.js";
 import type { PullScheduleView } from "../api/puller.js";
 import { collect } from "./options.js";
-import { addManagerOption, fail } from "./token.js";
+import { registerPullerManageCommands } from "./puller-manage.js";
+import { addManagerOption, fail, type ManagerFlags, managerTimeouts } from "./token.js";
 import { IMAGE_PULLER_KEYS, type ImagePullerVars } from "./image-puller-config.js";
 import { type ImagePullerFile, planSchedules, readImagePullerFile } from "./image-puller-forms.js";
 
-interface PullerFlags {
-  manager: string;
+interface PullerFlags extends ManagerFlags {
   token?: string;
   file?: string;
   configMap?: string;
@@ -63,6 +63,7 @@ function summary(s: PullScheduleView): string {
 
 export function registerPullerCommand(program: Command): void {
   const puller = program.command("puller").description("keep image lists warm on selected peers (the Kubernetes Image Puller's job, through the swarm)");
+  registerPullerManageCommands(puller);
   addManagerOption(puller.command("apply").description("create or update the pull schedules an Image Puller configuration describes"))
     .option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)")
     .option(
@@ -83,7 +84,7 @@ export function registerPullerCommand(program: Command): void {
         const { schedules, notes } = planSchedules(await readConfigs(f.file ?? f.configMap, f.param));
         for (const line of notes) process.stderr.write(`kiln puller: ${line}\n`);
         const password = f.password ?? process.env.KILN_REGISTRY_PASSWORD;
-        const client = new OpenApiClient(f.manager, token);
+        const client = new OpenApiClient(f.manager, token, managerTimeouts(f));
         const existing = await client.listPullSchedules();
         const saved: PullScheduleView[] = [];
         for (const body of schedules) {

@@ -7,13 +7,12 @@ import type { Command } from "commander";
 import { OpenApiClient } from "../api/manager-client.js";
 import type { JobView } from "../api/manager.js";
 import { isTaskId } from "../common/task-id.js";
-import { addManagerOption, fail, parseDuration } from "./token.js";
+import { addManagerOption, fail, type ManagerFlags, managerTimeouts, parseDuration } from "./token.js";
 import { parsePositiveInt } from "./options.js";
 import { addTaskIdOptions, follow, parseClusterId } from "./preheat.js";
 import { formatBytes, formatTable } from "./format.js";
 
-interface TaskFlags {
-  manager: string;
+interface TaskFlags extends ManagerFlags {
   token?: string;
   tag?: string;
   application?: string;
@@ -55,7 +54,7 @@ export function taskJobBody(type: string, target: string, f: TaskFlags): Record<
 async function runJob(type: string, target: string, f: TaskFlags, print: (job: JobView) => string): Promise<void> {
   const token = f.token ?? process.env.KILN_TOKEN;
   if (!token) throw new Error("give a personal access token with --token or KILN_TOKEN (kiln token create --scope job)");
-  const client = new OpenApiClient(f.manager, token);
+  const client = new OpenApiClient(f.manager, token, managerTimeouts(f));
   const job = await follow(client, await client.createJob(taskJobBody(type, target, f)), f, type);
   if (f.json) process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
   else process.stdout.write(print(job));

@@ -5,12 +5,12 @@
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { PORTS } from "../common/defaults.js";
-import { ConsoleClient } from "../api/manager-client.js";
+import { type ClientTimeouts, ConsoleClient } from "../api/manager-client.js";
+import { KilnError } from "../common/errors.js";
 import { TokenScope } from "../api/manager.js";
 import { collect } from "./options.js";
 
-interface UserFlags {
-  manager: string;
+interface UserFlags extends ManagerFlags {
   user: string;
   password?: string;
 }
@@ -18,8 +18,8 @@ interface UserFlags {
 async function signIn(f: UserFlags): Promise<ConsoleClient> {
   const password = f.password ?? process.env.KILN_MANAGER_PASSWORD;
   if (!password) throw new Error("give the user's password with --password or KILN_MANAGER_PASSWORD");
-  const client = new ConsoleClient(f.manager);
-  const s = await client.signIn(f.user, password);
+  const client = new ConsoleClient(f.manager, managerTimeouts(f));
+  const s = await signInAs(client, f.user, password);
   if (s.user.must_change_password) {
     throw new Error(`the password of ${f.user} must be changed first: kiln token password --user ${f.user} --new-password <new>`);
   }
@@ -47,13 +47,18 @@ export function registerTokenCommand(program: Command): void {
       .option("--scope <scope>", "job (preheat jobs) or cluster (clusters); repeatable", parseScope, [])
       .option("--name <name>", "token name", "kiln-cli")
       .option("--bio <text>", "what the token is for", "")
-      .option("--expires-in <duration>", "lifetime, e.g. 30d, 12h", parseDuration, 365 * 86_400_000)
+      .option("--expires-in <duration>", "lifetime, e.g. 30d, 12h (default: 365d)", parseDuration)
       .option("--json", "print the whole token record as JSON"),
-  ).action(async (f: UserFlags & { scope: string[]; name: string; bio: string; expiresIn: number; json?: boolean }) => {
+  ).action(async (f: UserFlags & { scope: string[]; name: string; bio: string; expiresIn?: number; json?: boolean }) => {
     try {
       const scopes = (f.scope.length ? f.scope : ["job"]) as TokenScope[];
       const client = await signIn(f);
-      const t = await client.createToken({ name: f.name, bio: f.bio, scopes, expired_at: new Date(Date.now() + f.expiresIn).toISOString() });
+      const t = await client.createToken({
+        name: f.name,
+        bio: f.bio,
+        scopes,
+        expired_at: new Date(Date.now() + (f.expiresIn ?? 365 * 86_400_000)).toISOString(),
+      });
       process.stdout.write(f.json ? `${JSON.stringify(t, null, 2)}\n` : `${t.token}\n`);
       if (!f.json) process.stderr.write(`token ${t.id} (${t.scopes.join(",")}) expires ${t.expired_at}; it is not shown again\n`);
     } catch (err) {
@@ -91,8 +96,8 @@ export function registerTokenCommand(program: Command): void {
     try {
       const password = f.password ?? process.env.KILN_MANAGER_PASSWORD;
       if (!password) throw new Error("give the current password with --password or KILN_MANAGER_PASSWORD");
-      const client = new ConsoleClient(f.manager);
-      const s = await client.signIn(f.user, password);
+      const client = new ConsoleClient(f.manager, managerTimeouts(f));
+      const s = await signInAs(client, f.user, password);
       await client.resetPassword(s.user.id, password, f.newPassword);
       process.stderr.write(`password of ${f.user} changed\n`);
     } catch (err) {
@@ -106,8 +111,42 @@ export function registerTokenCommand(program: Command): void {
 
 export const DEFAULT_MANAGER_URL = process.env.KILN_MANAGER ?? `http://127.0.0.1:${PORTS.manager}`;
 
+/** What every command that talks to the manager takes: where it is, and how long to wait for it. */
+export interface ManagerFlags {
+  manager: string;
+  requestTimeout: number;
+}
+
+/** Each request to the manager must be answered within this (the connection accepted within 5 s, or this when shorter). */
+export const DEFAULT_REQUEST_TIMEOUT = "10s";
+
 export function addManagerOption(cmd: Command): Command {
-  return cmd.option("--manager <url>", "manager URL (env KILN_MANAGER)", DEFAULT_MANAGER_URL);
+  return cmd
+    .option("--manager <url>", "manager URL (env KILN_MANAGER)", DEFAULT_MANAGER_URL)
+    .option(
+      "--request-timeout <duration>",
+      `longest wait for each answer from the manager, e.g. 10s, 2m; the connection must be accepted within 5 s or this when shorter (env KILN_REQUEST_TIMEOUT; default ${DEFAULT_REQUEST_TIMEOUT})`,
+      parseDuration,
+      parseDuration(process.env.KILN_REQUEST_TIMEOUT || DEFAULT_REQUEST_TIMEOUT),
+    );
+}
+
+export function managerTimeouts(f: Pick<ManagerFlags, "requestTimeout">): ClientTimeouts {
+  return { answerMs: f.requestTimeout };
+}
+
+/** Signs in; a 401 says which user was refused and where, not just "Unauthorized". */
+async function signInAs(client: ConsoleClient, user: string, password: string) {
+  try {
+    return await client.signIn(user, password);
+  } catch (err) {
+    if (err instanceof KilnError && err.status === 401) {
+      throw new Error(
+        `the manager at ${client.baseUrl} refused the sign-in of ${user}: wrong user name or password (after 5 wrong tries in 15 min it refuses for a while)`,
+      );
+    }
+    throw err;
+  }
 }
 
 /** `30d`, `12h`, `90m`, `3600s` → milliseconds. */
@@ -119,6 +158,10 @@ export function parseDuration(value: string): number {
 }
 
 export function fail(command: string, err: unknown): void {
-  process.stderr.write(`kiln ${command}: ${(err as Error).message}\n`);
+  const message = (err as Error).message;
+  const hint = /sent no answer within|did not accept the connection within/.test(message)
+    ? " (--request-timeout or KILN_REQUEST_TIMEOUT sets how long to wait)"
+    : "";
+  process.stderr.write(`kiln ${command}: ${message}${hint}\n`);
   process.exitCode = 1;
 }

@@ -67,6 +67,7 @@ export function describeNetworkError(err: unknown): string {
   const e = err as NodeJS.ErrnoException & { cause?: unknown; hostname?: string };
   if (e && typeof e === "object" && e.cause && !e.code) return describeNetworkError(e.cause);
   const code = e?.code;
+  if (isPlainHttpAnswer(err)) return "the server answered plain HTTP to a TLS (https) request";
   switch (code) {
     case "ENOTFOUND":
     case "EAI_AGAIN":
@@ -84,6 +85,14 @@ export function describeNetworkError(err: unknown): string {
     default:
       return code ? `${e.message}` : String(e?.message ?? err);
   }
+}
+
+/** TLS spoken to a plain-HTTP port: OpenSSL's "wrong version number" (or "packet length too long"). */
+export function isPlainHttpAnswer(err: unknown): boolean {
+  const e = err as { code?: string; message?: string; cause?: unknown } | undefined;
+  if (!e || typeof e !== "object") return false;
+  if (e.code === "ERR_SSL_WRONG_VERSION_NUMBER" || e.code === "ERR_SSL_PACKET_LENGTH_TOO_LONG" || /wrong version number/i.test(e.message ?? "")) return true;
+  return e.cause !== undefined && e.cause !== err && isPlainHttpAnswer(e.cause);
 }
 
 export function isDiskFull(err: unknown): boolean {

@@ -4,7 +4,7 @@
  * manifests with the right Accept header and checks their digests.
  */
 import { z } from "zod";
-import { KilnError, describeNetworkError } from "../common/errors.js";
+import { KilnError, describeNetworkError, isPlainHttpAnswer } from "../common/errors.js";
 import { sha256 } from "../common/digest.js";
 import { parseChallenges, type Challenge } from "./challenge.js";
 import { MANIFEST_ACCEPT } from "./media-types.js";
@@ -60,6 +60,7 @@ export class RegistryClient {
     } catch (err) {
       if (this.opts.signal?.aborted) throw err;
       const host = new URL(url).host;
+      if (isPlainHttpAnswer(err)) throw new KilnError("ORIGIN_UNREACHABLE", `${what}: the registry answered plain HTTP; pass --insecure-registry ${host}`);
       const cause = (err as Error).name === "TimeoutError" ? `no answer within ${(this.opts.timeoutMs ?? 30_000) / 1000} s` : describeNetworkError(err);
       throw new KilnError("ORIGIN_UNREACHABLE", `${what}: registry ${host} is unreachable: ${cause}`);
     }
