@@ -15,6 +15,7 @@ import { buildOciImage, pushImage, startRegistry, type BuiltImage } from "../tes
 import type { BenchPeer } from "./cluster.js";
 import { startCluster } from "./cluster.js";
 import { BenchContainerd, containerdHostsDir, containerdMissing } from "./containerd.js";
+import { REGISTRY_RTT_MS, rttMissing, rttRows, type RttRow } from "./image-pull-rtt.js";
 import { log, onCleanup } from "./procs.js";
 import type { Table } from "./table.js";
 import { fmt, ratio } from "./util.js";
@@ -33,7 +34,17 @@ export interface ImagePullConfig {
 export interface ImageRow {
   path: string;
   /** Which anchor a row is measured against: `direct-1` for 1-node rows, `direct-n` for the many-nodes rows. */
-  kind: "direct-1" | "kiln-cold-1" | "kiln-warm-1" | "direct-n" | "kiln-n" | "ctr-direct-1" | "ctr-kiln-warm-1";
+  kind:
+    | "direct-1"
+    | "kiln-cold-1"
+    | "kiln-warm-1"
+    | "kiln-down-1"
+    | "direct-n"
+    | "kiln-n"
+    | "ctr-direct-1"
+    | "ctr-kiln-warm-1"
+    | "ctr-kiln-down-1"
+    | RttRow["kind"];
   ms: number;
   blobGets: number;
   ok: boolean;
@@ -124,11 +135,29 @@ export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures
         await ctrRow("1 node, direct (ctr ← registry)", "ctr-direct-1", []);
         const hosts = await containerdHostsDir(join(tmp, "ctr-hosts"), cluster.peers[2]!.proxyUrl, registry.host);
         await ctrRow("1 node, kiln warm (ctr ← fresh peer ← swarm)", "ctr-kiln-warm-1", ["--hosts-dir", hosts]);
+        await registry.stop();
+        await ctrRow("1 node, registry down (ctr ← warm peer ← swarm; tag from its memory)", "ctr-kiln-down-1", ["--hosts-dir", hosts]);
       }
+      // The registry is stopped (with or without ctr): the peer that pulled warm answers the tag from memory.
+      await registry.stop();
+      await measure("1 node, registry down (skopeo ← warm peer ← swarm; tag from its memory)", "kiln-down-1", "bench/app", [await viaPeer(cluster.peers[1]!)]);
     } finally {
       await cluster.stop();
     }
-    const anchorKind = (k: ImageRow["kind"]) => (k.startsWith("ctr-") ? "ctr-direct-1" : k.endsWith("-n") ? "direct-n" : "direct-1");
+    const noRtt = await rttMissing();
+    let rttNote = `rows with the registry ${REGISTRY_RTT_MS} ms RTT away left out: ${noRtt}`;
+    if (!noRtt) {
+      try {
+        const rtt = await rttRows(image, tmp, failures);
+        rows.push(...rtt.rows);
+        rttNote = `rows "registry ${REGISTRY_RTT_MS} ms RTT away": docker-registry in its own network namespace behind a 1 Gbit link (tc tbf), ${REGISTRY_RTT_MS} ms RTT to every other node (${rtt.delay}); the node, a second node, the seed and the scheduler in theirs, 1 Gbit each, no added delay; same image (pushed under bench/rtt).`;
+      } catch (err) {
+        failures.push(`image pull, registry ${REGISTRY_RTT_MS} ms RTT away: ${(err as Error).message}`);
+        rttNote = `rows with the registry ${REGISTRY_RTT_MS} ms RTT away failed: ${(err as Error).message}`;
+      }
+    }
+    const anchorKind = (k: ImageRow["kind"]) =>
+      k.startsWith("rtt-") ? "rtt-direct-1" : k.startsWith("ctr-") ? "ctr-direct-1" : k.endsWith("-n") ? "direct-n" : "direct-1";
     const anchorMs = (r: ImageRow) => rows.find((a) => a.kind === anchorKind(r.kind))?.ms ?? NaN;
     const table: Table = {
       title: `Image pull: skopeo (and ctr) pull a ${cfg.imageMiB} MiB image (${cfg.layers} layers) from docker-registry on loopback`,
@@ -137,7 +166,9 @@ export async function imagePullPhase(cfg: ImagePullConfig, tmp: string, failures
       rows: rows.map((r) => [r.path, fmt(r.ms / 1000, 2), ratio(r.ms, anchorMs(r)), String(r.blobGets), r.ok ? "yes" : "NO"]),
       notes: [
         `${blobsOf(image).length} blobs per pull (config + layers); skopeo verifies every digest and writes an OCI layout to disk in every row.`,
-        "kiln rows: the peer is the registry's mirror (registries.conf, as Podman uses it); manifests are forwarded, blobs come through P2P.",
+        "kiln rows: the peer is the registry's mirror (registries.conf, as Podman uses it); manifests by tag are asked of the registry, manifests by digest and blobs come through P2P.",
+        "registry down rows: docker-registry stopped after the warm rows; the peer that pulled warm answers the tag from its memory (marked stale), everything else comes from the swarm.",
+        rttNote,
         "The registry is unthrottled on loopback and every node shares this machine's 2 cores, so direct is the floor for time here; kiln's gain is the registry GETs it saves per extra node.",
         `the ${cfg.nodes}-node rows pull a second image of the same size (so the kiln run starts cold); their time is the slowest node's.`,
         "÷ direct: time ÷ the direct row of the same client with as many nodes (lower is better).",

@@ -161,8 +161,12 @@ ${tlsYaml}${authYaml}`;
     blobGets: (digest) => requests().filter((r) => r.startsWith("GET ") && r.includes(`/blobs/${digest}`)).length,
     blobsServed: (digest) => log.filter((l) => new RegExp(`"GET /v2/[^ ]+/blobs/${digest} HTTP/[\\d.]+" 20[06] `).test(l)).length,
     async stop() {
-      proc.kill("SIGTERM");
-      if (proc.exitCode === null) await new Promise((r) => proc.once("exit", r));
+      // Stopped before (killed by a signal: exitCode stays null): nothing to wait for.
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once("exit", r));
+        proc.kill("SIGTERM");
+        await exited;
+      }
       tokenServer?.close();
       await rm(dir, { recursive: true, force: true });
     },
