@@ -43,7 +43,7 @@ export function addProxyOptions(cmd: Command): Command {
     )
     .option(
       "--stale-tags",
-      "while a registry fails (no connection, no answer in time, 5xx, 429), answer a manifest request by tag from its last answer, marked stale (default on)",
+      "while a registry fails (no connection, no answer in time, 5xx, 429), answer a manifest request by tag from its last answer, marked stale",
       PROXY.staleTags,
     )
     .option("--no-stale-tags", "never answer a tag from memory: a failing registry's failure is what the client gets")
@@ -61,7 +61,7 @@ export function addProxyOptions(cmd: Command): Command {
     )
     .option(
       "--prefetch-layers",
-      "when an image manifest goes through the proxy, start downloading its config and layers through the swarm at once (default on)",
+      "when an image manifest goes through the proxy, start downloading its config and layers through the swarm at once",
       PROXY.prefetchLayers,
     )
     .option("--no-prefetch-layers", "download a blob only when a client asks for it");
