@@ -126,8 +126,7 @@ export class PieceDispatcher {
     while (this.has(this.firstMissing)) this.firstMissing++;
     const room = () => this.inFlight.size < this.opts.concurrentPieces;
     if (!room()) return { assignments, starved: false };
-    const wanted = this.wanted();
-    for (const n of wanted) {
+    for (const n of this.wanted()) {
       if (!room()) break;
       const best = this.bestParent(n, now);
       if (!best) continue;
@@ -139,19 +138,32 @@ export class PieceDispatcher {
     return { assignments, starved: assignments.length === 0 && this.inFlight.size === 0 };
   }
 
-  /** Pieces with a digest that some parent holds, not stored or in flight: the first missing one, then rarest first. */
-  private wanted(): number[] {
-    const candidates: { n: number; holders: number; tie: number }[] = [];
-    let head: number | undefined;
+  /**
+   * Pieces with a digest that some parent holds, not stored or in flight: the first
+   * missing one, then rarest first. Pieces go into buckets by holder count (no sort),
+   * and each bucket is drawn from at random only as far as `assign` reads: this runs
+   * on every have a parent sends, so its cost is one pass over the pieces.
+   */
+  private *wanted(): Generator<number> {
+    const buckets: number[][] = [];
+    let head = false;
     for (const n of this.digests.keys()) {
-      if (this.has(n) || this.inFlight.has(n) || !this.holders[n]) continue;
-      if (n === this.firstMissing) head = n;
-      else candidates.push({ n, holders: this.holders[n]!, tie: this.random() });
+      const holders = this.holders[n];
+      if (!holders || this.has(n) || this.inFlight.has(n)) continue;
+      if (n === this.firstMissing) head = true;
+      else if (buckets[holders]) buckets[holders].push(n);
+      else buckets[holders] = [n];
     }
-    candidates.sort((a, b) => a.holders - b.holders || a.tie - b.tie);
-    const order = candidates.map((c) => c.n);
-    if (head !== undefined) order.unshift(head);
-    return order;
+    if (head) yield this.firstMissing;
+    for (const bucket of buckets) {
+      if (!bucket) continue;
+      for (let left = bucket.length; left > 0; left--) {
+        const i = Math.floor(this.random() * left);
+        const n = bucket[i]!;
+        bucket[i] = bucket[left - 1]!;
+        yield n;
+      }
+    }
   }
 
   /**
