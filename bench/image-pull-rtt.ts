@@ -158,6 +158,16 @@ export async function rttRows(image: BuiltImage, tmp: string, failures: string[]
     registry = await startRegistryIn(regHost, dir, relay ? `127.0.0.1:${BEHIND_RELAY_PORT}` : `${regHost.ip}:${REGISTRY_PORT}`);
     const registryUrl = `http://${regHost.ip}:${REGISTRY_PORT}`;
     const node = topology.host("peer-1");
+    // Reachable from the node through the delay before anything is timed (a loaded machine starts slowly).
+    for (let i = 0; ; i++) {
+      try {
+        await node.httpText(`${registryUrl}/v2/`);
+        break;
+      } catch (err) {
+        if (i >= 30) throw new Error(`the registry is not reachable from the node at ${registryUrl}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     const blobs = [image.platforms["linux/amd64"]!.config, ...image.platforms["linux/amd64"]!.layers];
     const [pushCmd, pushArgs] = node.command("skopeo", [
       "copy",
