@@ -66,7 +66,7 @@ export function preheatBody(type: "image" | "file", urls: string[], f: PreheatFl
   if (more.length) args.urls = more;
   if (f.header.length) args.headers = headers;
   if (f.username) args.username = f.username;
-  const password = f.password ?? process.env.KILN_REGISTRY_PASSWORD;
+  const password = type === "image" ? (f.password ?? process.env.KILN_REGISTRY_PASSWORD) : undefined;
   if (password) args.password = password;
   if (f.platform) args.platform = f.platform;
   if (f.tag) args.tag = f.tag;
@@ -144,18 +144,20 @@ export function addTaskIdOptions(cmd: Command): Command {
 }
 
 function addPreheatCommand(parent: Command, type: "image" | "file", description: string): void {
-  addTaskIdOptions(
-    addManagerOption(
-      parent
-        .command(type)
-        .description(description)
-        .argument("<url...>", type === "image" ? "https://<registry>/v2/<repo>/manifests/<tag>" : "file URL(s)"),
-    )
-      .option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)")
-      .option("--username <user>", "registry username (image)")
+  const cmd = addManagerOption(
+    parent
+      .command(type)
+      .description(description)
+      .argument("<url...>", type === "image" ? "https://<registry>/v2/<repo>/manifests/<tag>" : "file URL(s)"),
+  ).option("--token <pat>", "personal access token with scope job (env KILN_TOKEN)");
+  // Registry credentials and the platform mean something for an image only: kiln preheat file --help does not list them.
+  if (type === "image") {
+    cmd
+      .option("--username <user>", "registry username")
       .option("--password <password>", "registry password (env KILN_REGISTRY_PASSWORD)")
-      .option("--platform <os/arch>", "platform to pick from a multi-arch image (default linux/amd64)"),
-  )
+      .option("--platform <os/arch>", "platform to pick from a multi-arch image (default linux/amd64)");
+  }
+  addTaskIdOptions(cmd)
     .option("--scope <scope>", "single_seed_peer | all_seed_peers | all_peers", parseScope)
     .option("--ip <ip>", "only these hosts (repeatable)", collect, [])
     .option("--count <n>", "at most this many hosts", parsePositiveInt)
