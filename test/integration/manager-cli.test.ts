@@ -47,6 +47,14 @@ describe("kiln manager and kiln token", () => {
     const changed = await runKiln(["token", "password", "--new-password", "a-better-password"], { env });
     assert.equal(changed.code, 0, changed.stderr);
 
+    // A wrong password says whose sign-in was refused and where, not just "Unauthorized".
+    const wrong = await runKiln(["token", "list", "--password", "not-it"], { env });
+    assert.equal(wrong.code, 1);
+    assert.match(
+      wrong.stderr,
+      new RegExp(`^kiln token list: the manager at ${url.replaceAll(".", "\\.")} refused the sign-in of root: wrong user name or password`),
+    );
+
     const env2 = { KILN_MANAGER: url, KILN_MANAGER_PASSWORD: "a-better-password" };
     const created = await runKiln(["token", "create", "--scope", "job", "--scope", "cluster", "--name", "ci", "--expires-in", "2d"], { env: env2 });
     assert.equal(created.code, 0, created.stderr);
