@@ -216,6 +216,42 @@ data:
     }
   });
 
+  it("kiln puller list, get (the image × node matrix), run and delete; a plain-HTTP registry not named insecure fails with how to fix it", async (t) => {
+    if (skip) return t.skip(skip);
+    const env = { KILN_TOKEN: token };
+    const created = await api(`${managerUrl}/oapi/v1/pull-schedules`, {
+      token,
+      body: { name: "plain-http", images: `plain=${registry.host}/team/app1:${images[0]!.tag}`, interval_hours: 1, node_selector: { zone: "a" } },
+    });
+    assert.equal(created.status, 200, JSON.stringify(created.json));
+    const id = created.json.id as number;
+    const ran = await runKiln(["puller", "run", "plain-http", "--manager", managerUrl], { env });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout, new RegExp(`^pull schedule ${id} "plain-http" is (running|idle); kiln puller get ${id} shows the matrix\n$`));
+    for (const deadline = Date.now() + 20_000; ; ) {
+      const s = (await api(`${managerUrl}/oapi/v1/pull-schedules/${id}`, { token })).json;
+      if (s.state === "idle" && s.status?.images[0]?.error) break;
+      assert.ok(Date.now() < deadline, JSON.stringify(s));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const got = await runKiln(["puller", "get", "plain-http", "--manager", managerUrl], { env });
+    assert.equal(got.code, 0, got.stderr);
+    const [head, columns] = got.stdout.split("\n");
+    assert.match(head!, new RegExp(`^pull schedule ${id} "plain-http": 1 image\\(s\\), every 1 h, idle`));
+    assert.match(columns!, /^IMAGE\s+DIGEST\s+.*peer-a \(127\.0\.0\.1\).*peer-b \(127\.0\.0\.1\)/);
+    assert.ok(got.stdout.includes(`the registry answered plain HTTP; pass --insecure-registry ${registry.host}`), got.stdout);
+    const list = await runKiln(["puller", "list", "--manager", managerUrl], { env });
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^ID\s+NAME\s+IMAGES\s+WHEN/);
+    assert.match(list.stdout, new RegExp(`\n${id}\\s+plain-http\\s+1\\s+every 1 h\\s+zone=a\\s+idle`));
+    const deleted = await runKiln(["puller", "delete", String(id), "--manager", managerUrl], { env });
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(deleted.stdout, `deleted pull schedule ${id} "plain-http"\n`);
+    const missing = await runKiln(["puller", "get", "plain-http", "--manager", managerUrl], { env });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^kiln puller get: no pull schedule is named "plain-http" \(kiln puller list shows them\)\n$/);
+  });
+
   it("with containerd on a peer's node: the run has it import the image through the peer; it lists the image and holds every blob, the registry serving none again", async (t) => {
     if (skip) return t.skip(skip);
     const missing = await containerdToolsMissing("pull schedules into containerd");
