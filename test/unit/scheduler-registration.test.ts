@@ -208,8 +208,30 @@ describe("the status view", () => {
       access: null,
     });
     assert.deepEqual(st.peers, [
-      { peerId: "src", hostId: "h1", hostname: "name-h1", ip: "10.0.0.7", port: 4000, isSeed: false, state: "back_to_source", finishedPieces: 2, finishedBytes: 2 * PL, error: null },
-      { peerId: "child", hostId: "h2", hostname: "name-h2", ip: "10.0.0.7", port: 4000, isSeed: false, state: "failed", finishedPieces: 0, finishedBytes: 0, error },
+      {
+        peerId: "src",
+        hostId: "h1",
+        hostname: "name-h1",
+        ip: "10.0.0.7",
+        port: 4000,
+        isSeed: false,
+        state: "back_to_source",
+        finishedPieces: 2,
+        finishedBytes: 2 * PL,
+        error: null,
+      },
+      {
+        peerId: "child",
+        hostId: "h2",
+        hostname: "name-h2",
+        ip: "10.0.0.7",
+        port: 4000,
+        isSeed: false,
+        state: "failed",
+        finishedPieces: 0,
+        finishedBytes: 0,
+        error,
+      },
     ]);
   });
 });
