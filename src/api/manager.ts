@@ -153,7 +153,9 @@ export function timeoutSeconds(v: number | string): number {
 }
 
 const Timeout = z
-  .union([z.number().positive(), z.string().regex(GO_DURATION)], { error: 'must be seconds (a number) or a duration such as "30m"' })
+  .union([z.number().positive(), z.string().regex(GO_DURATION, 'must be seconds (a number) or a duration such as "30m"')], {
+    error: 'must be seconds (a number) or a duration such as "30m"',
+  })
   .refine((v) => {
     const s = timeoutSeconds(v);
     return s >= 1 && s <= 7 * 24 * 3600;

@@ -6,6 +6,8 @@
 import type { z } from "zod";
 import { ErrorBody } from "@api/common";
 import { CSRF_COOKIE, CSRF_HEADER, parseLinkPages, TOTAL_COUNT_HEADER } from "@api/manager";
+import { answered, unreachable } from "./connectivity";
+import { sentence } from "./field-message";
 
 export class ApiError extends Error {
   constructor(
@@ -13,9 +15,19 @@ export class ApiError extends Error {
     message: string,
     /** For 422 answers: field path (`args.url`, `name`) → what is wrong with it. */
     readonly fields: Record<string, string> = {},
+    /** The manager did not answer (network error, or a gateway in front of it said so). */
+    readonly unreachable = false,
   ) {
     super(message);
   }
+}
+
+/** Gateways in front of the manager answer these when it is down. */
+const GATEWAY_DOWN = new Set([502, 503, 504]);
+
+/** True when the error says the manager did not answer (not that it refused). */
+export function isUnreachable(err: unknown): boolean {
+  return err instanceof ApiError && err.unreachable;
 }
 
 /** Splits `args.url: must be …; args.pieceLength: must be …` (the manager's validation answer) by field. */
@@ -25,6 +37,8 @@ export function fieldErrors(message: string): Record<string, string> {
     const m = /^([A-Za-z_][\w.[\]"-]*): (.+)$/.exec(part);
     if (m) out[m[1]!] = out[m[1]!] ? `${out[m[1]!]}; ${m[2]}` : m[2]!;
   }
+  // As sentences, each said once (a field's unit is the form's to apply: sentence(v, "MiB")).
+  for (const k of Object.keys(out)) out[k] = sentence(out[k]!);
   return out;
 }
 
@@ -62,7 +76,18 @@ async function send(path: string, opts: CallOptions): Promise<Response> {
   const headers: Record<string, string> = {};
   if (opts.body !== undefined) headers["content-type"] = "application/json";
   if (method !== "GET") headers[CSRF_HEADER] = cookie(CSRF_COOKIE) ?? "";
-  const res = await fetch(url, { method, headers, credentials: "same-origin", body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+  let res: Response;
+  try {
+    res = await fetch(url, { method, headers, credentials: "same-origin", body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+  } catch {
+    unreachable();
+    throw new ApiError(0, "The manager did not answer: it may be stopped or restarting, or the network is down.", {}, true);
+  }
+  if (GATEWAY_DOWN.has(res.status) && !res.headers.get("content-type")?.includes("application/json")) {
+    unreachable();
+    throw new ApiError(res.status, `The manager is unreachable: the gateway in front of it answered ${res.status} ${res.statusText}.`, {}, true);
+  }
+  answered();
   if (res.ok) return res;
   const text = await res.text();
   let message = `${res.status} ${res.statusText}`;

@@ -9,12 +9,16 @@ import { formatBytes } from "@common/format-bytes";
 import { ApiError } from "../lib/client";
 import { useAcceleration, useAccelerationSwitch, useCreateAccelerated, useDeleteAccelerated, useMe } from "../lib/queries";
 import { ErrorNote, Form, GREEN, PageTitle } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
 
-function Flag({ label, on }: { label: string; on: boolean }) {
+/** One of the seed's flags: what it means in words, its field name as the API and Dragonfly's console spell it. */
+function Flag({ label, field, on }: { label: string; field: string; on: boolean }) {
   return (
     <div>
-      <Text size="sm">{label}</Text>
-      <Badge color={on ? GREEN : "red.9"} variant="filled" radius="sm" data-flag={label}>
+      <Text size="sm">
+        {label} <code>{field}</code>
+      </Text>
+      <Badge color={on ? GREEN : "red.9"} variant="filled" radius="sm" data-flag={field}>
         <span aria-hidden="true">{on ? "✓ " : "✗ "}</span>
         {on ? "yes" : "no"}
       </Badge>
@@ -100,7 +104,8 @@ export default function Accelerate() {
       <PageTitle
         actions={
           root && v ? (
-            <Button variant={v.Enable ? "default" : "filled"} onClick={() => toggle.mutate({ on: !v.Enable, force })} loading={toggle.isPending}>
+            // Primary only when enabling can work: with the shared directory missing, the manager refuses it.
+            <Button variant={v.Enable || !v.NfsReady ? "default" : "filled"} onClick={() => toggle.mutate({ on: !v.Enable, force })} loading={toggle.isPending}>
               {v.Enable ? "Disable acceleration" : "Enable acceleration"}
             </Button>
           ) : undefined
@@ -116,9 +121,9 @@ export default function Accelerate() {
       {v && (
         <>
           <SimpleGrid cols={{ base: 2, sm: 5 }}>
-            <Flag label="Enable" on={v.Enable} />
-            <Flag label="NfsReady" on={v.NfsReady} />
-            <Flag label="AgentReady" on={v.AgentReady} />
+            <Flag label="Switched on" field="Enable" on={v.Enable} />
+            <Flag label="Shared directory mounted and writable" field="NfsReady" on={v.NfsReady} />
+            <Flag label="A node's snapshotter reported recently" field="AgentReady" on={v.AgentReady} />
             <div>
               <Text size="sm">Status</Text>
               <Text fw={700} data-testid="accelerate-status">
@@ -130,49 +135,59 @@ export default function Accelerate() {
               <code>{v.SharedDir}</code>
             </div>
           </SimpleGrid>
+          {!v.NfsReady && (
+            <Text size="sm" data-testid="accelerate-how">
+              The shared directory <code>{v.SharedDir}</code> is not a mounted, writable filesystem here, so enabling is refused. Mount the same shared
+              filesystem (NFS or similar) on the manager and on every node, and point kiln at it: <code>KILN_ACCELERATE_SHARED=/path</code> for the manager and
+              the CLI, <code>kiln peer --accelerate-shared /path</code> and <code>kiln snapshotter --shared /path</code> on the nodes (default{" "}
+              <code>/mnt/kiln-shared</code>).
+            </Text>
+          )}
           {v.Error && (
             <Text c="red.9" role="alert" data-testid="accelerate-error">
               {v.Error}
             </Text>
           )}
           <Text size="sm">Nodes that can mount accelerated images: {v.Nodes.join(", ") || "none (no snapshotter reported recently)"}</Text>
-          <Table striped data-testid="accelerated-images">
-            <Table.Caption>
-              {v.Images.length ? "Accelerated images." : "No accelerated image (or none shown while one is created, deleted, or no node is up)."}
-            </Table.Caption>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Original image</Table.Th>
-                <Table.Th>Target image</Table.Th>
-                <Table.Th>Size</Table.Th>
-                <Table.Th>Layers</Table.Th>
-                {root && <Table.Th>Delete</Table.Th>}
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {v.Images.map((i) => (
-                <Table.Tr key={i.OriginalImage}>
-                  <Table.Td>{i.OriginalImage}</Table.Td>
-                  <Table.Td>{i.TargetImage}</Table.Td>
-                  <Table.Td>{formatBytes(i.Size)}</Table.Td>
-                  <Table.Td>{i.Layers}</Table.Td>
-                  {root && (
-                    <Table.Td>
-                      <Button
-                        size="xs"
-                        color="red.9"
-                        variant="outline"
-                        onClick={() => remove.mutate({ original: i.OriginalImage, force })}
-                        loading={remove.isPending}
-                      >
-                        Delete {i.OriginalImage}
-                      </Button>
-                    </Table.Td>
-                  )}
+          <TableScroll label="Accelerated images table">
+            <Table striped data-testid="accelerated-images">
+              <Table.Caption>
+                {v.Images.length ? "Accelerated images." : "No accelerated image (or none shown while one is created, deleted, or no node is up)."}
+              </Table.Caption>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Original image</Table.Th>
+                  <Table.Th>Target image</Table.Th>
+                  <Table.Th>Size</Table.Th>
+                  <Table.Th>Layers</Table.Th>
+                  {root && <Table.Th>Delete</Table.Th>}
                 </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
+              </Table.Thead>
+              <Table.Tbody>
+                {v.Images.map((i) => (
+                  <Table.Tr key={i.OriginalImage}>
+                    <Table.Td>{i.OriginalImage}</Table.Td>
+                    <Table.Td>{i.TargetImage}</Table.Td>
+                    <Table.Td>{formatBytes(i.Size)}</Table.Td>
+                    <Table.Td>{i.Layers}</Table.Td>
+                    {root && (
+                      <Table.Td>
+                        <Button
+                          size="xs"
+                          color="red.9"
+                          variant="outline"
+                          onClick={() => remove.mutate({ original: i.OriginalImage, force })}
+                          loading={remove.isPending}
+                        >
+                          Delete {i.OriginalImage}
+                        </Button>
+                      </Table.Td>
+                    )}
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </TableScroll>
           {root && (
             <Checkbox
               label="Force: delete or disable even while nodes still use the layers (their containers get I/O errors)"

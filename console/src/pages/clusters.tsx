@@ -5,6 +5,7 @@ import type { ClusterView } from "@api/manager";
 import { ApiError } from "../lib/client";
 import { useClusters, useCreateCluster, useMe, useUpdateCluster } from "../lib/queries";
 import { ErrorNote, Form, PageTitle, Pager, Time } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
 
 const lines = (text: string) =>
   text
@@ -143,46 +144,48 @@ export default function Clusters() {
     <Stack>
       <PageTitle actions={root && <Button onClick={() => setEditing("new")}>Add cluster</Button>}>Clusters</PageTitle>
       <ErrorNote error={clusters.error} title="Could not load the clusters" />
-      <Table striped>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Name</Table.Th>
-            <Table.Th>Description</Table.Th>
-            <Table.Th>Default</Table.Th>
-            <Table.Th>Scopes</Table.Th>
-            <Table.Th>Limits</Table.Th>
-            <Table.Th>Schedulers</Table.Th>
-            <Table.Th>Seed peers</Table.Th>
-            <Table.Th>Created</Table.Th>
-            {root && <Table.Th>Actions</Table.Th>}
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {clusters.data?.items.map((c) => (
-            <Table.Tr key={c.id}>
-              <Table.Td>{c.name}</Table.Td>
-              <Table.Td>{c.bio || "—"}</Table.Td>
-              <Table.Td>{c.is_default ? "yes" : "no"}</Table.Td>
-              <Table.Td>{scopesText(c.scopes)}</Table.Td>
-              <Table.Td>
-                {c.config.job_rate_limit} jobs/s, {c.config.candidate_parent_limit} parents of {c.config.filter_parent_limit} sampled
-              </Table.Td>
-              <Table.Td>{up(c.schedulers)}</Table.Td>
-              <Table.Td>{up(c.seed_peers)}</Table.Td>
-              <Table.Td>
-                <Time iso={c.created_at} />
-              </Table.Td>
-              {root && (
-                <Table.Td>
-                  <Button size="xs" variant="default" onClick={() => setEditing(c)} aria-label={`Edit cluster ${c.name}`}>
-                    Edit
-                  </Button>
-                </Table.Td>
-              )}
+      <TableScroll label="Clusters table">
+        <Table striped>
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Name</Table.Th>
+              <Table.Th>Description</Table.Th>
+              <Table.Th>Default</Table.Th>
+              <Table.Th>Scopes</Table.Th>
+              <Table.Th>Limits</Table.Th>
+              <Table.Th>Schedulers</Table.Th>
+              <Table.Th>Seed peers</Table.Th>
+              <Table.Th>Created</Table.Th>
+              {root && <Table.Th>Actions</Table.Th>}
             </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
+          </Table.Thead>
+          <Table.Tbody>
+            {clusters.data?.items.map((c) => (
+              <Table.Tr key={c.id}>
+                <Table.Td>{c.name}</Table.Td>
+                <Table.Td>{c.bio || "—"}</Table.Td>
+                <Table.Td>{c.is_default ? "yes" : "no"}</Table.Td>
+                <Table.Td>{scopesText(c.scopes)}</Table.Td>
+                <Table.Td>
+                  {c.config.job_rate_limit} jobs/s, {c.config.candidate_parent_limit} parents of {c.config.filter_parent_limit} sampled
+                </Table.Td>
+                <Table.Td>{up(c.schedulers)}</Table.Td>
+                <Table.Td>{up(c.seed_peers)}</Table.Td>
+                <Table.Td>
+                  <Time iso={c.created_at} />
+                </Table.Td>
+                {root && (
+                  <Table.Td>
+                    <Button size="xs" variant="default" onClick={() => setEditing(c)} aria-label={`Edit cluster ${c.name}`}>
+                      Edit
+                    </Button>
+                  </Table.Td>
+                )}
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </TableScroll>
       {clusters.data && <Pager page={page} lastPage={clusters.data.lastPage} total={clusters.data.total} what="clusters" onPage={setPage} />}
       <Modal
         opened={editing !== null}

@@ -2,8 +2,9 @@
 import { useState } from "react";
 import { Group, NativeSelect, Stack, Table, TextInput } from "@mantine/core";
 import { useDebouncedValue } from "@mantine/hooks";
-import { useMembers, type MemberKind } from "../lib/queries";
+import { useAllClusters, useMembers, type MemberKind } from "../lib/queries";
 import { Ago, ErrorNote, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
 
 function MemberTable({ kind, title }: { kind: MemberKind; title: string }) {
   const [page, setPage] = useState(1);
@@ -11,6 +12,9 @@ function MemberTable({ kind, title }: { kind: MemberKind; title: string }) {
   const [state, setState] = useState<"" | "active" | "inactive">("");
   const [hostname] = useDebouncedValue(search.trim(), 300);
   const members = useMembers(kind, { page, hostname: hostname || undefined, state: state || undefined });
+  const clusters = useAllClusters().data?.items;
+  /** The cluster's name (its ID until the clusters have loaded). */
+  const clusterName = (id: number) => clusters?.find((c) => c.id === id)?.name ?? `#${id}`;
   const id = `${kind}-title`;
   return (
     <section aria-labelledby={id}>
@@ -36,45 +40,47 @@ function MemberTable({ kind, title }: { kind: MemberKind; title: string }) {
         />
       </Group>
       <ErrorNote error={members.error} title={`Could not load the ${title.toLowerCase()}`} />
-      <Table striped data-testid={`${kind}-table`}>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Host</Table.Th>
-            <Table.Th>State</Table.Th>
-            <Table.Th>IP</Table.Th>
-            <Table.Th>{kind === "schedulers" ? "API port" : "Upload port"}</Table.Th>
-            <Table.Th>{kind === "schedulers" ? "URL" : "Type"}</Table.Th>
-            <Table.Th>Cluster</Table.Th>
-            <Table.Th>Last keepalive</Table.Th>
-            <Table.Th>Registered</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {members.data?.items.map((m) => (
-            <Table.Tr key={m.id}>
-              <Table.Td>{m.hostname}</Table.Td>
-              <Table.Td>
-                <UpDownBadge up={m.state === "active"} />
-              </Table.Td>
-              <Table.Td>{m.ip}</Table.Td>
-              <Table.Td>{m.port}</Table.Td>
-              <Table.Td>{kind === "schedulers" ? m.url : m.type}</Table.Td>
-              <Table.Td>{m.scheduler_cluster_id}</Table.Td>
-              <Table.Td>
-                <Ago iso={m.last_keepalive_at} />
-              </Table.Td>
-              <Table.Td>
-                <Time iso={m.created_at} />
-              </Table.Td>
-            </Table.Tr>
-          ))}
-          {members.data?.items.length === 0 && (
+      <TableScroll label={`${kind === "schedulers" ? "Schedulers" : "Seed peers"} table`}>
+        <Table striped data-testid={`${kind}-table`}>
+          <Table.Thead>
             <Table.Tr>
-              <Table.Td colSpan={8}>None.</Table.Td>
+              <Table.Th>Host</Table.Th>
+              <Table.Th>State</Table.Th>
+              <Table.Th>IP</Table.Th>
+              <Table.Th>{kind === "schedulers" ? "API port" : "Upload port"}</Table.Th>
+              <Table.Th>{kind === "schedulers" ? "URL" : "Type"}</Table.Th>
+              <Table.Th>Cluster</Table.Th>
+              <Table.Th>Last keepalive</Table.Th>
+              <Table.Th>Registered</Table.Th>
             </Table.Tr>
-          )}
-        </Table.Tbody>
-      </Table>
+          </Table.Thead>
+          <Table.Tbody>
+            {members.data?.items.map((m) => (
+              <Table.Tr key={m.id}>
+                <Table.Td>{m.hostname}</Table.Td>
+                <Table.Td>
+                  <UpDownBadge up={m.state === "active"} />
+                </Table.Td>
+                <Table.Td>{m.ip}</Table.Td>
+                <Table.Td>{m.port}</Table.Td>
+                <Table.Td>{kind === "schedulers" ? m.url : m.type}</Table.Td>
+                <Table.Td>{clusterName(m.scheduler_cluster_id)}</Table.Td>
+                <Table.Td>
+                  <Ago iso={m.last_keepalive_at} />
+                </Table.Td>
+                <Table.Td>
+                  <Time iso={m.created_at} />
+                </Table.Td>
+              </Table.Tr>
+            ))}
+            {members.data?.items.length === 0 && (
+              <Table.Tr>
+                <Table.Td colSpan={8}>None.</Table.Td>
+              </Table.Tr>
+            )}
+          </Table.Tbody>
+        </Table>
+      </TableScroll>
       {members.data && <Pager page={page} lastPage={members.data.lastPage} total={members.data.total} what={title.toLowerCase()} onPage={setPage} />}
     </section>
   );

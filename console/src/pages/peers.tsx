@@ -22,7 +22,10 @@ export default function Peers() {
   return (
     <Stack>
       <PageTitle>Peers</PageTitle>
-      <Text size="sm">Every host the schedulers report, refreshed every 15 s: seed peers and peers, their labels, what they cache and what they moved.</Text>
+      <Text size="sm">
+        Every host the schedulers report, refreshed every 15 s: seed peers and peers, their labels, what they cache and what they moved. Uploaded, from the
+        swarm and from origins count since each peer process started: they start again from zero when a peer restarts.
+      </Text>
       <Group align="end">
         <TextInput label="Search by host name or IP" value={search} onChange={(e) => reset(setSearch)(e.currentTarget.value)} w={260} />
         <TextInput

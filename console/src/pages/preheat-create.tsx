@@ -11,6 +11,7 @@ import { DEFAULT_PREHEAT_FILTER, MiB, PIECE } from "@common/defaults";
 import { ApiError } from "../lib/client";
 import { useAllClusters, useCreateJob } from "../lib/queries";
 import { Form, PageTitle } from "../ui/bits";
+import { type FieldUnit, sentence } from "../lib/field-message";
 
 const lines = (s: string) =>
   s
@@ -58,10 +59,11 @@ export default function PreheatCreate() {
   const selected = clusterIds ?? clusters.data?.items.filter((c) => c.is_default).map((c) => String(c.id)) ?? [];
   const fields = create.error instanceof ApiError ? create.error.fields : {};
   const used = new Set<string>();
-  const err = (...paths: string[]) => {
+  const err = (...paths: string[]) => errIn(undefined, ...paths);
+  const errIn = (unit: FieldUnit | undefined, ...paths: string[]) => {
     const hits = Object.entries(fields).filter(([k]) => paths.some((p) => k === p || k.startsWith(`${p}.`) || k.startsWith(`${p}[`)));
     for (const [k] of hits) used.add(k);
-    return hits.length ? hits.map(([k, v]) => (paths.includes(k) ? v : `${k}: ${v}`)).join("; ") : undefined;
+    return hits.length ? hits.map(([k, v]) => (paths.includes(k) ? sentence(v, unit) : `${k}: ${sentence(v, unit)}`)).join(" ") : undefined;
   };
 
   const submit = (e: FormEvent) => {
@@ -109,7 +111,7 @@ export default function PreheatCreate() {
   const fieldMessages = {
     bio: err("bio"),
     clusters: clusterError ?? err("scheduler_cluster_ids"),
-    piece: err("args.pieceLength", "args.piece_length"),
+    piece: errIn("MiB", "args.pieceLength", "args.piece_length"),
     tag: err("args.tag"),
     application: err("args.application"),
     filter: err("args.filteredQueryParams"),
@@ -123,7 +125,7 @@ export default function PreheatCreate() {
     percentage: err("args.percentage"),
     peers: err("args.concurrent_peer_count"),
     tasks: err("args.concurrent_task_count"),
-    timeout: err("args.timeout"),
+    timeout: errIn("seconds", "args.timeout"),
     type: err("args.type"),
   };
   // What the API refused that no field shows (e.g. a rate limit, or a message without a field).
@@ -132,8 +134,8 @@ export default function PreheatCreate() {
       ? create.error.message
       : Object.entries(fields)
           .filter(([k]) => !used.has(k))
-          .map(([k, v]) => `${k}: ${v}`)
-          .join("; ");
+          .map(([k, v]) => `${k}: ${sentence(v)}`)
+          .join(" ");
 
   return (
     <Form onSubmit={submit} maw={760} label="New preheat">

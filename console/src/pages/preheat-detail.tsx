@@ -8,6 +8,7 @@ import type { JobView, TaskOutcome } from "@api/manager";
 import { useCancelJob, useJob, useMe } from "../lib/queries";
 import { hostAddress } from "@common/host-label";
 import { ErrorNote, JobStateBadge, PageTitle, Time } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
 import { JobProgressBar, UrlProgressList } from "../ui/preheat-progress";
 
 function Outcomes({ title, rows, failed, clusters }: { title: string; rows: TaskOutcome[]; failed: boolean; clusters: JobView["scheduler_clusters"] }) {
@@ -20,7 +21,7 @@ function Outcomes({ title, rows, failed, clusters }: { title: string; rows: Task
       {rows.length === 0 ? (
         <Text size="sm">None.</Text>
       ) : (
-        <Table.ScrollContainer minWidth={640} type="native">
+        <TableScroll label={`${title} table`}>
           <Table mt="xs" striped data-testid={failed ? "failure-tasks" : "success-tasks"}>
             <Table.Thead>
               <Table.Tr>
@@ -48,7 +49,7 @@ function Outcomes({ title, rows, failed, clusters }: { title: string; rows: Task
               ))}
             </Table.Tbody>
           </Table>
-        </Table.ScrollContainer>
+        </TableScroll>
       )}
     </Card>
   );
@@ -75,16 +76,18 @@ function Args({ job }: { job: JobView }) {
   if (a.concurrent_peer_count !== undefined) rows.push(["Hosts at once", String(a.concurrent_peer_count)]);
   if (a.timeout !== undefined) rows.push(["Timeout", `${a.timeout} s`]);
   return (
-    <Table withTableBorder variant="vertical">
-      <Table.Tbody>
-        {rows.map(([k, v]) => (
-          <Table.Tr key={k}>
-            <Table.Th w={220}>{k}</Table.Th>
-            <Table.Td style={{ whiteSpace: "pre-wrap", wordBreak: "break-all" }}>{v}</Table.Td>
-          </Table.Tr>
-        ))}
-      </Table.Tbody>
-    </Table>
+    <TableScroll label="Arguments table">
+      <Table withTableBorder variant="vertical">
+        <Table.Tbody>
+          {rows.map(([k, v]) => (
+            <Table.Tr key={k}>
+              <Table.Th w={220}>{k}</Table.Th>
+              <Table.Td style={{ whiteSpace: "pre-wrap", wordBreak: "break-all" }}>{v}</Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+    </TableScroll>
   );
 }
 

@@ -5,6 +5,7 @@ import { Link, useLocation, useSearch } from "wouter";
 import { JobState } from "@api/manager";
 import { useJobs, useMe } from "../lib/queries";
 import { ErrorNote, JobStateBadge, PageTitle, Pager, Time } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
 
 export default function PreheatList() {
   const search = new URLSearchParams(useSearch());
@@ -60,49 +61,51 @@ export default function PreheatList() {
         </Button>
       </Group>
       <ErrorNote error={jobs.error} title="Could not load the preheats" />
-      <Table striped highlightOnHover>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>ID</Table.Th>
-            <Table.Th>URL</Table.Th>
-            <Table.Th>Type</Table.Th>
-            <Table.Th>State</Table.Th>
-            <Table.Th>Clusters</Table.Th>
-            <Table.Th>Created</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {jobs.data?.items.map((j) => (
-            <Table.Tr key={j.id}>
-              <Table.Td>
-                <Anchor component={Link} href={`/preheats/${j.id}`}>
-                  {j.id}
-                </Anchor>
-              </Table.Td>
-              <Table.Td style={{ wordBreak: "break-all" }}>
-                <Anchor component={Link} href={`/preheats/${j.id}`}>
-                  {j.args.url}
-                </Anchor>
-                {j.args.urls?.length ? <Text size="xs">and {j.args.urls.length} more</Text> : null}
-                {j.bio && <Text size="xs">{j.bio}</Text>}
-              </Table.Td>
-              <Table.Td>{j.args.type}</Table.Td>
-              <Table.Td>
-                <JobStateBadge state={j.state} />
-              </Table.Td>
-              <Table.Td>{j.scheduler_clusters.map((c) => c.name).join(", ")}</Table.Td>
-              <Table.Td>
-                <Time iso={j.created_at} />
-              </Table.Td>
-            </Table.Tr>
-          ))}
-          {jobs.data?.items.length === 0 && (
+      <TableScroll label="Preheats table">
+        <Table striped highlightOnHover>
+          <Table.Thead>
             <Table.Tr>
-              <Table.Td colSpan={6}>No preheat matches.</Table.Td>
+              <Table.Th>ID</Table.Th>
+              <Table.Th>URL</Table.Th>
+              <Table.Th>Type</Table.Th>
+              <Table.Th>State</Table.Th>
+              <Table.Th>Clusters</Table.Th>
+              <Table.Th>Created</Table.Th>
             </Table.Tr>
-          )}
-        </Table.Tbody>
-      </Table>
+          </Table.Thead>
+          <Table.Tbody>
+            {jobs.data?.items.map((j) => (
+              <Table.Tr key={j.id}>
+                <Table.Td>
+                  <Anchor component={Link} href={`/preheats/${j.id}`}>
+                    {j.id}
+                  </Anchor>
+                </Table.Td>
+                <Table.Td style={{ wordBreak: "break-all" }}>
+                  <Anchor component={Link} href={`/preheats/${j.id}`}>
+                    {j.args.url}
+                  </Anchor>
+                  {j.args.urls?.length ? <Text size="xs">and {j.args.urls.length} more</Text> : null}
+                  {j.bio && <Text size="xs">{j.bio}</Text>}
+                </Table.Td>
+                <Table.Td>{j.args.type}</Table.Td>
+                <Table.Td>
+                  <JobStateBadge state={j.state} />
+                </Table.Td>
+                <Table.Td>{j.scheduler_clusters.map((c) => c.name).join(", ")}</Table.Td>
+                <Table.Td>
+                  <Time iso={j.created_at} />
+                </Table.Td>
+              </Table.Tr>
+            ))}
+            {jobs.data?.items.length === 0 && (
+              <Table.Tr>
+                <Table.Td colSpan={6}>No preheat matches.</Table.Td>
+              </Table.Tr>
+            )}
+          </Table.Tbody>
+        </Table>
+      </TableScroll>
       {jobs.data && <Pager page={page} lastPage={jobs.data.lastPage} total={jobs.data.total} what="preheats" onPage={(p) => go({ page: String(p) })} />}
     </Stack>
   );

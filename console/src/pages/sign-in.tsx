@@ -4,8 +4,27 @@ import { Alert, Button, Center, Paper, PasswordInput, Stack, Text, TextInput } f
 import { MANAGER_PATHS, SignInReply } from "@api/manager";
 import { ApiError, call } from "../lib/client";
 
+const LAST_USER = "kiln-console-last-user";
+
+/** Remembered so the form offers the name of whoever signed in last in this browser (not always "root": typos would count against root's lockout). */
+export function rememberUser(name: string): void {
+  try {
+    localStorage.setItem(LAST_USER, name);
+  } catch {
+    /* storage off: nothing to remember */
+  }
+}
+
+function lastUser(): string {
+  try {
+    return localStorage.getItem(LAST_USER) ?? "";
+  } catch {
+    return "";
+  }
+}
+
 export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: () => unknown }) {
-  const [name, setName] = useState("root");
+  const [name, setName] = useState(lastUser);
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -16,6 +35,7 @@ export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: ()
     setError(undefined);
     try {
       await call(SignInReply, MANAGER_PATHS.signin, { body: { name, password } });
+      rememberUser(name);
       await onSignedIn();
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401 ? "Wrong user name or password." : (err as Error).message);

@@ -11,6 +11,9 @@ import { formatBytes } from "@common/format-bytes";
 import { ApiError } from "../lib/client";
 import { useJob, useMe, useRunJob } from "../lib/queries";
 import { ErrorNote, Form, JobStateBadge, PageTitle, Time } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
+import { sentence } from "../lib/field-message";
+import { hostAddress, hostLabel } from "@common/host-label";
 
 type Mode = "url" | "task_id" | "image";
 const MiB = 1024 * 1024;
@@ -52,43 +55,47 @@ function useFollowedJob() {
 function Holders({ job }: { job: JobView }) {
   const peers = job.result?.peers ?? [];
   return (
-    <Table striped data-testid="holders-table">
-      <Table.Caption>{peers.length === 0 ? "No peer holds this task." : `${peers.length} host(s) hold this task or part of it.`}</Table.Caption>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Host</Table.Th>
-          <Table.Th>IP</Table.Th>
-          <Table.Th>Type</Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th>Pieces</Table.Th>
-          <Table.Th>Size</Table.Th>
-          <Table.Th>Cluster</Table.Th>
-          <Table.Th>Since</Table.Th>
-          <Table.Th>Last used</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>
-        {peers.map((p) => (
-          <Table.Tr key={p.id}>
-            <Table.Td>{p.hostname}</Table.Td>
-            <Table.Td>{p.ip}</Table.Td>
-            <Table.Td>{p.host_type === "super" ? "Seed peer" : "Peer"}</Table.Td>
-            <Table.Td>{p.state === "finished" ? "✓ finished" : "⋯ downloading"}</Table.Td>
-            <Table.Td>
-              {p.finished_pieces} / {p.total_pieces ?? "?"}
-            </Table.Td>
-            <Table.Td>{p.content_length === null ? "?" : formatBytes(p.content_length)}</Table.Td>
-            <Table.Td>{p.scheduler_cluster_id}</Table.Td>
-            <Table.Td>
-              <Time iso={p.created_at} />
-            </Table.Td>
-            <Table.Td>
-              <Time iso={p.updated_at} />
-            </Table.Td>
+    <TableScroll label="Holders table">
+      <Table striped data-testid="holders-table">
+        <Table.Caption>{peers.length === 0 ? "No peer holds this task." : `${peers.length} host(s) hold this task or part of it.`}</Table.Caption>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Host</Table.Th>
+            <Table.Th>Address</Table.Th>
+            <Table.Th>Type</Table.Th>
+            <Table.Th>State</Table.Th>
+            <Table.Th>Pieces</Table.Th>
+            <Table.Th>Size</Table.Th>
+            <Table.Th>Cluster</Table.Th>
+            <Table.Th>Since</Table.Th>
+            <Table.Th>Last used</Table.Th>
           </Table.Tr>
-        ))}
-      </Table.Tbody>
-    </Table>
+        </Table.Thead>
+        <Table.Tbody>
+          {peers.map((p) => (
+            <Table.Tr key={p.id}>
+              <Table.Td>{p.hostname}</Table.Td>
+              <Table.Td>
+                <code>{hostAddress(p)}</code>
+              </Table.Td>
+              <Table.Td>{p.host_type === "super" ? "Seed peer" : "Peer"}</Table.Td>
+              <Table.Td>{p.state === "finished" ? "✓ finished" : "⋯ downloading"}</Table.Td>
+              <Table.Td>
+                {p.finished_pieces} / {p.total_pieces ?? "?"}
+              </Table.Td>
+              <Table.Td>{p.content_length === null ? "?" : formatBytes(p.content_length)}</Table.Td>
+              <Table.Td>{p.scheduler_cluster_id}</Table.Td>
+              <Table.Td>
+                <Time iso={p.created_at} />
+              </Table.Td>
+              <Table.Td>
+                <Time iso={p.updated_at} />
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+    </TableScroll>
   );
 }
 
@@ -96,67 +103,71 @@ function Distribution({ job }: { job: JobView }) {
   const image = job.result?.image;
   if (!image) return null;
   return (
-    <Table striped data-testid="distribution-table">
-      <Table.Caption>
-        Manifest {image.manifest_digest}
-        {image.platform ? ` (${image.platform})` : ""}: {image.layers.length} layer(s)
-      </Table.Caption>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Layer</Table.Th>
-          <Table.Th>Size</Table.Th>
-          <Table.Th>Warm nodes</Table.Th>
-          <Table.Th>Hosts holding it</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>
-        {image.layers.map((l) => {
-          const warm = image.peers.filter((p) => p.layers.some((x) => x.digest === l.digest && x.state === "finished"));
-          return (
-            <Table.Tr key={l.digest}>
-              <Table.Td>
-                <code>{l.digest.slice(0, 19)}</code>
-              </Table.Td>
-              <Table.Td>{formatBytes(l.size)}</Table.Td>
-              <Table.Td>{warm.length}</Table.Td>
-              <Table.Td>
-                {warm
-                  .map((p) => p.hostname)
-                  .sort()
-                  .join(", ") || "none"}
-              </Table.Td>
-            </Table.Tr>
-          );
-        })}
-      </Table.Tbody>
-    </Table>
+    <TableScroll label="Distribution table">
+      <Table striped data-testid="distribution-table">
+        <Table.Caption>
+          Manifest {image.manifest_digest}
+          {image.platform ? ` (${image.platform})` : ""}: {image.layers.length} layer(s)
+        </Table.Caption>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Layer</Table.Th>
+            <Table.Th>Size</Table.Th>
+            <Table.Th>Warm nodes</Table.Th>
+            <Table.Th>Hosts holding it</Table.Th>
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {image.layers.map((l) => {
+            const warm = image.peers.filter((p) => p.layers.some((x) => x.digest === l.digest && x.state === "finished"));
+            return (
+              <Table.Tr key={l.digest}>
+                <Table.Td>
+                  <code>{l.digest.slice(0, 19)}</code>
+                </Table.Td>
+                <Table.Td>{formatBytes(l.size)}</Table.Td>
+                <Table.Td>{warm.length}</Table.Td>
+                <Table.Td>
+                  {warm
+                    .map((p) => hostLabel(p))
+                    .sort()
+                    .join(", ") || "none"}
+                </Table.Td>
+              </Table.Tr>
+            );
+          })}
+        </Table.Tbody>
+      </Table>
+    </TableScroll>
   );
 }
 
 function Outcomes({ job }: { job: JobView }) {
   const rows = [...(job.result?.success_tasks ?? []).map((t) => ({ t, ok: true })), ...(job.result?.failure_tasks ?? []).map((t) => ({ t, ok: false }))];
   return (
-    <Table striped data-testid="delete-table">
-      <Table.Caption>{rows.length === 0 ? "No peer held the task." : "What each host answered."}</Table.Caption>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Host</Table.Th>
-          <Table.Th>IP</Table.Th>
-          <Table.Th>Result</Table.Th>
-          <Table.Th>Detail</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>
-        {rows.map(({ t, ok }) => (
-          <Table.Tr key={`${ok}-${t.scheduler_cluster_id}-${t.hostname}-${t.ip}-${t.description}`}>
-            <Table.Td>{t.hostname || "—"}</Table.Td>
-            <Table.Td>{t.ip || "—"}</Table.Td>
-            <Table.Td>{ok ? "✓ deleted" : "✗ failed"}</Table.Td>
-            <Table.Td>{t.description}</Table.Td>
+    <TableScroll label="Deletion table">
+      <Table striped data-testid="delete-table">
+        <Table.Caption>{rows.length === 0 ? "No peer held the task." : "What each host answered."}</Table.Caption>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Host</Table.Th>
+            <Table.Th>IP</Table.Th>
+            <Table.Th>Result</Table.Th>
+            <Table.Th>Detail</Table.Th>
           </Table.Tr>
-        ))}
-      </Table.Tbody>
-    </Table>
+        </Table.Thead>
+        <Table.Tbody>
+          {rows.map(({ t, ok }) => (
+            <Table.Tr key={`${ok}-${t.scheduler_cluster_id}-${t.hostname}-${t.ip}-${t.description}`}>
+              <Table.Td>{t.hostname || "—"}</Table.Td>
+              <Table.Td>{t.ip ? <code>{hostAddress(t)}</code> : "—"}</Table.Td>
+              <Table.Td>{ok ? "✓ deleted" : "✗ failed"}</Table.Td>
+              <Table.Td>{t.description}</Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+    </TableScroll>
   );
 }
 
@@ -199,7 +210,10 @@ export default function Tasks() {
   const [asked, setAsked] = useState<Query>();
   const [confirming, setConfirming] = useState(false);
   const [typed, setTyped] = useState("");
-  const fieldError = (f: string) => (run.error instanceof ApiError ? run.error.fields[`args.${f}`] : undefined);
+  const fieldError = (f: string) => {
+    const m = run.error instanceof ApiError ? run.error.fields[`args.${f}`] : undefined;
+    return m ? sentence(m, f === "pieceLength" || f === "piece_length" ? "MiB" : undefined) : undefined;
+  };
 
   const find = async (e: FormEvent) => {
     e.preventDefault();

@@ -5,6 +5,7 @@ import type { TokenScope, TokenView } from "@api/manager";
 import { ApiError } from "../lib/client";
 import { useCreateToken, useMe, useRevokeToken, useTokens } from "../lib/queries";
 import { ErrorNote, Form, GREEN, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
 
 const LIFETIMES = [
   { value: "7", label: "7 days" },
@@ -83,55 +84,57 @@ export default function Tokens() {
         </Alert>
       )}
       <ErrorNote error={tokens.error ?? revoke.error} />
-      <Table striped>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Name</Table.Th>
-            <Table.Th>Scopes</Table.Th>
-            <Table.Th>State</Table.Th>
-            <Table.Th>Expires</Table.Th>
-            <Table.Th>Created</Table.Th>
-            {root && <Table.Th>Actions</Table.Th>}
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {tokens.data?.items.map((t) => {
-            const expired = Date.parse(t.expired_at) <= Date.now();
-            return (
-              <Table.Tr key={t.id}>
-                <Table.Td>
-                  {t.name}
-                  {t.bio && <Text size="xs">{t.bio}</Text>}
-                </Table.Td>
-                <Table.Td>{t.scopes.join(", ")}</Table.Td>
-                <Table.Td>
-                  <UpDownBadge up={t.state === "active" && !expired} upLabel="Active" downLabel={expired ? "Expired" : "Revoked"} />
-                </Table.Td>
-                <Table.Td>
-                  <Time iso={t.expired_at} />
-                </Table.Td>
-                <Table.Td>
-                  <Time iso={t.created_at} />
-                </Table.Td>
-                {root && (
-                  <Table.Td>
-                    {t.state === "active" && (
-                      <Button size="xs" color="red.9" variant="outline" onClick={() => revoke.mutate(t.id)} aria-label={`Revoke token ${t.name}`}>
-                        Revoke
-                      </Button>
-                    )}
-                  </Table.Td>
-                )}
-              </Table.Tr>
-            );
-          })}
-          {tokens.data?.items.length === 0 && (
+      <TableScroll label="Tokens table">
+        <Table striped>
+          <Table.Thead>
             <Table.Tr>
-              <Table.Td colSpan={6}>No tokens yet.</Table.Td>
+              <Table.Th>Name</Table.Th>
+              <Table.Th>Scopes</Table.Th>
+              <Table.Th>State</Table.Th>
+              <Table.Th>Expires</Table.Th>
+              <Table.Th>Created</Table.Th>
+              {root && <Table.Th>Actions</Table.Th>}
             </Table.Tr>
-          )}
-        </Table.Tbody>
-      </Table>
+          </Table.Thead>
+          <Table.Tbody>
+            {tokens.data?.items.map((t) => {
+              const expired = Date.parse(t.expired_at) <= Date.now();
+              return (
+                <Table.Tr key={t.id}>
+                  <Table.Td>
+                    {t.name}
+                    {t.bio && <Text size="xs">{t.bio}</Text>}
+                  </Table.Td>
+                  <Table.Td>{t.scopes.join(", ")}</Table.Td>
+                  <Table.Td>
+                    <UpDownBadge up={t.state === "active" && !expired} upLabel="Active" downLabel={expired ? "Expired" : "Revoked"} />
+                  </Table.Td>
+                  <Table.Td>
+                    <Time iso={t.expired_at} />
+                  </Table.Td>
+                  <Table.Td>
+                    <Time iso={t.created_at} />
+                  </Table.Td>
+                  {root && (
+                    <Table.Td>
+                      {t.state === "active" && (
+                        <Button size="xs" color="red.9" variant="outline" onClick={() => revoke.mutate(t.id)} aria-label={`Revoke token ${t.name}`}>
+                          Revoke
+                        </Button>
+                      )}
+                    </Table.Td>
+                  )}
+                </Table.Tr>
+              );
+            })}
+            {tokens.data?.items.length === 0 && (
+              <Table.Tr>
+                <Table.Td colSpan={6}>No tokens yet.</Table.Td>
+              </Table.Tr>
+            )}
+          </Table.Tbody>
+        </Table>
+      </TableScroll>
       {tokens.data && <Pager page={page} lastPage={tokens.data.lastPage} total={tokens.data.total} what="tokens" onPage={setPage} />}
     </Stack>
   );

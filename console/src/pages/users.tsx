@@ -5,6 +5,7 @@ import { Role, type UserView } from "@api/manager";
 import { ApiError } from "../lib/client";
 import { useCreateUser, useMe, useSetRole, useUpdateUser, useUsers } from "../lib/queries";
 import { ErrorNote, Form, GREEN, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";
+import { TableScroll } from "../ui/table-scroll";
 
 function CreateUser() {
   const [name, setName] = useState("");
@@ -94,41 +95,43 @@ export default function Users() {
       <PageTitle>Users</PageTitle>
       {root && <CreateUser />}
       <ErrorNote error={users.error} />
-      <Table striped>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Name</Table.Th>
-            <Table.Th>Email</Table.Th>
-            <Table.Th>Role</Table.Th>
-            <Table.Th>State</Table.Th>
-            <Table.Th>Created</Table.Th>
-            {root && <Table.Th>Actions</Table.Th>}
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {users.data?.items.map((u) => (
-            <Table.Tr key={u.id}>
-              <Table.Td>
-                {u.name}
-                {u.must_change_password && <Text size="xs">must change the first password</Text>}
-              </Table.Td>
-              <Table.Td>{u.email || "—"}</Table.Td>
-              <Table.Td>{u.role}</Table.Td>
-              <Table.Td>
-                <UpDownBadge up={u.state === "active"} upLabel="Active" downLabel="Disabled" />
-              </Table.Td>
-              <Table.Td>
-                <Time iso={u.created_at} />
-              </Table.Td>
-              {root && me && (
-                <Table.Td>
-                  <RootActions u={u} me={me} />
-                </Table.Td>
-              )}
+      <TableScroll label="Users table">
+        <Table striped>
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Name</Table.Th>
+              <Table.Th>Email</Table.Th>
+              <Table.Th>Role</Table.Th>
+              <Table.Th>State</Table.Th>
+              <Table.Th>Created</Table.Th>
+              {root && <Table.Th>Actions</Table.Th>}
             </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
+          </Table.Thead>
+          <Table.Tbody>
+            {users.data?.items.map((u) => (
+              <Table.Tr key={u.id}>
+                <Table.Td>
+                  {u.name}
+                  {u.must_change_password && <Text size="xs">must change the first password</Text>}
+                </Table.Td>
+                <Table.Td>{u.email || "—"}</Table.Td>
+                <Table.Td>{u.role}</Table.Td>
+                <Table.Td>
+                  <UpDownBadge up={u.state === "active"} upLabel="Active" downLabel="Disabled" />
+                </Table.Td>
+                <Table.Td>
+                  <Time iso={u.created_at} />
+                </Table.Td>
+                {root && me && (
+                  <Table.Td>
+                    <RootActions u={u} me={me} />
+                  </Table.Td>
+                )}
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </TableScroll>
       {users.data && <Pager page={page} lastPage={users.data.lastPage} total={users.data.total} what="users" onPage={setPage} />}
     </Stack>
   );

@@ -2,6 +2,7 @@
 import { Alert, Badge, Button, Group, Stack, Text } from "@mantine/core";
 import type { FormEvent, ReactNode } from "react";
 import { ApiError } from "../lib/client";
+import { sentence } from "../lib/field-message";
 
 /** A green dark enough for white badge text (Mantine's green-9 is 4.4:1, short of 4.5). */
 export const GREEN = "#1e6e34";
@@ -81,7 +82,8 @@ export function Pager({ page, lastPage, total, onPage, what }: { page: number; l
 /** An error the API answered, shown as it said it (or what failed to load). */
 export function ErrorNote({ error, title = "The manager refused" }: { error: unknown; title?: string }) {
   if (!error) return null;
-  const message = error instanceof Error ? error.message : String(error);
+  const fields = error instanceof ApiError ? Object.entries(error.fields) : [];
+  const message = fields.length ? fields.map(([k, v]) => `${k}: ${sentence(v)}`).join(" ") : error instanceof Error ? error.message : String(error);
   const status = error instanceof ApiError && error.status ? ` (${error.status})` : "";
   return (
     <Alert color="red.9" title={`${title}${status}`} role="alert" variant="outline">

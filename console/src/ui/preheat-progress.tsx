@@ -4,6 +4,7 @@ import type { HostProgress, JobResult, UrlProgress } from "@api/manager";
 import { formatBytes } from "@common/format-bytes";
 import { hostAddress } from "@common/host-label";
 import { GREEN } from "./bits";
+import { TableScroll } from "./table-scroll";
 
 type Progressish = Pick<UrlProgress, "bytes_done" | "bytes_total" | "pieces_done" | "pieces_total" | "rate_bps" | "hosts_fetching">;
 
@@ -63,7 +64,7 @@ const HOST_STATE: Record<HostProgress["state"], { color: string; label: string }
 function HostRows({ url }: { url: UrlProgress }) {
   if (url.hosts.length === 0) return <Text size="sm">No host asked yet.</Text>;
   return (
-    <Table.ScrollContainer minWidth={560} type="native">
+    <TableScroll label={`Hosts of ${url.url}`}>
       <Table striped>
         <Table.Thead>
           <Table.Tr>
@@ -101,7 +102,7 @@ function HostRows({ url }: { url: UrlProgress }) {
           ))}
         </Table.Tbody>
       </Table>
-    </Table.ScrollContainer>
+    </TableScroll>
   );
 }
 
