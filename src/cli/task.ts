@@ -11,6 +11,7 @@ import { addManagerOption, fail, type ManagerFlags, managerTimeouts, parseDurati
 import { parsePositiveInt } from "./options.js";
 import { addTaskIdOptions, follow, parseClusterId } from "./preheat.js";
 import { formatBytes, formatTable } from "./format.js";
+import { hostAddress } from "../common/host-label.js";
 
 interface TaskFlags extends ManagerFlags {
   token?: string;
@@ -69,10 +70,10 @@ function holdersTable(job: JobView): string {
   const peers = job.result?.peers ?? [];
   if (peers.length === 0) return "no peer holds this task\n";
   return formatTable(
-    ["HOSTNAME", "IP", "TYPE", "STATE", "PIECES", "SIZE", "CLUSTER", "CREATED", "LAST USED"],
+    ["HOSTNAME", "ADDRESS", "TYPE", "STATE", "PIECES", "SIZE", "CLUSTER", "CREATED", "LAST USED"],
     peers.map((p) => [
       p.hostname,
-      p.ip,
+      hostAddress(p),
       p.host_type === "super" ? "seed" : "peer",
       p.state,
       `${p.finished_pieces}/${p.total_pieces ?? "?"}`,
@@ -91,8 +92,8 @@ function outcomesTable(job: JobView): string {
   ];
   if (rows.length === 0) return "no peer held this task\n";
   return formatTable(
-    ["HOSTNAME", "IP", "TYPE", "RESULT", "DETAIL"],
-    rows.map(({ t, ok }) => [t.hostname || "—", t.ip || "—", t.host_type === "super" ? "seed" : t.host_type ? "peer" : "—", ok, t.description]),
+    ["HOSTNAME", "ADDRESS", "TYPE", "RESULT", "DETAIL"],
+    rows.map(({ t, ok }) => [t.hostname || "—", hostAddress(t), t.host_type === "super" ? "seed" : t.host_type ? "peer" : "—", ok, t.description]),
   );
 }
 
