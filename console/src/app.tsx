@@ -3,7 +3,7 @@ import { Suspense, useEffect, useRef, useState, type ReactNode } from "react";
 import { Anchor, AppShell, Burger, Button, Center, Group, Loader, NavLink, Stack, Text } from "@mantine/core";
 import { useQueryClient } from "@tanstack/react-query";
 import { Link, Route, Switch, useLocation } from "wouter";
-import type { UserView } from "@api/manager";
+import type { UserView } from "@api/users";
 import { isUnreachable, onUnauthorized } from "./lib/client";
 import { lazyPage } from "./lib/lazy-page";
 import { NotFound, PageErrorBoundary } from "./ui/page-error";

@@ -7,24 +7,20 @@ import { z } from "zod";
 import { KilnError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { callJson, type JsonRequest } from "./http-json.js";
+import { CLUSTER_SECRET_HEADER, Ok } from "./common.js";
+import { ClusterView, type ClusterConfig } from "./clusters.js";
+import { JobView } from "./jobs.js";
 import {
-  CLUSTER_SECRET_HEADER,
-  ClusterView,
-  JobView,
   KeepAliveReply,
-  MANAGER_PATHS,
   RegistrationReply,
   SchedulerSearchReply,
-  SignInReply,
-  TokenView,
-  UserView,
-  type ClusterConfig,
-  type CreateTokenBody,
   type SchedulerRegistration,
   type SchedulerSearchQuery,
   type SeedPeerRegistrationInput,
-} from "./manager.js";
-import { Ok } from "./common.js";
+} from "./registration.js";
+import { MANAGER_PATHS } from "./manager-paths.js";
+import { SignInReply, UserView } from "./users.js";
+import { TokenView, type CreateTokenBody } from "./tokens.js";
 import { PullScheduleView } from "./puller.js";
 import type { HostsReport } from "./peers.js";
 

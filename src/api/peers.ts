@@ -5,7 +5,7 @@
  * so nothing here may need Node.
  */
 import { z } from "zod";
-import { PageQuery } from "./console.js";
+import { PageQuery } from "./paging.js";
 
 /** Kubernetes-style label keys (optional DNS prefix + name) and values. */
 const LabelKey = z

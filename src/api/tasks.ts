@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { TASK_ID_PATTERN } from "../common/task-id-pattern.js";
+import { FilterParams, Headers, HttpUrl, MANIFEST_PATH, PieceLength, Platform, ShortString, Timeout } from "./fields.js";
 
 export const TASK_JOB_TYPES = ["get_task", "delete_task", "get_image_distribution", "sync_peers"] as const;
 export const JOB_TYPES = ["preheat", ...TASK_JOB_TYPES] as const;
@@ -60,3 +61,73 @@ export const ImageDistribution = z.object({
   ),
 });
 export type ImageDistribution = z.infer<typeof ImageDistribution>;
+
+/** What a task ID is computed from besides the URL, and the job's timeout: shared by the task jobs' args. */
+const TaskIdentityArgs = {
+  tag: ShortString.optional(),
+  application: ShortString.optional(),
+  filtered_query_params: FilterParams.optional(),
+  filteredQueryParams: FilterParams.optional(),
+  piece_length: PieceLength.nullable().optional(),
+  pieceLength: PieceLength.nullable().optional(),
+  timeout: Timeout.optional(),
+};
+
+/**
+ * get_task / delete_task `args`: a task ID, or a URL with what the task ID is computed
+ * from (tag, application, filtered query params, an explicit piece length), exactly as
+ * a pull through a peer computes it.
+ */
+export const TaskRefArgsInput = z
+  .object(
+    {
+      task_id: z.string({ error: "must be a string" }).regex(TASK_ID_PATTERN, "must be a task ID (64 or 128 lowercase hex characters)").optional(),
+      url: HttpUrl.optional(),
+      ...TaskIdentityArgs,
+    },
+    { error: "must be an object" },
+  )
+  .superRefine((a, ctx) => {
+    if (!a.task_id && !a.url) ctx.addIssue({ code: "custom", path: ["task_id"], message: "task_id or url is required" });
+    if (a.task_id && a.url) ctx.addIssue({ code: "custom", path: ["url"], message: "give task_id or url, not both" });
+  });
+export type TaskRefArgsInput = z.infer<typeof TaskRefArgsInput>;
+
+/** get_image_distribution `args`: an image manifest URL, its registry credentials and platform; layer task IDs as a pull computes them. */
+export const ImageDistributionArgsInput = z.object(
+  {
+    url: HttpUrl.refine(
+      (u) => MANIFEST_PATH.test(new URL(u).pathname),
+      "an image URL must look like https://<registry>/v2/<repository>/manifests/<tag or digest>",
+    ),
+    username: ShortString.optional(),
+    password: ShortString.optional(),
+    headers: Headers.nullable().optional(),
+    platform: Platform.optional(),
+    ...TaskIdentityArgs,
+  },
+  { error: "must be an object" },
+);
+export type ImageDistributionArgsInput = z.infer<typeof ImageDistributionArgsInput>;
+
+/** sync_peers `args`: refresh the peer inventory from every scheduler now. */
+export const SyncPeersArgsInput = z.object({ timeout: Timeout.optional() }, { error: "must be an object" });
+
+/**
+ * get_task, delete_task and get_image_distribution `args` as kiln stores and shows
+ * them: canonical spelling, no credentials (registry password and credential headers
+ * are sealed apart, as for preheat).
+ */
+export const TaskJobArgs = z.object({
+  task_id: z.string().optional(),
+  url: z.string().optional(),
+  tag: z.string().optional(),
+  application: z.string().optional(),
+  filteredQueryParams: z.string().optional(),
+  pieceLength: z.number().int().optional(),
+  platform: z.string().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Seconds. */
+  timeout: z.number().optional(),
+});
+export type TaskJobArgs = z.infer<typeof TaskJobArgs>;

@@ -3,7 +3,7 @@
  * (bytes and pieces done of total, rate, hosts fetching, tasks done) and each new
  * log line as it arrives. Pure text; follow() in preheat.ts draws it.
  */
-import type { JobView } from "../api/manager.js";
+import type { JobView } from "../api/jobs.js";
 import { formatBytes } from "../common/format-bytes.js";
 
 /** Percent done: by bytes once every size is known, else by finished tasks. */

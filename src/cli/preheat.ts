@@ -7,7 +7,7 @@ import { InvalidArgumentError } from "commander";
 import cliProgress from "cli-progress";
 import { OpenApiClient } from "../api/manager-client.js";
 import { PreheatScope } from "../api/scheduler.js";
-import type { JobView } from "../api/manager.js";
+import type { JobView } from "../api/jobs.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import { DEFAULT_PREHEAT_FILTER } from "../common/defaults.js";
 import { addManagerOption, fail, type ManagerFlags, managerTimeouts, parseDuration } from "./token.js";

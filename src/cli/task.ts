@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { OpenApiClient } from "../api/manager-client.js";
-import type { JobView } from "../api/manager.js";
+import type { JobView } from "../api/jobs.js";
 import { isTaskId } from "../common/task-id.js";
 import { addManagerOption, fail, type ManagerFlags, managerTimeouts, parseDuration } from "./token.js";
 import { parsePositiveInt } from "./options.js";

@@ -7,7 +7,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { PORTS } from "../common/defaults.js";
 import { type ClientTimeouts, ConsoleClient } from "../api/manager-client.js";
 import { KilnError } from "../common/errors.js";
-import { TokenScope } from "../api/manager.js";
+import { TokenScope } from "../api/tokens.js";
 import { collect } from "./options.js";
 
 interface UserFlags extends ManagerFlags {

@@ -5,7 +5,7 @@
  * default cluster 0.01. Clusters without an active scheduler are never chosen.
  */
 import { BlockList, isIP } from "node:net";
-import type { ClusterScopes } from "../api/manager.js";
+import type { ClusterScopes } from "../api/clusters.js";
 
 const WEIGHT = { cidr: 0.3, hostname: 0.3, idc: 0.25, location: 0.14, isDefault: 0.01 } as const;
 /** Location paths are compared on at most this many `|`-separated elements. */

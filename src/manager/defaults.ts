@@ -58,3 +58,9 @@ export const PREHEAT_DEFAULTS = {
 } as const;
 
 export const TOKEN_PREFIX = { pat: "kiln_pat_", session: "kiln_session_" } as const;
+
+/** A cluster's scheduler settings (ClusterConfig) when it was created without them; the rest of ClusterConfig is the manager's (MANAGER.jobRateLimit). */
+export const SCHEDULER_CLUSTER_CONFIG_DEFAULTS = {
+  candidate_parent_limit: SCHEDULER.parentsPerSchedule,
+  filter_parent_limit: SCHEDULER.filterParentLimit,
+} as const;

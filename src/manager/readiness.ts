@@ -5,7 +5,7 @@
  * it sign-ins that can only fail.
  */
 import { describeNetworkError } from "../common/errors.js";
-import type { ReadinessReply } from "../api/manager.js";
+import type { ReadinessReply } from "../api/manager-paths.js";
 
 export interface Dependency {
   /** Its key in ReadinessReply.checks. */

@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from "../common/logger.js";
-import type { ClusterConfig } from "../api/manager.js";
+import type { ClusterConfig } from "../api/clusters.js";
 import { SCHEDULER } from "../common/defaults.js";
 import { startGarbageCollection } from "./gc-loop.js";
 import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "./service.js";

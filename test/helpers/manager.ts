@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { startManager, type ManagerConfig, type RunningManager } from "../../src/manager/index.js";
 import { ConsoleClient } from "../../src/api/manager-client.js";
 import { createLogger } from "../../src/common/logger.js";
-import type { TokenScope } from "../../src/api/manager.js";
+import type { TokenScope } from "../../src/api/tokens.js";
 
 export const ROOT_PASSWORD = "root-password-for-tests";
 

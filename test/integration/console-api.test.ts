@@ -17,7 +17,7 @@ import { api, createToken, startTestManager, ROOT_PASSWORD } from "../helpers/ma
 import { asBrowser, cookieSignIn, cookieValue, type CookieSession } from "../helpers/console-session.js";
 import type { RunningManager } from "../../src/manager/index.js";
 import { startManagerKeepAlive, type ManagerKeepAlive } from "../../src/api/manager-client.js";
-import { parseLinkPages } from "../../src/api/manager.js";
+import { parseLinkPages } from "../../src/api/paging.js";
 import { freePort } from "../helpers/registry.js";
 
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;

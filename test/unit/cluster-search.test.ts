@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { bestCluster, clusterScore, type CandidateCluster } from "../../src/manager/cluster-search.js";
-import { ClusterScopes } from "../../src/api/manager.js";
+import { ClusterScopes } from "../../src/api/clusters.js";
 
 const cluster = (id: number, scopes: Partial<ClusterScopes>, extra: Partial<CandidateCluster> = {}): CandidateCluster => ({
   id,

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { parseLenientJson, stripTrailingCommas } from "../../src/manager/http/json-body.js";
 import { normalizeArgs, viewArgs, argUrls } from "../../src/manager/jobs/args.js";
 import { RateLimiter } from "../../src/manager/jobs/rate-limit.js";
-import { PreheatArgsInput, timeoutSeconds } from "../../src/api/manager.js";
+import { PreheatArgsInput } from "../../src/api/preheat.js";
+import { timeoutSeconds } from "../../src/common/go-duration.js";
 import { parseDatabaseUrl, maskUrl } from "../../src/manager/db/database.js";
 import { describeIssues } from "../../src/manager/http/errors.js";
 

@@ -5,7 +5,8 @@
  */
 import type { z } from "zod";
 import { ErrorBody } from "@api/common";
-import { CSRF_COOKIE, CSRF_HEADER, parseLinkPages, TOTAL_COUNT_HEADER } from "@api/manager";
+import { CSRF_COOKIE, CSRF_HEADER } from "@api/users";
+import { parseLinkPages, TOTAL_COUNT_HEADER } from "@api/paging";
 import { answered, unreachable } from "./connectivity";
 import { sentence } from "./field-message";
 

@@ -1,22 +1,12 @@
 /** Data the pages read and write, as react-query hooks over the console API (/api/v1). */
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { z } from "zod";
-import {
-  ClusterView,
-  JobView,
-  MANAGER_PATHS,
-  PreheatJobView,
-  MemberView,
-  TokenView,
-  UserView,
-  type CreateClusterBody,
-  type CreateTokenBody,
-  type CreateUserBody,
-  type JobState,
-  type Role,
-  type UpdateClusterBody,
-  type UpdateUserBody,
-} from "@api/manager";
+import { ClusterView, type CreateClusterBody, type UpdateClusterBody } from "@api/clusters";
+import { JobView, PreheatJobView, type JobState } from "@api/jobs";
+import { MANAGER_PATHS } from "@api/manager-paths";
+import { MemberView } from "@api/members";
+import { TokenView, type CreateTokenBody } from "@api/tokens";
+import { UserView, type CreateUserBody, type Role, type UpdateUserBody } from "@api/users";
 import { PeerView, TrafficView } from "@api/peers";
 import { PullScheduleView } from "@api/puller";
 import { ACCELERATE_PATHS, AccelerateView } from "@api/accelerate";

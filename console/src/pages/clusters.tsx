@@ -1,7 +1,7 @@
 /** Scheduler clusters: list with their members' state; root creates and edits them. */
 import { useState, type FormEvent } from "react";
 import { Button, Checkbox, Fieldset, Modal, NumberInput, Stack, Table, Text, TextInput, Textarea } from "@mantine/core";
-import type { ClusterView } from "@api/manager";
+import type { ClusterView } from "@api/clusters";
 import { ApiError } from "../lib/client";
 import { useClusters, useCreateCluster, useMe, useUpdateCluster } from "../lib/queries";
 import { ErrorNote, Form, PageTitle, Pager, Time } from "../ui/bits";

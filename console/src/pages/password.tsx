@@ -1,7 +1,7 @@
 /** Changing one's own password: forced after a first (generated or root-given) password, and on the account page. */
 import { useState, type FormEvent } from "react";
 import { Alert, Button, Center, Paper, PasswordInput, Stack, Text } from "@mantine/core";
-import type { UserView } from "@api/manager";
+import type { UserView } from "@api/users";
 import { Form } from "../ui/bits";
 import { ApiError } from "../lib/client";
 import { useChangePassword } from "../lib/queries";

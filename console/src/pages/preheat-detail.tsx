@@ -4,7 +4,7 @@
  */
 import { Alert, Anchor, Button, Card, Group, Loader, Stack, Table, Text } from "@mantine/core";
 import { Link } from "wouter";
-import type { JobView, TaskOutcome } from "@api/manager";
+import type { JobView, TaskOutcome } from "@api/jobs";
 import { useCancelJob, useJob, useMe } from "../lib/queries";
 import { hostAddress } from "@common/host-label";
 import { ErrorNote, JobStateBadge, PageTitle, Time } from "../ui/bits";

@@ -2,7 +2,7 @@
 import { useEffect, useState } from "react";
 import { Anchor, Button, Group, NativeSelect, Stack, Table, Text, TextInput } from "@mantine/core";
 import { Link, useLocation, useSearch } from "wouter";
-import { JobState } from "@api/manager";
+import { JobState } from "@api/jobs";
 import { useJobs, useMe } from "../lib/queries";
 import { ErrorNote, JobStateBadge, PageTitle, Pager, Time } from "../ui/bits";
 import { TableScroll } from "../ui/table-scroll";

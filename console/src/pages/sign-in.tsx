@@ -1,7 +1,8 @@
 /** Sign in with a user name and password; the manager sets the session cookie. */
 import { useState, type FormEvent } from "react";
 import { Alert, Button, Center, Paper, PasswordInput, Stack, Text, TextInput } from "@mantine/core";
-import { MANAGER_PATHS, SignInReply } from "@api/manager";
+import { MANAGER_PATHS } from "@api/manager-paths";
+import { SignInReply } from "@api/users";
 import { ApiError, call } from "../lib/client";
 
 const LAST_USER = "kiln-console-last-user";

@@ -6,7 +6,7 @@
  */
 import { useState, type FormEvent } from "react";
 import { Alert, Button, Group, Modal, NumberInput, PasswordInput, SegmentedControl, Stack, Table, Text, TextInput } from "@mantine/core";
-import type { JobView } from "@api/manager";
+import type { JobView } from "@api/jobs";
 import { formatBytes } from "@common/format-bytes";
 import { ApiError } from "../lib/client";
 import { useJob, useMe, useRunJob } from "../lib/queries";

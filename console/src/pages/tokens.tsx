@@ -1,7 +1,7 @@
 /** Personal access tokens for the Open API: create (the value is shown once), list, revoke. */
 import { useState, type FormEvent } from "react";
 import { Alert, Button, Checkbox, Code, CopyButton, Group, NativeSelect, Stack, Table, Text, TextInput } from "@mantine/core";
-import type { TokenScope, TokenView } from "@api/manager";
+import type { TokenScope, TokenView } from "@api/tokens";
 import { ApiError } from "../lib/client";
 import { useCreateToken, useMe, useRevokeToken, useTokens } from "../lib/queries";
 import { ErrorNote, Form, GREEN, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";

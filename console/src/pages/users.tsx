@@ -1,7 +1,7 @@
 /** Users: everyone sees the list; root creates users, sets their role (root or guest) and disables or enables them. */
 import { useState, type FormEvent } from "react";
 import { Button, Group, NativeSelect, PasswordInput, Stack, Table, Text, TextInput } from "@mantine/core";
-import { Role, type UserView } from "@api/manager";
+import { Role, type UserView } from "@api/users";
 import { ApiError } from "../lib/client";
 import { useCreateUser, useMe, useSetRole, useUpdateUser, useUsers } from "../lib/queries";
 import { ErrorNote, Form, GREEN, PageTitle, Pager, Time, UpDownBadge } from "../ui/bits";

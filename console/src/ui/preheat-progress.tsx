@@ -1,6 +1,7 @@
 /** A preheat's live progress: bytes and pieces of every URL on every host asked, the rate, who is fetching. */
 import { Badge, Card, Progress, Stack, Table, Text } from "@mantine/core";
-import type { HostProgress, JobResult, UrlProgress } from "@api/manager";
+import type { HostProgress, UrlProgress } from "@api/preheat";
+import type { JobResult } from "@api/jobs";
 import { formatBytes } from "@common/format-bytes";
 import { hostAddress } from "@common/host-label";
 import { GREEN } from "./bits";

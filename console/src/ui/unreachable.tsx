@@ -8,7 +8,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { useConnectivity } from "../lib/connectivity";
 import { call } from "../lib/client";
-import { ReadinessReply } from "@api/manager";
+import { ReadinessReply } from "@api/manager-paths";
 
 const RETRY_MS = 3000;
 

@@ -1,12 +1,12 @@
 /** Who is calling: personal access tokens on /oapi/v1, sessions on the console API. */
 import type { FastifyRequest } from "fastify";
-import type { TokenScope } from "../../api/manager.js";
+import type { TokenScope } from "../../api/tokens.js";
 import type { Store } from "../store.js";
 import type { UserRow } from "../db/schema.js";
 import { forbidden, unauthorized } from "../errors.js";
 import { csrfTokenFor, hashToken } from "./secrets.js";
 import { sameSecret } from "../../common/secret.js";
-import { CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE } from "../../api/manager.js";
+import { CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE } from "../../api/users.js";
 import type {} from "@fastify/cookie";
 
 export const GUEST_READ_ONLY = "guest users are read-only: ask a root user";

@@ -1,11 +1,11 @@
 /** Scheduler clusters. */
 import type { Kysely } from "kysely";
-import { ClusterConfig, ClusterScopes, SCHEDULER_CLUSTER_CONFIG_DEFAULTS } from "../../api/manager.js";
+import { ClusterConfig, ClusterScopes } from "../../api/clusters.js";
 import type { DialectName } from "./database.js";
 import { insertReturningId } from "./insert.js";
 import type { ClusterRow, ManagerDatabase } from "./schema.js";
 import { nowIso } from "../time.js";
-import { MANAGER } from "../defaults.js";
+import { MANAGER, SCHEDULER_CLUSTER_CONFIG_DEFAULTS } from "../defaults.js";
 
 export function readClusterConfig(row: ClusterRow): ClusterConfig {
   let raw: unknown = {};

@@ -4,7 +4,7 @@ import type { DialectName } from "./database.js";
 import { insertReturningId, pageOf, toCount } from "./insert.js";
 import type { ManagerDatabase, UserRow } from "./schema.js";
 import { nowIso } from "../time.js";
-import type { Role } from "../../api/manager.js";
+import type { Role } from "../../api/users.js";
 import { containsText } from "./like.js";
 
 export class UsersRepo {

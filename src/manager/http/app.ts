@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger } from "fastify";
 import swagger from "@fastify/swagger";
 import cookie from "@fastify/cookie";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
-import { CONSOLE_API, MANAGER_PATHS, OPEN_API, ReadinessReply } from "../../api/manager.js";
+import { CONSOLE_API, MANAGER_PATHS, OPEN_API, ReadinessReply } from "../../api/manager-paths.js";
 import type { RouteContext, ManagerApp } from "./context.js";
 import { managerErrorHandler } from "./errors.js";
 import { useLenientJson } from "./json-body.js";

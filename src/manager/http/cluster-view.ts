@@ -1,5 +1,6 @@
 /** Scheduler clusters with their members, as the API shows them. */
-import type { ClusterView, MemberView } from "../../api/manager.js";
+import type { ClusterView } from "../../api/clusters.js";
+import type { MemberView } from "../../api/members.js";
 import type { ClusterRow, MemberRow } from "../db/schema.js";
 import type { Store } from "../store.js";
 import { readClusterConfig, readClusterScopes } from "../db/clusters.js";

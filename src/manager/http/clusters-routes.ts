@@ -4,7 +4,10 @@
  */
 import { z } from "zod";
 import type { FastifyRequest } from "fastify";
-import { CONSOLE_API, ClusterView, CreateClusterBody, IdParams, OPEN_API, PageQuery, UpdateClusterBody } from "../../api/manager.js";
+import { CONSOLE_API, OPEN_API } from "../../api/manager-paths.js";
+import { ClusterView, CreateClusterBody, UpdateClusterBody } from "../../api/clusters.js";
+import { IdParams } from "../../api/fields.js";
+import { PageQuery } from "../../api/paging.js";
 import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";
 import { clusterViews } from "./cluster-view.js";

@@ -8,7 +8,7 @@ import { dirname, join, parse } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { CONSOLE_API, OPEN_API } from "../../api/manager.js";
+import { CONSOLE_API, OPEN_API } from "../../api/manager-paths.js";
 import type { ManagerApp } from "./context.js";
 
 const INDEX = "index.html";

@@ -5,7 +5,9 @@
  */
 import { z } from "zod";
 import type { FastifyRequest } from "fastify";
-import { CONSOLE_API, CreateJobBody, IdParams, JobView, ListJobsQuery, OPEN_API, UpdateJobBody } from "../../api/manager.js";
+import { CONSOLE_API, OPEN_API } from "../../api/manager-paths.js";
+import { CreateJobBody, JobView, ListJobsQuery, UpdateJobBody } from "../../api/jobs.js";
+import { IdParams } from "../../api/fields.js";
 import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";
 import { pageHeaders } from "./paging.js";

@@ -1,6 +1,8 @@
 /** The console's view of schedulers and seed peers (GET /api/v1/schedulers, /api/v1/seed-peers): paged, searchable, live state. */
 import { z } from "zod";
-import { IdParams, ListMembersQuery, MANAGER_PATHS, MemberView } from "../../api/manager.js";
+import { IdParams } from "../../api/fields.js";
+import { ListMembersQuery, MemberView } from "../../api/members.js";
+import { MANAGER_PATHS } from "../../api/manager-paths.js";
 import type { MembersRepo } from "../db/members.js";
 import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";

@@ -4,17 +4,17 @@
  */
 import { sameSecret } from "../../common/secret.js";
 import type { FastifyRequest } from "fastify";
+import { CLUSTER_SECRET_HEADER } from "../../api/common.js";
+import { IdParams } from "../../api/fields.js";
 import {
-  CLUSTER_SECRET_HEADER,
-  IdParams,
   KeepAliveReply,
-  MANAGER_PATHS,
   RegistrationReply,
   SchedulerRegistration,
   SchedulerSearchQuery,
   SchedulerSearchReply,
   SeedPeerRegistration,
-} from "../../api/manager.js";
+} from "../../api/registration.js";
+import { MANAGER_PATHS } from "../../api/manager-paths.js";
 import { Ok } from "../../api/common.js";
 import { readClusterConfig, readClusterScopes } from "../db/clusters.js";
 import { bestCluster } from "../cluster-search.js";

@@ -1,6 +1,6 @@
 /** Link headers for paged lists, as Dragonfly writes them. */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { TOTAL_COUNT_HEADER } from "../../api/manager.js";
+import { TOTAL_COUNT_HEADER } from "../../api/paging.js";
 
 export function linkHeader(req: FastifyRequest, page: number, perPage: number, total: number): string {
   const last = Math.max(1, Math.ceil(total / perPage));

@@ -5,7 +5,8 @@
  */
 import { z } from "zod";
 import type { FastifyRequest } from "fastify";
-import { IdParams, MANAGER_PATHS } from "../../api/manager.js";
+import { IdParams } from "../../api/fields.js";
+import { MANAGER_PATHS } from "../../api/manager-paths.js";
 import { HostsReport, ListPeersQuery, PeerView, TrafficQuery, TrafficView, type Labels } from "../../api/peers.js";
 import { Ok } from "../../api/common.js";
 import type { PeerRow } from "../db/schema.js";

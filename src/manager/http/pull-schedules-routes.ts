@@ -4,7 +4,9 @@
  */
 import { z } from "zod";
 import type { FastifyRequest } from "fastify";
-import { CONSOLE_API, IdParams, OPEN_API, PageQuery } from "../../api/manager.js";
+import { CONSOLE_API, OPEN_API } from "../../api/manager-paths.js";
+import { IdParams } from "../../api/fields.js";
+import { PageQuery } from "../../api/paging.js";
 import { CreatePullScheduleBody, PullScheduleView, UpdatePullScheduleBody } from "../../api/puller.js";
 import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";

@@ -1,6 +1,6 @@
 /** Console sessions over HTTP: the onRequest hook that authenticates, and the cookies sign-in sets. */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { CSRF_COOKIE, SESSION_COOKIE } from "../../api/manager.js";
+import { CSRF_COOKIE, SESSION_COOKIE } from "../../api/users.js";
 import type { SessionOptions } from "../auth/authenticate.js";
 import { csrfTokenFor } from "../auth/secrets.js";
 import type { RouteContext } from "./context.js";

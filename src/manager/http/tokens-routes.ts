@@ -1,6 +1,9 @@
 /** Personal access tokens (/api/v1/personal-access-tokens): shown once, stored hashed; each user sees their own, root sees all. */
 import { z } from "zod";
-import { CreateTokenBody, IdParams, MANAGER_PATHS, PageQuery, TokenScope, TokenView, UpdateTokenBody } from "../../api/manager.js";
+import { CreateTokenBody, TokenScope, TokenView, UpdateTokenBody } from "../../api/tokens.js";
+import { IdParams } from "../../api/fields.js";
+import { MANAGER_PATHS } from "../../api/manager-paths.js";
+import { PageQuery } from "../../api/paging.js";
 import { errorResponses } from "./errors.js";
 import { TOKEN_PREFIX, MANAGER } from "../defaults.js";
 import { hashToken, randomToken } from "../auth/secrets.js";

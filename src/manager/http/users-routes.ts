@@ -3,9 +3,7 @@ import { z } from "zod";
 import type { FastifyRequest } from "fastify";
 import {
   CreateUserBody,
-  IdParams,
   ListUsersQuery,
-  MANAGER_PATHS,
   ResetPasswordBody,
   Role,
   RoleParams,
@@ -14,7 +12,9 @@ import {
   SignInReply,
   UpdateUserBody,
   UserView,
-} from "../../api/manager.js";
+} from "../../api/users.js";
+import { IdParams } from "../../api/fields.js";
+import { MANAGER_PATHS } from "../../api/manager-paths.js";
 import { errorResponses } from "./errors.js";
 import { TOKEN_PREFIX, MANAGER } from "../defaults.js";
 import { hashPassword, hashToken, randomToken, verifyPassword } from "../auth/secrets.js";

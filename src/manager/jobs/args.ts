@@ -1,13 +1,9 @@
 /** Job args: from what clients send, to what kiln stores, to what responses show. */
 import { z } from "zod";
-import {
-  timeoutSeconds,
-  type CreateJobBody,
-  type PreheatArgsInput,
-  type PreheatArgsView,
-  type StoredPreheatArgs,
-  type TaskJobArgs,
-} from "../../api/manager.js";
+import { timeoutSeconds } from "../../common/go-duration.js";
+import type { CreateJobBody } from "../../api/jobs.js";
+import type { PreheatArgsInput, PreheatArgsView, StoredPreheatArgs } from "../../api/preheat.js";
+import type { TaskJobArgs } from "../../api/tasks.js";
 import { PREHEAT_DEFAULTS } from "../defaults.js";
 import { splitCredentialHeaders, splitUserInfo } from "../../common/credentials.js";
 

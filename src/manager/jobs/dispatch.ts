@@ -5,7 +5,7 @@
 import { KilnError } from "../../common/errors.js";
 import { SchedulerClient } from "../../api/scheduler-client.js";
 import type { PreheatRequestInput, PreheatReply, TaskStatus } from "../../api/scheduler.js";
-import type { TaskOutcome } from "../../api/manager.js";
+import type { TaskOutcome } from "../../api/jobs.js";
 import type { ClusterRow, MemberRow } from "../db/schema.js";
 
 export interface DispatchTarget {

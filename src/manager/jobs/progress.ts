@@ -3,7 +3,8 @@
  * status (pieces and bytes each asked host holds, as the peers report them), with
  * a rate per host over the last few seconds and log lines as things happen.
  */
-import type { HostProgress, JobProgress, UrlProgress } from "../../api/manager.js";
+import type { HostProgress, UrlProgress } from "../../api/preheat.js";
+import type { JobProgress } from "../../api/jobs.js";
 import type { PreheatReply, TaskStatus } from "../../api/scheduler.js";
 import { hostTypeOf } from "../../api/tasks.js";
 import { formatBytes } from "../../common/format-bytes.js";

@@ -1,7 +1,8 @@
 /** Runs one job: a preheat (resolve URLs, dispatch to every selected cluster) or a task job (task-jobs.ts); records what happened. */
 import type { Logger } from "../../common/logger.js";
 import { parseFilter } from "../../common/task-id.js";
-import type { JobResult, StoredPreheatArgs, TaskOutcome } from "../../api/manager.js";
+import type { JobResult, TaskOutcome } from "../../api/jobs.js";
+import type { StoredPreheatArgs } from "../../api/preheat.js";
 import type { DownloadSpecInput } from "../../api/common.js";
 import { resolveImage } from "../../registry/resolve.js";
 import type { Store } from "../store.js";

@@ -1,7 +1,7 @@
 /** Jobs (preheat and the task jobs): create, read, list, update, delete, run, and resume after a restart. */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../common/logger.js";
-import type { CreateJobBody, JobResult, JobView, ListJobsQuery } from "../../api/manager.js";
+import type { CreateJobBody, JobResult, JobView, ListJobsQuery } from "../../api/jobs.js";
 import type { Store } from "../store.js";
 import type { SecretBox } from "../auth/secret-box.js";
 import { readClusterConfig } from "../db/clusters.js";

@@ -4,7 +4,8 @@
  * the hosts that announced to it; the answers are merged into one job result.
  */
 import { SchedulerClient } from "../../api/scheduler-client.js";
-import type { JobResult, TaskJobArgs, TaskOutcome } from "../../api/manager.js";
+import type { JobResult, TaskOutcome } from "../../api/jobs.js";
+import type { TaskJobArgs } from "../../api/tasks.js";
 import { hostTypeOf, type ImageDistribution, type TaskHolder } from "../../api/tasks.js";
 import { parseFilter, taskIdFor } from "../../common/task-id.js";
 import { splitUserInfo, withUserInfo } from "../../common/credentials.js";

@@ -1,5 +1,8 @@
 /** Job rows as the Open API shows them (seed 001's field names and time format). */
-import { JobResult, JobState, StoredPreheatArgs, TaskJobArgs, type ClusterRef, type JobView } from "../../api/manager.js";
+import { JobResult, JobState, type JobView } from "../../api/jobs.js";
+import { StoredPreheatArgs } from "../../api/preheat.js";
+import { TaskJobArgs } from "../../api/tasks.js";
+import type { ClusterRef } from "../../api/clusters.js";
 import type { ClusterRow, JobRow } from "../db/schema.js";
 import { showTime } from "../time.js";
 import { viewArgs } from "./args.js";
