@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { TaskStatus } from "../../src/api/scheduler.js";
-import { UrlTracker, jobProgress, rate } from "../../src/manager/jobs/progress.js";
+import { UrlTracker, jobProgress, rate } from "../../src/manager/jobs/preheat-progress.js";
 import { hostLabel } from "../../src/common/host-label.js";
 import { heldBytes } from "../../src/scheduler/status.js";
 import { BitSet } from "../../src/common/bitset.js";

@@ -1,38 +1,26 @@
-/** Runs one job: a preheat (resolve URLs, dispatch to every selected cluster) or a task job (task-jobs.ts); records what happened. */
+/**
+ * Runs one job, whatever its type: opens its sealed credentials, holds it to its deadline, finds the
+ * selected clusters' live schedulers, hands the work to the preheat (preheat.ts) or a task job
+ * (task-jobs.ts), writes its result as it goes and records how it ended.
+ */
 import type { Logger } from "../../common/logger.js";
-import { parseFilter } from "../../common/task-id.js";
-import type { JobResult, TaskOutcome } from "../../api/jobs.js";
-import type { StoredPreheatArgs } from "../../api/preheat.js";
-import type { DownloadSpecInput } from "../../api/common.js";
-import { resolveImage } from "../../registry/resolve.js";
+import type { JobResult } from "../../api/jobs.js";
 import type { Store } from "../store.js";
 import type { SecretBox } from "../auth/secret-box.js";
-import { splitUserInfo, withUserInfo } from "../../common/credentials.js";
 import type { JobRow } from "../db/schema.js";
-import { MANAGER, PREHEAT_DEFAULTS } from "../defaults.js";
+import { MANAGER } from "../defaults.js";
 import { nowIso } from "../time.js";
-import { JobSecret, argUrls } from "./args.js";
+import { JobSecret } from "./args.js";
 import { readResult, readStoredArgs, readTaskJobArgs } from "./view.js";
 import { TaskJobs, type TaskJobType } from "./task-jobs.js";
-import { dispatchTargets, dispatchUrl, type DispatchTarget } from "./dispatch.js";
-import { eachLimit } from "../../common/each-limit.js";
-import { UrlTracker, jobProgress } from "./progress.js";
-import { hostLabel } from "../../common/host-label.js";
+import { dispatchTargets, type DispatchTarget } from "./preheat-dispatch.js";
+import { runPreheat } from "./preheat.js";
 
 export interface RunnerOptions {
   pollMs: number;
   memberTimeoutMs: number;
   /** Presented to the cluster's schedulers (KILN_CLUSTER_SECRET). */
   clusterSecret?: string;
-}
-
-/** A URL ready to preheat, with what its download needs. */
-interface WorkItem {
-  /** As shown in results and logs: no user-info. */
-  url: string;
-  /** As fetched: with the user-info it was given with. */
-  fetchUrl: string;
-  headers: Record<string, string>;
 }
 
 function emptyResult(): JobResult {
@@ -69,11 +57,12 @@ export class JobRunner {
     try {
       const preheat = row.type === "preheat";
       if (preheat) {
-        const args = readStoredArgs(row);
-        const items = await this.resolve(args, secret, result, signal);
-        result.urls = items.map((i) => i.url);
-        const targets = await this.targets(row, signal);
-        await this.dispatchAll(args, items, targets, result, writer, signal);
+        await runPreheat(readStoredArgs(row), secret, result, {
+          targets: () => this.targets(row, signal),
+          changed: () => writer.schedule(),
+          pollMs: this.opts.pollMs,
+          signal,
+        });
       } else {
         const targets = await this.targets(row, signal);
         const peers = this.store.peers;
@@ -105,41 +94,6 @@ export class JobRunner {
     }
   }
 
-  /** File URLs as given; image manifests resolved to their config and layer blobs. */
-  private async resolve(args: StoredPreheatArgs, secret: JobSecret, result: JobResult, signal: AbortSignal): Promise<WorkItem[]> {
-    const headers = { ...args.headers, ...secret.headers };
-    const urls = argUrls(args);
-    const fetchUrl = (url: string) => withUserInfo(url, secret.userInfo?.[url]);
-    if (args.type === "file") return urls.map((url) => ({ url, fetchUrl: fetchUrl(url), headers }));
-    const items = new Map<string, WorkItem>();
-    for (const manifestUrl of urls) {
-      if (signal.aborted) break;
-      try {
-        const image = await resolveImage(fetchUrl(manifestUrl), {
-          username: secret.username,
-          password: secret.password,
-          headers,
-          platform: args.platform || undefined,
-          signal,
-        });
-        result.log.push(
-          `${nowIso()} resolved ${image.name}${image.platform ? ` for ${image.platform}` : ""} to manifest ${image.manifestDigest}: config and ${image.layers.length} layer(s)`,
-        );
-        for (const url of image.blobUrls) {
-          const bare = splitUserInfo(url).url;
-          if (!items.has(bare)) items.set(bare, { url: bare, fetchUrl: url, headers: image.headers });
-        }
-      } catch (err) {
-        if (signal.aborted) break;
-        const message = `cannot resolve image ${manifestUrl}: ${(err as Error).message}`;
-        result.log.push(`${nowIso()} ${message}`);
-        result.failure_tasks.push({ url: manifestUrl, task_id: "", scheduler_cluster_id: 0, hostname: "", ip: "", description: message });
-        result.error ??= message;
-      }
-    }
-    return [...items.values()];
-  }
-
   /**
    * The selected clusters with their live schedulers. A cluster whose schedulers
    * are known but silent (e.g. the manager just restarted) gets up to one member
@@ -155,79 +109,6 @@ export class JobRunner {
       if (!waiting || Date.now() >= deadline || signal.aborted) return targets;
       await new Promise((r) => setTimeout(r, Math.min(500, this.opts.pollMs * 2)));
     }
-  }
-
-  private async dispatchAll(
-    args: StoredPreheatArgs,
-    items: WorkItem[],
-    targets: DispatchTarget[],
-    result: JobResult,
-    writer: ResultWriter,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const log = (line: string) => result.log.push(`${nowIso()} ${line}`);
-    const pairs = targets.flatMap((target) =>
-      items.map((item) => ({ target, item, tracker: new UrlTracker(item.url, target.clusterId, target.clusterName, log) })),
-    );
-    result.progress.total = pairs.length;
-    result.tasks = pairs.map((p) => p.tracker.view);
-    const update = () => {
-      result.progress = jobProgress(result.progress, result.tasks ?? []);
-      writer.schedule();
-    };
-    update();
-    const filters = parseFilter(args.filteredQueryParams ?? PREHEAT_DEFAULTS.filteredQueryParams);
-    await eachLimit(pairs, args.concurrent_task_count ?? MANAGER.concurrentTaskCount, async ({ target, item, tracker }) => {
-      if (signal.aborted) return;
-      const download: DownloadSpecInput = {
-        url: item.fetchUrl,
-        headers: item.headers,
-        tag: args.tag ?? "",
-        application: args.application ?? "",
-        filteredQueryParams: filters,
-        // Only an explicit piece length: the default one is not part of the task ID (kiln get / pulls meet the same task).
-        ...(args.pieceLength !== undefined ? { pieceLength: args.pieceLength } : {}),
-      };
-      let failed = false;
-      await dispatchUrl(target, {
-        displayUrl: item.url,
-        request: {
-          download,
-          scope: args.scope ?? "single_seed_peer",
-          ...(args.ips ? { ips: args.ips } : {}),
-          ...(args.count !== undefined ? { count: args.count } : {}),
-          ...(args.percentage !== undefined ? { percentage: args.percentage } : {}),
-          ...(args.concurrent_peer_count !== undefined ? { concurrentPeerCount: args.concurrent_peer_count } : {}),
-        },
-        signal,
-        pollMs: this.opts.pollMs,
-        tracker: {
-          asked: (reply) => {
-            tracker.asked(reply);
-            update();
-          },
-          status: (status) => {
-            tracker.status(status);
-            update();
-          },
-          settle: (hostId, ok, reason) => tracker.settle(hostId, ok, reason),
-        },
-        onOutcome: (o: TaskOutcome, ok: boolean) => {
-          if (ok) result.success_tasks.push(o);
-          else {
-            failed = true;
-            result.failure_tasks.push(o);
-            const where = o.hostname ? ` on ${hostLabel(o)}` : "";
-            result.log.push(`${nowIso()} [${target.clusterName}] ${o.url}${where}: ${o.description}`);
-          }
-          writer.schedule();
-        },
-      });
-      if (failed) result.progress.failed++;
-      else result.progress.succeeded++;
-      tracker.finish(failed);
-      update();
-    });
   }
 }
 

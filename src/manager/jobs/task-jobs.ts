@@ -14,7 +14,7 @@ import { nowIso } from "../time.js";
 import { PREHEAT_DEFAULTS } from "../defaults.js";
 import type { HostsReport } from "../../api/peers.js";
 import type { JobSecret } from "./args.js";
-import type { DispatchTarget } from "./dispatch.js";
+import type { DispatchTarget } from "./preheat-dispatch.js";
 
 export type TaskJobType = "get_task" | "delete_task" | "get_image_distribution" | "sync_peers";
 

@@ -16,7 +16,7 @@ import { resolveImage } from "../../registry/resolve.js";
 import type { Store } from "../store.js";
 import { MANAGER } from "../defaults.js";
 import { nowIso } from "../time.js";
-import { dispatchTargets, dispatchUrl, type DispatchTarget } from "../jobs/dispatch.js";
+import { dispatchTargets, dispatchUrl, type DispatchTarget } from "../jobs/preheat-dispatch.js";
 import { eachLimit } from "../../common/each-limit.js";
 import { eachScheduler } from "../jobs/task-jobs.js";
 import { SchedulerClient } from "../../api/scheduler-client.js";

@@ -40,7 +40,7 @@ export interface DispatchOptions {
   pollMs: number;
   /** Called with each host's outcome as soon as it is known. */
   onOutcome: (o: TaskOutcome, ok: boolean) => void;
-  /** Follows the hosts' progress (progress.ts's UrlTracker). */
+  /** Follows the hosts' progress (preheat-progress.ts's UrlTracker). */
   tracker?: DispatchTracker;
 }
 
