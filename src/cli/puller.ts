@@ -12,8 +12,8 @@ import type { PullScheduleView } from "../api/puller.js";
 import { collect } from "./options.js";
 import { registerPullerManageCommands } from "./puller-manage.js";
 import { addManagerOption, fail, type ManagerFlags, managerTimeouts } from "./token.js";
-import { IMAGE_PULLER_KEYS, type ImagePullerVars } from "./image-puller-config.js";
-import { type ImagePullerFile, planSchedules, readImagePullerFile } from "./image-puller-forms.js";
+import { IMAGE_PULLER_KEYS, type ImagePullerVars } from "./puller-config.js";
+import { type ImagePullerFile, planSchedules, readImagePullerFile } from "./puller-forms.js";
 
 interface PullerFlags extends ManagerFlags {
   token?: string;

@@ -7,8 +7,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CreatePullScheduleBody, MAX_PULL_IMAGES, parseImagesList } from "../../src/api/puller.js";
-import { scheduleFromImagePuller } from "../../src/cli/image-puller-config.js";
-import { planSchedules, readImagePullerFile } from "../../src/cli/image-puller-forms.js";
+import { scheduleFromImagePuller } from "../../src/cli/puller-config.js";
+import { planSchedules, readImagePullerFile } from "../../src/cli/puller-forms.js";
 import { labelLines, parseLabelLines } from "../../src/cli/node-location.js";
 
 describe("the Image Puller's configuration", () => {

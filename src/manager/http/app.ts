@@ -11,7 +11,7 @@ import { registerJobRoutes } from "./jobs-routes.js";
 import { registerClusterRoutes } from "./clusters-routes.js";
 import { registerMemberRoutes } from "./members-routes.js";
 import { registerPeerRoutes } from "./peers-routes.js";
-import { registerPullScheduleRoutes } from "./pull-schedules-routes.js";
+import { registerPullScheduleRoutes } from "./puller-routes.js";
 import { registerMemberListRoutes } from "./members-list-routes.js";
 import { registerUserRoutes } from "./users-routes.js";
 import { registerTokenRoutes } from "./tokens-routes.js";

@@ -1,7 +1,7 @@
 /**
  * The Kubernetes Image Puller's configuration (its ConfigMap keys, the same names as
  * environment variables, or the fields of the other forms mapped to them by
- * image-puller-forms.ts) → a kiln pull schedule. What has no meaning for kiln (per-image
+ * puller-forms.ts) → a kiln pull schedule. What has no meaning for kiln (per-image
  * container resources, DaemonSet placement) is accepted and named as ignored.
  */
 import { Labels } from "../api/peers.js";

@@ -13,7 +13,7 @@
  */
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import type { CreatePullScheduleBody } from "../api/puller.js";
-import { IMAGE_PULLER_KEYS, type ImagePullerKey, type ImagePullerReadOptions, type ImagePullerVars, scheduleFromImagePuller } from "./image-puller-config.js";
+import { IMAGE_PULLER_KEYS, type ImagePullerKey, type ImagePullerReadOptions, type ImagePullerVars, scheduleFromImagePuller } from "./puller-config.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };

@@ -5,7 +5,7 @@ import type { CellState } from "@api/puller";
 import { useMe, usePullSchedule, useRunPullSchedule } from "../lib/queries";
 import { ErrorNote, GREEN, PageTitle, Time } from "../ui/bits";
 import { TableScroll } from "../ui/table-scroll";
-import { ScheduleForm } from "./pulls";
+import { ScheduleForm } from "./puller-list";
 
 /** Word and symbol for each state, not colour alone. */
 const CELL: Record<CellState, { label: string; sign: string; color: string }> = {
