@@ -36,10 +36,10 @@ export class Preheat {
     const queue = later.length ? { hosts: later, limit, running: new Set(now.map((h) => h.id)) } : undefined;
     if (queue) this.queues.set(task, queue);
     else this.queues.delete(task);
-    const seedPeers = this.resource.seedPeers;
+    const control = this.resource.peerControl;
     const results = await Promise.all(
       now.map(async (h) => {
-        const error = await seedPeers.trigger(h, task);
+        const error = await control.trigger(h, task);
         if (error) this.queues.get(task)?.running.delete(h.id);
         return { hostId: h.id, hostname: h.info.hostname, ip: h.info.ip, accepted: !error, ...(error ? { error } : {}) };
       }),
@@ -63,7 +63,7 @@ export class Preheat {
       const next = q.hosts.shift()!;
       if (!next.alive) continue;
       q.running.add(next.id);
-      void this.resource.seedPeers.trigger(next, task).then((err) => {
+      void this.resource.peerControl.trigger(next, task).then((err) => {
         if (!err) return;
         this.log.warn({ task: task.id, host: next.id, err }, "queued preheat trigger failed");
         q.running.delete(next.id);
@@ -91,7 +91,7 @@ export class Preheat {
       hosts = hosts.filter((h) => wanted.has(h.id));
     }
     if (req.scope === "single_seed_peer") {
-      const best = hosts.length ? this.resource.seedPeers.pick(task, hosts[0]!) : undefined;
+      const best = hosts.length ? this.resource.peerControl.pick(task, hosts[0]!) : undefined;
       return best && hosts.includes(best) ? [best] : hosts.slice(0, 1);
     }
     if (req.count !== undefined) hosts = hosts.slice(0, req.count);

@@ -29,7 +29,7 @@ import { Registration } from "./registration.js";
 import { Reports } from "./reports.js";
 import type { HostManager } from "./resource/hosts.js";
 import { Resource } from "./resource/resource.js";
-import type { ControlClientFactory } from "./resource/seed-peer.js";
+import type { ControlClientFactory } from "./resource/peer-control.js";
 import type { TaskManager } from "./resource/tasks.js";
 import { RoleAssigner } from "./scheduling/roles.js";
 import { Scheduling } from "./scheduling/scheduling.js";
@@ -54,7 +54,7 @@ export class SchedulerService {
     newControlClient?: ControlClientFactory,
   ) {
     this.resource = new Resource(log, newControlClient);
-    const roles = new RoleAssigner(this.resource.seedPeers, log, opts);
+    const roles = new RoleAssigner(this.resource.peerControl, log, opts);
     this.limits = { ...opts, maxScheduleWaitMs: SCHEDULER.maxScheduleWaitMs };
     this.scheduling = new Scheduling(this.resource.tasks, roles, this.limits);
     this.registration = new Registration(this.resource, roles, this.scheduling, this.limits);
@@ -132,7 +132,7 @@ export class SchedulerService {
   importImage(hostId: string, req: ImageImportRequest): Promise<ImageImportReply> {
     const host = this.resource.hosts.get(hostId);
     if (!host?.alive) throw new KilnError("NOT_FOUND", `unknown host ${hostId}`);
-    return this.resource.seedPeers.importImage(host, req);
+    return this.resource.peerControl.importImage(host, req);
   }
 
   holders(taskId: string): TaskHoldersReply {

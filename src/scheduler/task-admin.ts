@@ -48,7 +48,7 @@ export async function deleteTask(resource: Resource, taskId: string, log: Logger
     [...hosts.values()].map(async (host) => {
       const who = { hostId: host.id, hostname: host.info.hostname, ip: host.info.ip, isSeed: host.isSeed };
       if (!host.alive) return { ...who, deleted: false, bytes: 0, error: "the host stopped announcing itself to the scheduler" };
-      const r = await resource.seedPeers.deleteTask(host, taskId);
+      const r = await resource.peerControl.deleteTask(host, taskId);
       if ("error" in r) return { ...who, deleted: false, bytes: 0, error: `could not reach the peer: ${r.error}` };
       return { ...who, deleted: true, bytes: r.bytes };
     }),

@@ -6,7 +6,7 @@ import { KilnError } from "../../src/common/errors.js";
 import { DownloadSpec } from "../../src/api/common.js";
 import { PreheatRequest, type HostAnnounce, type PreheatRequestInput } from "../../src/api/scheduler.js";
 import { Resource } from "../../src/scheduler/resource/resource.js";
-import type { ControlClientFactory } from "../../src/scheduler/resource/seed-peer.js";
+import type { ControlClientFactory } from "../../src/scheduler/resource/peer-control.js";
 import { Preheat } from "../../src/scheduler/preheat.js";
 
 const log = createLogger("scheduler-test", "silent");

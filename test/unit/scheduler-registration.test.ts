@@ -50,7 +50,7 @@ let urls = 0;
 function units() {
   const r = new Resource(log);
   const opts = { ...defaultSchedulerOptions, scheduleWaitMs: 0, maxScheduleWaitMs: 30_000 };
-  const roles = new RoleAssigner(r.seedPeers, log, opts);
+  const roles = new RoleAssigner(r.peerControl, log, opts);
   const scheduling = new Scheduling(r.tasks, roles, opts);
   const registration = new Registration(r, roles, scheduling, opts);
   const results: string[] = [];

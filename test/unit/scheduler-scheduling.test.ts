@@ -11,7 +11,7 @@ import { SCHEDULER } from "../../src/common/defaults.js";
 import { DownloadSpec } from "../../src/api/common.js";
 import type { HostAnnounce, PieceInfo } from "../../src/api/scheduler.js";
 import { Resource } from "../../src/scheduler/resource/resource.js";
-import type { ControlClientFactory } from "../../src/scheduler/resource/seed-peer.js";
+import type { ControlClientFactory } from "../../src/scheduler/resource/peer-control.js";
 import type { Peer } from "../../src/scheduler/resource/peer.js";
 import { RoleAssigner } from "../../src/scheduler/scheduling/roles.js";
 import { candidateParents, selectParents } from "../../src/scheduler/scheduling/parents.js";
@@ -71,7 +71,7 @@ function world(o: { seedHosts?: string[]; failTriggers?: boolean } = {}) {
   const triggers = fakeTriggers(o.failTriggers);
   const r = new Resource(log, triggers.factory);
   for (const id of o.seedHosts ?? []) r.announceHost(hostInfo(id, { isSeed: true }));
-  const roles = new RoleAssigner(r.seedPeers, log, { seedTriggerWaitMs: 60_000 });
+  const roles = new RoleAssigner(r.peerControl, log, { seedTriggerWaitMs: 60_000 });
   const task = r.tasks.forDownload(DownloadSpec.parse({ url: `http://origin.example/${++urls}` }));
   const join = (peerId: string, hostId = `h-${peerId}`, host: Partial<HostAnnounce> = {}) => {
     if (!r.hosts.has(hostId)) r.announceHost(hostInfo(hostId, host));

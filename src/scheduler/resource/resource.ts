@@ -3,19 +3,19 @@ import type { Logger } from "../../common/logger.js";
 import type { HostAnnounce } from "../../api/scheduler.js";
 import type { Host } from "./host.js";
 import { HostManager } from "./hosts.js";
-import { SeedPeers, type ControlClientFactory } from "./seed-peer.js";
+import { PeerControl, type ControlClientFactory } from "./peer-control.js";
 import { TaskManager } from "./tasks.js";
 
 export class Resource {
   readonly hosts = new HostManager();
   readonly tasks = new TaskManager();
-  readonly seedPeers: SeedPeers;
+  readonly peerControl: PeerControl;
 
   constructor(
     private readonly log: Logger,
     newControlClient?: ControlClientFactory,
   ) {
-    this.seedPeers = new SeedPeers(this.hosts, newControlClient);
+    this.peerControl = new PeerControl(this.hosts, newControlClient);
   }
 
   /** Returns true when the host was not known (its peer should re-register the tasks it holds). */
@@ -31,7 +31,7 @@ export class Resource {
   /** The host and its peers are gone; tasks that waited for it as their seed stop waiting. */
   dropHost(host: Host, reason: string): void {
     this.hosts.remove(host);
-    this.seedPeers.forget(host);
+    this.peerControl.forget(host);
     for (const peer of [...host.peers]) peer.task.leave(peer);
     for (const task of this.tasks.values()) {
       // Peers waiting for this seed go to the origin instead of waiting out the trigger.

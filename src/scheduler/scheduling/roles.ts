@@ -5,7 +5,7 @@
  */
 import type { Logger } from "../../common/logger.js";
 import type { Peer } from "../resource/peer.js";
-import type { SeedPeers } from "../resource/seed-peer.js";
+import type { PeerControl } from "../resource/peer-control.js";
 import type { Task } from "../resource/task.js";
 
 export interface RoleOptions {
@@ -15,7 +15,7 @@ export interface RoleOptions {
 
 export class RoleAssigner {
   constructor(
-    private readonly seedPeers: SeedPeers,
+    private readonly peerControl: PeerControl,
     private readonly log: Logger,
     private readonly opts: RoleOptions,
   ) {}
@@ -33,14 +33,14 @@ export class RoleAssigner {
       return;
     }
     // Seeds, and anyone when no seed is around, go to the origin themselves.
-    const seed = peer.host.isSeed ? undefined : this.seedPeers.pick(task, peer.host);
+    const seed = peer.host.isSeed ? undefined : this.peerControl.pick(task, peer.host);
     if (!seed) {
       this.makeSource(task, peer);
       return;
     }
     task.seedTriggered(seed.id, now + this.opts.seedTriggerWaitMs);
     peer.to("running");
-    void this.seedPeers.trigger(seed, task).then((err) => {
+    void this.peerControl.trigger(seed, task).then((err) => {
       if (!err) return;
       this.log.warn({ task: task.id, seed: seed.id, err }, "seed peer trigger failed; peers will go to the origin");
       task.seedGone();

@@ -6,7 +6,7 @@ import { DownloadSpec } from "../../src/api/common.js";
 import type { HostAnnounce } from "../../src/api/scheduler.js";
 import type { PrefetchRequestInput } from "../../src/api/peer.js";
 import { Resource } from "../../src/scheduler/resource/resource.js";
-import type { ControlClientFactory } from "../../src/scheduler/resource/seed-peer.js";
+import type { ControlClientFactory } from "../../src/scheduler/resource/peer-control.js";
 
 const log = createLogger("scheduler-test", "silent");
 
@@ -64,12 +64,12 @@ describe("picking a seed host", () => {
     r.announceHost(hostInfo("child", { isSeed: false, idc: "dc-1" }));
     const task = r.tasks.forDownload(spec("a"));
     const child = r.hosts.get("child")!;
-    assert.equal(r.seedPeers.pick(task, child)?.id, "near", "same IDC outweighs a few free slots");
+    assert.equal(r.peerControl.pick(task, child)?.id, "near", "same IDC outweighs a few free slots");
     task.join("on-near", r.hosts.get("near")!);
-    assert.equal(r.seedPeers.pick(task, child)?.id, "free");
+    assert.equal(r.peerControl.pick(task, child)?.id, "free");
     task.join("on-free", r.hosts.get("free")!);
     task.join("on-busy", r.hosts.get("busy")!);
-    assert.equal(r.seedPeers.pick(task, child), undefined, "every seed is on the task already");
+    assert.equal(r.peerControl.pick(task, child), undefined, "every seed is on the task already");
   });
 });
 
@@ -81,8 +81,8 @@ describe("triggering", () => {
     r.announceHost(hostInfo("s2", { ip: "10.0.0.2" }));
     const [s1, s2] = [r.hosts.get("s1")!, r.hosts.get("s2")!];
     for (const u of ["a", "b", "c"]) {
-      assert.equal(await r.seedPeers.trigger(s1, r.tasks.forDownload(spec(u))), undefined);
-      assert.equal(await r.seedPeers.trigger(s2, r.tasks.forDownload(spec(u))), undefined);
+      assert.equal(await r.peerControl.trigger(s1, r.tasks.forDownload(spec(u))), undefined);
+      assert.equal(await r.peerControl.trigger(s2, r.tasks.forDownload(spec(u))), undefined);
     }
     assert.deepEqual(fake.created, ["http://10.0.0.1:4000", "http://10.0.0.2:4000"], "one client per host, reused");
     assert.equal(fake.calls.length, 6);
@@ -94,13 +94,13 @@ describe("triggering", () => {
     const r = new Resource(log, fake.factory);
     r.announceHost(hostInfo("s", { ip: "10.0.0.1" }));
     const task = r.tasks.forDownload(spec("d"));
-    await r.seedPeers.trigger(r.hosts.get("s")!, task);
+    await r.peerControl.trigger(r.hosts.get("s")!, task);
     r.announceHost(hostInfo("s", { ip: "10.0.0.9", uploadPort: 4010 }));
-    await r.seedPeers.trigger(r.hosts.get("s")!, task);
+    await r.peerControl.trigger(r.hosts.get("s")!, task);
     assert.deepEqual(fake.created, ["http://10.0.0.1:4000", "http://10.0.0.9:4010"]);
     r.dropHost(r.hosts.get("s")!, "test");
     r.announceHost(hostInfo("s", { ip: "10.0.0.9", uploadPort: 4010 }));
-    await r.seedPeers.trigger(r.hosts.get("s")!, task);
+    await r.peerControl.trigger(r.hosts.get("s")!, task);
     assert.equal(fake.created.length, 3, "the host that came back got a fresh client");
   });
 
@@ -108,6 +108,6 @@ describe("triggering", () => {
     const fake = fakeClients(["http://10.0.0.1:4000"]);
     const r = new Resource(log, fake.factory);
     r.announceHost(hostInfo("s"));
-    assert.match((await r.seedPeers.trigger(r.hosts.get("s")!, r.tasks.forDownload(spec("e"))))!, /unreachable/);
+    assert.match((await r.peerControl.trigger(r.hosts.get("s")!, r.tasks.forDownload(spec("e"))))!, /unreachable/);
   });
 });

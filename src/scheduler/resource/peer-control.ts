@@ -1,8 +1,8 @@
 /**
  * Controlling a host's peer: triggering it to fetch a task into its cache (a seed
  * peer sent to the origin for the first download of a task, or any peer a preheat
- * targets), or to drop one (delete_task). Holds one control client per host,
- * dropped when the host goes.
+ * targets), or to drop one (delete_task); and picking the seed host a first download
+ * goes to. Holds one control client per host, dropped when the host goes.
  */
 import { PeerControlClient } from "../../api/peer-client.js";
 import type { ImageImportRequest } from "../../api/peer.js";
@@ -15,7 +15,7 @@ const SAME_IDC_BONUS = 0.5;
 
 export type ControlClientFactory = (baseUrl: string) => Pick<PeerControlClient, "baseUrl" | "prefetch" | "deleteTask" | "importImage">;
 
-export class SeedPeers {
+export class PeerControl {
   private readonly clients = new Map<string, ReturnType<ControlClientFactory>>();
 
   constructor(
