@@ -47,7 +47,12 @@ export function payloadSource(dir: string): (sizeMiB: number) => Promise<Payload
   };
 }
 
-/** The swarm's nodes: each gets a namespace; the origin and the BitTorrent seeder sit on links capped at the origin's rate. */
+/**
+ * The swarm's nodes: each gets a namespace. The source side of each system sits on a
+ * link capped at the origin's rate: the origin and the BitTorrent seeder (which is
+ * BitTorrent's origin), and kiln's seed peer (which fetches from the origin and hands
+ * each piece out first). Every node that downloads gets the node link.
+ */
 function swarmTopology(peers: number, linkMbit: number, originMBps: number): Promise<Topology> {
   const originMbit = Math.round((originMBps * MB * 8) / 1e6);
   return netnsTopology([
@@ -55,7 +60,7 @@ function swarmTopology(peers: number, linkMbit: number, originMBps: number): Pro
     { name: "bt-seed", mbit: originMbit },
     { name: "scheduler", mbit: linkMbit },
     { name: "tracker", mbit: linkMbit },
-    { name: "seed", mbit: linkMbit },
+    { name: "seed", mbit: originMbit },
     ...Array.from({ length: peers }, (_, i) => ({ name: `peer-${i + 1}`, mbit: linkMbit })),
   ]);
 }

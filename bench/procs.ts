@@ -167,7 +167,8 @@ export function runTimed(cmd: string, args: string[], timeoutMs: number, host?: 
 
 /** Runs `kiln get URL -O out --peer proxyUrl` as its own process (on the peer's node), as a user would. */
 export function kilnGet(proxyUrl: string, url: string, out: string, timeoutMs: number, host?: BenchHost): Promise<GetResult> {
-  return runTimed(process.execPath, [KILN_BIN, "get", url, "-O", out, "--peer", proxyUrl, "--no-progress"], timeoutMs, host);
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", `${process.env.BENCH_CPU_PROF}/get`] : [];
+  return runTimed(process.execPath, [...profile, KILN_BIN, "get", url, "-O", out, "--peer", proxyUrl, "--no-progress"], timeoutMs, host);
 }
 
 export interface OriginStats {
