@@ -9,7 +9,7 @@ import { managerErrorHandler } from "./errors.js";
 import { useLenientJson } from "./json-body.js";
 import { registerJobRoutes } from "./jobs-routes.js";
 import { registerClusterRoutes } from "./clusters-routes.js";
-import { registerMemberRoutes } from "./members-routes.js";
+import { registerRegistrationRoutes } from "./registration-routes.js";
 import { registerPeerRoutes } from "./peers-routes.js";
 import { registerPullScheduleRoutes } from "./puller-routes.js";
 import { registerMemberListRoutes } from "./members-list-routes.js";
@@ -84,7 +84,7 @@ export async function buildManagerApi(ctx: RouteContext): Promise<ManagerApp> {
   registerClusterRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
-  registerMemberRoutes(app, ctx);
+  registerRegistrationRoutes(app, ctx);
   registerPeerRoutes(app, ctx);
   registerPullScheduleRoutes(app, ctx);
   registerAccelerateRoutes(app, ctx);

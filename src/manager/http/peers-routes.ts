@@ -17,7 +17,7 @@ import { errorResponses } from "./errors.js";
 import type { ManagerApp, RouteContext } from "./context.js";
 import { pageHeaders } from "./paging.js";
 import { sessionHook } from "./session.js";
-import { clusterSecretHook } from "./members-routes.js";
+import { clusterSecretHook } from "./registration-routes.js";
 
 const errors = errorResponses(401, 403, 404, 422);
 

@@ -1,6 +1,7 @@
 /**
- * Schedulers and seed peers register here and keep alive. No user token: they are
- * cluster components; with a cluster secret configured, they must present it.
+ * Schedulers and seed peers register here and keep alive, and peers find their schedulers
+ * (api/registration.ts). No user token: they are cluster components; with a cluster
+ * secret configured, they must present it. Their lists for the console: members-list-routes.ts.
  */
 import { sameSecret } from "../../common/secret.js";
 import type { FastifyRequest } from "fastify";
@@ -33,7 +34,7 @@ export function clusterSecretHook(ctx: RouteContext): (req: FastifyRequest) => P
   };
 }
 
-export function registerMemberRoutes(app: ManagerApp, ctx: RouteContext): void {
+export function registerRegistrationRoutes(app: ManagerApp, ctx: RouteContext): void {
   const onRequest = clusterSecretHook(ctx);
   const clusterFor = async (id: number | undefined) => {
     const c = id === undefined ? await ctx.store.clusters.defaultCluster() : await ctx.store.clusters.byId(id);
