@@ -4,16 +4,44 @@ import { describeNetworkError } from "../common/errors.js";
 import { ErrorBody } from "../api/common.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, LOCAL_COPY_CONTENT_TYPE } from "../api/proxy.js";
 
+/** How long `kiln get` waits for its peer: to accept the connection, then to answer (the body then takes as long as the download). */
+export interface PeerTimeouts {
+  connectMs: number;
+  answerMs: number;
+}
+
 /** Asks the peer at `peer` for `url` (a forward-proxy request); resolves with its answer, whatever the status. */
-export function requestFromPeer(peer: URL, url: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
+export function requestFromPeer(peer: URL, url: string, headers: Record<string, string>, timeouts: PeerTimeouts): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
+    const fail = (why: string) => reject(new Error(`the kiln peer at ${peer.origin} ${why}`));
     // No agent: the connection is this request's own; closing it is how a local copy lets go of the task.
-    const req = http.request({ host: peer.hostname, port: peer.port || 80, method: "GET", path: url, headers, agent: false }, resolve);
-    req.once("error", (err) =>
-      reject(new Error(`cannot reach the kiln peer at ${peer.origin}: ${describeNetworkError(err)}; is \`kiln peer\` or \`kiln up\` running?`)),
+    const req = http.request({ host: peer.hostname, port: peer.port || 80, method: "GET", path: url, headers, agent: false }, (res) => {
+      clearTimeout(timer);
+      resolve(res);
+    });
+    let timer = setTimeout(() => {
+      fail(`did not accept the connection within ${seconds(timeouts.connectMs)}`);
+      req.destroy();
+    }, timeouts.connectMs);
+    req.once("socket", (socket) =>
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          fail(`accepted the connection but sent no answer within ${seconds(timeouts.answerMs)} (--request-timeout sets how long to wait)`);
+          req.destroy();
+        }, timeouts.answerMs);
+      }),
     );
+    req.once("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot reach the kiln peer at ${peer.origin}: ${describeNetworkError(err)}; is \`kiln peer\` or \`kiln up\` running?`));
+    });
     req.end();
   });
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** Throws the peer's message unless it answered 200. */
@@ -28,7 +56,8 @@ export async function assertOk(res: http.IncomingMessage): Promise<void> {
   } catch {
     /* keep the status */
   }
-  throw new Error(`${message} (status ${res.statusCode})`);
+  // The peer's message usually names the status already ("origin returned 404 …").
+  throw new Error(message.includes(String(res.statusCode)) ? message : `${message} (status ${res.statusCode})`);
 }
 
 /** The content length the peer announced (with trailers it is sent in its own header), if any. */

@@ -1,12 +1,13 @@
 /** `kiln get URL -O FILE`: a download through the local peer's P2P proxy, dfget-style. */
 import { stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import cliProgress from "cli-progress";
 import { DEFAULT_PROXY_FILTER, PORTS } from "../common/defaults.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS } from "../api/proxy.js";
-import { collect, parseBytes } from "./options.js";
+import { collect, parseBytes, parseDuration } from "./options.js";
 import { formatBytes } from "./format.js";
 import { PendingOutput } from "./get-output.js";
 import { announcedLength, assertOk, isLocalCopyAnswer, requestFromPeer, taskIdOf } from "./get-peer.js";
@@ -15,7 +16,7 @@ import { receiveStream } from "./get-stream.js";
 import { removeOnInterrupt } from "./get-interrupt.js";
 
 interface GetFlags {
-  output: string;
+  output?: string;
   header: string[];
   tag: string;
   application: string;
@@ -24,14 +25,23 @@ interface GetFlags {
   peer: string;
   progress: boolean;
   localCopy: boolean;
+  requestTimeout: number;
 }
+
+/** The peer must accept the connection within this (it is on this host or near it). */
+const PEER_CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * The peer answers once the task's layout is known: the scheduler registered it and the
+ * first piece's source (a parent, or the origin, whose own headers may take 30 s) answered.
+ */
+const DEFAULT_PEER_ANSWER_TIMEOUT = "60s";
 
 export function registerGetCommand(program: Command): void {
   program
     .command("get")
     .description("download a URL through the P2P swarm (via the local kiln peer)")
     .argument("<url>", "what to download")
-    .requiredOption("-O, --output <file>", "where to save it (written only when complete and verified)")
+    .option("-O, --output <file>", "where to save it, written only when complete and verified (default: the URL's file name, in this directory)")
     .option("-H, --header <header>", "request header for the origin, 'Name: value' (repeatable)", collect, [])
     .option("--tag <tag>", "tells apart tasks with the same URL", "")
     .option("--application <name>", "application name, part of the task ID", "")
@@ -45,6 +55,12 @@ export function registerGetCommand(program: Command): void {
     })
     .option("--peer <url>", "the local peer's proxy address", process.env.KILN_PEER ?? `http://127.0.0.1:${PORTS.peerProxy}`)
     .option("--no-progress", "no progress bar")
+    .option(
+      "--request-timeout <duration>",
+      `longest wait for the peer's answer, e.g. 60s, 5m; the connection must be accepted within 5 s (env KILN_REQUEST_TIMEOUT; default ${DEFAULT_PEER_ANSWER_TIMEOUT})`,
+      parseDuration,
+      parseDuration(process.env.KILN_REQUEST_TIMEOUT || DEFAULT_PEER_ANSWER_TIMEOUT),
+    )
     .option("--no-local-copy", "receive the content over the connection even when the peer runs on this host (it copies its stored file otherwise)")
     .action(async (url: string, f: GetFlags) => {
       try {
@@ -54,6 +70,19 @@ export function registerGetCommand(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** curl -O's rule: the last segment of the URL's path, or an error when it names no file. */
+function fileNameOf(url: URL): string {
+  const name = decodeURIComponent(url.pathname.split("/").pop() ?? "");
+  if (!name || name === "." || name === "..") throw new Error(`${url.href} names no file; give one with -O FILE`);
+  return name;
+}
+
+/** An error about the temporary file speaks of the file the user asked for. */
+function namingTarget(err: unknown, output: PendingOutput): unknown {
+  if (!(err instanceof Error) || !err.message.includes(output.tmp)) return err;
+  return new Error(err.message.replaceAll(output.tmp, output.target));
 }
 
 function parseHeaders(lines: string[]): Record<string, string> {
@@ -76,8 +105,11 @@ async function get(url: string, f: GetFlags): Promise<void> {
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new Error(`only http:// and https:// URLs can be downloaded, not ${parsed.protocol}// (${url})`);
   }
-  const target = await stat(f.output).catch(() => undefined);
-  if (target?.isDirectory()) throw new Error(`${f.output} is a directory; give a file name to -O`);
+  const out = f.output ?? fileNameOf(parsed);
+  const target = await stat(out).catch(() => undefined);
+  if (target?.isDirectory()) throw new Error(`${out} is a directory; give a file name to -O`);
+  const dir = await stat(dirname(out)).catch(() => undefined);
+  if (!dir?.isDirectory()) throw new Error(`cannot save to ${out}: the directory ${dirname(out)} does not exist`);
   const peer = new URL(f.peer);
   const headers: Record<string, string> = {
     ...parseHeaders(f.header),
@@ -89,7 +121,7 @@ async function get(url: string, f: GetFlags): Promise<void> {
   if (f.application) headers[DRAGONFLY_HEADERS.application] = f.application;
   if (f.pieceLength) headers[DRAGONFLY_HEADERS.pieceLength] = String(f.pieceLength);
 
-  const output = new PendingOutput(f.output);
+  const output = new PendingOutput(out);
   const bar = new ProgressBar(f.progress && process.stderr.isTTY);
   const keepOnExit = removeOnInterrupt(output, () => bar.stop());
   try {
@@ -103,7 +135,8 @@ async function get(url: string, f: GetFlags): Promise<void> {
 async function download(url: string, f: GetFlags, peer: URL, headers: Record<string, string>, output: PendingOutput, bar: ProgressBar): Promise<void> {
   const started = Date.now();
   // The peer decides whether a local copy is possible (a loopback client); older peers ignore the header and stream.
-  let res = await requestFromPeer(peer, url, f.localCopy ? { ...headers, [KILN_PROXY_HEADERS.localCopy]: "1" } : headers);
+  const timeouts = { connectMs: PEER_CONNECT_TIMEOUT_MS, answerMs: f.requestTimeout };
+  let res = await requestFromPeer(peer, url, f.localCopy ? { ...headers, [KILN_PROXY_HEADERS.localCopy]: "1" } : headers, timeouts);
   await assertOk(res);
   const taskId = taskIdOf(res);
   bar.start(announcedLength(res), started);
@@ -116,7 +149,7 @@ async function download(url: string, f: GetFlags, peer: URL, headers: Record<str
         bytes = local.bytes;
         how = "copied from the peer's store";
       } else {
-        res = await requestFromPeer(peer, url, headers);
+        res = await requestFromPeer(peer, url, headers, timeouts);
         await assertOk(res);
         bytes = await receiveStream(res, output, (n) => bar.update(n));
         how = `streamed from the peer (no local copy: ${local.reason})`;
@@ -130,11 +163,11 @@ async function download(url: string, f: GetFlags, peer: URL, headers: Record<str
   } catch (err) {
     bar.stop();
     await output.discard();
-    throw err;
+    throw namingTarget(err, output);
   }
   const secs = (Date.now() - started) / 1000;
   process.stderr.write(
-    `saved ${f.output}: ${formatBytes(bytes)} in ${secs.toFixed(2)} s (${formatBytes(bytes / Math.max(secs, 0.001))}/s), task ${taskId}, ${how}\n`,
+    `saved ${output.target}: ${formatBytes(bytes)} in ${secs.toFixed(2)} s (${formatBytes(bytes / Math.max(secs, 0.001))}/s), task ${taskId}, ${how}\n`,
   );
 }
 

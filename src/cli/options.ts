@@ -35,3 +35,11 @@ export function parseUrl(value: string): string {
     throw new InvalidArgumentError(`expected an http(s) URL, got ${JSON.stringify(value)}`);
   }
 }
+
+/** `30d`, `12h`, `90m`, `3600s` → milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`not a duration: ${value} (try 90s, 30m, 12h, 30d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}

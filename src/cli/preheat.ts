@@ -10,8 +10,8 @@ import { PreheatScope } from "../api/scheduler.js";
 import type { JobView } from "../api/jobs.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import { DEFAULT_PREHEAT_FILTER } from "../common/defaults.js";
-import { addManagerOption, fail, type ManagerFlags, managerTimeouts, parseDuration } from "./token.js";
-import { collect, parseBytes, parsePositiveInt } from "./options.js";
+import { addManagerOption, fail, type ManagerFlags, managerTimeouts } from "./token.js";
+import { collect, parseBytes, parseDuration, parsePositiveInt } from "./options.js";
 import { hostLabel } from "../common/host-label.js";
 import { LogCursor, percentDone, progressSummary } from "./job-progress.js";
 

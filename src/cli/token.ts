@@ -8,7 +8,7 @@ import { PORTS } from "../common/defaults.js";
 import { type ClientTimeouts, ConsoleClient } from "../api/manager-client.js";
 import { KilnError } from "../common/errors.js";
 import { TokenScope } from "../api/tokens.js";
-import { collect } from "./options.js";
+import { collect, parseDuration } from "./options.js";
 
 interface UserFlags extends ManagerFlags {
   user: string;
@@ -147,14 +147,6 @@ async function signInAs(client: ConsoleClient, user: string, password: string) {
     }
     throw err;
   }
-}
-
-/** `30d`, `12h`, `90m`, `3600s` → milliseconds. */
-export function parseDuration(value: string): number {
-  const m = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`not a duration: ${value} (try 90s, 30m, 12h, 30d)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
-  return Number(m[1]) * unit;
 }
 
 export function fail(command: string, err: unknown): void {

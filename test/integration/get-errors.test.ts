@@ -62,6 +62,7 @@ describe("kiln get: failures name their cause and leave nothing behind", () => {
     assertFailedCleanly(r);
     assert.match(r.stderr, /404/);
     assert.match(r.stderr, /origin/i);
+    assert.doesNotMatch(r.stderr, /\(status 404\)/, "the status is not said twice");
   });
 
   it("origin 500: non-zero exit, the message says the origin answered 500", async () => {

@@ -26,9 +26,10 @@ const NOBODY = 65534;
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 /** Runs `kiln get` through `sh` (for its umask), optionally as another user; resolves with its exit code and stderr. */
-function kilnGet(args: string[], opts: { umask?: string; asNobody?: boolean } = {}): Promise<{ code: number | null; stderr: string }> {
-  const kiln = [process.execPath, KILN_BIN, "get", ...args, "--no-progress"].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
-  const shell = `umask ${opts.umask ?? "022"}; exec ${kiln}`;
+function kilnGet(args: string[], opts: { umask?: string; asNobody?: boolean; cwd?: string } = {}): Promise<{ code: number | null; stderr: string }> {
+  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+  const kiln = [process.execPath, KILN_BIN, "get", ...args, "--no-progress"].map(quote).join(" ");
+  const shell = `${opts.cwd ? `cd ${quote(opts.cwd)}; ` : ""}umask ${opts.umask ?? "022"}; exec ${kiln}`;
   const argv = opts.asNobody ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "sh", "-c", shell] : ["sh", "-c", shell];
   return new Promise((resolve, reject) => {
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
@@ -184,7 +185,8 @@ describe("kiln get on the peer's host: a copy of the stored file, not a second s
     const dir = await caseDir();
     const r = await runKiln(["get", `${origin.url}/file.bin`, "-O", join(dir, "missing", "out.bin"), "--peer", peer.proxyUrl, "--no-progress"]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^kiln get: .*ENOENT/m);
+    assert.match(r.stderr, /^kiln get: cannot save to .*out\.bin: the directory .*missing does not exist$/m, "the message names the file asked for");
+    assert.doesNotMatch(r.stderr, /\.part/, "not the temporary file");
     assert.deepEqual(await readdir(dir), []);
     assert.equal(peer.proc.proc.exitCode, null, "the peer is still running");
   });
@@ -211,6 +213,39 @@ describe("kiln get on the peer's host: a copy of the stored file, not a second s
     res.addTrailers({ "x-kiln-result": "ok" });
     res.end();
   }
+
+  it("without -O the file is saved under the URL's file name in the current directory, as curl -O does", async () => {
+    const body = makeFile(64 * 1024).data;
+    const stand = await standInPeer((_req, res) => streamed(res, body));
+    try {
+      const dir = await caseDir();
+      const r = await kilnGet([`${origin.url}/images/disk%20one.img?sig=1`, "--peer", stand.url], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await readdir(dir), ["disk one.img"]);
+      assert.ok((await readFile(join(dir, "disk one.img"))).equals(body));
+      const none = await kilnGet([`${origin.url}/`, "--peer", stand.url], { cwd: dir });
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /^kiln get: .* names no file; give one with -O FILE$/m);
+    } finally {
+      await stand.close();
+    }
+  });
+
+  it("a peer that accepts the connection and never answers: kiln get gives up after --request-timeout and says which peer", async () => {
+    const silent = await standInPeer(() => undefined);
+    try {
+      const dir = await caseDir();
+      const r = await kilnGet([`${origin.url}/file.bin`, "-O", join(dir, "out.bin"), "--peer", silent.url, "--request-timeout", "1s"]);
+      assert.equal(r.code, 1, `kiln get ended by itself with an error: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        new RegExp(`^kiln get: the kiln peer at ${silent.url.replace(/\./g, "\\.")} accepted the connection but sent no answer within 1 s`, "m"),
+      );
+      assert.deepEqual(await readdir(dir), [], "nothing left behind");
+    } finally {
+      await silent.close();
+    }
+  });
 
   it("an older peer that ignores the local-copy request: its stream is saved", async () => {
     const body = makeFile(256 * 1024).data;
