@@ -76,6 +76,13 @@ const HEADERS: [string, boolean][] = [
   ["notes", false],
 ];
 
+/** Completion ÷ BitTorrent's; BitTorrent with a client short of a verified copy has no completion to divide by. */
+function btRatio(r: SwarmRow, bt: SwarmRow | undefined): string {
+  if (!bt) return "—";
+  const of = completion(bt);
+  return Number.isFinite(of) ? times(completion(r), of) : "— (BitTorrent failed)";
+}
+
 function summaryRow(c: SwarmCell, r: SwarmRow): string[] {
   const s = c.result;
   const lead = [profileName(c.linkMbit), cellName(c), `${fmt(s.limitMs / 1000, 1)} (${s.limitBy})`, r.system];
@@ -92,7 +99,7 @@ function summaryRow(c: SwarmCell, r: SwarmRow): string[] {
     seconds(percentile(ms, 0.99)),
     seconds(percentile(ms, 1)),
     times(completion(r), s.limitMs),
-    bt ? times(completion(r), completion(bt)) : "—",
+    btRatio(r, bt),
     fmt(r.sourceRatio, 2),
     fmt(r.seedSentRatio, 2),
     cpuCell(all, 1),
