@@ -81,7 +81,7 @@ describe("peer storage", () => {
     assert.deepEqual(await readdir(join(peer.dataDir, "tasks")), [ids[2]]);
   });
 
-  it("limits concurrent uploads: beyond the limit a child gets 429", async () => {
+  it("limits concurrent uploads: beyond the limit a child waits in line for the next slot, beyond the line it gets 429", async () => {
     const file = makeFile(8 * MiB);
     origin.add("/slots.bin", file);
     const peer = await cluster.addPeer("slots", { args: ["--upload-concurrency", "1", "--upload-rate", "1MiB"] });
@@ -91,10 +91,18 @@ describe("peer storage", () => {
     const first = http.get({ host: "127.0.0.1", port: peer.uploadPort, path: `/pieces/${taskId}/0`, headers: cluster.uploadHeaders() });
     const firstRes = await new Promise<http.IncomingMessage>((r) => first.once("response", r));
     assert.equal(firstRes.statusCode, 200);
-    const second = await fetch(`http://127.0.0.1:${peer.uploadPort}/pieces/${taskId}/1`, { headers: cluster.uploadHeaders() });
-    assert.equal(second.status, 429);
-    assert.match(((await second.json()) as { message: string }).message, /upload slots/);
+    // One slot and a line of one: the second request waits, the third is told to go elsewhere.
+    const second = fetch(`http://127.0.0.1:${peer.uploadPort}/pieces/${taskId}/1`, { headers: cluster.uploadHeaders() });
+    let secondAnswered = false;
+    void second.then(() => (secondAnswered = true));
+    const third = await fetch(`http://127.0.0.1:${peer.uploadPort}/pieces/${taskId}/1`, { headers: cluster.uploadHeaders() });
+    assert.equal(third.status, 429);
+    assert.match(((await third.json()) as { message: string }).message, /upload slots/);
+    assert.equal(secondAnswered, false, "the second request is still waiting for the slot");
     first.destroy();
+    const secondRes = await second;
+    assert.equal(secondRes.status, 200, "the freed slot went to the request waiting for it");
+    assert.equal(Buffer.from(await secondRes.arrayBuffer()).length, Math.min(file.data.length - 4 * MiB, 4 * MiB), "piece 1, whole");
   });
 });
 

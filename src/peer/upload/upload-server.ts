@@ -15,6 +15,7 @@ import type { PeerMetrics } from "../metrics.js";
 import { TokenBucket } from "./throttle.js";
 import { HaveFeeds, type SpreadPolicy } from "./have-feed.js";
 import { sendFile } from "./send-file.js";
+import { UploadSlots } from "./upload-slots.js";
 import { closeHttp, listenHttp, parseRange, readJson, sendError, sendJson } from "../http-util.js";
 import type { Storage } from "../storage/storage.js";
 
@@ -38,7 +39,7 @@ const CONTROL_TASK_PATH = /^\/api\/v1\/tasks\/([^/]+)$/;
 const CONTENT_PATH = /^\/(?:pieces|tasks|feed)\//;
 
 export class UploadServer {
-  private active = 0;
+  private readonly slots: UploadSlots;
   /** The node's container runtime, when the peer was given one (--containerd-address). */
   importer: { import(req: ImageImportRequest): Promise<ImageImportReply> } | undefined;
   /** Answers being sent, by task: cut when the task is deleted. */
@@ -55,6 +56,7 @@ export class UploadServer {
     private readonly opts: UploadOptions,
   ) {
     this.bucket = new TokenBucket(opts.rateBytesPerSec);
+    this.slots = new UploadSlots(opts.concurrency, opts.concurrency);
     this.feeds = new HaveFeeds((taskId) => opts.seed || engine.fetchesFromOrigin(taskId), opts.spread);
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch((err) => {
@@ -66,7 +68,7 @@ export class UploadServer {
   }
 
   get freeSlots(): number {
-    return Math.max(0, this.opts.concurrency - this.active);
+    return this.slots.free;
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -131,14 +133,18 @@ export class UploadServer {
       ranged = range !== undefined;
       if (range) headers["content-range"] = `bytes ${start}-${end - 1}/${length}`;
     }
-    if (this.active >= this.opts.concurrency) {
-      this.metrics.uploadsRejected.inc();
-      return sendJson(res, 429, { message: "all upload slots are busy", code: "UNAVAILABLE" }, { "retry-after": "1" });
-    }
     const status = ranged ? 206 : 200;
+    if (req.method === "HEAD" || end === start) {
+      res.writeHead(status, { "content-type": "application/octet-stream", "content-length": String(end - start), ...headers });
+      return void res.end();
+    }
+    const slot = await this.slots.acquire(res);
+    if (slot === "gone") return;
+    if (slot === "full") {
+      this.metrics.uploadsRejected.inc();
+      return sendJson(res, 429, { message: "all upload slots are busy, and as many requests wait for one", code: "UNAVAILABLE" }, { "retry-after": "1" });
+    }
     res.writeHead(status, { "content-type": "application/octet-stream", "content-length": String(end - start), ...headers });
-    if (req.method === "HEAD" || end === start) return void res.end();
-    this.active++;
     this.metrics.activeUploads.inc();
     const release = task.acquire();
     task.touch();
@@ -157,7 +163,7 @@ export class UploadServer {
       this.log.debug({ err: (err as Error).message, taskId }, "upload interrupted");
     } finally {
       pieceSent?.(sentWhole);
-      this.active--;
+      this.slots.release();
       this.metrics.activeUploads.dec();
       release();
       sending.delete(res);
