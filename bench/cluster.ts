@@ -10,7 +10,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { KILN_BIN } from "../test/helpers/proc.js";
-import { onCleanup, peakRss, spawnTracked, trackTempDir } from "./procs.js";
+import { cpuProfileArgs, onCleanup, peakRss, spawnTracked, trackTempDir } from "./procs.js";
 import { controlPlaneCommand, loopbackTopology, type BenchHost, type Topology } from "./topology.js";
 
 export interface KilnNode {
@@ -50,8 +50,7 @@ function openLog(dir: string, name: string): WriteStream {
 
 /** Starts `kiln args` on `host` and resolves once it logs its ready line. */
 async function startKiln(name: string, host: BenchHost, args: string[], controlPlane = false): Promise<KilnNode> {
-  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", join(process.env.BENCH_CPU_PROF, name)] : [];
-  const [cmd, cmdArgs] = host.command(...controlPlaneCommand(host, controlPlane, process.execPath, [...profile, KILN_BIN, ...args]));
+  const [cmd, cmdArgs] = host.command(...controlPlaneCommand(host, controlPlane, process.execPath, [...cpuProfileArgs(name), KILN_BIN, ...args]));
   const proc = spawnTracked(cmd, cmdArgs, { env: { ...process.env, KILN_LOG_LEVEL: process.env.KILN_LOG_LEVEL ?? "info" }, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
   const logFile = process.env.BENCH_LOG_DIR ? openLog(process.env.BENCH_LOG_DIR, name) : undefined;

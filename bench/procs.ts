@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { KILN_BIN } from "../test/helpers/proc.js";
@@ -166,9 +167,14 @@ export function runTimed(cmd: string, args: string[], timeoutMs: number, host?: 
 }
 
 /** Runs `kiln get URL -O out --peer proxyUrl` as its own process (on the peer's node), as a user would. */
+/** BENCH_CPU_PROF=DIR: node's --cpu-prof for a kiln process, its profiles in DIR/<name>. */
+export function cpuProfileArgs(name: string): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ["--cpu-prof", "--cpu-prof-dir", join(dir, name)] : [];
+}
+
 export function kilnGet(proxyUrl: string, url: string, out: string, timeoutMs: number, host?: BenchHost): Promise<GetResult> {
-  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", `${process.env.BENCH_CPU_PROF}/get`] : [];
-  return runTimed(process.execPath, [...profile, KILN_BIN, "get", url, "-O", out, "--peer", proxyUrl, "--no-progress"], timeoutMs, host);
+  return runTimed(process.execPath, [...cpuProfileArgs("get"), KILN_BIN, "get", url, "-O", out, "--peer", proxyUrl, "--no-progress"], timeoutMs, host);
 }
 
 export interface OriginStats {

@@ -57,7 +57,8 @@ export async function callJson<S extends z.ZodType>(baseUrl: string, path: strin
   return parsed.data;
 }
 
-const seconds = (ms: number) => `${+(ms / 1000).toFixed(1)} s`;
+/** A wait as a message says it: "5 s", "1.5 s". */
+export const seconds = (ms: number) => `${+(ms / 1000).toFixed(1)} s`;
 
 /**
  * One request; resolves with the status and the whole body, or rejects when the

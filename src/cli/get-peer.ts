@@ -2,6 +2,7 @@
 import http from "node:http";
 import { describeNetworkError } from "../common/errors.js";
 import { ErrorBody } from "../api/common.js";
+import { seconds } from "../api/http-json.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, LOCAL_COPY_CONTENT_TYPE } from "../api/proxy.js";
 
 /** How long `kiln get` waits for its peer: to accept the connection, then to answer (the body then takes as long as the download). */
@@ -38,10 +39,6 @@ export function requestFromPeer(peer: URL, url: string, headers: Record<string, 
     });
     req.end();
   });
-}
-
-function seconds(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** Throws the peer's message unless it answered 200. */
