@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestCluster, PeerHandle } from "../helpers/cluster.js";
 import { runKiln, type KilnProcess } from "../helpers/proc.js";
-import { buildOciImage, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
+import { buildOciImage, freePort, pushImage, registryToolsMissing, startRegistry, type BuiltImage, type TestRegistry } from "../helpers/registry.js";
 import { REGISTRY_PASSWORD, REGISTRY_USER } from "../helpers/registry-fixtures.js";
 import { startManagedCluster, type ManagedCluster } from "../helpers/managed-cluster.js";
 import { api } from "../helpers/manager.js";
@@ -163,6 +163,49 @@ data:
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, new RegExp(`^updated pull schedule ${scheduleId} `));
     await nextRunEnded(reapplied);
+  });
+
+  it("a node that joins after a run, and one that gains the selector's label, are warmed when they appear (not at the next run, an hour on), from the peers", async (t) => {
+    if (skip) return t.skip(skip);
+    // peer-relabel starts outside the selector, on a fixed upload port so that its host ID survives a restart.
+    const port = await freePort();
+    const relabelled = await cluster.addPeer("peer-relabel", { args: ["--label", "zone=b", "--port", String(port)] });
+    for (;;) {
+      const r = await api(`${managerUrl}/oapi/v1/peers?state=active&q=peer-relabel`, { token: clusterToken });
+      if (r.json?.length === 1) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const since = new Date().toISOString();
+    const run = await api(`${managerUrl}/oapi/v1/pull-schedules/${scheduleId}/run`, { token, method: "POST" });
+    assert.equal(run.status, 200, JSON.stringify(run.json));
+    const ran = await nextRunEnded(since);
+    assert.equal(cell(ran, "app1", "peer-relabel")?.state, "not_selected");
+    assert.ok(Date.parse(ran.next_run_at) - Date.now() > 50 * 60_000, `the next whole run is an hour away: ${ran.next_run_at}`);
+
+    // A new node in the selector, and peer-relabel restarted with the selector's label.
+    peers["peer-new"] = await cluster.addPeer("peer-new", { args: ["--label", "zone=a"] });
+    await relabelled.proc.kill();
+    peers["peer-relabel"] = await cluster.addPeer("peer-relabel", { dataDir: relabelled.dataDir, args: ["--label", "zone=a", "--port", String(port)] });
+    let s = ran;
+    for (const deadline = Date.now() + 30_000; ; ) {
+      s = await schedule();
+      const warm = ["peer-new", "peer-relabel"].every((host) => ["app1", "app2"].every((image) => cell(s, image, host)?.state === "warm"));
+      if (warm && s.state === "idle") break;
+      assert.ok(Date.now() < deadline, `peer-new and peer-relabel not warmed: ${JSON.stringify(s.status)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(s.next_run_at, ran.next_run_at, "the schedule's next whole run is unchanged");
+    for (const host of ["peer-a", "peer-b"]) assert.equal(cell(s, "app1", host)?.state, "warm", `${host} kept in the status`);
+    assert.ok(
+      manager.lines.some((l) => l.includes("warming nodes that joined since its last run") && l.includes("peer-new")),
+      "the manager says which nodes it warms",
+    );
+    for (const img of images.slice(0, 2)) {
+      for (const d of blobsOf(img)) {
+        for (const host of ["peer-new", "peer-relabel"]) assert.ok(await holds(peers[host]!, d), `${d} in ${host}'s cache`);
+        assert.equal(registry.blobGets(d), 1, `${d} still fetched from the registry once in all: the new nodes got it from the peers`);
+      }
+    }
   });
 
   it("a moved tag: the next run fetches only the new blobs, once, and shows the new digest warm", async (t) => {

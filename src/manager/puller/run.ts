@@ -44,7 +44,8 @@ export interface PullRunDeps {
   imageTimeoutMs: number;
 }
 
-interface Node {
+/** A peer of the schedule's clusters, as a run sees it. */
+export interface PullNode {
   hostId: string;
   hostname: string;
   ip: string;
@@ -60,7 +61,7 @@ const PULL_ATTEMPTS = 3;
 const RETRY_PAUSE_MS = 1_000;
 
 /** Asks the node's peer, through a scheduler of its cluster that knows it, to have its runtime import the image. */
-async function importInto(target: DispatchTarget, n: Node, req: ImageImportRequestInput): Promise<{ ok: boolean; detail: string }> {
+async function importInto(target: DispatchTarget, n: PullNode, req: ImageImportRequestInput): Promise<{ ok: boolean; detail: string }> {
   let last = "no scheduler of its cluster knows the host";
   for (const url of target.schedulers) {
     try {
@@ -80,7 +81,7 @@ async function preheatOn(
   targets: DispatchTarget[],
   blobs: Blob[],
   headers: Record<string, string>,
-  nodes: Node[],
+  nodes: PullNode[],
   failures: Map<string, string>,
   signal: AbortSignal,
 ): Promise<void> {
@@ -111,21 +112,39 @@ async function preheatOn(
 
 const matches = (labels: Labels, selector: Labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
-export async function runPullSchedule(deps: PullRunDeps, spec: PullSpec, creds: { username?: string; password?: string }): Promise<PullStatus> {
-  const { store } = deps;
+/** The schedule's clusters and their active peers as the inventory lists them now, each marked selected or not by the schedule's node selector. */
+export async function inventoryNodes(store: Store, spec: Pick<PullSpec, "scheduler_cluster_ids" | "node_selector">) {
   const clusters = spec.scheduler_cluster_ids.length ? await store.clusters.byIds(spec.scheduler_cluster_ids) : await store.clusters.list();
   const clusterIds = new Set(clusters.map((c) => c.id));
   const staleBefore = nowIso(Date.now() - MANAGER.peerStaleMs);
   const peers = (await store.peers.list({ state: "active", staleBefore, page: 1, perPage: 100_000 })).rows.filter((p) =>
     clusterIds.has(p.scheduler_cluster_id),
   );
-  const nodes: Node[] = peers.map((p) => ({
+  const nodes: PullNode[] = peers.map((p) => ({
     hostId: p.host_id,
     hostname: p.hostname,
     ip: p.ip,
     clusterId: p.scheduler_cluster_id,
     selected: matches(JSON.parse(p.labels) as Labels, spec.node_selector),
   }));
+  return { clusters, clusterIds, nodes };
+}
+
+/**
+ * One run. With `onlyHosts`, the run looks at those hosts alone (nodes that joined, or
+ * gained a matching label, since the last run): its status lists only them, for the
+ * caller to merge into the last run's.
+ */
+export async function runPullSchedule(
+  deps: PullRunDeps,
+  spec: PullSpec,
+  creds: { username?: string; password?: string },
+  onlyHosts?: ReadonlySet<string>,
+): Promise<PullStatus> {
+  const { store } = deps;
+  const inventory = await inventoryNodes(store, spec);
+  const { clusters, clusterIds } = inventory;
+  const nodes = onlyHosts ? inventory.nodes.filter((n) => onlyHosts.has(n.hostId)) : inventory.nodes;
   const targets = dispatchTargets(clusters, await store.schedulers.byCluster([...clusterIds]), deps.memberTimeoutMs, deps.clusterSecret);
 
   const status: PullStatus = {
@@ -149,12 +168,18 @@ async function warmImage(
   spec: PullSpec,
   creds: { username?: string; password?: string },
   img: PullImage,
-  nodes: Node[],
+  nodes: PullNode[],
   targets: DispatchTarget[],
 ): Promise<{ image: PullStatus["images"][number]; cells: Cell[] }> {
   const checkedAt = () => nowIso();
   const selected = nodes.filter((n) => n.selected);
-  const cell = (n: Node, state: Cell["state"], reason: string | null): Cell => ({ image: img.name, host_id: n.hostId, state, reason, checked_at: checkedAt() });
+  const cell = (n: PullNode, state: Cell["state"], reason: string | null): Cell => ({
+    image: img.name,
+    host_id: n.hostId,
+    state,
+    reason,
+    checked_at: checkedAt(),
+  });
   const notSelected = nodes.filter((n) => !n.selected).map((n) => cell(n, "not_selected", null));
   const signal = AbortSignal.timeout(deps.imageTimeoutMs);
   let resolved: Awaited<ReturnType<typeof resolveImage>>;
@@ -190,7 +215,7 @@ async function warmImage(
     }
     return byHost;
   };
-  const warm = (byHost: Map<string, Set<string>>, n: Node) => blobs.every((b) => byHost.get(n.hostId)?.has(b.taskId));
+  const warm = (byHost: Map<string, Set<string>>, n: PullNode) => blobs.every((b) => byHost.get(n.hostId)?.has(b.taskId));
 
   const before = await held();
   const lacking = selected.filter((n) => !warm(before, n));

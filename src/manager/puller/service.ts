@@ -12,7 +12,8 @@ import type { SecretBox } from "../auth/secret-box.js";
 import type { PullScheduleRow } from "../db/schema.js";
 import { conflict, notFound, unprocessable } from "../errors.js";
 import { nowIso, showTime } from "../time.js";
-import { runPullSchedule, type PullRunDeps, type PullSpec } from "./run.js";
+import { inventoryNodes, runPullSchedule, type PullRunDeps, type PullSpec } from "./run.js";
+import { joinedSince, mergeStatus } from "./joiners.js";
 
 /** The Image Puller's default CACHING_INTERVAL_HOURS. */
 export const DEFAULT_INTERVAL_HOURS = 1;
@@ -58,6 +59,12 @@ function checkCron(expr: string | null | undefined): void {
 export class PullScheduleService {
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+  /**
+   * Per schedule, joined hosts whose own run ended without a status (it threw): not
+   * tried again before the schedule's next whole run, so a failing run does not repeat
+   * every tick.
+   */
+  private readonly joinFailed = new Map<number, Set<string>>();
 
   constructor(
     private readonly store: Store,
@@ -184,15 +191,10 @@ export class PullScheduleService {
   private async tick(): Promise<void> {
     for (const row of await this.store.pullSchedules.due(nowIso())) {
       if (!(await this.store.pullSchedules.claim(row.id, nowIso(Date.now() - RUN_STALE_MS)))) continue;
+      this.joinFailed.delete(row.id);
       const spec = readSpec(row);
-      const creds = row.secret ? (JSON.parse(this.secrets.open(row.secret)) as { username?: string; password?: string }) : {};
       const started = Date.now();
-      let status: PullStatus | null = null;
-      try {
-        status = await runPullSchedule({ ...this.deps, store: this.store, log: this.log }, spec, creds);
-      } catch (err) {
-        this.log.warn({ schedule: row.name, err: (err as Error).message }, "pull schedule run failed");
-      }
+      const status = await this.run(row, spec);
       // The schedule may have been edited or run-now'd meanwhile: only the run's own fields are written.
       const latest = await this.store.pullSchedules.byId(row.id);
       if (!latest) continue;
@@ -201,6 +203,47 @@ export class PullScheduleService {
         state: "idle",
         ...(status ? { status: JSON.stringify(status) } : {}),
         next_run_at: latest.enabled !== 1 ? null : rerun ? latest.next_run_at : nextRunAfter(readSpec(latest), started),
+      });
+    }
+    await this.warmJoiners();
+  }
+
+  private async run(row: PullScheduleRow, spec: PullSpec, onlyHosts?: ReadonlySet<string>): Promise<PullStatus | null> {
+    const creds = row.secret ? (JSON.parse(this.secrets.open(row.secret)) as { username?: string; password?: string }) : {};
+    try {
+      return await runPullSchedule({ ...this.deps, store: this.store, log: this.log }, spec, creds, onlyHosts);
+    } catch (err) {
+      this.log.warn({ schedule: row.name, err: (err as Error).message }, "pull schedule run failed");
+      return null;
+    }
+  }
+
+  /**
+   * Warms nodes that joined an enabled schedule after its last run (or gained a matching
+   * label) now, not at the next interval: a run over those nodes alone, merged into the
+   * last run's status. The schedule's next run is left as it was.
+   */
+  private async warmJoiners(): Promise<void> {
+    const { rows } = await this.store.pullSchedules.list({ page: 1, perPage: 100_000 });
+    for (const row of rows) {
+      if (row.enabled !== 1 || row.state !== "idle" || !row.status) continue;
+      const last = PullStatus.safeParse(JSON.parse(row.status));
+      if (!last.success) continue;
+      const spec = readSpec(row);
+      const failed = this.joinFailed.get(row.id);
+      const joined = joinedSince(last.data, (await inventoryNodes(this.store, spec)).nodes).filter((n) => !failed?.has(n.hostId));
+      if (!joined.length) continue;
+      if (!(await this.store.pullSchedules.claim(row.id, nowIso(Date.now() - RUN_STALE_MS)))) continue;
+      this.log.info({ schedule: row.name, nodes: joined.map((n) => `${n.hostname} (${n.ip})`) }, "pull schedule: warming nodes that joined since its last run");
+      const status = await this.run(row, spec, new Set(joined.map((n) => n.hostId)));
+      if (!status) this.joinFailed.set(row.id, new Set([...(failed ?? []), ...joined.map((n) => n.hostId)]));
+      // A whole run that became due meanwhile still runs; this one only adds its nodes to the status.
+      const latest = await this.store.pullSchedules.byId(row.id);
+      if (!latest) continue;
+      const base = latest.status ? PullStatus.safeParse(JSON.parse(latest.status)) : undefined;
+      await this.store.pullSchedules.update(row.id, {
+        state: "idle",
+        ...(status && base?.success ? { status: JSON.stringify(mergeStatus(base.data, status)) } : {}),
       });
     }
   }
