@@ -16,6 +16,7 @@ import {
   SchedulerSearchReply,
   type SchedulerRegistration,
   type SchedulerSearchQuery,
+  type SchedulerSearchQueryInput,
   type SeedPeerRegistrationInput,
 } from "./registration.js";
 import { MANAGER_PATHS } from "./manager-paths.js";
@@ -200,8 +201,9 @@ export class ManagerMembershipClient {
   }
 
   /** The schedulers of the cluster whose scopes match this host best. */
-  searchSchedulers(host: SchedulerSearchQuery) {
-    const q = new URLSearchParams({ hostname: host.hostname, ip: host.ip, idc: host.idc, location: host.location });
+  searchSchedulers(host: SchedulerSearchQuery | SchedulerSearchQueryInput) {
+    const q = new URLSearchParams({ hostname: host.hostname, ip: host.ip, idc: host.idc ?? "", location: host.location ?? "" });
+    if (host.scheduler_cluster_id !== undefined) q.set("scheduler_cluster_id", String(host.scheduler_cluster_id));
     return callJson(this.baseUrl, `${MANAGER_PATHS.schedulerSearch}?${q}`, SchedulerSearchReply, { timeoutMs: 5_000, headers: this.headers });
   }
 
@@ -220,6 +222,8 @@ interface KeepAliveCommon {
   secret?: string;
   /** Called with the cluster's settings at registration and at every keepalive. */
   onClusterConfig?: (config: ClusterConfig) => void;
+  /** A scheduler's: called with the other active schedulers of its cluster (API URLs) at registration and at every keepalive. */
+  onOtherSchedulers?: (urls: string[]) => void;
 }
 
 /** A scheduler's hosts, sent after a keepalive at most every `everyMs`. */
@@ -269,12 +273,14 @@ export function startManagerKeepAlive(opts: KeepAliveOptions): ManagerKeepAlive 
         id = reply.id;
         if (opts.intervalMs === undefined) interval = reply.keepalive_interval_ms;
         opts.onClusterConfig?.(reply.config);
+        if (reply.schedulers) opts.onOtherSchedulers?.(reply.schedulers);
         opts.log?.info({ manager: opts.managerUrl, kind: opts.kind, id, cluster: reply.scheduler_cluster_id }, "registered with the manager");
         markRegistered();
       } else {
         // Not inside `onClusterConfig?.(…)`: an optional call skips evaluating its arguments, and seed peers pass no hook.
         const reply = await client.keepAlive(opts.kind, id);
         opts.onClusterConfig?.(reply.config);
+        if (reply.schedulers) opts.onOtherSchedulers?.(reply.schedulers);
       }
       const reporting = opts.kind === "scheduler" ? opts.hostsReport : undefined;
       if (reporting && Date.now() - reportedAt >= reporting.everyMs) {

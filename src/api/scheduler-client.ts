@@ -12,6 +12,8 @@ import {
   ScheduleReply,
   TaskStatus,
   TaskHoldersReply,
+  TaskKnownReply,
+  SchedulerStats,
   DeleteTaskReply,
   type FailureReport,
   type HostAnnounceInput,
@@ -97,5 +99,14 @@ export class SchedulerClient {
 
   taskStatus(taskId: string) {
     return this.call(SCHEDULER_PATHS.task(taskId), TaskStatus);
+  }
+
+  /** Whether this scheduler has the task with a peer on it (another scheduler of the cluster asking, within `timeoutMs`). */
+  knowsTask(taskId: string, timeoutMs: number) {
+    return this.call(SCHEDULER_PATHS.known(taskId), TaskKnownReply, { timeoutMs });
+  }
+
+  stats(timeoutMs = 2_000) {
+    return this.call(SCHEDULER_PATHS.stats, SchedulerStats, { timeoutMs });
   }
 }

@@ -32,6 +32,10 @@ export const SCHEDULER_PATHS = {
   failures: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/failures`,
   result: (taskId: string, peerId: string) => `${peerPath(taskId, peerId)}/result`,
   preheat: `${SCHEDULER_API}/preheat`,
+  /** GET (TaskKnownReply): whether this scheduler has the task with a peer on it; another scheduler of the cluster asks before it takes a task new to it. */
+  known: (taskId: string) => `${SCHEDULER_API}/tasks/${taskId}/known`,
+  /** GET (SchedulerStats): what this scheduler holds, for the manager's list of schedulers. */
+  stats: `${SCHEDULER_API}/stats`,
   health: "/healthy",
 } as const;
 
@@ -171,7 +175,15 @@ export const ScheduleReply = z.object({
 });
 export type ScheduleReply = z.infer<typeof ScheduleReply>;
 
-export const RegisterPeerReply = ScheduleReply.extend({ taskId: TaskId });
+export const RegisterPeerReply = ScheduleReply.extend({
+  taskId: TaskId,
+  /**
+   * Set when another scheduler of the cluster already has this task (it was there
+   * before this one joined or came back): nothing was registered here; register
+   * with `owner` (a scheduler API URL) instead. The rest of the reply is empty.
+   */
+  owner: z.string().max(2048).optional(),
+});
 export type RegisterPeerReply = z.infer<typeof RegisterPeerReply>;
 
 export const ScheduleQuery = z.object({
@@ -240,6 +252,8 @@ export const PreheatReply = z.object({
   taskId: TaskId,
   /** Hosts asked to fetch, and whether each accepted. */
   hosts: z.array(z.object({ hostId: SafeId, hostname: z.string(), ip: z.string(), accepted: z.boolean(), error: z.string().optional() })),
+  /** Another scheduler of the cluster already has the task: nobody was asked here; preheat it at `owner` instead. */
+  owner: z.string().max(2048).optional(),
 });
 export type PreheatReply = z.infer<typeof PreheatReply>;
 
@@ -287,3 +301,17 @@ export const DeleteTaskReply = z.object({
   ),
 });
 export type DeleteTaskReply = z.infer<typeof DeleteTaskReply>;
+
+export const TaskKnownReply = z.object({ known: z.boolean() });
+export type TaskKnownReply = z.infer<typeof TaskKnownReply>;
+
+/** Scheduler → manager: its load, shown in the console's list of schedulers. */
+export const SchedulerStats = z.object({
+  /** Tasks with at least one peer on them (the tasks this scheduler owns). */
+  tasks: z.number().int().min(0),
+  /** Live hosts announced to it (every host of the cluster: hosts announce to every scheduler). */
+  hosts: z.number().int().min(0),
+  /** Peers on its tasks (downloads in progress and holders). */
+  peers: z.number().int().min(0),
+});
+export type SchedulerStats = z.infer<typeof SchedulerStats>;

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { DEFAULT_CONTAINERD_SOCKET, PEER, PORTS } from "../common/defaults.js";
+import { DEFAULT_CONTAINERD_SOCKET, PEER, PORTS, SCHEDULER } from "../common/defaults.js";
 import { defaultPeerConfig, startPeer } from "../peer/index.js";
 import { parseBytes, parsePort, parsePositiveInt } from "./options.js";
 import { stopOnSignal } from "./signals.js";
@@ -74,6 +74,7 @@ interface PeerFlags extends ProxyFlags {
   gcIntervalMs: number;
   residentTasks: number;
   keepaliveMs?: number;
+  schedulersRefreshMs: number;
   manager?: string;
   clusterId?: number;
   requireSecret?: boolean;
@@ -84,7 +85,7 @@ export function registerPeerCommand(program: Command): void {
     .command("peer")
     .description("run a peer (or, with --seed, a seed peer that fetches from origins)")
     .option("--seed", "run as a seed peer: goes back to source when the scheduler asks; no proxy")
-    .option("--scheduler <url>", "scheduler URL", `http://127.0.0.1:${PORTS.scheduler}`)
+    .option("--scheduler <url>", "scheduler URL; several, comma-separated, for a cluster of several schedulers (each task goes to one by hashing its ID)", `http://127.0.0.1:${PORTS.scheduler}`)
     .option("--data-dir <dir>", "where task content is stored (default .kiln/peer or .kiln/seed-peer)")
     .option("--host <addr>", "address to listen on", "0.0.0.0")
     .option("--advertise-ip <ip>", "IP other peers reach this one at (default: first non-loopback IPv4)")
@@ -144,10 +145,16 @@ export function registerPeerCommand(program: Command): void {
     )
     .option(
       "--manager <url>",
-      "seed peers: register with this manager and keep alive; peers without --scheduler: use the scheduler of the cluster whose scopes match this host",
+      "seed peers: register with this manager and keep alive; peers and seed peers without --scheduler: use the schedulers of the cluster whose scopes match this host (a seed's --cluster-id), as the manager lists them",
     )
     .option("--cluster-id <id>", "seed peers: scheduler cluster to join (default: the manager's default)", parsePositiveInt)
     .option("--keepalive-ms <ms>", "host keepalive interval", parsePositiveInt)
+    .option(
+      "--schedulers-refresh-ms <ms>",
+      "with --manager: how often to ask it for the cluster's schedulers (a new one joins the ranking of new tasks, a gone one's tasks move)",
+      parsePositiveInt,
+      SCHEDULER.listRefreshMs,
+    )
     .option(...requireSecretOption("peer"));
   addProxyOptions(cmd).action(async (f: PeerFlags) => {
     if (f.requireSecret) assertSecretsSet("peer");
@@ -165,22 +172,33 @@ export function registerPeerCommand(program: Command): void {
     const base = defaultPeerConfig();
     const hostname = f.hostname ?? base.hostname;
     const advertiseIp = f.advertiseIp ?? base.advertiseIp;
-    let schedulerUrl = f.scheduler;
-    if (f.manager && !seed && cmd.getOptionValueSource("scheduler") === "default") {
-      const found = await new ManagerMembershipClient(f.manager, clusterSecretFromEnv())
-        .searchSchedulers({ hostname, ip: advertiseIp, idc: f.idc, location: f.location })
+    // --scheduler a,b,c: a cluster of several schedulers, each task on one (peer/scheduler-ring.ts).
+    let schedulerUrls = f.scheduler
+      .split(",")
+      .map((u) => u.trim())
+      .filter(Boolean);
+    let schedulerList: (() => Promise<string[]>) | undefined;
+    if (f.manager && cmd.getOptionValueSource("scheduler") === "default") {
+      const manager = new ManagerMembershipClient(f.manager, clusterSecretFromEnv());
+      const query = { hostname, ip: advertiseIp, idc: f.idc, location: f.location, ...(seed && f.clusterId ? { scheduler_cluster_id: f.clusterId } : {}) };
+      const found = await manager
+        .searchSchedulers(query)
         .catch((err: Error) => cmd.error(`kiln peer: --manager ${f.manager}: cannot find a scheduler: ${err.message}`, { exitCode: 1 }));
-      const first = found.schedulers[0];
-      if (!first) return cmd.error(`kiln peer: scheduler cluster ${found.scheduler_cluster_name} has no active scheduler`, { exitCode: 1 });
-      schedulerUrl = first.url;
+      if (!found.schedulers.length) return cmd.error(`kiln peer: scheduler cluster ${found.scheduler_cluster_name} has no active scheduler`, { exitCode: 1 });
+      schedulerUrls = found.schedulers.map((s) => s.url);
+      // The cluster's schedulers as the manager lists them now: a new one joins the ranking, a gone one leaves it.
+      schedulerList = async () => (await manager.searchSchedulers(query)).schedulers.map((s) => s.url);
       createLogger("peer").info(
-        { event: "scheduler-chosen", cluster: found.scheduler_cluster_name, clusterId: found.scheduler_cluster_id, scheduler: schedulerUrl },
+        { event: "scheduler-chosen", cluster: found.scheduler_cluster_name, clusterId: found.scheduler_cluster_id, schedulers: schedulerUrls },
         "scheduler cluster chosen by its scopes",
       );
     }
+    const schedulerUrl = schedulerUrls[0] ?? f.scheduler;
     const cfg = defaultPeerConfig({
       seed,
       schedulerUrl,
+      schedulerUrls,
+      ...(schedulerList ? { schedulerList, schedulerListRefreshMs: f.schedulersRefreshMs } : {}),
       clusterSecret: clusterSecretFromEnv(),
       dataDir: f.dataDir ?? (seed ? ".kiln/seed-peer" : ".kiln/peer"),
       listenHost: f.host,

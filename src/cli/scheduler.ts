@@ -57,6 +57,7 @@ export function registerSchedulerCommand(program: Command): void {
             log,
             secret: clusterSecret,
             onClusterConfig: clusterConfigApplier(s.service, log),
+            onOtherSchedulers: (urls) => s.others.set(urls),
             hostsReport: { snapshot: () => s.service.hostsReport(), everyMs: opts.hostsReportMs },
           })
         : undefined;

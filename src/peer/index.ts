@@ -6,7 +6,7 @@ import { ACCELERATE_NODE_LABEL, DEFAULT_CA_DIR, KILN_VERSION, PEER, PORTS, PROXY
 import { readNodeReport } from "../accelerate/state.js";
 import { createLogger } from "../common/logger.js";
 import { defaultAdvertiseIp } from "../common/net.js";
-import { SchedulerClient } from "../api/scheduler-client.js";
+import { SchedulerRing } from "./scheduler-ring.js";
 import type { HostAnnounceInput } from "../api/scheduler.js";
 import type { Labels } from "../api/peers.js";
 import { PeerEngine } from "./download/engine.js";
@@ -31,6 +31,12 @@ import { httpOrigin } from "./download/back-to-source.js";
 export interface PeerConfig {
   seed: boolean;
   schedulerUrl: string;
+  /** Several schedulers per cluster: all of them (then `schedulerUrl` is not used); each task goes to one by rendezvous hashing (scheduler-ring.ts). */
+  schedulerUrls?: string[];
+  /** The cluster's schedulers now (the manager's list), asked every SCHEDULER.listRefreshMs. */
+  schedulerList?: () => Promise<string[]>;
+  /** How often `schedulerList` is asked (default SCHEDULER.listRefreshMs). */
+  schedulerListRefreshMs?: number;
   /** The scheduler's cluster secret, when it has one. */
   clusterSecret?: string;
   dataDir: string;
@@ -146,7 +152,12 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   const component = cfg.seed ? "seed-peer" : "peer";
   const log = createLogger(component);
   const metrics = new PeerMetrics();
-  const scheduler = new SchedulerClient(cfg.schedulerUrl, cfg.clusterSecret);
+  const scheduler = new SchedulerRing({
+    urls: cfg.schedulerUrls?.length ? cfg.schedulerUrls : [cfg.schedulerUrl],
+    clusterSecret: cfg.clusterSecret,
+    log,
+    ...(cfg.schedulerList ? { list: cfg.schedulerList, refreshMs: cfg.schedulerListRefreshMs ?? SCHEDULER.listRefreshMs } : {}),
+  });
   let engine: PeerEngine | undefined;
   const storage = new Storage(cfg.dataDir, log, (t) => void engine?.evicted(t), { residentTasks: cfg.residentTasks });
   await storage.load();
@@ -168,6 +179,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     origin: httpOrigin,
   };
   engine = new PeerEngine(ctx, storage, log);
+  scheduler.reannounce = (only) => engine!.reannounce(only);
   const upload = new UploadServer(storage, engine, metrics, log, {
     concurrency: cfg.uploadConcurrency,
     rateBytesPerSec: cfg.uploadRateBytes,
@@ -238,8 +250,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     try {
       const reply = await scheduler.announceHost(await announce());
       membership.update(reply.uploadCredential);
-      if (!announced) log.info({ scheduler: cfg.schedulerUrl }, "announced to scheduler");
-      if (reply.created) await engine!.reannounce();
+      if (!announced) log.info({ schedulers: scheduler.schedulers.map((s) => s.url) }, "announced to scheduler");
       announced = true;
     } catch (err) {
       if (announced || !(err instanceof KilnError)) log.warn({ err: (err as Error).message }, "scheduler keepalive failed");
@@ -276,6 +287,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     engine,
     async close() {
       clearInterval(keepAliveTimer);
+      scheduler.stop();
       clearInterval(gcTimer);
       await engine!.shutdown();
       await storage.flush();

@@ -4,6 +4,7 @@ import { SCHEDULER } from "../common/defaults.js";
 import { startGarbageCollection } from "./gc-loop.js";
 import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "./service.js";
 import { buildSchedulerApi } from "./server.js";
+import { OtherSchedulers } from "./other-schedulers.js";
 
 export interface SchedulerConfig {
   host: string;
@@ -17,13 +18,16 @@ export interface RunningScheduler {
   url: string;
   port: number;
   service: SchedulerService;
+  /** The other schedulers of its cluster: set from the manager's keepalive replies. */
+  others: OtherSchedulers;
   close(): Promise<void>;
 }
 
 export async function startScheduler(cfg: SchedulerConfig): Promise<RunningScheduler> {
   const log = createLogger("scheduler");
   const service = new SchedulerService(log, { ...defaultSchedulerOptions, ...cfg.options });
-  const app = buildSchedulerApi(service, log, cfg.clusterSecret);
+  const others = new OtherSchedulers(log, cfg.clusterSecret);
+  const app = buildSchedulerApi(service, log, cfg.clusterSecret, others);
   if (!cfg.clusterSecret) log.warn("no KILN_CLUSTER_SECRET: anyone who reaches this scheduler can announce hosts and ask for preheats");
   await app.listen({ host: cfg.host, port: cfg.port });
   const address = app.server.address();
@@ -35,6 +39,7 @@ export async function startScheduler(cfg: SchedulerConfig): Promise<RunningSched
     url,
     port,
     service,
+    others,
     async close() {
       stopGc();
       await app.close();

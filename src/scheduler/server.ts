@@ -23,8 +23,13 @@ import {
   ScheduleReply,
   TaskStatus,
   TaskHoldersReply,
+  TaskKnownReply,
+  SchedulerStats,
   DeleteTaskReply,
 } from "../api/scheduler.js";
+import { taskIdFor } from "../common/task-id.js";
+import type { DownloadSpec } from "../api/common.js";
+import type { OtherSchedulers } from "./other-schedulers.js";
 import { SCHEDULER } from "../common/defaults.js";
 import { HostsReport } from "../api/peers.js";
 import { ImageImportReply, ImageImportRequest } from "../api/peer.js";
@@ -42,8 +47,25 @@ const PIECES = SCHEDULER_PATHS.pieces(":taskId", ":peerId");
 const FAILURES = SCHEDULER_PATHS.failures(":taskId", ":peerId");
 const RESULT = SCHEDULER_PATHS.result(":taskId", ":peerId");
 
-/** `clusterSecret`: when set, every API call must carry it (peers, seed peers and the manager all do). */
-export function buildSchedulerApi(service: SchedulerService, log: Logger, clusterSecret?: string) {
+/** What a registration or preheat of a task another scheduler has is answered: nothing done here, go to `owner`. */
+function movedRegistration(taskId: string, owner: string): RegisterPeerReply {
+  const task = { id: taskId, state: "pending" as const, contentLength: null, pieceLength: null, totalPieces: null, error: null };
+  return { taskId, owner, version: -1, action: "wait", task, pieces: [], parents: [] };
+}
+
+/**
+ * `clusterSecret`: when set, every API call must carry it (peers, seed peers and the manager all do).
+ * `others`: the other schedulers of the cluster, asked before a task new here is taken.
+ */
+export function buildSchedulerApi(service: SchedulerService, log: Logger, clusterSecret?: string, others?: OtherSchedulers) {
+  /** Another scheduler that already has this task new to this one (none when it is here, or alone in its cluster). */
+  const ownerElsewhere = async (spec: DownloadSpec): Promise<{ taskId: string; owner: string } | undefined> => {
+    if (!others?.size) return undefined;
+    const taskId = taskIdFor(spec);
+    if (service.hasTask(taskId)) return undefined;
+    const owner = await others.ownerOf(taskId);
+    return owner ? { taskId, owner } : undefined;
+  };
   const app = createJsonApi(log);
   // Replies are built from typed values, and every client validates what it receives
   // (api/http-json.ts): checking each reply here again cost about as much as the
@@ -81,7 +103,14 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger, cluste
     return { ok: true as const };
   });
 
-  app.post(SCHEDULER_PATHS.peers, { schema: { body: RegisterPeer, response: { 200: RegisterPeerReply } } }, async (req) => service.register(req.body));
+  app.post(SCHEDULER_PATHS.peers, { schema: { body: RegisterPeer, response: { 200: RegisterPeerReply } } }, async (req) => {
+    // A peer bringing pieces (completed, resumed) moves the task here; a new download of a task another scheduler has goes there.
+    if (!req.body.completed && !req.body.resumed) {
+      const moved = await ownerElsewhere(req.body.download);
+      if (moved) return movedRegistration(moved.taskId, moved.owner);
+    }
+    return service.register(req.body);
+  });
 
   app.get(SCHEDULE, { schema: { params: PeerParams, querystring: ScheduleQuery, response: { 200: ScheduleReply } } }, async (req) =>
     service.schedule(req.params.taskId, req.params.peerId, req.query.since, req.query.count, req.query.waitMs),
@@ -106,7 +135,17 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger, cluste
     return { ok: true as const };
   });
 
-  app.post(SCHEDULER_PATHS.preheat, { schema: { body: PreheatRequest, response: { 200: PreheatReply } } }, async (req) => service.preheat(req.body));
+  app.post(SCHEDULER_PATHS.preheat, { schema: { body: PreheatRequest, response: { 200: PreheatReply } } }, async (req) => {
+    const moved = await ownerElsewhere(req.body.download);
+    if (moved) return { taskId: moved.taskId, hosts: [], owner: moved.owner };
+    return service.preheat(req.body);
+  });
+
+  app.get(SCHEDULER_PATHS.known(":taskId"), { schema: { params: TaskParams, response: { 200: TaskKnownReply } } }, async (req) => ({
+    known: service.hasTask(req.params.taskId),
+  }));
+
+  app.get(SCHEDULER_PATHS.stats, { schema: { response: { 200: SchedulerStats } } }, async () => service.stats());
 
   app.get(TASK, { schema: { params: TaskParams, response: { 200: TaskStatus } } }, async (req) => service.taskStatus(req.params.taskId));
 

@@ -18,6 +18,7 @@ import type {
   RegisterPeerReply,
   ScheduleReply,
   TaskStatus,
+  SchedulerStats,
   TaskHoldersReply,
   DeleteTaskReply,
 } from "../api/scheduler.js";
@@ -117,6 +118,26 @@ export class SchedulerService {
 
   preheat(req: PreheatRequest): Promise<PreheatReply> {
     return this.preheats.preheat(req);
+  }
+
+  /** The task is here with a peer on it: this scheduler owns it (another scheduler of the cluster asking). */
+  hasTask(taskId: string): boolean {
+    const task = this.resource.tasks.get(taskId);
+    return task !== undefined && task.peers.size > 0;
+  }
+
+  /** Tasks with a peer on them, live hosts and peers: the manager's list of schedulers shows them. */
+  stats(): SchedulerStats {
+    let tasks = 0;
+    let peers = 0;
+    for (const t of this.resource.tasks.values()) {
+      if (t.peers.size === 0) continue;
+      tasks++;
+      peers += t.peers.size;
+    }
+    let hosts = 0;
+    for (const h of this.resource.hosts.values()) if (h.alive) hosts++;
+    return { tasks, hosts, peers };
   }
 
   taskStatus(taskId: string): TaskStatus {

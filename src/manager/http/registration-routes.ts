@@ -47,6 +47,13 @@ export function registerRegistrationRoutes(app: ManagerApp, ctx: RouteContext): 
     return readClusterConfig(c);
   };
 
+  /** The other active schedulers of `clusterId` (their API URLs), told to a scheduler at registration and keepalive. */
+  const otherSchedulers = async (clusterId: number, selfId: number) =>
+    (await ctx.store.schedulers.byCluster([clusterId]))
+      .map((m) => memberView(m, ctx.memberTimeoutMs))
+      .filter((m) => m.state === "active" && m.id !== selfId)
+      .map((m) => m.url);
+
   const lifecycle = (repo: MembersRepo, base: string, what: string) => {
     app.post(
       `${base}/:id/keepalive`,
@@ -54,7 +61,8 @@ export function registerRegistrationRoutes(app: ManagerApp, ctx: RouteContext): 
       async (req) => {
         const member = (await repo.keepAlive(req.params.id)) ? await repo.byId(req.params.id) : undefined;
         if (!member) throw notFound(`${what} ${req.params.id} is not registered`);
-        return { ok: true as const, scheduler_cluster_id: member.scheduler_cluster_id, config: await configOf(member.scheduler_cluster_id) };
+        const schedulers = repo === ctx.store.schedulers ? { schedulers: await otherSchedulers(member.scheduler_cluster_id, member.id) } : {};
+        return { ok: true as const, scheduler_cluster_id: member.scheduler_cluster_id, config: await configOf(member.scheduler_cluster_id), ...schedulers };
       },
     );
     app.delete(`${base}/:id`, { onRequest, schema: { tags: ["members"], params: IdParams, response: { 200: Ok, ...errors } } }, async (req) => {
@@ -79,7 +87,8 @@ export function registerRegistrationRoutes(app: ManagerApp, ctx: RouteContext): 
         url: b.url ?? `http://${host}:${b.port}`,
         type: "",
       });
-      return { id, scheduler_cluster_id: clusterId, keepalive_interval_ms: ctx.keepAliveMs, config: await configOf(clusterId) };
+      const schedulers = await otherSchedulers(clusterId, id);
+      return { id, scheduler_cluster_id: clusterId, keepalive_interval_ms: ctx.keepAliveMs, config: await configOf(clusterId), schedulers };
     },
   );
   lifecycle(ctx.store.schedulers, MANAGER_PATHS.schedulers, "scheduler");
@@ -113,9 +122,10 @@ export function registerRegistrationRoutes(app: ManagerApp, ctx: RouteContext): 
       const schedulers = (await ctx.store.schedulers.byCluster(clusters.map((c) => c.id)))
         .map((m) => memberView(m, ctx.memberTimeoutMs))
         .filter((m) => m.state === "active");
+      const chosen = req.query.scheduler_cluster_id;
       const best = bestCluster(
         req.query,
-        clusters.map((c) => ({
+        clusters.filter((c) => chosen === undefined || c.id === chosen).map((c) => ({
           id: c.id,
           name: c.name,
           isDefault: c.is_default === 1,

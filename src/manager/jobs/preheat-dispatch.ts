@@ -3,6 +3,9 @@
  * follow the task until every host asked has the content or has failed.
  */
 import { KilnError } from "../../common/errors.js";
+import { rendezvousRank } from "../../common/rendezvous.js";
+import { taskIdFor } from "../../common/task-id.js";
+import { DownloadSpec } from "../../api/common.js";
 import { SchedulerClient } from "../../api/scheduler-client.js";
 import type { PreheatRequestInput, PreheatReply, TaskStatus } from "../../api/scheduler.js";
 import type { TaskOutcome } from "../../api/jobs.js";
@@ -81,16 +84,44 @@ export async function askScheduler<T>(target: DispatchTarget, call: (client: Sch
   throw new KilnError("UNAVAILABLE", `scheduler of cluster ${target.clusterName}: ${msg}`);
 }
 
+/**
+ * The cluster's schedulers in the order the task's peers pick them: its rendezvous
+ * ranking over their URLs (peer/scheduler-ring.ts ranks the same way), owner first.
+ */
+export function ownerFirst(target: DispatchTarget, taskId: string): DispatchTarget {
+  const schedulers = rendezvousRank(taskId, target.schedulers);
+  const ids = target.schedulerIds;
+  return { ...target, schedulers, ...(ids ? { schedulerIds: schedulers.map((u) => ids[target.schedulers.indexOf(u)] ?? 0) } : {}) };
+}
+
+/** Preheats at the task's scheduler: the first live one of its ranking, or the one it names as having the task. */
+async function preheatAtOwner(target: DispatchTarget, request: DispatchOptions["request"]): Promise<{ client: SchedulerClient; reply: PreheatReply }> {
+  const asked = await askScheduler(target, (c) => c.preheat(request));
+  if (asked.reply.owner === undefined) return asked;
+  const client = new SchedulerClient(asked.reply.owner, target.clusterSecret);
+  return { client, reply: await client.preheat(request) };
+}
+
+/** A scheduler that stopped answering: polls go on at the next live one of the task's ranking, where its peers register again. */
+function isUnreachable(err: unknown): boolean {
+  return err instanceof KilnError && err.code === "UNAVAILABLE" && / unreachable: /.test(err.message);
+}
+
 export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions): Promise<void> {
   const base = { url: opts.displayUrl, scheduler_cluster_id: target.clusterId };
+  const spec = DownloadSpec.safeParse(opts.request.download);
+  const ranked = spec.success ? ownerFirst(target, taskIdFor(spec.data)) : target;
   let asked: { client: SchedulerClient; reply: PreheatReply };
   try {
-    asked = await askScheduler(target, (c) => c.preheat(opts.request));
+    asked = await preheatAtOwner(ranked, opts.request);
   } catch (err) {
     opts.onOutcome({ ...base, task_id: "", hostname: "", ip: "", description: (err as Error).message }, false);
     return;
   }
-  const { client, reply } = asked;
+  const { reply } = asked;
+  let client = asked.client;
+  /** Where polls go next when `client` stops answering: the rest of the ranking, in order. */
+  const fallbacks = ranked.schedulers.filter((u) => u !== client.baseUrl);
   opts.tracker?.asked(reply);
   const ports = new Map<string, number>();
   const outcome = (h: PendingHost, description: string, ok: boolean) => {
@@ -112,6 +143,12 @@ export async function dispatchUrl(target: DispatchTarget, opts: DispatchOptions)
       missing = 0;
     } catch (err) {
       lastError = (err as Error).message;
+      const next = isUnreachable(err) ? fallbacks.shift() : undefined;
+      if (next) {
+        client = new SchedulerClient(next, target.clusterSecret);
+        missing = 0;
+        continue;
+      }
       if (err instanceof KilnError && err.code === "NOT_FOUND" && ++missing >= 20) {
         for (const h of pending.values()) outcome(h, `the scheduler lost the task: ${lastError}`, false);
         return;

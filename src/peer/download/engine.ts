@@ -141,14 +141,16 @@ export class PeerEngine {
   /**
    * Registers every completed task on disk as held by this peer, and every download
    * in progress with what it holds: after a restart, or when the scheduler forgot
-   * this host, so others can fetch from it again and the downloads go on.
+   * this host, so others can fetch from it again and the downloads go on. `only`:
+   * just these tasks (those of one scheduler of several, scheduler-ring.ts).
    */
-  async reannounce(): Promise<void> {
+  async reannounce(only: (taskId: string) => boolean = () => true): Promise<void> {
     for (const [taskId, session] of this.sessions) {
+      if (!only(taskId)) continue;
       await session.reregister().catch((err: Error) => this.log.warn({ task: taskId, err: err.message }, "could not register a download in progress again"));
     }
     await this.storage.eachComplete(async (task) => {
-      if (this.active.has(task.taskId)) return;
+      if (this.active.has(task.taskId) || !only(task.taskId)) return;
       const { url, tag, application, explicitPieceLength, contentLength, pieceLength } = task.meta;
       const peerId = newPeerId(this.ctx.hostId);
       try {
