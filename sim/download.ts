@@ -140,19 +140,39 @@ export class SimDownload {
       this.swarm.clock.after(CONNECT_TIMEOUT_MS, closed);
       return;
     }
-    const res = this.swarm.subscribe(pnode, this.node, (text) => {
-      const line = decodeHaveFeedLine(text.trimEnd());
-      if (!line || this.state !== "p2p") return;
-      if (line.type === "have") this.dispatcher.parentHas(parent.peerId, line.piece);
-      else this.dispatcher.parentHolds(parent.peerId, BitSet.fromBase64(line.base64));
-      this.dispatch();
-    });
+    const res = this.swarm.subscribe(pnode, this.node, (text, at, from) => this.inbox(parent.peerId, text, at, from));
     // The parent closing the feed (it died, or dropped the task) reaches the child half a round trip later.
     const lat = this.swarm.rtt(pnode, this.node) / 2;
     res.once("close", () => {
       if (this.feeds.get(parent.peerId) === res) this.swarm.clock.after(lat, closed);
     });
     this.feeds.set(parent.peerId, res);
+  }
+
+  /** Feed lines waiting to be handled, by when: one event (and one dispatch) per batch. */
+  private pending: { at: number; lines: [string, string, SimResponse][] } | undefined;
+
+  private inbox(parentId: string, text: string, arriveAt: number, from: SimResponse): void {
+    const grid = this.swarm.scenario.feedBatchMs;
+    const at = grid > 0 ? Math.ceil(arriveAt / grid) * grid : arriveAt;
+    if (this.pending?.at === at) {
+      this.pending.lines.push([parentId, text, from]);
+      return;
+    }
+    const batch = { at, lines: [[parentId, text, from]] as [string, string, SimResponse][] };
+    this.pending = batch;
+    this.swarm.clock.at(at, () => {
+      if (this.pending === batch) this.pending = undefined;
+      if (this.state !== "p2p") return;
+      for (const [id, line, res] of batch.lines) {
+        if (res.closed) continue;
+        const l = decodeHaveFeedLine(line.trimEnd());
+        if (!l) continue;
+        if (l.type === "have") this.dispatcher.parentHas(id, l.piece);
+        else this.dispatcher.parentHolds(id, BitSet.fromBase64(l.base64));
+      }
+      this.dispatch();
+    });
   }
 
   private dispatch(): void {

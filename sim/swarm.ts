@@ -58,8 +58,16 @@ export interface Scenario {
   clientStartCpuMs: number;
   /** The testbed's shared CPUs (the bench's machine); absent: CPU is free. */
   cpu?: { cores: number; msPerMiB: number };
+  /** Requests that wait for an upload slot beyond the slots (kiln's default: as many as the slots; 0: busy at once, as before 9433049). */
+  uploadQueue?: number;
   /** Give up after this much virtual time. */
   limitMs: number;
+  /**
+   * Have-feed lines reaching one child are handled together on a grid of this many ms
+   * (0: each instant on its own, as in the validation runs). Large swarms use a few ms:
+   * it bounds the dispatcher runs (each O(pieces)) per child, at the cost of that delay.
+   */
+  feedBatchMs: number;
 }
 
 export const scenarioDefaults: Omit<Scenario, "name" | "nodes" | "sizeBytes"> = {
@@ -76,6 +84,7 @@ export const scenarioDefaults: Omit<Scenario, "name" | "nodes" | "sizeBytes"> = 
   slowFactor: 10,
   clientStartCpuMs: 0,
   limitMs: 3_600_000,
+  feedBatchMs: 0,
 };
 
 /** What a run is asked to vary from kiln's defaults (tests change decision rules through these). */
@@ -214,6 +223,8 @@ export interface SwarmResult {
   schedulerByCall: Record<string, { calls: number; ms: number }>;
   virtualMs: number;
   wallMs: number;
+  /** CPU time of this process over the run (user + system), ms: wall time on a shared machine overstates the cost. */
+  cpuMs: number;
   events: number;
   /** Completions over time: [virtual s since start, nodes complete]. */
   timeline: [number, number][];
@@ -262,7 +273,7 @@ export class Swarm {
     });
     // Long polls wait at most this long; the host timeout and GC loop are kiln's.
     this.service = new SchedulerService(log, { ...defaultSchedulerOptions }, control);
-    const slots = opts.uploadSlots ?? { concurrency: PEER.uploadConcurrency, queue: PEER.uploadConcurrency };
+    const slots = opts.uploadSlots ?? { concurrency: PEER.uploadConcurrency, queue: scenario.uploadQueue ?? PEER.uploadConcurrency };
     for (let i = 0; i < scenario.seeds; i++) {
       const n = new SimNode(i, `seed-${i}`, 0, true, scenario.seedLinkMbit, scenario.seedLinkMbit, slots);
       this.seeds.push(n);
@@ -360,10 +371,13 @@ export class Swarm {
     return node.store as unknown as StoredTask;
   }
 
-  /** Opens `child`'s have feed on `parent`'s upload port; lines reach the child half a round trip later. */
-  subscribe(parent: SimNode, child: SimNode, onLine: (line: string) => void): SimResponse {
+  /**
+   * Opens `child`'s have feed on `parent`'s upload port; lines reach the child half a
+   * round trip later (`onLine` takes the line and when it arrives; the child batches).
+   */
+  subscribe(parent: SimNode, child: SimNode, onLine: (line: string, at: number, res: SimResponse) => void): SimResponse {
     const lat = this.rtt(parent, child) / 2;
-    const res = new SimResponse((line) => this.clock.after(lat, () => !res.closed && onLine(line)));
+    const res: SimResponse = new SimResponse((line) => onLine(line, this.clock.now + lat, res));
     parent.served.add(res);
     res.once("close", () => parent.served.delete(res));
     parent.feeds.subscribe(this.storeOf(parent), res as unknown as ServerResponse);
@@ -404,6 +418,7 @@ export class Swarm {
 
   async run(): Promise<SwarmResult> {
     const wall0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const s = this.scenario;
     this.clock.install();
     this.unwrap = this.meterReplies();
@@ -469,6 +484,7 @@ export class Swarm {
         schedulerByCall: byCall,
         virtualMs: this.clock.now,
         wallMs: performance.now() - wall0,
+        cpuMs: ((u) => (u.user + u.system) / 1000)(process.cpuUsage(cpu0)),
         events: this.clock.events,
         timeline,
         pieceLength: defaultPieceLength(s.sizeBytes),

@@ -1,0 +1,10 @@
+import { Swarm, scenarioDefaults, MiB } from "./swarm.js";
+const nodes = Number(process.argv[2] ?? 32);
+const size = Number(process.argv[3] ?? 1024) * MiB;
+const sw = new Swarm({ ...scenarioDefaults, name: "t", nodes, sizeBytes: size, linkMbit: 10000, originMBps: 1000, seedLinkMbit: 10000, feedBatchMs: Number(process.env.FB ?? 5) }, { seed: 1 });
+sw.clock.fullDrainEvery = Number(process.env.FD ?? 1);
+const c0 = process.cpuUsage();
+const r = await sw.run();
+console.log("cpu s", (process.cpuUsage(c0).user + process.cpuUsage(c0).system) / 1e6);
+const c = r.completionMs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+console.log({ n: c.length, p50: c[c.length >> 1], max: c.at(-1), ideal: r.idealMs, origin: r.originBytes / size, seed: r.seedBytes / size, calls: r.schedulerCalls, cpu: r.schedulerCpuMs, wall: r.wallMs, events: r.events, virt: r.virtualMs, unfinished: r.unfinished, byCall: r.schedulerByCall });
