@@ -58,6 +58,15 @@ export class PeerMetrics {
     labelNames: ["from"],
     registers: [this.registry],
   });
+  /** Refusals an operator must see: a mirror request refused means containerd fetched from the registry itself, without P2P. */
+  readonly proxyRefused = new Counter({
+    name: "kiln_peer_proxy_refused_total",
+    help:
+      "Requests the proxy refused with 403, by way in (mirror: a registry mirror request, whose client then goes to the registry " +
+      "itself; proxy: HTTP_PROXY; connect: HTTPS_PROXY) and cause (host: not on --proxy-allow-host; rule: a refuse rule; port: a CONNECT port not allowed)",
+    labelNames: ["way", "cause"],
+    registers: [this.registry],
+  });
   readonly localCopies = new Counter({
     name: "kiln_peer_proxy_local_copies_total",
     help: "Downloads handed to a client on this host as the stored file's path (kiln get's local copy), not as bytes",

@@ -241,6 +241,36 @@ describe("the peer as a registry mirror for containerd", async () => {
     }
   });
 
+  it("a registry the peer may not reach: containerd, sent to the peer by _default, falls back to the registry; the peer counts the refusals and names the registry once at warn level", {
+    skip,
+  }, async () => {
+    // 127.0.0.2 is loopback too, but not on the peers' --proxy-allow-host 127.0.0.1.
+    const outside = await startRegistry("none", { address: "127.0.0.2" });
+    const img = await buildOciImage({ platforms: [HOST_PLATFORM], layers: 2, layerBytes: 64 * 1024 });
+    try {
+      await pushImage(img, outside, "test/app");
+      const peer = cluster.peers.find((p) => p.name === "peer-b")!;
+      const refused = async () => {
+        const text = await (await fetch(peer.metricsUrl)).text();
+        return Number(/^kiln_peer_proxy_refused_total\{way="mirror",cause="host"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      };
+      const before = await refused();
+      const ref = `${outside.host}/test/app:${img.tag}`;
+      const c = await pull("not-allowed", ["--hosts-dir", await hostsDir("not-allowed", peer, true)], ref);
+      await assertContent(c, img, ref);
+      const host = img.platforms[HOST_PLATFORM]!;
+      for (const d of [host.config, ...host.layers]) assert.equal(outside.blobGets(d), 1, `${d} came from the registry itself`);
+      const counted = (await refused()) - before;
+      assert.ok(counted >= 2, `every refused mirror request counted (${counted})`);
+      const warned = peer.proc.lines.filter((l) => l.includes('"level":40') && l.includes("registry mirror requests refused") && l.includes(outside.host));
+      assert.equal(warned.length, 1, `one warn line names ${outside.host} for ${counted} refusals:\n${warned.join("\n")}`);
+      assert.match(warned[0]!, /--proxy-allow-host/);
+    } finally {
+      await outside.stop();
+      await img.cleanup();
+    }
+  });
+
   it("for comparison, containerd pulls the same image straight from the registry", { skip }, async () => {
     const direct = await pull("direct", []);
     await assertContent(direct);

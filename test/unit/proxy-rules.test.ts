@@ -17,6 +17,7 @@ describe("proxy policy", () => {
       const d = p.decide(new URL(url), "GET");
       assert.equal(d.action, "refuse", url);
       assert.match(d.reason, /not on this proxy's allowed hosts/);
+      assert.equal(d.cause, "host", 'counted as kiln_peer_proxy_refused_total{cause="host"}');
     }
     assert.equal(p.openProxy, false);
   });
@@ -85,6 +86,7 @@ describe("proxy policy", () => {
     assert.equal(act(p, "https://h/private/a.iso"), "refuse");
     assert.equal(act(p, "https://h/private/a.iso", "GET", true), "refuse");
     assert.match(p.decide(new URL("https://h/private/x"), "GET").reason, /proxy rule "\^https\?:\/\/\[\^\/\]\+\/private\/" refuses/);
+    assert.equal(p.decide(new URL("https://h/private/x"), "GET").cause, "rule");
     assert.equal(act(p, "https://h/pub/a.iso"), "p2p");
     assert.equal(act(p, `https://h${BLOB}`), "direct", "custom rules replace the default blob rule");
     assert.equal(act(p, "https://h/other"), "direct");

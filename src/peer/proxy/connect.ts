@@ -11,13 +11,15 @@ import { KilnError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { CertificateAuthority } from "./ca.js";
 import { tunnel } from "./forward.js";
-import type { ProxyPolicy } from "./rules.js";
+import type { ProxyPolicy, RefusalCause } from "./rules.js";
 
 export interface ConnectContext {
   policy: ProxyPolicy;
   /** Needed to intercept; without it every allowed CONNECT is tunnelled. */
   ca?: CertificateAuthority;
   log: Logger;
+  /** Counts a refused CONNECT (kiln_peer_proxy_refused_total{way="connect"}). */
+  refused?(cause: RefusalCause): void;
   /** Takes over a terminated connection, whose requests are for `origin` (`https://host[:port]`). */
   intercepted(tls: TLSSocket, origin: string): void;
 }
@@ -28,7 +30,9 @@ export async function handleConnect(ctx: ConnectContext, req: IncomingMessage, s
   const policy = ctx.policy;
   if (!policy.allowsConnect(hostname, String(port))) {
     ctx.log.info({ target: req.url }, "proxy refused a CONNECT");
-    const why = policy.allowsHost(hostname, String(port))
+    const portOnly = policy.allowsHost(hostname, String(port));
+    ctx.refused?.(portOnly ? "port" : "host");
+    const why = portOnly
       ? `port ${port} is not allowed for CONNECT (allow ${hostname}:${port} explicitly; a host without a port allows 443 only)`
       : `host ${hostname} is not on this proxy's allowed hosts (kiln peer --proxy-allow-host)`;
     throw new KilnError("FORBIDDEN", `proxy refused CONNECT ${req.url}: ${why}`);

@@ -35,10 +35,15 @@ function hostMatches(patterns: CompiledHost[], hostname: string, port: string): 
   });
 }
 
+/** Why a request was refused, as the refusal counter labels it. */
+export type RefusalCause = "host" | "rule" | "port";
+
 export interface ProxyDecision {
   action: ProxyAction;
   /** Why, for a 403 body and the logs. */
   reason: string;
+  /** With `refuse`: which check refused it. */
+  cause?: RefusalCause;
 }
 
 /** The compiled policy one proxy server applies to every request. */
@@ -89,10 +94,11 @@ export class ProxyPolicy {
     const port = url.port || (url.protocol === "https:" ? "443" : "80");
     const localDownload = localClient && useP2P === true && method === "GET";
     if (!localDownload && !this.allowsHost(url.hostname, port)) {
-      return { action: "refuse", reason: `host ${url.host} is not on this proxy's allowed hosts (kiln peer --proxy-allow-host)` };
+      return { action: "refuse", cause: "host", reason: `host ${url.host} is not on this proxy's allowed hosts (kiln peer --proxy-allow-host)` };
     }
     const matched = this.rules.find((r) => r.re.test(url.toString()));
-    if (matched?.rule.action === "refuse") return { action: "refuse", reason: `proxy rule ${JSON.stringify(matched.rule.regex)} refuses this URL` };
+    if (matched?.rule.action === "refuse")
+      return { action: "refuse", cause: "rule", reason: `proxy rule ${JSON.stringify(matched.rule.regex)} refuses this URL` };
     // Only whole-object GETs can be served from the swarm; the client may opt in or out per request.
     const p2p = useP2P ?? matched?.rule.action === "p2p";
     if (p2p && method === "GET") return { action: "p2p", reason: matched ? `rule ${JSON.stringify(matched.rule.regex)}` : "X-Dragonfly-Use-P2P" };

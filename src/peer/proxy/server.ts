@@ -38,13 +38,20 @@ import { traceRequest } from "./request-trace.js";
 import type { TagMemory } from "./tag-memory.js";
 import { parseManifestUrl } from "../../common/oci.js";
 import { digestHeaders, sendP2P, type ServedFrom } from "./p2p-response.js";
-import type { ProxyPolicy } from "./rules.js";
+import type { ProxyPolicy, RefusalCause } from "./rules.js";
 import { closeHttp, listenHttp, sendError } from "../http-util.js";
+
+/** How a refused request came in: a registry mirror request, an absolute URL (HTTP_PROXY), a CONNECT (HTTPS_PROXY). */
+export type ProxyWayIn = "mirror" | "proxy" | "connect";
 
 export interface ProxyMetrics {
   proxyBytes: { inc(labels: { from: ServedFrom }, bytes: number): void };
   localCopies: { inc(): void };
+  proxyRefused: { inc(labels: { way: ProxyWayIn; cause: RefusalCause }): void };
 }
+
+/** A registry whose mirror requests are refused is named at warn level at most this often (each refusal is counted and logged at info). */
+const MIRROR_REFUSAL_WARN_MS = 60_000;
 
 export interface ProxyOptions {
   policy: ProxyPolicy;
@@ -67,6 +74,8 @@ export class ProxyServer {
   /** Who may be served content that needed credentials at its origin. */
   private readonly access: ClientAccess;
   private readonly manifests: ManifestRequests;
+  /** Registry host → when its refused mirror requests were last named at warn level, and how many came since. */
+  private readonly mirrorRefusals = new Map<string, { warnedAt: number; since: number }>();
 
   constructor(
     private readonly engine: ProxyEngine,
@@ -96,6 +105,7 @@ export class ProxyServer {
       policy: opts.policy,
       ...(opts.ca ? { ca: opts.ca } : {}),
       log,
+      refused: (cause: RefusalCause) => opts.metrics?.proxyRefused.inc({ way: "connect", cause }),
       intercepted: (tls: Socket, origin: string) => {
         this.intercepted.set(tls, origin);
         this.server.emit("connection", tls);
@@ -137,7 +147,7 @@ export class ProxyServer {
   }
 
   /** One request for `url`, through P2P, forwarded, or refused, as the policy says. */
-  private async proxy(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async proxy(req: IncomingMessage, res: ServerResponse, url: URL, way: ProxyWayIn = "proxy"): Promise<void> {
     const local = this.isLocalClient(req);
     const method = req.method ?? "GET";
     const manifest = parseManifestUrl(url);
@@ -145,7 +155,11 @@ export class ProxyServer {
     const asked = manifest?.kind === "digest" && method === "HEAD" ? "GET" : method;
     const decision = this.opts.policy.decide(url, asked, useP2PHeader(req), local);
     const trace = traceRequest(res, this.log, { method, path: url.pathname, action: decision.action });
-    if (decision.action === "refuse") throw new KilnError("FORBIDDEN", `proxy refused ${req.method} ${redact(url.toString())}: ${decision.reason}`);
+    if (decision.action === "refuse") {
+      this.opts.metrics?.proxyRefused.inc({ way, cause: decision.cause ?? "rule" });
+      if (way === "mirror") this.warnMirrorRefused(url, decision.reason);
+      throw new KilnError("FORBIDDEN", `proxy refused ${req.method} ${redact(url.toString())}: ${decision.reason}`);
+    }
     if (manifest?.kind === "digest" && decision.action === "p2p") return this.manifests.byDigest(req, res, url, manifest);
     if (manifest?.kind === "tag" && decision.action === "direct" && this.manifests.handlesTag(req)) return this.manifests.byTag(req, res, url, manifest);
     if (decision.action === "direct" && url.pathname === "/v2/" && method === "GET") return this.manifests.versionCheck(req, res, url);
@@ -193,7 +207,29 @@ export class ProxyServer {
     const upstream = mirrorUpstream(named, incoming.searchParams.get("ns") ?? undefined, this.opts.registryMirror ?? {});
     // `ns` names the registry for the mirror; the upstream itself does not need it.
     incoming.searchParams.delete("ns");
-    await this.proxy(req, res, new URL(incoming.pathname + incoming.search, upstream));
+    await this.proxy(req, res, new URL(incoming.pathname + incoming.search, upstream), "mirror");
+  }
+
+  /**
+   * A refused mirror request is P2P silently skipped: containerd, told this peer is the
+   * registry's mirror, takes the 403 and pulls from the registry itself. Said at warn
+   * level once a minute per registry, with the fix.
+   */
+  private warnMirrorRefused(url: URL, reason: string): void {
+    const now = Date.now();
+    // Clients name the registry (ns=, a header): the map is bounded, forgetting when full.
+    if (this.mirrorRefusals.size >= 1_000 && !this.mirrorRefusals.has(url.host)) this.mirrorRefusals.clear();
+    const seen = this.mirrorRefusals.get(url.host) ?? { warnedAt: 0, since: 0 };
+    seen.since++;
+    this.mirrorRefusals.set(url.host, seen);
+    if (now - seen.warnedAt < MIRROR_REFUSAL_WARN_MS) return;
+    this.log.warn(
+      { registry: url.host, refused: seen.since, reason },
+      "registry mirror requests refused: the runtime pulls from this registry itself, without P2P. " +
+        "Allow it (kiln peer --proxy-allow-host, proxy.yaml allowHosts) or remove its hosts.toml (kiln config containerd --proxy-config writes one per allowed registry)",
+    );
+    seen.warnedAt = now;
+    seen.since = 0;
   }
 
   listen(host: string, port: number): Promise<number> {
