@@ -23,11 +23,21 @@ type Ready = Extract<LocalCopyMessage, { type: "ready" }>;
  * afterwards, which releases the peer's hold on the task.
  */
 export async function receiveLocalCopy(res: http.IncomingMessage, output: PendingOutput, onProgress: (bytes: number) => void): Promise<LocalCopyResult> {
-  for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
-    const message = decodeLocalCopyMessage(line);
-    if (message?.type === "progress") onProgress(message.bytes);
-    else if (message?.type === "error") throw new Error(`download failed: ${message.message}`);
-    else if (message?.type === "ready") return copyStoredFile(message, output);
+  try {
+    for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+      const message = decodeLocalCopyMessage(line);
+      if (message?.type === "progress") onProgress(message.bytes);
+      else if (message?.type === "error") throw new Error(`download failed: ${message.message}`);
+      // copyStoredFile does not throw; the peer holds the task until this answer is closed.
+      else if (message?.type === "ready") return await copyStoredFile(message, output);
+    }
+  } catch (err) {
+    // Node says only "aborted" when the peer's answer is cut: say whose connection broke.
+    const e = err as NodeJS.ErrnoException;
+    if (e.message === "aborted" || e.code === "ECONNRESET") {
+      throw new Error("download failed: the connection to the peer broke before the download finished (the peer's log has the reason)");
+    }
+    throw err;
   }
   throw new Error("download failed: the peer closed the connection before the download finished");
 }

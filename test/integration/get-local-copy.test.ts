@@ -20,6 +20,7 @@ import { TestCluster, metric, type PeerHandle } from "../helpers/cluster.js";
 import { KILN_BIN, runKiln } from "../helpers/proc.js";
 import { prerequisitesMissing } from "../helpers/prereq.js";
 import { defaultAdvertiseIp } from "../../src/common/net.js";
+import { KILN_PROXY_HEADERS, LOCAL_COPY_CONTENT_TYPE, encodeLocalCopyMessage } from "../../src/api/proxy.js";
 
 const MiB = 1024 * 1024;
 const NOBODY = 65534;
@@ -244,6 +245,23 @@ describe("kiln get on the peer's host: a copy of the stored file, not a second s
       assert.deepEqual(await readdir(dir), [], "nothing left behind");
     } finally {
       await silent.close();
+    }
+  });
+
+  it("a peer whose answer breaks off mid-download (it died): kiln get says the connection to the peer broke, nothing left behind", async () => {
+    const dying = await standInPeer((_req, res) => {
+      res.writeHead(200, { "content-type": LOCAL_COPY_CONTENT_TYPE, [KILN_PROXY_HEADERS.contentLength]: String(8 * MiB) });
+      res.write(encodeLocalCopyMessage({ type: "progress", bytes: MiB }));
+      setTimeout(() => res.socket?.destroy(), 100);
+    });
+    try {
+      const dir = await caseDir();
+      const r = await kilnGet([`${origin.url}/file.bin`, "-O", join(dir, "out.bin"), "--peer", dying.url]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^kiln get: download failed: the connection to the peer broke before the download finished/m);
+      assert.deepEqual(await readdir(dir), [], "nothing left behind");
+    } finally {
+      await dying.close();
     }
   });
 

@@ -256,6 +256,28 @@ describe("download session", () => {
     assert.deepEqual(changed.requests, [5 * PIECE]);
   });
 
+  it("a download that fails says why: the parents that failed it and how, the pieces stored, why it went to the origin", async () => {
+    const { content, s, task, scheduler } = await setup([
+      { action: "p2p", parents: [parent("liar", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), parent("half", [0, 1, 2, 3, 4])] },
+      { action: "wait" },
+      { action: "wait" },
+      { action: "back_to_source" },
+    ]);
+    const parents = new FakeParents(content, (p) => (p === "liar" ? "corrupt" : "serve"));
+    const d = deps(scheduler, parents, new FakeOrigin(content, '"v2"'), { noParentFallbackMs: 30 });
+    const err = await new DownloadSession(d, s, task, undefined).run().then(
+      () => assert.fail("the download should fail"),
+      (e: KilnError) => e,
+    );
+    assert.equal(err.code, "ORIGIN_STATUS");
+    assert.match(err.message, /^origin content changed during the download/, "the cause comes first");
+    assert.match(err.message, /\b5 of 11 pieces stored\b/);
+    assert.match(err.message, /\b2 parents offered, 1 failed: liar \(\d+× digest_mismatch; last: piece \d+, /);
+    assert.doesNotMatch(err.message, /half \(/, "a parent that served well is not named");
+    assert.match(err.message, /went to the origin: the scheduler sent it there \(no holder could serve\)/);
+    assert.match(err.message, /scheduler's last answer [\d.]+ s ago: back_to_source/);
+  });
+
   it("the scheduler says the task failed: the session fails with the task's error", async () => {
     const { content, s, task, origin } = await setup([{ action: "p2p" }]);
     const scheduler = new FakeScheduler(task.taskId, content, [{ action: "wait" }]);

@@ -20,8 +20,8 @@ export interface PollHooks {
   /** The task version last seen and the number of parents wanted. */
   query(): { since: number; count: number };
   apply(reply: ScheduleReply): Promise<void>;
-  /** A schedule call failed (the scheduler did not answer, or refused). */
-  failed(): void;
+  /** A schedule call failed (the scheduler did not answer, or refused), with its error. */
+  failed(message: string): void;
   /** After each answer (or failed call). */
   polled(): void;
 }
@@ -51,7 +51,7 @@ export class SchedulePoller {
       } catch (err) {
         if (!this.hooks.active()) return;
         errors++;
-        this.hooks.failed();
+        this.hooks.failed((err as Error).message);
         this.log.warn({ err: (err as Error).message, errors }, "schedule call failed");
         await sleep(Math.min(2_000, 100 * 2 ** errors));
       }

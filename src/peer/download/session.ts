@@ -32,6 +32,7 @@ import { failureKind, fetchPiece, type PieceSource } from "./piece-fetcher.js";
 import { SchedulePoller } from "./poller.js";
 import { TaskReporter, type Layout } from "./reporter.js";
 import type { SessionScheduler } from "./scheduler-port.js";
+import { DownloadTrail } from "./trail.js";
 
 export interface DownloadOptions {
   concurrentPieces: number;
@@ -98,6 +99,8 @@ export class DownloadSession {
   /** Dispatches again when a parent that answered "busy" may be asked again. */
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  /** Parents' failures and the scheduler's answers, for a failure message that says why. */
+  private readonly trail = new DownloadTrail();
 
   constructor(
     private readonly deps: SessionDeps,
@@ -145,6 +148,7 @@ export class DownloadSession {
         if (isConnectionRefused(err) || left <= 0) {
           // No scheduler: still serve the user, straight from the origin.
           this.log.warn({ err: (err as Error).message, attempts: attempt + 1 }, "scheduler unavailable; downloading from the origin without P2P");
+          this.trail.wentToOrigin(`the scheduler did not register the download (${(err as Error).message})`);
           return this.toSource();
         }
         if (attempt === 0) this.log.info({ err: (err as Error).message }, "scheduler did not register the download; asking again");
@@ -176,7 +180,8 @@ export class DownloadSession {
           this.schedulerDownSince = undefined;
           return this.apply(r);
         },
-        failed: () => {
+        failed: (message) => {
+          this.trail.schedulerFailed(message);
           this.schedulerDownSince ??= Date.now();
         },
         polled: () => this.checkStall(),
@@ -201,10 +206,12 @@ export class DownloadSession {
     const waited = now - Math.max(this.lastProgress, this.schedulerDownSince);
     if (waited < this.deps.opts.noParentFallbackMs) return;
     this.log.warn({ waitedMs: waited }, "scheduler unreachable and the swarm cannot serve; falling back to the origin");
+    this.trail.wentToOrigin(`the scheduler did not answer and nothing arrived for ${Math.round(waited / 1000)} s`);
     this.toSource();
   }
 
   private async apply(reply: ScheduleReply): Promise<void> {
+    this.trail.scheduled(reply.action, reply.parents.length);
     if (reply.action === "failed") return this.fail(taskErrorToKiln(reply.task.error));
     if (!this.fsm.is("registering", "p2p")) return;
     this.version = reply.version;
@@ -218,7 +225,12 @@ export class DownloadSession {
       await this.task.setLayout(contentLength, pieceLength);
     }
     for (const parent of this.dispatcher.addParents(reply.parents)) this.openFeed(parent);
-    if (reply.action === "back_to_source") return this.toSource();
+    if (reply.action === "back_to_source") {
+      this.trail.wentToOrigin(
+        this.fsm.is("registering") ? "the scheduler made this peer the task's origin fetcher" : "the scheduler sent it there (no holder could serve)",
+      );
+      return this.toSource();
+    }
     this.fsm.to("p2p");
     this.dispatch();
     void this.checkComplete();
@@ -283,8 +295,9 @@ export class DownloadSession {
       const kind = failureKind(err);
       this.deps.metrics.pieceFailures.inc({ kind });
       this.dispatcher.failed(a, kind, Date.now());
+      const message = (err as Error).message;
+      this.trail.pieceFailed(a.parent.peerId, a.piece, kind, message);
       if (kind !== "busy") {
-        const message = (err as Error).message;
         this.log.warn({ parent: a.parent.peerId, piece: a.piece, kind, err: message }, "piece failed; retrying on another parent");
         this.reporter?.failure({ parentId: a.parent.peerId, pieceNumber: a.piece, kind, message });
       }
@@ -387,11 +400,22 @@ export class DownloadSession {
     this.fsm.to("failed");
     this.stop();
     this.source.abort();
-    const error = toKilnError(err);
+    const error = this.explained(toKilnError(err));
     this.log.warn({ code: error.code, err: error.message }, "download failed");
     const wire: TaskError = { code: error.code, status: error.status, message: error.message };
     await this.reporter?.result({ state: "failed", error: wire });
     this.settle.reject(error);
+  }
+
+  /**
+   * The error with what the download went through (pieces, parents, scheduler), unless
+   * it needs no more: the task was deleted, or the scheduler failed it before any
+   * piece moved (the origin's own answer, such as a 404, says it all).
+   */
+  private explained(error: KilnError): KilnError {
+    if (error.code === "GONE" || this.task.totalPieces === null) return error;
+    const summary = this.trail.summary(this.task.finishedPieces, this.task.totalPieces);
+    return new KilnError(error.code, `${error.message} (${summary})`, error.status);
   }
 
   /** Out of p2p: no more fetches, retries, feeds or polls. */
