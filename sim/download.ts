@@ -245,10 +245,18 @@ export class SimDownload {
       const r = new SimResponse();
       res = r;
       parent.served.add(r);
+      // Waiting in the parent's line moves no byte: the child's stall timer (--piece-stall) runs.
+      const stall = clock.after(PEER.pieceStallMs, () => {
+        r.destroy();
+        end("timeout");
+      });
       void parent.slots.acquire(r as never).then((answer) => {
+        clock.cancel(stall);
         if (answer !== "granted") {
           parent.served.delete(r);
           if (answer === "full") clock.after(rtt / 2, () => end("busy"));
+          // The parent died with the request in its line: the connection breaks.
+          else if (!parent.alive) clock.after(rtt / 2, () => end("unreachable"));
           return;
         }
         if (over || !parent.alive) {

@@ -17,7 +17,7 @@ import { BitSet } from "../src/common/bitset.js";
 import { PEER, SCHEDULER } from "../src/common/defaults.js";
 import { defaultPieceLength, pieceCount } from "../src/common/piece.js";
 import type { DownloadSpec } from "../src/api/common.js";
-import type { PieceInfo } from "../src/api/scheduler.js";
+import { RegisterPeer, type PieceInfo } from "../src/api/scheduler.js";
 import { SchedulerService, defaultSchedulerOptions } from "../src/scheduler/service.js";
 import type { ControlClientFactory } from "../src/scheduler/resource/peer-control.js";
 import { Scheduling } from "../src/scheduler/scheduling/scheduling.js";
@@ -31,6 +31,9 @@ import { Link, Network, mbitToBytesPerMs } from "./network.js";
 import { SimDownload, type DispatchRule } from "./download.js";
 
 export const MiB = 1024 * 1024;
+
+/** The scheduler route's answer to a report: `{ ok: true }` once the service took it. */
+const ok = (_: void) => ({ ok: true as const });
 
 export interface Scenario {
   name: string;
@@ -264,7 +267,7 @@ export class Swarm {
         if (!node?.alive) throw new Error(`seed ${baseUrl} unreachable`);
         await this.delay(this.rtt(node, undefined) / 2);
         this.startDownload(node);
-        return { accepted: true };
+        return { accepted: true, taskId: req.taskId };
       },
       deleteTask: async () => ({ bytes: 0, deleted: false }),
       importImage: async () => {
@@ -323,12 +326,13 @@ export class Swarm {
       return out;
     };
     return {
-      registerPeer: (req) => call("register", () => s.register({ download: this.spec, ...req } as Parameters<typeof s.register>[0])),
+      // The wire schema fills in defaults, as the scheduler's route does.
+      registerPeer: (req) => call("register", () => s.register(RegisterPeer.parse(req))),
       schedule: (taskId, peerId, q) => call("schedule", () => s.schedule(taskId, peerId, q.since, q.count, q.waitMs)),
       reportPieces: (taskId, peerId, r) => call("report pieces", () => s.reportPieces(taskId, peerId, r)),
-      reportFailure: (taskId, peerId, r) => call("report failure", () => s.reportFailure(taskId, peerId, r)),
-      reportResult: (taskId, peerId, r) => call("report result", () => s.reportResult(taskId, peerId, r)),
-    } as SessionScheduler;
+      reportFailure: (taskId, peerId, r) => call("report failure", () => ok(s.reportFailure(taskId, peerId, r))),
+      reportResult: (taskId, peerId, r) => call("report result", () => ok(s.reportResult(taskId, peerId, r))),
+    };
   }
 
   /** The node's host announces itself now and every keepalive period (kiln's), with its free upload slots. */
