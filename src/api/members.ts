@@ -20,6 +20,12 @@ export const MemberView = z.object({
   state: MemberState,
   last_keepalive_at: z.string(),
   scheduler_cluster_id: z.number().int(),
+  /**
+   * Schedulers only: the tasks it holds (with a peer on them) as it answered the
+   * manager just now; null when it did not answer (inactive, or unreachable).
+   * A cluster's tasks are spread over its schedulers by hashing their IDs.
+   */
+  tasks: z.number().int().min(0).nullable().optional(),
 });
 export type MemberView = z.infer<typeof MemberView>;
 

@@ -85,7 +85,11 @@ export function registerPeerCommand(program: Command): void {
     .command("peer")
     .description("run a peer (or, with --seed, a seed peer that fetches from origins)")
     .option("--seed", "run as a seed peer: goes back to source when the scheduler asks; no proxy")
-    .option("--scheduler <url>", "scheduler URL; several, comma-separated, for a cluster of several schedulers (each task goes to one by hashing its ID)", `http://127.0.0.1:${PORTS.scheduler}`)
+    .option(
+      "--scheduler <url>",
+      "scheduler URL; several, comma-separated, for a cluster of several schedulers (each task goes to one by hashing its ID)",
+      `http://127.0.0.1:${PORTS.scheduler}`,
+    )
     .option("--data-dir <dir>", "where task content is stored (default .kiln/peer or .kiln/seed-peer)")
     .option("--host <addr>", "address to listen on", "0.0.0.0")
     .option("--advertise-ip <ip>", "IP other peers reach this one at (default: first non-loopback IPv4)")

@@ -19,6 +19,7 @@ interface SchedulerFlags {
   hostsReportMs: number;
   clusterId?: number;
   advertiseIp?: string;
+  advertiseUrl?: string;
   requireSecret?: boolean;
 }
 
@@ -34,6 +35,10 @@ export function registerSchedulerCommand(program: Command): void {
     .option("--manager <url>", "register with this manager and keep alive (joins its scheduler cluster)")
     .option("--cluster-id <id>", "scheduler cluster to join (default: the manager's default cluster)", parsePositiveInt)
     .option("--advertise-ip <ip>", "IP the manager and peers reach this scheduler at (default: first non-loopback IPv4)")
+    .option(
+      "--advertise-url <url>",
+      "URL the manager and peers reach this scheduler at (default http://<advertise-ip>:<port>); with several schedulers per cluster, tasks are ranked over these URLs, so a name that outlives the process (a StatefulSet pod's DNS name) keeps its tasks' ranking across restarts",
+    )
     .option(...requireSecretOption("scheduler"))
     .action(async (opts: SchedulerFlags) => {
       if (opts.requireSecret) assertSecretsSet("scheduler");
@@ -53,7 +58,13 @@ export function registerSchedulerCommand(program: Command): void {
         ? startManagerKeepAlive({
             managerUrl: opts.manager,
             kind: "scheduler",
-            registration: { hostname: os.hostname(), ip: opts.advertiseIp ?? defaultAdvertiseIp(), port: s.port, scheduler_cluster_id: opts.clusterId },
+            registration: {
+              hostname: os.hostname(),
+              ip: opts.advertiseIp ?? defaultAdvertiseIp(),
+              port: s.port,
+              scheduler_cluster_id: opts.clusterId,
+              ...(opts.advertiseUrl ? { url: opts.advertiseUrl } : {}),
+            },
             log,
             secret: clusterSecret,
             onClusterConfig: clusterConfigApplier(s.service, log),

@@ -325,7 +325,8 @@ describe("Kubernetes manifests (kustomize)", () => {
       for (const name of ["KILN_SECRET_KEY", "KILN_ROOT_PASSWORD"]) assertFromSecret(manager, name, objs, CONTROL_NS);
 
       const schedulerSet = find(objs, "StatefulSet", "kiln-scheduler");
-      assert.equal(schedulerSet.spec.replicas, 1, "one scheduler per cluster");
+      const schedulers = schedulerSet.spec.replicas;
+      assert.ok(schedulers === 1 || schedulers === 3, "one scheduler, or production's three");
       const scheduler = container(schedulerSet, "scheduler");
       assert.deepEqual(scheduler.args?.slice(0, 1), ["scheduler"]);
       assert.ok(scheduler.args?.includes("--manager=$(MANAGER_URL)") && scheduler.args.includes("--advertise-ip=$(POD_IP)"));
@@ -348,7 +349,16 @@ describe("Kubernetes manifests (kustomize)", () => {
         "ConfigMap",
         envVar(seed, "SCHEDULER_URL").valueFrom.configMapKeyRef.name,
       );
-      assert.equal(values.data!.SCHEDULER_URL, `http://kiln-scheduler.${CONTROL_NS}:${PORTS.scheduler}`);
+      // Several schedulers: one URL per replica, each the one that pod registers with the manager (--advertise-url), which every task is ranked over.
+      const expected =
+        schedulers === 1
+          ? `http://kiln-scheduler.${CONTROL_NS}:${PORTS.scheduler}`
+          : Array.from({ length: schedulers }, (_, i) => `http://kiln-scheduler-${i}.kiln-scheduler-pods.${CONTROL_NS}:${PORTS.scheduler}`).join(",");
+      assert.equal(values.data!.SCHEDULER_URL, expected);
+      if (schedulers > 1) {
+        assert.ok(scheduler.args?.includes(`--advertise-url=http://$(POD_NAME).kiln-scheduler-pods.${CONTROL_NS}:${PORTS.scheduler}`));
+        assert.equal(find(objs, "Service", "kiln-scheduler-pods").spec.clusterIP, "None", "the pods' DNS names come from a headless Service");
+      }
     }
   });
 

@@ -33,7 +33,6 @@ const env = { KILN_CLUSTER_SECRET: SECRET };
 const SIZE = 5 * MiB;
 const HOLD_AT = 4 * MiB + 64 * 1024;
 
-const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 async function freePort(): Promise<number> {
   const srv = createServer();

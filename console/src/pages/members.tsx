@@ -1,4 +1,4 @@
-/** Schedulers and seed peers: live state, address, ports, last keepalive; paged and searched on the server. */
+/** Schedulers and seed peers: live state, address, ports, tasks per scheduler, last keepalive; paged and searched on the server. */
 import { useState } from "react";
 import { Group, NativeSelect, Stack, Table, TextInput } from "@mantine/core";
 import { useDebouncedValue } from "@mantine/hooks";
@@ -50,6 +50,7 @@ function MemberTable({ kind, title }: { kind: MemberKind; title: string }) {
               <Table.Th>{kind === "schedulers" ? "API port" : "Upload port"}</Table.Th>
               <Table.Th>{kind === "schedulers" ? "URL" : "Type"}</Table.Th>
               <Table.Th>Cluster</Table.Th>
+              {kind === "schedulers" && <Table.Th>Tasks</Table.Th>}
               <Table.Th>Last keepalive</Table.Th>
               <Table.Th>Registered</Table.Th>
             </Table.Tr>
@@ -65,6 +66,9 @@ function MemberTable({ kind, title }: { kind: MemberKind; title: string }) {
                 <Table.Td>{m.port}</Table.Td>
                 <Table.Td>{kind === "schedulers" ? m.url : m.type}</Table.Td>
                 <Table.Td>{clusterName(m.scheduler_cluster_id)}</Table.Td>
+                {kind === "schedulers" && (
+                  <Table.Td title="tasks this scheduler holds (each task belongs to one scheduler of its cluster)">{m.tasks ?? "—"}</Table.Td>
+                )}
                 <Table.Td>
                   <Ago iso={m.last_keepalive_at} />
                 </Table.Td>
@@ -75,7 +79,7 @@ function MemberTable({ kind, title }: { kind: MemberKind; title: string }) {
             ))}
             {members.data?.items.length === 0 && (
               <Table.Tr>
-                <Table.Td colSpan={8}>None.</Table.Td>
+                <Table.Td colSpan={kind === "schedulers" ? 9 : 8}>None.</Table.Td>
               </Table.Tr>
             )}
           </Table.Tbody>

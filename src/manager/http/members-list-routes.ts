@@ -11,6 +11,10 @@ import { nowIso } from "../time.js";
 import { memberView } from "./cluster-view.js";
 import { pageHeaders } from "./paging.js";
 import { sessionHook } from "./session.js";
+import { SchedulerClient } from "../../api/scheduler-client.js";
+
+/** How long the list waits for each active scheduler's task count. */
+const STATS_TIMEOUT_MS = 1_000;
 
 const errors = errorResponses(400, 401, 403, 404);
 
@@ -32,7 +36,16 @@ export function registerMemberListRoutes(app: ManagerApp, ctx: RouteContext): vo
           freshSince: nowIso(now - ctx.memberTimeoutMs),
         });
         pageHeaders(req, reply, q, total);
-        return rows.map((m) => memberView(m, ctx.memberTimeoutMs, now));
+        const views = rows.map((m) => memberView(m, ctx.memberTimeoutMs, now));
+        if (repo !== ctx.store.schedulers) return views;
+        // Tasks per scheduler, asked of each active one at once (a page is at most 100).
+        return Promise.all(
+          views.map(async (v) => {
+            if (v.state !== "active") return { ...v, tasks: null };
+            const stats = await new SchedulerClient(v.url, ctx.clusterSecret).stats(STATS_TIMEOUT_MS).catch(() => undefined);
+            return { ...v, tasks: stats?.tasks ?? null };
+          }),
+        );
       },
     );
     app.get(`${base}/:id`, { onRequest, schema: { tags: [what], params: IdParams, response: { 200: MemberView, ...errors } } }, async (req) => {
