@@ -16,6 +16,7 @@ import { metric, startCluster, type BenchPeer, type KilnNode } from "./cluster.j
 import { machineCpu, processCpu, reapedChildrenCpu } from "./cpu.js";
 import { isStopping, kilnGet, log, onCleanup, peakRss, runTimed, startBenchOrigin, type BenchOrigin, type GetResult } from "./procs.js";
 import type { Topology } from "./topology.js";
+import type { PieceFailureKind } from "../src/peer/download/piece-fetcher.js";
 import { MB, fileSha256, fmt, percentile, sum, ticker } from "./util.js";
 
 export const SYSTEMS = ["kiln", "BitTorrent", "direct"] as const;
@@ -130,14 +131,27 @@ async function verifyAndDelete(out: string, r: GetResult, sha: string, label: st
 }
 
 /** A peer's byte counters; NaN when its metrics do not answer (it died), so the run's other figures survive. */
-async function peerBytes(p: BenchPeer): Promise<{ p2p: number; origin: number; uploaded: number }> {
+async function peerBytes(p: BenchPeer): Promise<{ p2p: number; origin: number; uploaded: number; failures: Record<FailureKind, number> }> {
   const read = (name: string, labels?: Record<string, string>) => metric(p, name, labels).catch(() => NaN);
-  const [p2p, origin, uploaded] = await Promise.all([
+  const [p2p, origin, uploaded, ...failed] = await Promise.all([
     read("kiln_peer_download_bytes_total", { source: "p2p" }),
     read("kiln_peer_download_bytes_total", { source: "origin" }),
     read("kiln_peer_upload_bytes_total"),
+    ...FAILURE_KINDS.map((kind) => read("kiln_peer_piece_failures_total", { kind })),
   ]);
-  return { p2p, origin, uploaded };
+  return { p2p, origin, uploaded, failures: Object.fromEntries(FAILURE_KINDS.map((k, i) => [k, failed[i]!])) as Record<FailureKind, number> };
+}
+
+/** Piece fetches that did not bring the piece, by why (the peer's kiln_peer_piece_failures_total). */
+const FAILURE_KINDS = ["busy", "timeout", "unreachable", "http_error", "digest_mismatch"] as const satisfies readonly PieceFailureKind[];
+type FailureKind = (typeof FAILURE_KINDS)[number];
+
+function failuresNote(all: Record<FailureKind, number>[], seconds: number): string {
+  const parts = FAILURE_KINDS.map((k) => {
+    const n = sum(all.map((f) => f[k]));
+    return k === "busy" ? `${n} busy (${fmt(n / seconds)}/s)` : `${n} ${k.replace("_", " ")}`;
+  });
+  return `piece fetches refused or failed, all peers: ${parts.join(", ")}.`;
 }
 
 /** A daemon that is gone after the run died during it: its last log lines say why the downloads through it failed. */
@@ -247,6 +261,10 @@ async function kilnRun(cfg: SwarmConfig, origin: BenchOrigin, timeoutMs: number,
         `and served each other ${fmt(peerUp / size, 2)} × (max ${fmt(Math.max(...bytes.map((b) => b.uploaded)) / size, 2)} × from one peer); ` +
         `origin saw ${after.requests - before.requests} requests (${after.rangeRequests - before.rangeRequests} with Range).`,
       `kiln per-client times (spawn → output fsynced and renamed): ${clientTimesNote(clientMs)}.`,
+      `kiln ${failuresNote(
+        bytes.map((b) => b.failures),
+        (t1 - t0) / 1000,
+      )}`,
     );
   } finally {
     await cluster.stop();

@@ -152,6 +152,27 @@ describe("piece dispatcher", () => {
     assert.equal(d.isBlocked("a"), false);
   });
 
+  it("a parent busy again and again is asked less and less often, and normally again once it served a piece", () => {
+    const d = dispatcher({ concurrentPieces: 1 });
+    connect(d, [parent("a", range(0, 10))]);
+    const pauses: number[] = [];
+    let now = 0;
+    for (let i = 0; i < 6; i++) {
+      const [a] = d.assign(now).assignments;
+      assert.ok(a, `asked again at ${now} ms`);
+      d.failed(a, "busy", now);
+      const next = d.nextRetryAt(now)!;
+      pauses.push(next - now);
+      now = next;
+    }
+    assert.deepEqual(pauses, [100, 200, 400, 800, 1_600, 1_600], "doubling, up to 16 × the back-off");
+    const [served] = d.assign(now).assignments;
+    d.succeeded(served!);
+    const [again] = d.assign(now).assignments;
+    d.failed(again!, "busy", now);
+    assert.equal(d.nextRetryAt(now)! - now, 100, "a served piece ends the run of busy answers");
+  });
+
   it("equally loaded parents: a peer before a seed, then the one used least, so every parent gets work", () => {
     const stored = new Set<number>();
     const d = dispatcher({ concurrentPieces: 1, piecesPerParent: 1 }, stored);

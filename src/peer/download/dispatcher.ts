@@ -34,12 +34,20 @@ interface ParentState {
   busyUntil: number;
   /** Timeouts and broken connections in a row: each doubles the pause before it is asked again. */
   stalls: number;
+  /** "Busy" answers since it last served a piece: each doubles the pause, up to MAX_BUSY_DOUBLINGS. */
+  busyStreak: number;
 }
 
 /** The longest pause after a parent stalled or dropped a connection. */
 const MAX_STALL_BACKOFF_MS = 30_000;
 /** The first such pause. */
 const STALL_BACKOFF_MS = 1_000;
+/**
+ * A parent busy again and again (its uplink is full: on slow links for seconds) is asked
+ * after 1, 2, 4, 8, then 16 × the busy back-off: each "busy" costs both sides a request
+ * that moves no byte, and at 40 Mbit they were a third of a peer's CPU.
+ */
+const MAX_BUSY_DOUBLINGS = 4;
 
 export class PieceDispatcher {
   private readonly parents = new Map<string, ParentState>();
@@ -72,7 +80,7 @@ export class PieceDispatcher {
     const added: ParentInfo[] = [];
     for (const info of parents) {
       if (this.parents.has(info.peerId) || this.blocked.has(info.peerId)) continue;
-      this.parents.set(info.peerId, { info, pieces: new BitSet(), inFlight: 0, assigned: 0, busyUntil: 0, stalls: 0 });
+      this.parents.set(info.peerId, { info, pieces: new BitSet(), inFlight: 0, assigned: 0, busyUntil: 0, stalls: 0, busyStreak: 0 });
       added.push(info);
     }
     return added;
@@ -194,7 +202,8 @@ export class PieceDispatcher {
     const parent = this.untrack(a);
     if (!parent) return;
     if (kind === "busy") {
-      parent.busyUntil = now + this.opts.busyBackoffMs;
+      parent.busyUntil = now + this.opts.busyBackoffMs * 2 ** Math.min(parent.busyStreak, MAX_BUSY_DOUBLINGS);
+      parent.busyStreak++;
       return;
     }
     if (kind === "timeout" || kind === "unreachable") {
@@ -211,10 +220,12 @@ export class PieceDispatcher {
     this.untrack(a);
   }
 
-  /** The piece arrived: the parent's run of stalls is over. */
+  /** The piece arrived: the parent's runs of stalls and of "busy" answers are over. */
   succeeded(a: Assignment): void {
     const parent = this.untrack(a);
-    if (parent) parent.stalls = 0;
+    if (!parent) return;
+    parent.stalls = 0;
+    parent.busyStreak = 0;
   }
 
   /** When the earliest parent backing off after a "busy" answer may be asked again, if any is. */
