@@ -8,13 +8,16 @@
  * (each a parent selection), and the scheduler's CPU per call and peak RSS.
  * Each case runs in a fresh scheduler process, so its VmHWM is its own.
  *
- * Alone: `node --import tsx bench/scheduler.ts` (needs dist/kiln.mjs).
+ * Alone: `node --import tsx bench/scheduler.ts` (needs dist/kiln.mjs); `--shards` for the
+ * rows of 1, 2 and 3 schedulers per cluster (schedulerShardsPhase).
  */
 import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { SchedulerClient } from "../src/api/scheduler-client.js";
+import { rendezvousOwner } from "../src/common/rendezvous.js";
+import { taskIdFor } from "../src/common/task-id.js";
 import type { HostAnnounce, PieceInfo } from "../src/api/scheduler.js";
 import { spawnKiln } from "../test/helpers/proc.js";
 import { processCpu } from "./cpu.js";
@@ -179,7 +182,9 @@ const cpuMsPerOp = (m: Measured) => fmt((m.cpu * 1000) / m.ops, 3);
 export async function schedulerPhase(): Promise<Table[]> {
   const results: CaseResult[] = [];
   for (const c of CASES) results.push(await runCase(c));
+  const shards = await schedulerShardsPhase();
   return [
+    ...shards,
     {
       title: `Scheduler: ${HOSTS.toLocaleString("en")} announced hosts, ${PIECES} pieces per task, ${CONCURRENCY} requests in flight over HTTP`,
       headers: [
@@ -218,10 +223,112 @@ export async function schedulerPhase(): Promise<Table[]> {
   ];
 }
 
+/** Schedulers of one cluster measured together: 1, 2, 3. */
+const SHARDS = [1, 2, 3];
+/** The sharded case: 100 tasks × 100 peers spread over the schedulers. */
+const SHARD_CASE: Case = { label: "100 tasks × 100 peers", tasks: 100, peersPerTask: 100 };
+
+interface ShardResult {
+  n: number;
+  register: Measured;
+  tasksPer: number[];
+  /** Each scheduler's CPU seconds over the measured registrations. */
+  cpuPer: number[];
+  registrationsPer: number[];
+}
+
+/**
+ * N schedulers of one cluster, as kiln's peers use them: every host announced to
+ * every scheduler, each task registered with the scheduler its ID ranks first
+ * (common/rendezvous.ts over their URLs, as peer/scheduler-ring.ts does).
+ */
+async function runShards(n: number): Promise<ShardResult> {
+  const c = SHARD_CASE;
+  log(`scheduler: ${n} scheduler(s), ${c.label}, ${HOSTS.toLocaleString("en")} hosts announced to each`);
+  const procs = [];
+  const unregister: (() => void)[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const proc = await spawnKiln(["scheduler", "--host", "127.0.0.1", "--port", "0", "--host-timeout-ms", String(3_600_000)]);
+      adopt(proc.proc);
+      unregister.push(onCleanup(() => proc.kill()));
+      procs.push(proc);
+    }
+    const urls = procs.map((p) => String(p.ready.url));
+    const clients = new Map(urls.map((u) => [u, new SchedulerClient(u)]));
+    const pids = procs.map((p) => p.proc.pid);
+    const random = prng(42);
+    const hosts = Array.from({ length: HOSTS }, (_, i) => hostInfo(i, random));
+    for (const client of clients.values()) await measure(pids[0], HOSTS, async (i) => void (await client.announceHost(hosts[i]!)));
+    const taskUrls = Array.from({ length: c.tasks }, (_, t) => `http://origin.bench/shards/file-${t}.bin`);
+    const ownerOf = (t: number) => clients.get(rendezvousOwner(taskIdFor({ url: taskUrls[t]! }), urls)!)!;
+    for (let t = 0; t < c.tasks; t++) {
+      const client = ownerOf(t);
+      const r = await client.registerPeer({ peerId: `src-${t}`, hostId: hosts[t % HOSTS]!.id, download: { url: taskUrls[t]! } });
+      const pieces = Array.from({ length: PIECES }, (_, k) => pieceOf(t, k));
+      await client.reportPieces(r.taskId, `src-${t}`, { contentLength: PIECES * PIECE_LENGTH, pieceLength: PIECE_LENGTH, pieces });
+    }
+    const registrationsPer = new Map(urls.map((u) => [u, 0]));
+    const register = async (k: number) => {
+      const task = k % c.tasks;
+      const client = ownerOf(task);
+      await client.registerPeer({ peerId: `peer-${k}`, hostId: hosts[(c.tasks + k) % HOSTS]!.id, download: { url: taskUrls[task]! } });
+      return client.baseUrl;
+    };
+    const swarmPeers = c.tasks * (c.peersPerTask - 1);
+    await measure(pids[0], swarmPeers, async (k) => void (await register(k)));
+    const cpu0 = pids.map((p) => processCpu(p));
+    const registerFull = await measure(pids[0], MEASURED_REGISTRATIONS, async (i) => {
+      const url = await register(swarmPeers + i);
+      registrationsPer.set(url, (registrationsPer.get(url) ?? 0) + 1);
+    });
+    const cpuPer = pids.map((p, i) => processCpu(p) - cpu0[i]!);
+    const tasksPer = await Promise.all([...clients.values()].map(async (cl) => (await cl.stats()).tasks));
+    return {
+      n,
+      register: { ...registerFull, cpu: cpuPer.reduce((a, b) => a + b, 0) },
+      tasksPer,
+      cpuPer,
+      registrationsPer: urls.map((u) => registrationsPer.get(u) ?? 0),
+    };
+  } finally {
+    for (const u of unregister) u();
+    await Promise.all(procs.map((p) => p.kill()));
+  }
+}
+
+/** Registrations per second and CPU per registration with 1, 2 and 3 schedulers in the cluster. */
+export async function schedulerShardsPhase(): Promise<Table[]> {
+  const results: ShardResult[] = [];
+  for (const n of SHARDS) results.push(await runShards(n));
+  return [
+    {
+      title: `Schedulers per cluster: ${SHARD_CASE.label}, ${HOSTS.toLocaleString("en")} hosts announced to every scheduler, tasks by rendezvous hashing, ${CONCURRENCY} requests in flight`,
+      headers: [
+        "schedulers",
+        "tasks per scheduler",
+        "registrations/s (full swarm, all schedulers)",
+        "scheduler CPU ms / registration",
+        "busiest scheduler's CPU ms / its registration",
+      ],
+      numeric: [true, false, true, true, true],
+      rows: results.map((r) => {
+        const busiest = r.cpuPer.map((cpu, i) => (cpu * 1000) / Math.max(1, r.registrationsPer[i]!));
+        return [String(r.n), r.tasksPer.join(" / "), perSecond(r.register), cpuMsPerOp(r.register), fmt(Math.max(...busiest), 3)];
+      }),
+      notes: [
+        `${MEASURED_REGISTRATIONS.toLocaleString("en")} registrations into the full swarm, each sent to its task's scheduler as a peer would;` +
+          " CPU summed over the schedulers, from /proc.",
+        "one load generator (this process) and every scheduler share the machine's cores: the aggregate rate is bounded by them, not by N.",
+      ],
+    },
+  ];
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   process.on("exit", killAllNow);
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void cleanupAll().finally(() => process.exit(130)));
-  schedulerPhase()
+  (process.argv.includes("--shards") ? schedulerShardsPhase() : schedulerPhase())
     .then((tables) => process.stdout.write(`${tables.map(toText).join("\n\n")}\n`))
     .catch((err: unknown) => {
       process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);

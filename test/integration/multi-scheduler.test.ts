@@ -33,7 +33,6 @@ const env = { KILN_CLUSTER_SECRET: SECRET };
 const SIZE = 5 * MiB;
 const HOLD_AT = 4 * MiB + 64 * 1024;
 
-
 async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
