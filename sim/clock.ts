@@ -207,7 +207,7 @@ export class VirtualClock {
       // Continuations a few hops deep run at once (cheap); a full drain (a real
       // setImmediate, ~9 µs) every `fullDrainEvery` instants catches deeper chains.
       if (++this.instants % this.fullDrainEvery === 0) await drain();
-      else for (let i = 0; i < 6; i++) await undefined;
+      else for (let i = 0; i < 4; i++) await undefined;
       if (stop()) break;
     }
     await drain();

@@ -142,23 +142,35 @@ export class Network {
     }
   }
 
+  /**
+   * Re-rates a flow. Its completion event is moved only when it must come earlier; an
+   * event that fires early (the flow slowed down meanwhile) looks again and waits for
+   * the rest, so a rate that drops costs no heap churn.
+   */
   private update(f: Flow, scale: number): void {
     this.settle(f);
     const rate = share(f) * scale;
     if (rate === f.rate && f.done) return;
     f.rate = rate;
+    const eta = rate > 0 ? this.clock.now + f.remaining / rate : Number.POSITIVE_INFINITY;
+    if (f.done && !f.done.cancelled && f.done.at <= eta) return;
     this.clock.cancel(f.done);
-    const eta = rate > 0 ? f.remaining / rate : Number.POSITIVE_INFINITY;
-    f.done = Number.isFinite(eta)
-      ? this.clock.after(Math.max(0, eta), () => {
-          this.settle(f);
-          this.bytes += f.remaining;
-          f.remaining = 0;
-          f.done = undefined;
-          this.remove(f);
-          f.onDone();
-        })
-      : undefined;
+    f.done = Number.isFinite(eta) ? this.clock.at(eta, () => this.due(f)) : undefined;
+  }
+
+  private due(f: Flow): void {
+    f.done = undefined;
+    this.settle(f);
+    // Less than a byte left is rounding: the flow is done.
+    if (f.remaining > 1 && f.rate > 0) {
+      f.done = this.clock.at(this.clock.now + f.remaining / f.rate, () => this.due(f));
+      return;
+    }
+    if (f.remaining > 1) return;
+    this.bytes += f.remaining;
+    f.remaining = 0;
+    this.remove(f);
+    f.onDone();
   }
 }
 

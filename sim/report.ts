@@ -149,7 +149,14 @@ export function completionChart(results: SwarmResult[], title: string): string {
   out.push(`<text x="14" y="${H / 2}" transform="rotate(-90 14 ${H / 2})" text-anchor="middle">nodes complete</text>`);
   results.forEach((r, i) => {
     const n = r.scenario.nodes;
-    const pts = r.timeline.map(([t, c]) => `${px((t * 1000) / r.idealMs).toFixed(1)},${py(c / n).toFixed(1)}`);
+    // A step per completion: flat until a node completes, then up by one.
+    // At most ~500 steps per line (every k-th completion and the last one).
+    const k = Math.ceil(r.timeline.length / 500);
+    const steps = r.timeline.filter((_, i) => i % k === 0 || i === r.timeline.length - 1);
+    const pts = steps.flatMap(([t, c]) => {
+      const x = px((t * 1000) / r.idealMs).toFixed(1);
+      return c === 0 ? [`${x},${py(0).toFixed(1)}`] : [`${x},${py((c - 1) / n).toFixed(1)}`, `${x},${py(c / n).toFixed(1)}`];
+    });
     const color = COLORS[i % COLORS.length];
     out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(" ")}"/>`);
     const ly = H + 20 * i + 4;

@@ -11,6 +11,8 @@
  *   --from DIR          build the table and chart from JSON results written before (no runs)
  *   --list              list the scenarios
  */
+import { execFileSync } from "node:child_process";
+import { cpus } from "node:os";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -67,7 +69,26 @@ const validation = results.some((r) => r.scenario.name.startsWith("bench "));
 const md = validation ? validationReport(rows) : markdownTable(rows);
 console.log(md);
 if (values.out) {
-  writeFileSync(`${values.out}.md`, `${md}\n`);
+  const commit = (() => {
+    try {
+      return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    } catch {
+      return "unknown";
+    }
+  })();
+  const title = validation ? "kiln swarm simulator — the bench's 32-node cells" : "kiln swarm simulator — default scenarios";
+  const header = [
+    `# ${title}`,
+    "",
+    `- date: ${new Date().toISOString()}; commit: ${commit}; machine: ${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, Node ${process.version}`,
+    `- command: \`npm run sim -- ${process.argv.slice(2).join(" ")}\` (results, not the command, are deterministic by seed)`,
+    "- ideal = max(size ÷ origin rate, size ÷ node link); p50 / p99 / p99.9 / max over the nodes' completion times (join → every piece verified), a live node that never completed counts as infinitely late; killed nodes (the scenario's failures) are left out and counted",
+    "- served per peer: bytes each node (not the seed) uploaded ÷ size, its p10 / p50 / p90 / max, and the share of nodes that uploaded nothing",
+    "- scheduler: calls into kiln's SchedulerService per virtual second (announces, registrations, schedule calls and their answers, reports, GC), the real CPU time of those calls in this process per call, and per virtual second (ms/s: 1000 = one core); HTTP and zod on the wire are not included",
+    "- wall, CPU: this process's run time and CPU time (the machine is shared: wall overstates it); events: virtual-clock events run",
+    "",
+  ].join("\n");
+  writeFileSync(`${values.out}.md`, `${header}\n${md}\n`);
   const chartRuns = validation ? results.filter((r) => r.seed === 1) : results;
   writeFileSync(`${values.out}.svg`, completionChart(chartRuns, validation ? "bench cells in the simulator (seed 1)" : "kiln swarm simulator: nodes complete over time"));
   console.error(`wrote ${values.out}.md and ${values.out}.svg`);
