@@ -15,7 +15,6 @@ import { ProxyServer } from "./proxy/server.js";
 import type { StaleTagOptions } from "./proxy/manifest-by-tag.js";
 import { TagMemory } from "./proxy/tag-memory.js";
 import { ProxyPolicy } from "./proxy/rules.js";
-import { CertificateAuthority } from "./proxy/ca.js";
 import { defaultProxyPolicy, type ProxyPolicyOptions } from "../api/proxy-config.js";
 import { Storage, freeDiskBytes, type GcPolicy } from "./storage/storage.js";
 import { UploadServer } from "./upload/upload-server.js";
@@ -201,7 +200,8 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
   if (cfg.proxyPort !== null) {
     const policy = new ProxyPolicy({ ...cfg.proxy, allowHosts });
     if (policy.openProxy) log.warn("proxy allows every host (*): it is an open proxy to anyone who can reach its port");
-    const ca = cfg.proxy.interceptHosts.length ? await CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
+    // Loaded only where HTTPS is intercepted: the X.509 library is most of a peer's start-up CPU.
+    const ca = cfg.proxy.interceptHosts.length ? await (await import("./proxy/ca.js")).CertificateAuthority.loadOrCreate(cfg.caDir) : undefined;
     const { registryMirror, accessCheckTtlMs, prefetchLayers } = cfg;
     tagMemory = cfg.staleTags
       ? await TagMemory.load(join(cfg.dataDir, "registry-tags.json"), { maxEntries: PROXY.tagEntries, saveDelayMs: PROXY.tagSaveDelayMs }, log)
