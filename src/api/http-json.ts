@@ -3,6 +3,7 @@ import https from "node:https";
 import type { z } from "zod";
 import { KilnError, describeNetworkError, type ErrorCode } from "../common/errors.js";
 import { ErrorBody } from "./common.js";
+import { seconds } from "../common/format-seconds.js";
 
 /**
  * Components call each other often (every peer polls its scheduler): node:http on
@@ -58,7 +59,6 @@ export async function callJson<S extends z.ZodType>(baseUrl: string, path: strin
 }
 
 /** A wait as a message says it: "5 s", "1.5 s". */
-export const seconds = (ms: number) => `${+(ms / 1000).toFixed(1)} s`;
 
 /**
  * One request; resolves with the status and the whole body, or rejects when the

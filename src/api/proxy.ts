@@ -3,7 +3,8 @@
  * X-Dragonfly-* headers it honours, kiln's own headers and trailer, and the
  * messages of a local copy.
  */
-import { z } from "zod";
+// zod/mini: `kiln get` reads these messages, and the full zod was most of its start-up CPU.
+import * as z from "zod/mini";
 import { headerDecode, headerEncode } from "../common/headers.js";
 
 /** Dragonfly's proxy headers (dfdaemon), spelled as Dragonfly's clients send them. */
@@ -65,14 +66,14 @@ export const LOCAL_COPY_CONTENT_TYPE = "application/vnd.kiln.local-copy.v1+jsonl
  * the task pinned until the client closes the connection.
  */
 export const LocalCopyMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("progress"), bytes: z.number().int().nonnegative() }),
+  z.object({ type: z.literal("progress"), bytes: z.int().check(z.nonnegative()) }),
   z.object({
     type: z.literal("ready"),
-    path: z.string().min(1),
-    size: z.number().int().nonnegative(),
+    path: z.string().check(z.minLength(1)),
+    size: z.int().check(z.nonnegative()),
     /** stat's dev and ino, as decimal strings (they can exceed 2^53). */
-    dev: z.string().regex(/^\d+$/),
-    ino: z.string().regex(/^\d+$/),
+    dev: z.string().check(z.regex(/^\d+$/)),
+    ino: z.string().check(z.regex(/^\d+$/)),
   }),
   z.object({ type: z.literal("error"), message: z.string() }),
 ]);
