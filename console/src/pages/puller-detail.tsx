@@ -2,6 +2,7 @@
 import { useState } from "react";
 import { Badge, Button, Group, Stack, Table, Text } from "@mantine/core";
 import type { CellState } from "@api/puller";
+import { hostAddress } from "@common/host-label";
 import { useMe, usePullSchedule, useRunPullSchedule } from "../lib/queries";
 import { ErrorNote, GREEN, PageTitle, Time } from "../ui/bits";
 import { TableScroll } from "../ui/table-scroll";
@@ -64,7 +65,7 @@ export default function PullDetail({ id }: { id: number }) {
       )}
       {s && !status && <Text>Not run yet.</Text>}
       {status && (
-        <TableScroll label="Image and node matrix">
+        <TableScroll label="Image and node matrix" wide>
           <Table striped withColumnBorders data-testid="pull-matrix">
             <Table.Caption>Each image on each node, as the last run found it (hover a cell for when).</Table.Caption>
             <Table.Thead>
@@ -74,7 +75,7 @@ export default function PullDetail({ id }: { id: number }) {
                   <Table.Th key={n.host_id}>
                     {n.hostname}
                     <Text size="xs">
-                      <code>{n.ip}</code>
+                      <code>{hostAddress(n)}</code>
                     </Text>
                     <Text size="xs">{n.selected ? "selected" : "not selected"}</Text>
                   </Table.Th>
