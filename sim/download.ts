@@ -246,12 +246,15 @@ export class SimDownload {
       res = r;
       parent.served.add(r);
       // Waiting in the parent's line moves no byte: the child's stall timer (--piece-stall) runs.
-      const stall = clock.after(PEER.pieceStallMs, () => {
-        r.destroy();
-        end("timeout");
-      });
+      const stall =
+        parent.slots.free > 0
+          ? undefined
+          : clock.after(PEER.pieceStallMs, () => {
+              r.destroy();
+              end("timeout");
+            });
       void parent.slots.acquire(r as never).then((answer) => {
-        clock.cancel(stall);
+        if (stall) clock.cancel(stall);
         if (answer !== "granted") {
           parent.served.delete(r);
           if (answer === "full") clock.after(rtt / 2, () => end("busy"));

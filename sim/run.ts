@@ -55,6 +55,9 @@ export async function runOne(s: Scenario, seed: number): Promise<SwarmResult> {
 const results: SwarmResult[] = [];
 if (values.from) {
   for (const f of readdirSync(values.from).sort()) if (f.endsWith(".json")) results.push(JSON.parse(readFileSync(join(values.from, f), "utf8")) as SwarmResult);
+  // In the order the scenarios are defined, seeds in order.
+  const order = [...SCENARIOS, ...VALIDATION].map((s) => s.name);
+  results.sort((a, b) => order.indexOf(a.scenario.name) - order.indexOf(b.scenario.name) || a.seed - b.seed);
 } else if (values.validate) {
   const seeds = Number(values.seeds);
   const chosen = values.scenario ? findScenarios(values.scenario) : VALIDATION;
@@ -81,7 +84,9 @@ if (values.out) {
     `# ${title}`,
     "",
     `- date: ${new Date().toISOString()}; commit: ${commit}; machine: ${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, Node ${process.version}`,
-    `- command: \`npm run sim -- ${process.argv.slice(2).join(" ")}\` (results, not the command, are deterministic by seed)`,
+    values.from
+      ? `- runs: \`npm run sim -- ${validation ? `--validate --seeds ${Math.max(...results.map((r) => r.seed))}` : "--scenario NAME"} --json DIR\` (in one or more processes), assembled with \`--from DIR\`; the same seed gives the same figures (wall and CPU times aside)`
+      : `- command: \`npm run sim -- ${process.argv.slice(2).join(" ")}\`; the same seed gives the same figures (wall and CPU times aside)`,
     "- ideal = max(size ÷ origin rate, size ÷ node link); p50 / p99 / p99.9 / max over the nodes' completion times (join → every piece verified), a live node that never completed counts as infinitely late; killed nodes (the scenario's failures) are left out and counted",
     "- served per peer: bytes each node (not the seed) uploaded ÷ size, its p10 / p50 / p90 / max, and the share of nodes that uploaded nothing",
     "- scheduler: calls into kiln's SchedulerService per virtual second (announces, registrations, schedule calls and their answers, reports, GC), the real CPU time of those calls in this process per call, and per virtual second (ms/s: 1000 = one core); HTTP and zod on the wire are not included",

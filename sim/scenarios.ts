@@ -7,9 +7,9 @@ const GB = 1e9;
 const datacenter = { ...scenarioDefaults, linkMbit: 1000, seedLinkMbit: 10_000, originMBps: 200, feedBatchMs: 2 };
 
 export const SCENARIOS: Scenario[] = [
-  { ...datacenter, name: "100 nodes", nodes: 100, sizeBytes: 512 * MiB },
-  { ...datacenter, name: "1,000 nodes", nodes: 1000, sizeBytes: 512 * MiB },
-  { ...datacenter, name: "10,000 nodes", nodes: 10_000, sizeBytes: 512 * MiB, feedBatchMs: 10 },
+  { ...datacenter, name: "100 nodes", nodes: 100, sizeBytes: 256 * MiB },
+  { ...datacenter, name: "1,000 nodes", nodes: 1000, sizeBytes: 256 * MiB },
+  { ...datacenter, name: "10,000 nodes", nodes: 10_000, sizeBytes: 256 * MiB, feedBatchMs: 10 },
   // Kraken's published shape: 3 GB to 2,600 hosts, 300 MB/s per agent (p50 10 s, p99 18 s there).
   {
     ...datacenter,
@@ -23,9 +23,9 @@ export const SCENARIOS: Scenario[] = [
   },
   // An AI image: 10 GB to 1,000 nodes in 3 zones (IDCs), 30 ms between zones; origin and seed in zone 0.
   { ...datacenter, name: "10 GB to 1,000 nodes, 3 zones", nodes: 1000, sizeBytes: 10 * GB, zones: 3, linkMbit: 10_000, seedLinkMbit: 25_000, originMBps: 1000 },
-  { ...datacenter, name: "1,000 nodes, 5% fail mid-download", nodes: 1000, sizeBytes: 512 * MiB, failFraction: 0.05 },
-  { ...datacenter, name: "1,000 nodes arriving over 60 s", nodes: 1000, sizeBytes: 512 * MiB, arrivalSpreadMs: 60_000 },
-  { ...datacenter, name: "1,000 nodes, 10% on 100 Mbit links", nodes: 1000, sizeBytes: 512 * MiB, slowFraction: 0.1, slowFactor: 10 },
+  { ...datacenter, name: "1,000 nodes, 5% fail mid-download", nodes: 1000, sizeBytes: 256 * MiB, failFraction: 0.05 },
+  { ...datacenter, name: "1,000 nodes arriving over 60 s", nodes: 1000, sizeBytes: 256 * MiB, arrivalSpreadMs: 60_000 },
+  { ...datacenter, name: "1,000 nodes, 10% on 100 Mbit links", nodes: 1000, sizeBytes: 256 * MiB, slowFraction: 0.1, slowFactor: 10 },
 ];
 
 /**
