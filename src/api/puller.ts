@@ -118,7 +118,17 @@ export type CellState = z.infer<typeof CellState>;
 /** What the last run found: per image its digest (or why it could not be resolved), per image × node its state. */
 export const PullStatus = z.object({
   images: z.array(z.object({ name: z.string(), image: z.string(), digest: z.string().nullable(), error: z.string().nullable(), checked_at: z.string() })),
-  nodes: z.array(z.object({ host_id: z.string(), hostname: z.string(), ip: z.string(), selected: z.boolean(), scheduler_cluster_id: z.number().int() })),
+  nodes: z.array(
+    z.object({
+      host_id: z.string(),
+      hostname: z.string(),
+      ip: z.string(),
+      /** The peer's upload port: with the IP, tells apart hosts that share a hostname and an IP. Absent in statuses stored before it. */
+      port: z.number().int().optional(),
+      selected: z.boolean(),
+      scheduler_cluster_id: z.number().int(),
+    }),
+  ),
   cells: z.array(z.object({ image: z.string(), host_id: z.string(), state: CellState, reason: z.string().nullable(), checked_at: z.string() })),
 });
 export type PullStatus = z.infer<typeof PullStatus>;

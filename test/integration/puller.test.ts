@@ -281,7 +281,13 @@ data:
     assert.equal(got.code, 0, got.stderr);
     const [head, columns] = got.stdout.split("\n");
     assert.match(head!, new RegExp(`^pull schedule ${id} "plain-http": 1 image\\(s\\), every 1 h, idle`));
-    assert.match(columns!, /^IMAGE\s+DIGEST\s+.*peer-a \(127\.0\.0\.1\).*peer-b \(127\.0\.0\.1\)/);
+    // Each node by IP and upload port: peers on one host (one IP) are told apart.
+    assert.match(
+      columns!,
+      new RegExp(
+        `^IMAGE\\s+DIGEST\\s+.*peer-a \\(127\\.0\\.0\\.1:${peers["peer-a"]!.uploadPort}\\).*peer-b \\(127\\.0\\.0\\.1:${peers["peer-b"]!.uploadPort}\\)`,
+      ),
+    );
     assert.ok(got.stdout.includes(`the registry answered plain HTTP; pass --insecure-registry ${registry.host}`), got.stdout);
     const list = await runKiln(["puller", "list", "--manager", managerUrl], { env });
     assert.equal(list.code, 0, list.stderr);

@@ -49,6 +49,8 @@ export interface PullNode {
   hostId: string;
   hostname: string;
   ip: string;
+  /** Upload port. */
+  port: number;
   clusterId: number;
   selected: boolean;
 }
@@ -124,6 +126,7 @@ export async function inventoryNodes(store: Store, spec: Pick<PullSpec, "schedul
     hostId: p.host_id,
     hostname: p.hostname,
     ip: p.ip,
+    port: p.port,
     clusterId: p.scheduler_cluster_id,
     selected: matches(JSON.parse(p.labels) as Labels, spec.node_selector),
   }));
@@ -149,7 +152,14 @@ export async function runPullSchedule(
 
   const status: PullStatus = {
     images: [],
-    nodes: nodes.map((n) => ({ host_id: n.hostId, hostname: n.hostname, ip: n.ip, selected: n.selected, scheduler_cluster_id: n.clusterId })),
+    nodes: nodes.map((n) => ({
+      host_id: n.hostId,
+      hostname: n.hostname,
+      ip: n.ip,
+      port: n.port,
+      selected: n.selected,
+      scheduler_cluster_id: n.clusterId,
+    })),
     cells: [],
   };
   await eachLimit(spec.images, spec.concurrency, async (img) => {
