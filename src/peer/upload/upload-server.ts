@@ -138,9 +138,17 @@ export class UploadServer {
       res.writeHead(status, { "content-type": "application/octet-stream", "content-length": String(end - start), ...headers });
       return void res.end();
     }
+    // Listed while it waits in line too: a delete of the task cuts it there (its slot wait ends as "gone").
+    const sending = this.sending.get(taskId) ?? new Set();
+    this.sending.set(taskId, sending.add(res));
+    const unlist = () => {
+      sending.delete(res);
+      if (sending.size === 0 && this.sending.get(taskId) === sending) this.sending.delete(taskId);
+    };
     const slot = await this.slots.acquire(res);
-    if (slot === "gone") return;
-    if (slot === "full") {
+    if (slot !== "granted") {
+      unlist();
+      if (slot === "gone") return;
       this.metrics.uploadsRejected.inc();
       return sendJson(res, 429, { message: "all upload slots are busy, and as many requests wait for one", code: "UNAVAILABLE" }, { "retry-after": "1" });
     }
@@ -148,8 +156,6 @@ export class UploadServer {
     this.metrics.activeUploads.inc();
     const release = task.acquire();
     task.touch();
-    const sending = this.sending.get(taskId) ?? new Set();
-    this.sending.set(taskId, sending.add(res));
     const pieceSent = piece ? this.feeds.uploadStarted(taskId, Number(piece[2])) : undefined;
     let sentWhole = false;
     try {
@@ -166,8 +172,7 @@ export class UploadServer {
       this.slots.release();
       this.metrics.activeUploads.dec();
       release();
-      sending.delete(res);
-      if (sending.size === 0 && this.sending.get(taskId) === sending) this.sending.delete(taskId);
+      unlist();
     }
   }
 
