@@ -1,7 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { z } from "zod";
-import { KilnError, describeNetworkError, type ErrorCode } from "../common/errors.js";
+import { KilnError, describeNetworkError, isErrorCode, type ErrorCode } from "../common/errors.js";
 import { ErrorBody } from "./common.js";
 import { seconds } from "../common/format-seconds.js";
 
@@ -36,7 +36,7 @@ export async function callJson<S extends z.ZodType>(baseUrl: string, path: strin
   try {
     res = await send(url, method, headers, body, req.timeoutMs ?? 30_000, req.connectTimeoutMs);
   } catch (err) {
-    throw new KilnError("UNAVAILABLE", `${url.origin} unreachable: ${describeNetworkError(err)}`);
+    throw new KilnError("UNAVAILABLE", `${url.origin} unreachable: ${describeNetworkError(err)}`, undefined, undefined, { cause: err });
   }
   const text = res.text;
   let json: unknown;
@@ -48,8 +48,9 @@ export async function callJson<S extends z.ZodType>(baseUrl: string, path: strin
   if (res.status < 200 || res.status > 299) {
     const parsed = ErrorBody.safeParse(json);
     const message = parsed.success ? parsed.data.message : `HTTP ${res.status}`;
-    const code = (parsed.success && parsed.data.code) || (res.status === 404 ? "NOT_FOUND" : res.status < 500 ? "BAD_REQUEST" : "UNAVAILABLE");
-    throw new KilnError(code as ErrorCode, message, res.status);
+    const remote = parsed.success ? parsed.data.code : undefined;
+    const code: ErrorCode = isErrorCode(remote) ? remote : res.status === 404 ? "NOT_FOUND" : res.status < 500 ? "BAD_REQUEST" : "UNAVAILABLE";
+    throw new KilnError(code, message, res.status);
   }
   const parsed = reply.safeParse(json);
   if (!parsed.success) {

@@ -1,21 +1,29 @@
 /** Errors that carry what a user or a remote component needs to know. */
 
-export type ErrorCode =
-  | "BAD_REQUEST"
-  | "UNAUTHORIZED"
-  | "FORBIDDEN"
-  | "NOT_FOUND"
-  | "CONFLICT"
-  | "GONE"
-  | "UNPROCESSABLE"
-  | "RATE_LIMITED"
-  | "ORIGIN_STATUS"
-  | "ORIGIN_UNREACHABLE"
-  | "DIGEST_MISMATCH"
-  | "DISK_FULL"
-  | "NO_SCHEDULER"
-  | "UNAVAILABLE"
-  | "INTERNAL";
+export const ERROR_CODES = [
+  "BAD_REQUEST",
+  "UNAUTHORIZED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "CONFLICT",
+  "GONE",
+  "UNPROCESSABLE",
+  "RATE_LIMITED",
+  "ORIGIN_STATUS",
+  "ORIGIN_UNREACHABLE",
+  "DIGEST_MISMATCH",
+  "DISK_FULL",
+  "NO_SCHEDULER",
+  "UNAVAILABLE",
+  "INTERNAL",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Whether a code from another component (a JSON error body) is one kiln knows. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && (ERROR_CODES as readonly string[]).includes(code);
+}
 
 export class KilnError extends Error {
   constructor(
@@ -25,10 +33,21 @@ export class KilnError extends Error {
     readonly status: number = statusFor(code),
     /** For RATE_LIMITED: when the caller may try again. */
     readonly retryAfterSeconds?: number,
+    /** What went wrong underneath (a socket error, say), for code that must tell causes apart. */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = "KilnError";
   }
+}
+
+/** The errno code (ECONNREFUSED, ENOSPC…) of an error or of any error in its chain of causes. */
+export function errnoOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
 }
 
 export function statusFor(code: ErrorCode): number {

@@ -5,7 +5,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import { KilnError } from "../../src/common/errors.js";
+import { callJson } from "../../src/api/http-json.js";
 import { taskIdFor } from "../../src/common/task-id.js";
 import { defaultPieceLength } from "../../src/common/piece.js";
 import type { Storage } from "../../src/peer/storage/storage.js";
@@ -166,9 +168,13 @@ describe("download session", () => {
   });
 
   it("no scheduler listening at registration (connection refused): downloads from the origin at once and reports nothing", async () => {
-    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p" }], {
-      registerError: new KilnError("UNAVAILABLE", "scheduler unreachable: ECONNREFUSED"),
-    });
+    // What the scheduler client throws when nothing listens: a real refused connection (port 1 on loopback).
+    const refused = await callJson("http://127.0.0.1:1", "/", z.unknown()).then(
+      () => assert.fail("nothing listens on port 1"),
+      (e: KilnError) => e,
+    );
+    assert.equal(refused.code, "UNAVAILABLE");
+    const { content, s, task, scheduler, origin } = await setup([{ action: "p2p" }], { registerError: refused });
     await new DownloadSession(deps(scheduler, new FakeParents(content), origin), s, task, undefined).run();
     assert.deepEqual(await readFile(task.contentPath), content.data);
     assert.deepEqual(origin.requests, [0]);

@@ -17,7 +17,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { KilnError } from "../../common/errors.js";
+import { KilnError, errnoOf } from "../../common/errors.js";
 import { PEER } from "../../common/defaults.js";
 import { StateMachine } from "../../common/fsm.js";
 import type { Logger } from "../../common/logger.js";
@@ -430,7 +430,7 @@ export class DownloadSession {
 
 /** Nobody listens at the scheduler's address: waiting will not make it answer. */
 function isConnectionRefused(err: unknown): boolean {
-  return err instanceof Error && err.message.includes("ECONNREFUSED");
+  return errnoOf(err) === "ECONNREFUSED";
 }
 
 /** A peer's ID on one task: its host and a random suffix. */
