@@ -43,4 +43,4 @@ await build({
 
 await build({ ...node, entryPoints: { kiln: "src/cli/launch.ts" } });
 
-if (consoleBuildStale()) buildConsole();
+if (consoleBuildStale()) await buildConsole();
