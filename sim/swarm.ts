@@ -191,13 +191,13 @@ export class SimNode {
 /**
  * CPU time spent in kiln's scheduler code, by call. Every `sampleEvery`-th call of each
  * kind is timed with this process's CPU clock (process.cpuUsage: not wall time, which
- * the shared machine's load inflates; but a few µs a reading, so not on every call), and
+ * the shared machine's load inflates; but a reading costs up to ~40 µs in this VM, so not on every call), and
  * the kind's total is its sampled mean × its calls.
  */
 export class SchedulerMeter {
   calls = 0;
   private readonly kinds = new Map<string, { calls: number; sampled: number; ms: number }>();
-  constructor(private readonly sampleEvery = 8) {}
+  constructor(private readonly sampleEvery = 64) {}
 
   time<T>(name: string, fn: () => T): T {
     let k = this.kinds.get(name);
