@@ -61,7 +61,7 @@ export const SCHEDULER = {
   /** How long peers wait for a triggered seed peer before one of them goes to the origin. */
   seedTriggerWaitMs: 10_000,
   /** Several schedulers per cluster: how long a scheduler waits for the others' answer to "do you have this task?" before taking a task new to it. */
-  ownerLookupMs: 1_000,
+  ownerLookupMs: 3_000,
   /** Several schedulers per cluster: how often peers ask the manager for the cluster's schedulers (the list they rank task IDs over). */
   listRefreshMs: 10_000,
 } as const;

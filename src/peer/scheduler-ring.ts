@@ -29,7 +29,12 @@ interface Member {
   client: SchedulerClient;
   /** Answered its last announce or call; a member that did not is skipped by the ranking until it announces again. */
   up: boolean;
+  /** Calls in a row that got no answer in time (a busy scheduler is not a dead one: see `noAnswer`). */
+  silent: number;
 }
+
+/** Timeouts in a row after which a scheduler that still accepts connections counts as down. */
+const SILENT_STRIKES = 2;
 
 export interface SchedulerRingOptions {
   /** The cluster's scheduler API URLs as known at start. */
@@ -47,6 +52,11 @@ const MAX_REDIRECTS = 2;
 /** The scheduler did not answer at all (refused, reset, timed out): unlike its own error replies, a reason to try the next one. */
 export function isUnreachable(err: unknown): boolean {
   return err instanceof KilnError && err.code === "UNAVAILABLE" && / unreachable: /.test(err.message);
+}
+
+/** Nothing listens there any more (the process is gone), as opposed to an answer that was slow. */
+function isGone(err: unknown): boolean {
+  return isUnreachable(err) && /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up/.test((err as Error).message);
 }
 
 export class SchedulerRing implements EngineScheduler {
@@ -88,7 +98,7 @@ export class SchedulerRing implements EngineScheduler {
   private add(url: string): Member {
     let m = this.members.get(url);
     if (!m) {
-      m = { url, client: new SchedulerClient(url, this.opts.clusterSecret), up: true };
+      m = { url, client: new SchedulerClient(url, this.opts.clusterSecret), up: true, silent: 0 };
       this.members.set(url, m);
     }
     return m;
@@ -128,6 +138,19 @@ export class SchedulerRing implements EngineScheduler {
     if (added.length || removed.length) log.info({ event: "schedulers", schedulers: urls, added, removed }, "the cluster's schedulers changed");
   }
 
+  /** A call to `url` got no answer: a gone scheduler is down at once, a silent one after SILENT_STRIKES in a row. */
+  private noAnswer(url: string, err: unknown): void {
+    const m = this.members.get(url);
+    if (!m) return;
+    if (!isGone(err) && ++m.silent < SILENT_STRIKES) return;
+    this.down(url, (err as Error).message);
+  }
+
+  private answered(m: Member): void {
+    m.up = true;
+    m.silent = 0;
+  }
+
   /**
    * The member stopped answering: the tasks registered there are registered again
    * with the next live scheduler of their ranking, when there is one (with none,
@@ -164,10 +187,10 @@ export class SchedulerRing implements EngineScheduler {
       members.map(async (m) => {
         try {
           const reply = await m.client.announceHost(host);
-          m.up = true;
+          this.answered(m);
           return { m, reply };
         } catch (err) {
-          if (isUnreachable(err)) this.down(m.url, (err as Error).message);
+          if (isUnreachable(err)) this.noAnswer(m.url, err);
           return { m, err: err as Error };
         }
       }),
@@ -198,6 +221,7 @@ export class SchedulerRing implements EngineScheduler {
     for (let redirects = 0; ; ) {
       try {
         const reply = await target.client.registerPeer(req);
+        target.silent = 0;
         if (reply.owner === undefined) {
           this.pins.set(taskId, target.url);
           return reply;
@@ -208,7 +232,7 @@ export class SchedulerRing implements EngineScheduler {
       } catch (err) {
         if (!isUnreachable(err)) throw err;
         tried.add(target.url);
-        this.down(target.url, (err as Error).message);
+        this.noAnswer(target.url, err);
         const next = this.owner(taskId, tried);
         if (tried.has(next.url) || !next.up) throw err;
         target = next;
@@ -222,9 +246,11 @@ export class SchedulerRing implements EngineScheduler {
     if (moving) await moving;
     const m = this.owner(taskId);
     try {
-      return await f(m.client);
+      const r = await f(m.client);
+      m.silent = 0;
+      return r;
     } catch (err) {
-      if (isUnreachable(err)) this.down(m.url, (err as Error).message);
+      if (isUnreachable(err)) this.noAnswer(m.url, err);
       throw err;
     }
   }

@@ -9,8 +9,13 @@ import { SchedulerClient } from "../api/scheduler-client.js";
 import { SCHEDULER } from "../common/defaults.js";
 import type { Logger } from "../common/logger.js";
 
+/** A scheduler whose process is gone (connection refused) is not asked again for this long. */
+const GONE_SKIP_MS = 10_000;
+
 export class OtherSchedulers {
   private clients: SchedulerClient[] = [];
+  /** Until when each gone scheduler is skipped: a dead one that is still listed costs one refused connection, not one per task. */
+  private readonly goneUntil = new Map<string, number>();
   /** One question per task at a time: registrations racing for a new task share it. */
   private readonly asking = new Map<string, Promise<string | undefined>>();
 
@@ -48,7 +53,8 @@ export class OtherSchedulers {
   }
 
   private ask(taskId: string): Promise<string | undefined> {
-    const clients = this.clients;
+    const now = Date.now();
+    const clients = this.clients.filter((c) => (this.goneUntil.get(c.baseUrl) ?? 0) <= now);
     if (clients.length === 0) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let left = clients.length;
@@ -58,7 +64,8 @@ export class OtherSchedulers {
             if (r.known) resolve(c.baseUrl);
             if (--left === 0) resolve(undefined);
           },
-          () => {
+          (err: Error) => {
+            if (/ECONNREFUSED|EHOSTUNREACH|ENOTFOUND/.test(err.message)) this.goneUntil.set(c.baseUrl, Date.now() + GONE_SKIP_MS);
             if (--left === 0) resolve(undefined);
           },
         );

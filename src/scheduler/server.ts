@@ -104,11 +104,10 @@ export function buildSchedulerApi(service: SchedulerService, log: Logger, cluste
   });
 
   app.post(SCHEDULER_PATHS.peers, { schema: { body: RegisterPeer, response: { 200: RegisterPeerReply } } }, async (req) => {
-    // A peer bringing pieces (completed, resumed) moves the task here; a new download of a task another scheduler has goes there.
-    if (!req.body.completed && !req.body.resumed) {
-      const moved = await ownerElsewhere(req.body.download);
-      if (moved) return movedRegistration(moved.taskId, moved.owner);
-    }
+    // A task another scheduler has goes on there, whoever registers it: a new download, one
+    // resumed after its scheduler went away (all its peers go to the same next one), a held copy.
+    const moved = await ownerElsewhere(req.body.download);
+    if (moved) return movedRegistration(moved.taskId, moved.owner);
     return service.register(req.body);
   });
 

@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import http from "node:http";
 import { createServer } from "node:net";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -53,14 +53,15 @@ async function until(what: string, check: () => boolean | Promise<boolean>, boun
 /** GET `url` through a peer's proxy over P2P: the body's sha256, or the error. */
 function download(proxyUrl: string, url: string): Promise<{ status: number; sha256: string }> {
   const proxy = new URL(proxyUrl);
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const req = http.request({ host: proxy.hostname, port: proxy.port, path: url, headers: { [DRAGONFLY_HEADERS.useP2P]: "true" }, agent: false }, (res) => {
       const hash = createHash("sha256");
       res.on("data", (d: Buffer) => hash.update(d));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, sha256: hash.digest("hex") }));
-      res.on("error", reject);
+      res.on("error", (err) => resolve({ status: 0, sha256: err.message }));
     });
-    req.on("error", reject);
+    // A failed download is a failed assertion, never an unhandled rejection of a test that already ended.
+    req.on("error", (err) => resolve({ status: 0, sha256: err.message }));
     req.end();
   });
 }
@@ -133,6 +134,13 @@ describe("several schedulers per cluster", () => {
     for (let i = 1; i <= 6; i++) peers.push(await startNode(`peer-${i}`, false));
   });
   after(async () => {
+    // KILN_TEST_LOGS=<dir>: every process's log lines, to read after a failure.
+    const logs = process.env.KILN_TEST_LOGS;
+    if (logs) {
+      await mkdir(logs, { recursive: true });
+      for (const n of [seed, ...peers].filter(Boolean)) await writeFile(join(logs, `${n.name}.log`), n.proc.lines.join("\n"));
+      for (const [url, p] of schedulers) await writeFile(join(logs, `scheduler-${new URL(url).port}.log`), p.lines.join("\n"));
+    }
     await Promise.all([seed, ...peers].map((n) => n?.proc.kill()));
     await Promise.all([...schedulers.values()].map((s) => s.kill()));
     await manager?.kill();
