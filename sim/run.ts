@@ -95,7 +95,10 @@ if (values.out) {
   ].join("\n");
   writeFileSync(`${values.out}.md`, `${header}\n${md}\n`);
   const chartRuns = validation ? results.filter((r) => r.seed === 1) : results;
-  writeFileSync(`${values.out}.svg`, completionChart(chartRuns, validation ? "bench cells in the simulator (seed 1)" : "kiln swarm simulator: nodes complete over time"));
+  writeFileSync(
+    `${values.out}.svg`,
+    completionChart(chartRuns, validation ? "bench cells in the simulator (seed 1)" : "kiln swarm simulator: nodes complete over time"),
+  );
   console.error(`wrote ${values.out}.md and ${values.out}.svg`);
 }
 
@@ -103,10 +106,7 @@ if (values.out) {
 function validationReport(all: Summary[]): string {
   const byName = new Map<string, Summary[]>();
   for (const r of all) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
-  const lines = [
-    "| cell | source | p50 (s) | max (s) | origin ÷ size | seed sent ÷ size |",
-    "| --- | --- | ---: | ---: | ---: | ---: |",
-  ];
+  const lines = ["| cell | source | p50 (s) | max (s) | origin ÷ size | seed sent ÷ size |", "| --- | --- | ---: | ---: | ---: | ---: |"];
   const range = (xs: number[], d = 1) => {
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
     return xs.length > 1 ? `${mean.toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})` : mean.toFixed(d);
@@ -117,8 +117,12 @@ function validationReport(all: Summary[]): string {
     const b = BENCH_FIGURES[profile];
     if (!shown.has(profile)) {
       shown.add(profile);
-      lines.push(`| ${profile === "40" ? "40 Mbit" : "1 Gbit"} | bench, ${b.run} | ${b.p50.toFixed(1)} | ${b.max.toFixed(1)} | ${b.origin.toFixed(2)} | ${b.seed.toFixed(2)} |`);
-      lines.push(`| | bench, README's same-harness run of main (4 slots + a line of 4) | — | ${b.mainMax.toFixed(1)} | — | ${b.mainSeed === undefined ? "—" : b.mainSeed.toFixed(2)} |`);
+      lines.push(
+        `| ${profile === "40" ? "40 Mbit" : "1 Gbit"} | bench, ${b.run} | ${b.p50.toFixed(1)} | ${b.max.toFixed(1)} | ${b.origin.toFixed(2)} | ${b.seed.toFixed(2)} |`,
+      );
+      lines.push(
+        `| | bench, README's same-harness run of main (4 slots + a line of 4) | — | ${b.mainMax.toFixed(1)} | — | ${b.mainSeed === undefined ? "—" : b.mainSeed.toFixed(2)} |`,
+      );
     }
     lines.push(
       `| | simulator: ${name.replace(/^bench 32 × 128 MiB, /, "")} (${rs.length} seed${rs.length > 1 ? "s" : ""}: mean (range)) | ${range(rs.map((r) => r.p50S))} | ${range(rs.map((r) => r.maxS))} | ${range(

@@ -429,7 +429,7 @@ export class Swarm {
   /** Bytes a seed or the origin sent, per the flows' accounting. */
   ideal(): number {
     const s = this.scenario;
-    return Math.max((s.sizeBytes / (s.originMBps * 1e6)) * 1000, (s.sizeBytes * 8) / (s.linkMbit * 1e6) * 1000);
+    return Math.max((s.sizeBytes / (s.originMBps * 1e6)) * 1000, ((s.sizeBytes * 8) / (s.linkMbit * 1e6)) * 1000);
   }
 
   /** Wraps the scheduler's long-poll answer (computed after the wait) so its CPU counts too. */
@@ -492,7 +492,9 @@ export class Swarm {
       const progress = process.env.SIM_PROGRESS
         ? setInterval(() => {
             const cpu = process.cpuUsage(cpu0);
-            console.error(`  ${s.name}: ${(this.clock.now / 1000).toFixed(0)} s virtual, ${completed}/${total} complete, ${((cpu.user + cpu.system) / 1e6).toFixed(0)} s CPU, ${(this.clock.events / 1e6).toFixed(1)} M events`);
+            console.error(
+              `  ${s.name}: ${(this.clock.now / 1000).toFixed(0)} s virtual, ${completed}/${total} complete, ${((cpu.user + cpu.system) / 1e6).toFixed(0)} s CPU, ${(this.clock.events / 1e6).toFixed(1)} M events`,
+            );
           }, 5000)
         : undefined;
       await this.clock.run(() => ended >= total, s.limitMs);
