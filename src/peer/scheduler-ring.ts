@@ -65,6 +65,13 @@ export class SchedulerRing implements EngineScheduler {
   private readonly pins = new Map<string, string>();
   /** Tasks being registered again elsewhere: their calls wait for it. */
   private readonly moving = new Map<string, Promise<void>>();
+  /**
+   * Task ID → the scheduler whose task versions the download last heard (its
+   * registration or schedule reply). A schedule call's `since` is one of its versions:
+   * sent to another scheduler, whose versions count from elsewhere, it would skip
+   * digests, so it asks for all of them (`since` -1) instead.
+   */
+  private readonly versionsFrom = new Map<string, string>();
   private refreshTimer: NodeJS.Timeout | undefined;
   /**
    * Registers `only` tasks again (downloads in progress with their pieces, held tasks
@@ -224,6 +231,7 @@ export class SchedulerRing implements EngineScheduler {
         target.silent = 0;
         if (reply.owner === undefined) {
           this.pins.set(taskId, target.url);
+          this.versionsFrom.set(taskId, target.url);
           return reply;
         }
         if (++redirects > MAX_REDIRECTS) throw new KilnError("UNAVAILABLE", `schedulers disagree on who has task ${taskId} (last: ${reply.owner})`);
@@ -241,12 +249,12 @@ export class SchedulerRing implements EngineScheduler {
   }
 
   /** A call of a registered download, to its task's scheduler (after a move under way). */
-  private async call<T>(taskId: string, f: (c: SchedulerClient) => Promise<T>): Promise<T> {
+  private async call<T>(taskId: string, f: (c: SchedulerClient, url: string) => Promise<T>): Promise<T> {
     const moving = this.moving.get(taskId);
     if (moving) await moving;
     const m = this.owner(taskId);
     try {
-      const r = await f(m.client);
+      const r = await f(m.client, m.url);
       m.silent = 0;
       return r;
     } catch (err) {
@@ -256,7 +264,13 @@ export class SchedulerRing implements EngineScheduler {
   }
 
   schedule(taskId: string, peerId: string, q: { since: number; count?: number; waitMs?: number }) {
-    return this.call(taskId, (c) => c.schedule(taskId, peerId, q));
+    // Whose version `since` is, as the download computed it (before any move this call waits for).
+    const from = this.versionsFrom.get(taskId);
+    return this.call(taskId, async (c, url) => {
+      const reply = await c.schedule(taskId, peerId, from === url ? q : { ...q, since: -1 });
+      this.versionsFrom.set(taskId, url);
+      return reply;
+    });
   }
 
   reportPieces(taskId: string, peerId: string, report: PieceReport) {
@@ -276,6 +290,7 @@ export class SchedulerRing implements EngineScheduler {
       return await this.call(taskId, (c) => c.leaveTask(taskId, peerId));
     } finally {
       this.pins.delete(taskId);
+      this.versionsFrom.delete(taskId);
     }
   }
 }

@@ -66,6 +66,15 @@ function download(proxyUrl: string, url: string): Promise<{ status: number; sha2
   });
 }
 
+/** `p`, or a failure naming `what` when it does not settle within a generous bound (so the logs are kept). */
+function bounded<T>(what: string, p: Promise<T>, boundMs = 120_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`never finished: ${what}`)), boundMs);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 interface Node {
   name: string;
   proc: KilnProcess;
@@ -182,7 +191,7 @@ describe("several schedulers per cluster", () => {
     }
     for (const release of releases) release();
 
-    const results = await Promise.all(downloads);
+    const results = await bounded("the 72 downloads", Promise.all(downloads));
     for (const r of results) {
       assert.equal(r.status, 200, `${r.n} ${r.p}`);
       assert.equal(r.sha256, files.get(r.p)!.sha256, `${r.n} got ${r.p} right`);
@@ -237,7 +246,7 @@ describe("several schedulers per cluster", () => {
     });
     for (const release of releases) release();
 
-    const results = await Promise.all([...first, ...later]);
+    const results = await bounded("the downloads", Promise.all([...first, ...later]));
     for (const r of results) {
       assert.equal(r.status, 200, `${r.n} ${r.p}`);
       assert.equal(r.sha256, files.get(r.p)!.sha256, `${r.n} got ${r.p} right`);
