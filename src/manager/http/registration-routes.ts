@@ -125,13 +125,15 @@ export function registerRegistrationRoutes(app: ManagerApp, ctx: RouteContext): 
       const chosen = req.query.scheduler_cluster_id;
       const best = bestCluster(
         req.query,
-        clusters.filter((c) => chosen === undefined || c.id === chosen).map((c) => ({
-          id: c.id,
-          name: c.name,
-          isDefault: c.is_default === 1,
-          scopes: readClusterScopes(c),
-          hasScheduler: schedulers.some((m) => m.scheduler_cluster_id === c.id),
-        })),
+        clusters
+          .filter((c) => chosen === undefined || c.id === chosen)
+          .map((c) => ({
+            id: c.id,
+            name: c.name,
+            isDefault: c.is_default === 1,
+            scopes: readClusterScopes(c),
+            hasScheduler: schedulers.some((m) => m.scheduler_cluster_id === c.id),
+          })),
       );
       if (!best) throw notFound("no scheduler cluster has an active scheduler");
       return {
