@@ -54,6 +54,11 @@ export function isUnreachable(err: unknown): boolean {
   return err instanceof KilnError && err.code === "UNAVAILABLE" && / unreachable: /.test(err.message);
 }
 
+/** A scheduler's answer that it does not have this download's peer or task. */
+function isForgotten(err: unknown): boolean {
+  return err instanceof KilnError && err.code === "NOT_FOUND" && /^unknown (peer|task) /.test(err.message);
+}
+
 /** Nothing listens there any more (the process is gone), as opposed to an answer that was slow. */
 function isGone(err: unknown): boolean {
   return isUnreachable(err) && /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up/.test((err as Error).message);
@@ -170,16 +175,22 @@ export class SchedulerRing implements EngineScheduler {
     const others = [...this.members.values()].some((o) => o.up);
     this.opts.log.warn({ scheduler: url, reason, failover: others }, "scheduler down");
     if (!others) return;
+    // Pins stay until a registration elsewhere replaces them: a move that fails (the next
+    // scheduler sends the peer back here) leaves the task pinned, to move when this one dies.
     const moved = new Set<string>();
     for (const [taskId, pinned] of this.pins) if (pinned === url) moved.add(taskId);
-    for (const taskId of moved) this.pins.delete(taskId);
     if (moved.size === 0) return;
-    const done = this.reannounce((id) => moved.has(id)).catch((err: Error) => this.opts.log.warn({ err: err.message }, "could not move tasks"));
-    for (const taskId of moved) this.moving.set(taskId, done);
-    void done.finally(() => {
-      for (const taskId of moved) if (this.moving.get(taskId) === done) this.moving.delete(taskId);
-    });
+    this.move(moved);
     this.opts.log.info({ scheduler: url, tasks: moved.size }, "registering its tasks with the next scheduler of each");
+  }
+
+  /** Registers `tasks` again with their scheduler now; their calls wait for it. */
+  private move(tasks: Set<string>): void {
+    const done = this.reannounce((id) => tasks.has(id)).catch((err: Error) => this.opts.log.warn({ err: err.message }, "could not move tasks"));
+    for (const taskId of tasks) this.moving.set(taskId, done);
+    void done.finally(() => {
+      for (const taskId of tasks) if (this.moving.get(taskId) === done) this.moving.delete(taskId);
+    });
   }
 
   /**
@@ -259,6 +270,12 @@ export class SchedulerRing implements EngineScheduler {
       return r;
     } catch (err) {
       if (isUnreachable(err)) this.noAnswer(m.url, err);
+      // The scheduler answers but does not know this download (it was moved there and the
+      // move failed, or the scheduler lost it): register it there again, once at a time.
+      else if (isForgotten(err) && !this.moving.has(taskId)) {
+        this.opts.log.info({ task: taskId, scheduler: m.url, err: (err as Error).message }, "scheduler does not know the download; registering it again");
+        this.move(new Set([taskId]));
+      }
       throw err;
     }
   }

@@ -24,6 +24,7 @@ import { SchedulerClient } from "../../src/api/scheduler-client.js";
 import { ManagerMembershipClient } from "../../src/api/manager-client.js";
 import { DRAGONFLY_HEADERS } from "../../src/api/proxy.js";
 import { rendezvousRank } from "../../src/common/rendezvous.js";
+import { api, createToken, waitForJob } from "../helpers/manager.js";
 import { taskIdFor } from "../../src/common/task-id.js";
 
 const MiB = 1024 * 1024;
@@ -32,6 +33,7 @@ const env = { KILN_CLUSTER_SECRET: SECRET };
 /** Two pieces (4 MiB + 1 MiB); an origin answer held after the first piece leaves the task half fetched. */
 const SIZE = 5 * MiB;
 const HOLD_AT = 4 * MiB + 64 * 1024;
+const ROOT_PW = "multi-scheduler-root-pw-1";
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -134,7 +136,7 @@ describe("several schedulers per cluster", () => {
     origin = await startOrigin();
     manager = await spawnKiln(
       ["manager", "--host", "127.0.0.1", "--port", "0", "--database-url", `sqlite:${join(dir, "manager.db")}`, "--keepalive-ms", "500"],
-      { env: { ...env, KILN_ROOT_PASSWORD: "multi-scheduler-root-pw-1" } },
+      { env: { ...env, KILN_ROOT_PASSWORD: ROOT_PW } },
     );
     managerUrl = `http://127.0.0.1:${manager.ready.port as number}`;
     for (let i = 0; i < 3; i++) await startScheduler();
@@ -258,5 +260,28 @@ describe("several schedulers per cluster", () => {
       assert.deepEqual(await holdersOf(idOf(p)), [owner], `new task ${p} on ${owner}`);
     }
     assert.ok((await new SchedulerClient(joiner, SECRET).stats()).tasks >= 3, "the joiner holds the new tasks that rank it first");
+  });
+
+  it("a preheat job whose scheduler is killed while the seed peer fetches it ends SUCCESS, the origin sending it once", async () => {
+    const live = [...schedulers].filter(([, p]) => p.proc.exitCode === null && p.proc.signalCode === null).map(([u]) => u);
+    const [path] = pathsOwnedBy("preheat", [live[0]!], live, 1);
+    const file = makeFile(SIZE);
+    origin.add(path!, file);
+    const taskId = taskIdFor({ url: `${origin.url}${path}` });
+    const release = origin.hold(path!, HOLD_AT);
+    const { token } = await createToken(managerUrl, ["job"], { password: ROOT_PW });
+    const r = await api(`${managerUrl}/oapi/v1/jobs`, { token, body: { type: "preheat", args: { type: "file", url: `${origin.url}${path}` } } });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    // The manager asked the task's scheduler; the seed peer is half way through the origin's answer.
+    await until("the preheat's task on its scheduler", async () => (await holdersOf(taskId)).join() === live[0]);
+    await until("the seed half way", () => origin.sent.get(path!) === HOLD_AT);
+    schedulers.get(live[0]!)!.proc.kill("SIGKILL");
+    await new Promise((res) => schedulers.get(live[0]!)!.proc.once("exit", res));
+    const next = rendezvousRank(taskId, live.slice(1))[0]!;
+    await until(`the preheat's task moved to ${next}`, async () => (await holdersOf(taskId)).join() === next);
+    release();
+    const job = await waitForJob(managerUrl, token, r.json.id);
+    assert.equal(job.state, "SUCCESS", JSON.stringify(job.result, null, 2));
+    assert.equal(origin.sent.get(path!), SIZE, "the origin sent the preheated file once");
   });
 });
