@@ -260,7 +260,7 @@ export class SchedulerRing implements EngineScheduler {
   }
 
   /** A call of a registered download, to its task's scheduler (after a move under way). */
-  private async call<T>(taskId: string, f: (c: SchedulerClient, url: string) => Promise<T>): Promise<T> {
+  private async call<T>(taskId: string, f: (c: SchedulerClient, url: string) => Promise<T>, heal = true): Promise<T> {
     const moving = this.moving.get(taskId);
     if (moving) await moving;
     const m = this.owner(taskId);
@@ -272,7 +272,7 @@ export class SchedulerRing implements EngineScheduler {
       if (isUnreachable(err)) this.noAnswer(m.url, err);
       // The scheduler answers but does not know this download (it was moved there and the
       // move failed, or the scheduler lost it): register it there again, once at a time.
-      else if (isForgotten(err) && !this.moving.has(taskId)) {
+      else if (heal && isForgotten(err) && !this.moving.has(taskId)) {
         this.opts.log.info({ task: taskId, scheduler: m.url, err: (err as Error).message }, "scheduler does not know the download; registering it again");
         this.move(new Set([taskId]));
       }
@@ -304,7 +304,8 @@ export class SchedulerRing implements EngineScheduler {
 
   async leaveTask(taskId: string, peerId: string) {
     try {
-      return await this.call(taskId, (c) => c.leaveTask(taskId, peerId));
+      // Leaving a task the scheduler does not know is done: nothing to register again.
+      return await this.call(taskId, (c) => c.leaveTask(taskId, peerId), false);
     } finally {
       this.pins.delete(taskId);
       this.versionsFrom.delete(taskId);
