@@ -193,7 +193,13 @@ export function registerPeerCommand(program: Command): void {
       // The cluster's schedulers as the manager lists them now: a new one joins the ranking, a gone one leaves it.
       schedulerList = async () => (await manager.searchSchedulers(query)).schedulers.map((s) => s.url);
       createLogger("peer").info(
-        { event: "scheduler-chosen", cluster: found.scheduler_cluster_name, clusterId: found.scheduler_cluster_id, schedulers: schedulerUrls },
+        {
+          event: "scheduler-chosen",
+          cluster: found.scheduler_cluster_name,
+          clusterId: found.scheduler_cluster_id,
+          scheduler: schedulerUrls[0],
+          schedulers: schedulerUrls,
+        },
         "scheduler cluster chosen by its scopes",
       );
     }
