@@ -292,6 +292,8 @@ export const DeleteTaskReply = z.object({
       hostId: SafeId,
       hostname: z.string(),
       ip: z.string(),
+      /** Its upload port: with the IP it tells apart hosts that share a hostname. */
+      port: z.number().int().optional(),
       isSeed: z.boolean(),
       deleted: z.boolean(),
       /** Bytes the host freed. */

@@ -54,6 +54,8 @@ export const ImageDistribution = z.object({
       host_id: z.string(),
       hostname: z.string(),
       ip: z.string(),
+      /** The host's upload port: with the IP it tells apart hosts that share a hostname. */
+      port: z.number().int().optional(),
       host_type: HostType,
       scheduler_cluster_id: z.number().int(),
       layers: z.array(z.object({ digest: z.string(), state: HolderState, finished_pieces: z.number().int(), total_pieces: z.number().int().nullable() })),

@@ -11,7 +11,7 @@ import { addManagerOption, fail, type ManagerFlags, managerTimeouts } from "./to
 import { parseDuration, parsePositiveInt } from "./options.js";
 import { addTaskIdOptions, follow, parseClusterId } from "./preheat.js";
 import { formatBytes, formatTable } from "./format.js";
-import { hostAddress } from "../common/host-label.js";
+import { hostAddress, hostLabel } from "../common/host-label.js";
 
 interface TaskFlags extends ManagerFlags {
   token?: string;
@@ -109,7 +109,7 @@ function distributionTable(job: JobView): string {
         formatBytes(l.size),
         String(holders.length),
         holders
-          .map((h) => h.hostname)
+          .map((h) => hostLabel(h))
           .sort()
           .join(", ") || "—",
       ],

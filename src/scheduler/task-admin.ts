@@ -46,7 +46,7 @@ export async function deleteTask(resource: Resource, taskId: string, log: Logger
   for (const p of task.peers.values()) if (holding(p)) hosts.set(p.host.id, p.host);
   const answers = await Promise.all(
     [...hosts.values()].map(async (host) => {
-      const who = { hostId: host.id, hostname: host.info.hostname, ip: host.info.ip, isSeed: host.isSeed };
+      const who = { hostId: host.id, hostname: host.info.hostname, ip: host.info.ip, port: host.info.uploadPort, isSeed: host.isSeed };
       if (!host.alive) return { ...who, deleted: false, bytes: 0, error: "the host stopped announcing itself to the scheduler" };
       const r = await resource.peerControl.deleteTask(host, taskId);
       if ("error" in r) return { ...who, deleted: false, bytes: 0, error: `could not reach the peer: ${r.error}` };

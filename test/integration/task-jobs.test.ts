@@ -201,7 +201,10 @@ describe("task jobs: get_task, delete_task, get_image_distribution", () => {
     const cli = await runKiln(["image", "distribution", manifestUrl, "--manager", managerUrl, "--no-progress"], { env: { KILN_TOKEN: token } });
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /LAYER\s+SIZE\s+WARM NODES\s+HOSTS/);
-    for (const layer of p.layers) assert.match(cli.stdout, new RegExp(`${layer.slice(0, 19)}\\s+\\S+ KiB\\s+3\\s+peer-1, peer-2, seed-1\n`), cli.stdout);
+    // Each holder as "name (ip:port)": peers that share a hostname are told apart.
+    const label = (h: PeerHandle) => `${h.name} \\([0-9.]+:${h.uploadPort}\\)`;
+    const holders = [peers[0]!, peers[1]!, seed].map(label).join(", ");
+    for (const layer of p.layers) assert.match(cli.stdout, new RegExp(`${layer.slice(0, 19)}\\s+\\S+ KiB\\s+3\\s+${holders}\n`), cli.stdout);
   });
 
   it("a delete during a download: the client gets an error or the right bytes, never wrong ones", async (t) => {

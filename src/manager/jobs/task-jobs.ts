@@ -78,7 +78,10 @@ export class TaskJobs {
     const { replies, failures } = await eachScheduler(target, (c) => c.taskHolders(taskId));
     const holders = replies.flatMap((r) => r.holders.map((h) => ({ ...h, scheduler_cluster_id: target.clusterId })));
     this.result.peers!.push(...holders);
-    for (const h of holders) this.outcome(target, taskId, args, { hostname: h.hostname, ip: h.ip, host_type: h.host_type, description: holderLine(h) }, true);
+    for (const h of holders) {
+      const who = { hostname: h.hostname, ip: h.ip, ...(h.port !== undefined ? { port: h.port } : {}), host_type: h.host_type };
+      this.outcome(target, taskId, args, { ...who, description: holderLine(h) }, true);
+    }
     this.log(`[${target.clusterName}] ${holders.length} host(s) hold the task`);
     this.clusterDone(target, taskId, args, failures);
   }
@@ -87,7 +90,7 @@ export class TaskJobs {
     const { replies, failures } = await eachScheduler(target, (c) => c.deleteTask(taskId));
     const hosts = replies.flatMap((r) => r.hosts);
     for (const h of hosts) {
-      const who = { hostname: h.hostname, ip: h.ip, host_type: hostTypeOf(h.isSeed) };
+      const who = { hostname: h.hostname, ip: h.ip, ...(h.port !== undefined ? { port: h.port } : {}), host_type: hostTypeOf(h.isSeed) };
       if (h.deleted) this.outcome(target, taskId, args, { ...who, description: `deleted (${h.bytes} bytes freed)` }, true);
       else this.outcome(target, taskId, args, { ...who, description: h.error ?? "not deleted" }, false);
     }
@@ -149,7 +152,15 @@ export class TaskJobs {
           for (const h of asked.replies.flatMap((r) => r.holders)) {
             let peer = byHost.get(h.host_id);
             if (!peer) {
-              peer = { host_id: h.host_id, hostname: h.hostname, ip: h.ip, host_type: h.host_type, scheduler_cluster_id: target.clusterId, layers: [] };
+              peer = {
+                host_id: h.host_id,
+                hostname: h.hostname,
+                ip: h.ip,
+                ...(h.port !== undefined ? { port: h.port } : {}),
+                host_type: h.host_type,
+                scheduler_cluster_id: target.clusterId,
+                layers: [],
+              };
               byHost.set(h.host_id, peer);
             }
             peer.layers.push({ digest: layer.digest, state: h.state, finished_pieces: h.finished_pieces, total_pieces: h.total_pieces });
