@@ -211,7 +211,10 @@ export class DownloadSession {
   }
 
   private async apply(reply: ScheduleReply): Promise<void> {
-    this.trail.scheduled(reply.action, reply.parents.length);
+    this.trail.scheduled(
+      reply.action,
+      reply.parents.map((p) => p.peerId),
+    );
     if (reply.action === "failed") return this.fail(taskErrorToKiln(reply.task.error));
     if (!this.fsm.is("registering", "p2p")) return;
     this.version = reply.version;

@@ -17,15 +17,17 @@ const MESSAGE_CHARS = 160;
 
 export class DownloadTrail {
   private readonly parents = new Map<string, ParentTrail>();
-  private parentsOffered = 0;
+  /** Every parent the scheduler named, once however often it named it. */
+  private readonly offered = new Set<string>();
   private lastAnswer: { action: string; parents: number; at: number } | undefined;
   private schedulerError: { message: string; at: number } | undefined;
   private originReason: string | undefined;
 
-  /** A schedule answer (registration or poll). */
-  scheduled(action: string, parents: number, now = Date.now()): void {
-    this.lastAnswer = { action, parents, at: now };
-    this.parentsOffered += parents;
+  /** A schedule answer (registration or poll) and the parents it named. */
+  scheduled(action: string, parentIds: string[], now = Date.now()): void {
+    const fresh = parentIds.filter((id) => !this.offered.has(id));
+    for (const id of fresh) this.offered.add(id);
+    this.lastAnswer = { action, parents: fresh.length, at: now };
     this.schedulerError = undefined;
   }
 
@@ -63,10 +65,10 @@ export class DownloadTrail {
   }
 
   private parentsLine(): string {
-    if (this.parentsOffered === 0) return "no parent offered";
+    if (this.offered.size === 0) return "no parent offered";
     const failing = [...this.parents].filter(([, p]) => Object.keys(p.failures).some((k) => k !== "busy"));
     const busyOnly = this.parents.size - failing.length;
-    let line = `${this.parentsOffered} parent${this.parentsOffered === 1 ? "" : "s"} offered`;
+    let line = `${this.offered.size} parent${this.offered.size === 1 ? "" : "s"} offered`;
     if (failing.length === 0) return busyOnly ? `${line}, ${busyOnly} answered busy, none failed` : `${line}, none failed`;
     const named = failing.slice(0, NAMED_PARENTS).map(([id, p]) => {
       const counts = Object.entries(p.failures)
