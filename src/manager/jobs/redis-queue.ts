@@ -29,8 +29,8 @@ export interface RedisQueueOptions {
 
 const QUEUE_NAME = "preheat";
 const SHUTDOWN = "shutdown";
-/** At shutdown, how long stopped jobs get to hand themselves back. */
-const CLOSE_WAIT_MS = 5_000;
+/** At shutdown, how long the worker's graceful close may take. */
+const CLOSE_WAIT_MS = 10_000;
 const CancelMessage = z.object({ jobId: z.number().int().positive(), reason: z.string().max(200) });
 type JobData = { jobId: number };
 
@@ -44,8 +44,6 @@ export class RedisJobQueue implements JobQueue {
   private readonly subscriber: Redis;
   private readonly channel: string;
   private readonly running = new Set<number>();
-  /** Every processor call in progress, to wait for their hand-backs at shutdown. */
-  private readonly inFlight = new Set<Promise<void>>();
   private closing = false;
 
   private constructor(
@@ -59,7 +57,7 @@ export class RedisJobQueue implements JobQueue {
       prefix: opts.prefix,
       defaultJobOptions: { removeOnComplete: true, removeOnFail: true, attempts: 1 },
     });
-    this.worker = new Worker<JobData>(QUEUE_NAME, (job, token, signal) => this.tracked(this.process(job, token, signal)), {
+    this.worker = new Worker<JobData>(QUEUE_NAME, (job, token, signal) => this.process(job, token, signal), {
       connection: opts.workerRedis,
       prefix: opts.prefix,
       concurrency: opts.concurrency,
@@ -130,13 +128,6 @@ export class RedisJobQueue implements JobQueue {
     if (stop.aborted && stop.reason === SHUTDOWN) return this.handBack(job, token);
   }
 
-  private tracked(run: Promise<void>): Promise<void> {
-    this.inFlight.add(run);
-    const done = () => void this.inFlight.delete(run);
-    run.then(done, done);
-    return run;
-  }
-
   /** Back to wait at once: another replica resumes the job without waiting for this one's lock to expire. */
   private async handBack(job: Job<JobData>, token: string | undefined): Promise<never> {
     await job.moveToWait(token);
@@ -146,10 +137,9 @@ export class RedisJobQueue implements JobQueue {
   async close(): Promise<void> {
     this.closing = true;
     this.worker.cancelAllJobs(SHUTDOWN);
-    // Stopped jobs hand themselves back (bounded wait); then BullMQ closes without waiting on
-    // its blocking fetch, which after a Redis restart could keep a graceful close waiting for good.
-    await Promise.race([Promise.allSettled(this.inFlight), sleep(CLOSE_WAIT_MS)]);
-    await this.worker.close(true);
+    // A graceful close lets stopped jobs hand themselves back; bounded, because after a Redis
+    // restart it could wait on BullMQ's blocking fetch for good (the connections are quit next).
+    await Promise.race([this.worker.close(), sleep(CLOSE_WAIT_MS)]);
     await this.queue.close();
     this.subscriber.disconnect();
   }
