@@ -63,7 +63,10 @@ export async function openSharedState(opts: SharedStateOptions): Promise<SharedS
       ping: () => redis.ping(),
       async close() {
         await queue.close();
-        await Promise.all([workerRedis.quit().catch(() => undefined), redis.quit().catch(() => undefined)]);
+        // disconnect, not quit: a connection still reconnecting to a Redis that went away would
+        // retry for good and keep the process alive.
+        workerRedis.disconnect();
+        redis.disconnect();
       },
     };
   } catch (err) {
