@@ -138,7 +138,7 @@ export class RedisJobQueue implements JobQueue {
     this.closing = true;
     this.worker.cancelAllJobs(SHUTDOWN);
     // A graceful close lets stopped jobs hand themselves back; bounded, because after a Redis
-    // restart it could wait on BullMQ's blocking fetch for good (the connections are quit next).
+    // restart it could wait on BullMQ's blocking fetch for good.
     const closed = await Promise.race([this.worker.close().then(() => true), sleep(CLOSE_WAIT_MS, false)]);
     // Still closing: its own blocking connection keeps retrying a Redis that went away; cut it.
     if (!closed) await this.worker.disconnect().catch(() => undefined);

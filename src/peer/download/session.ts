@@ -418,7 +418,7 @@ export class DownloadSession {
   private explained(error: KilnError): KilnError {
     if (error.code === "GONE" || this.task.totalPieces === null) return error;
     const summary = this.trail.summary(this.task.finishedPieces, this.task.totalPieces);
-    return new KilnError(error.code, `${error.message} (${summary})`, error.status);
+    return new KilnError(error.code, `${error.message} (${summary})`, error.status, error.retryAfterSeconds, { cause: error.cause });
   }
 
   /** Out of p2p: no more fetches, retries, feeds or polls. */
