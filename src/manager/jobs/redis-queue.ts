@@ -31,6 +31,8 @@ const QUEUE_NAME = "preheat";
 const SHUTDOWN = "shutdown";
 /** At shutdown, how long the worker's graceful close may take. */
 const CLOSE_WAIT_MS = 10_000;
+/** At shutdown, how long a worker connection waiting to reconnect gets to come back before the close is forced. */
+const RECONNECT_WAIT_MS = 5_000;
 const CancelMessage = z.object({ jobId: z.number().int().positive(), reason: z.string().max(200) });
 type JobData = { jobId: number };
 
@@ -44,6 +46,8 @@ export class RedisJobQueue implements JobQueue {
   private readonly subscriber: Redis;
   private readonly channel: string;
   private readonly running = new Set<number>();
+  /** The clients BullMQ makes from `workerRedis` (the worker's blocking connection). */
+  private readonly workerClients: Redis[];
   private closing = false;
 
   private constructor(
@@ -52,6 +56,7 @@ export class RedisJobQueue implements JobQueue {
     private readonly opts: RedisQueueOptions,
   ) {
     this.channel = `${opts.prefix}:job-cancel`;
+    this.workerClients = trackDuplicates(opts.workerRedis);
     this.queue = new Queue<JobData>(QUEUE_NAME, {
       connection: opts.redis,
       prefix: opts.prefix,
@@ -137,14 +142,37 @@ export class RedisJobQueue implements JobQueue {
   async close(): Promise<void> {
     this.closing = true;
     this.worker.cancelAllJobs(SHUTDOWN);
-    // A graceful close lets stopped jobs hand themselves back; bounded, because after a Redis
-    // restart it could wait on BullMQ's blocking fetch for good.
-    const closed = await Promise.race([this.worker.close().then(() => true), sleep(CLOSE_WAIT_MS, false)]);
-    // Still closing: its own blocking connection keeps retrying a Redis that went away; cut it.
-    if (!closed) await this.worker.disconnect().catch(() => undefined);
+    // BullMQ's graceful close (which lets stopped jobs hand themselves back) waits for its blocking
+    // connection's 'end' event, and ioredis never sends it for a connection waiting to reconnect
+    // (Redis restarted or away): the close would hang for good. Such a connection gets a moment to
+    // come back; if it does not, Redis is away, no job can be handed back, and the close is forced
+    // (the jobs return through the stalled check when their locks expire).
+    const connected = await this.workerConnected(RECONNECT_WAIT_MS);
+    const closed = await Promise.race([this.worker.close(!connected).then(() => true), sleep(CLOSE_WAIT_MS, false)]);
+    // Still closing (Redis went away during the close): cut the connections without waiting.
+    if (!closed) for (const client of this.workerClients) client.disconnect();
     await this.queue.close();
     this.subscriber.disconnect();
   }
+
+  /** Whether the worker's own connections are up, waiting up to `ms` for those reconnecting (failed attempts included). */
+  private async workerConnected(ms: number): Promise<boolean> {
+    const down = this.workerClients.filter((c) => c.status !== "ready");
+    const ready = (client: Redis) => new Promise<void>((resolve) => client.once("ready", resolve));
+    return Promise.race([Promise.all(down.map(ready)).then(() => true), sleep(ms, false, { ref: false })]);
+  }
+}
+
+/** Records every client duplicated from `redis` (BullMQ makes its worker's blocking connection so). */
+function trackDuplicates(redis: Redis): Redis[] {
+  const made: Redis[] = [];
+  const duplicate = redis.duplicate.bind(redis);
+  redis.duplicate = ((...args: Parameters<Redis["duplicate"]>) => {
+    const client = duplicate(...args);
+    made.push(client);
+    return client;
+  }) as Redis["duplicate"];
+  return made;
 }
 
 function safeJson(text: string): unknown {
