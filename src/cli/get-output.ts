@@ -1,7 +1,7 @@
 /** `kiln get -O FILE`: written beside FILE under a temporary name, renamed only once complete, so FILE is never partial. */
 import { randomBytes } from "node:crypto";
 import { constants, createWriteStream, rmSync, type WriteStream } from "node:fs";
-import { copyFile, open, rename, rm } from "node:fs/promises";
+import { copyFile, link, open, rename, rm } from "node:fs/promises";
 import { once } from "node:events";
 import { basename, dirname, join } from "node:path";
 
@@ -37,6 +37,16 @@ export class PendingOutput {
   /** Copies `source` into the temporary file: a reflink where the filesystem has them, else an in-kernel copy. */
   async copyFrom(source: string): Promise<void> {
     await this.track(copyFile(source, this.tmp, constants.COPYFILE_FICLONE));
+  }
+
+  /** A reflink of `source` (a copy that shares its blocks until either is written); throws where the filesystem has none. */
+  async cloneFrom(source: string): Promise<void> {
+    await this.track(copyFile(source, this.tmp, constants.COPYFILE_FICLONE_FORCE));
+  }
+
+  /** The temporary file becomes another name of `source` (same filesystem only). */
+  async linkFrom(source: string): Promise<void> {
+    await this.track(link(source, this.tmp));
   }
 
   /** Flushes the temporary file to disk and renames it to the target. */

@@ -11,7 +11,7 @@ import { collect, parseBytes, parseDuration } from "./options.js";
 import { formatBytes } from "./format.js";
 import { PendingOutput } from "./get-output.js";
 import { announcedLength, assertOk, isLocalCopyAnswer, requestFromPeer, taskIdOf } from "./get-peer.js";
-import { receiveLocalCopy } from "./get-local-copy.js";
+import { receiveLocalCopy, type LocalCopyHow } from "./get-local-copy.js";
 import { receiveStream } from "./get-stream.js";
 import { removeOnInterrupt } from "./get-interrupt.js";
 
@@ -25,8 +25,15 @@ interface GetFlags {
   peer: string;
   progress: boolean;
   localCopy: boolean;
+  hardLink: boolean;
   requestTimeout: number;
 }
+
+const LOCAL_COPY_SAID: Record<LocalCopyHow, string> = {
+  reflink: "cloned from the peer's store (a reflink)",
+  "hard link": "hard-linked to the peer's stored file (no copy; --no-hard-link for a file of your own)",
+  copy: "copied from the peer's store",
+};
 
 /** The peer must accept the connection within this (it is on this host or near it). */
 const PEER_CONNECT_TIMEOUT_MS = 5_000;
@@ -61,7 +68,14 @@ export function registerGetCommand(program: Command): void {
       parseDuration,
       parseDuration(process.env.KILN_REQUEST_TIMEOUT || DEFAULT_PEER_ANSWER_TIMEOUT),
     )
-    .option("--no-local-copy", "receive the content over the connection even when the peer runs on this host (it copies its stored file otherwise)")
+    .option(
+      "--no-local-copy",
+      "receive the content over the connection even when the peer runs on this host (the output is made from its stored file otherwise)",
+    )
+    .option(
+      "--no-hard-link",
+      "on the peer's host, copy the peer's stored file rather than hard-link it where no reflink is possible: the output is then a file of your own, at the cost of a copy",
+    )
     .action(async (url: string, f: GetFlags) => {
       try {
         await get(url, f);
@@ -144,10 +158,10 @@ async function download(url: string, f: GetFlags, peer: URL, headers: Record<str
   let how: string;
   try {
     if (isLocalCopyAnswer(res)) {
-      const local = await receiveLocalCopy(res, output, (n) => bar.update(n)).finally(() => res.destroy());
+      const local = await receiveLocalCopy(res, output, { hardLink: f.hardLink, onProgress: (n) => bar.update(n) }).finally(() => res.destroy());
       if (local.copied) {
         bytes = local.bytes;
-        how = "copied from the peer's store";
+        how = LOCAL_COPY_SAID[local.how];
       } else {
         res = await requestFromPeer(peer, url, headers, timeouts);
         await assertOk(res);

@@ -1,10 +1,13 @@
 /**
- * `kiln get` on the peer's own host copies the peer's stored file instead of
- * receiving the bytes (issue 15): a real scheduler, seed peer and peers on
- * loopback. The copy is the caller's own file (owner, umask), editing it cannot
- * change what the peer serves, and whenever the copy cannot be made (a caller
- * that may not read the peer's data directory, a client on another address, an
- * older peer) the bytes are streamed instead; no failure leaves a file at -O.
+ * `kiln get` on the peer's own host makes the output from the peer's stored file
+ * instead of receiving the bytes (issues 15 and 23): a real scheduler, seed peer and
+ * peers on loopback. By default the output is a reflink or, where the filesystem has
+ * none, a hard link to the stored file (no byte copied); the peer then checks the file
+ * is unchanged before serving it again, so an edited output is never served. With
+ * --no-hard-link the output is the caller's own copy (owner, umask) that editing cannot
+ * carry to the peer. Whenever no local copy can be made (a caller that may not read the
+ * peer's data directory, a client on another address, an older peer) the bytes are
+ * streamed instead; no failure leaves a file at -O.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -84,34 +87,73 @@ describe("kiln get on the peer's host: a copy of the stored file, not a second s
 
   const caseDir = () => mkdtemp(join(outRoot, "case-"));
 
-  it("copies the finished task: no content bytes over the connection, exact content, the caller's owner and umask", async () => {
+  const LINKED = /(hard-linked to the peer's stored file|cloned from the peer's store \(a reflink\))/;
+
+  it("by default links the finished task's file: no content bytes over the connection, no copy, exact content", async () => {
     const dir = await caseDir();
     const out = join(dir, "out.bin");
     const [served, copies] = [await bytesServed(peer), await localCopies(peer)];
-    const r = await kilnGet([`${origin.url}/file.bin`, "-O", out, "--peer", peer.proxyUrl], { umask: "027" });
+    const r = await kilnGet([`${origin.url}/file.bin`, "-O", out, "--peer", peer.proxyUrl]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /saved .*out\.bin: .*copied from the peer's store/);
+    assert.match(r.stderr, new RegExp(`saved .*out\\.bin: .*${LINKED.source}`));
     assert.equal(await bytesServed(peer), served, "the peer sent no content bytes to kiln get");
     assert.equal(await localCopies(peer), copies + 1);
     assert.equal(sha256(await readFile(out)), file.sha256);
-    const st = await stat(out);
-    assert.equal(st.uid, process.getuid!());
-    assert.equal(st.mode & 0o777, 0o640, "0666 less the caller's umask 027, not the stored file's mode");
+    if (/hard-linked/.test(r.stderr)) {
+      const inodes = await Promise.all((await storedContents(peer.dataDir)).map(async (p) => (await stat(p)).ino));
+      assert.ok(inodes.includes((await stat(out)).ino), "the output is the peer's stored file under another name");
+    }
     assert.deepEqual(await readdir(dir), ["out.bin"], "no .part left beside it");
     assert.equal(origin.sent.get("/file.bin"), file.data.length, "the origin sent the file once");
   });
 
-  it("editing the output afterwards changes neither the peer's stored file nor what a second peer downloads from it", async () => {
+  it("--no-hard-link: a copy of the caller's own (owner, umask), still no content bytes over the connection", async () => {
     const dir = await caseDir();
     const out = join(dir, "out.bin");
-    const r = await kilnGet([`${origin.url}/file.bin`, "-O", out, "--peer", peer.proxyUrl]);
+    const served = await bytesServed(peer);
+    const r = await kilnGet([`${origin.url}/file.bin`, "-O", out, "--peer", peer.proxyUrl, "--no-hard-link"], { umask: "027" });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /copied from the peer's store/);
-    // In place, as an editor or `dd conv=notrunc` would: a hard link or a shared page would carry this to the peer.
+    assert.match(r.stderr, /saved .*out\.bin: .*(copied from the peer's store|cloned from the peer's store)/);
+    assert.equal(await bytesServed(peer), served);
+    assert.equal(sha256(await readFile(out)), file.sha256);
+    const st = await stat(out);
+    assert.equal(st.uid, process.getuid!());
+    assert.equal(st.mode & 0o777, 0o640, "0666 less the caller's umask 027, not the stored file's mode");
+    const inodes = await Promise.all((await storedContents(peer.dataDir)).map(async (p) => (await stat(p)).ino));
+    assert.ok(!inodes.includes(st.ino), "not the peer's file");
+  });
+
+  /** Writes into `out` in place, as an editor or `dd conv=notrunc` would (a hard link carries this to the peer's file). */
+  async function editInPlace(out: string): Promise<void> {
     const fh = await open(out, "r+");
     await fh.write(Buffer.alloc(4096, 0x5a), 0, 4096, 0);
     await fh.write(Buffer.from("appended"), 0, 8, file.data.length);
     await fh.close();
+  }
+
+  it("an edited linked output is never served: the peer drops its changed file and the next download is right", async () => {
+    const dir = await caseDir();
+    const out = join(dir, "out.bin");
+    const r = await kilnGet([`${origin.url}/file.bin`, "-O", out, "--peer", peer.proxyUrl]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, LINKED);
+    await editInPlace(out);
+    const again = join(dir, "again.bin");
+    const r2 = await kilnGet([`${origin.url}/file.bin`, "-O", again, "--peer", peer.proxyUrl]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(sha256(await readFile(again)), file.sha256, "the original content, not the edited file");
+    assert.notEqual((await stat(again)).ino, (await stat(out)).ino);
+    const held = await Promise.all((await storedContents(peer.dataDir)).map(async (p) => sha256(await readFile(p))));
+    assert.deepEqual(held, [file.sha256], "the peer holds the original content again, and no edited copy");
+    assert.equal(origin.sent.get("/file.bin"), file.data.length, "fetched again from the seed, not the origin");
+  });
+
+  it("--no-hard-link: editing the output changes neither the peer's stored file nor what a second peer downloads from it", async () => {
+    const dir = await caseDir();
+    const out = join(dir, "out.bin");
+    const r = await kilnGet([`${origin.url}/file.bin`, "-O", out, "--peer", peer.proxyUrl, "--no-hard-link"]);
+    assert.equal(r.code, 0, r.stderr);
+    await editInPlace(out);
     const stored = (await Promise.all((await storedContents(peer.dataDir)).map(async (p) => sha256(await readFile(p))))).filter((h) => h === file.sha256);
     assert.equal(stored.length, 1, "the peer's stored content is unchanged");
 

@@ -142,4 +142,39 @@ describe("storage", () => {
     assert.deepEqual(await readFile(resumed.contentPath), content.data);
     await again.flush();
   });
+
+  it("a complete task whose content file was written to afterwards (a hard-linked output edited) is dropped, not served, now and after a restart", async () => {
+    const dir = await tempDir();
+    const evicted: EvictedTask[] = [];
+    const storage = new Storage(dir, silentLog, (t) => evicted.push(t), { residentTasks: 4 });
+    await storage.load();
+    const content = new Content(randomBytes(3 * PIECE), PIECE);
+    const kept = await completeTask(storage, 1, content);
+    const edited = await completeTask(storage, 2, content);
+    const editedAway = await completeTask(storage, 3, content);
+    assert.equal(await storage.intact(kept), true, "untouched: intact");
+    assert.equal((await metaOf(storage, taskId(1))).contentMtimeNs, kept.meta.contentMtimeNs, "the stamp is saved with the metadata");
+
+    // What an editor writing through a hard link does to the stored file (mtime ticks are coarse: make the change visible).
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(edited.contentPath, Buffer.alloc(content.data.length, 0x5a));
+    assert.equal(await storage.intact(edited), false);
+    assert.equal(await storage.open(taskId(2)), undefined, "the edited task is gone from the storage");
+    assert.deepEqual(
+      evicted.map((t) => t.taskId),
+      [taskId(2)],
+      "and the scheduler is told, as for an eviction",
+    );
+    assert.equal(await storage.intact(kept), true, "the other task is untouched");
+
+    // Edited while the peer was down: not loaded back.
+    await writeFile(editedAway.contentPath, Buffer.alloc(content.data.length, 0x5a));
+    const again = new Storage(dir, silentLog, () => undefined, { residentTasks: 4 });
+    await again.load();
+    assert.equal(await again.open(taskId(3)), undefined, "an edited task is not loaded after a restart");
+    const back = await again.open(taskId(1));
+    assert.ok(back?.complete);
+    assert.equal(await again.intact(back), true);
+    assert.deepEqual(await readFile(back.contentPath), content.data);
+  });
 });

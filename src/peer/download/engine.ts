@@ -33,7 +33,7 @@ export class PeerEngine {
   async download(spec: DownloadSpec): Promise<DownloadHandle> {
     const taskId = taskIdFor(spec);
     const stored = this.storage.get(taskId);
-    if (stored?.complete) {
+    if (stored?.complete && (await this.storage.intact(stored))) {
       stored.touch();
       return this.handle(taskId, stored, Promise.resolve());
     }
@@ -50,8 +50,9 @@ export class PeerEngine {
   /** The task as stored (read back from disk if need be): complete, a download cut short by a restart to go on with, or a new one. */
   private async stored(taskId: string, spec: DownloadSpec): Promise<StoredTask> {
     const task = await this.storage.open(taskId);
-    if (task?.complete) return task;
-    if (task) {
+    if (task?.complete) {
+      if (await this.storage.intact(task)) return task;
+    } else if (task) {
       await task.resume();
       this.log.info({ task: taskId, pieces: task.finishedPieces, total: task.totalPieces }, "resuming a download with the pieces kept from before a restart");
       return task;

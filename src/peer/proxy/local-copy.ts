@@ -1,8 +1,10 @@
 /**
  * `kiln get` on the peer's own host: instead of the bytes, the client is told the
- * stored content's path once the task is complete and copies it itself (a reflink,
- * or an in-kernel copy), so the content never crosses a second process and the
- * output is an ordinary file of the caller's. Offered to loopback clients only.
+ * stored content's path once the task is complete and makes its output from it (a
+ * reflink, a hard link, or an in-kernel copy: cli/get-local-copy.ts), so the content
+ * never crosses a second process. Offered to loopback clients only. A hard-linked
+ * output is the stored file itself: the storage drops a task whose file changed
+ * since it completed rather than serve it (Storage.intact).
  *
  * The answer (LOCAL_COPY_CONTENT_TYPE) reports progress while the task downloads,
  * then `ready` or `error`. The task stays pinned until the client closes the

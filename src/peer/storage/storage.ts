@@ -175,6 +175,7 @@ export class Storage {
       durable: false,
       validator: null,
       peerId: null,
+      contentMtimeNs: null,
       createdAt: now,
       lastAccess: now,
     });
@@ -186,6 +187,24 @@ export class Storage {
   /** Resolves once every completed task's content is flushed to disk (on shutdown). */
   async flush(): Promise<void> {
     await Promise.all(this.inMemory().map((t) => t.whenPersisted()));
+  }
+
+  /**
+   * False, once it is removed (and the scheduler told, as for an eviction), when a complete
+   * task's content file changed on disk since it completed: an output `kiln get` hard-linked
+   * to it was edited. Nothing may serve such content; the next request downloads it again.
+   */
+  async intact(task: StoredTask): Promise<boolean> {
+    if (await task.contentUnchanged()) return true;
+    if (this.resident.get(task.taskId) === task) {
+      this.log.warn(
+        { task: task.taskId, event: "content_changed" },
+        "the stored content changed on disk after it was verified (an output hard-linked to it edited?); the task is dropped",
+      );
+      this.onEvict(task.meta);
+      await this.remove(task);
+    }
+    return false;
   }
 
   async remove(task: StoredTask): Promise<void> {

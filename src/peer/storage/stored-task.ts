@@ -1,6 +1,6 @@
 /** One task's content on disk: a pre-sized file, verified pieces, and metadata. */
 import { EventEmitter } from "node:events";
-import { open, rename, rm, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { open, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError } from "../../common/errors.js";
 import { PEER } from "../../common/defaults.js";
@@ -34,6 +34,12 @@ export interface TaskMeta {
   validator: string | null;
   /** The peer ID this peer holds the task under at the scheduler (to leave it when the task goes). */
   peerId: string | null;
+  /**
+   * The content file's mtime (ns, decimal) when the task completed. `kiln get` may hard-link
+   * an output to the content file: if that output is edited, the mtime moves and the task is
+   * dropped instead of served (see `contentUnchanged`). Null before completion.
+   */
+  contentMtimeNs: string | null;
   createdAt: number;
   /** Also the metadata file's mtime, so garbage collection can judge a task without reading it. */
   lastAccess: number;
@@ -267,11 +273,24 @@ export class StoredTask extends EventEmitter {
     if (this.done.size !== total) throw new KilnError("INTERNAL", `task has ${this.done.size} of ${total} pieces`);
     this.meta.complete = true;
     this.meta.durable = false;
+    this.meta.contentMtimeNs = String((await (await this.handle()).stat({ bigint: true })).mtimeNs);
     this.meta.pieces.sort((a, b) => a.number - b.number);
     clearTimeout(this.progressTimer);
     await this.saveMeta();
     this.emit("complete");
     void this.persist();
+  }
+
+  /**
+   * Whether a complete task's content file is as it was when the task completed: its
+   * mtime and size unchanged. False when something wrote to it since (an output hard-linked
+   * to it and edited) or it is gone.
+   */
+  async contentUnchanged(): Promise<boolean> {
+    const stamp = this.meta.contentMtimeNs;
+    if (!this.meta.complete || stamp === null) return true;
+    const st = await stat(this.contentPath, { bigint: true }).catch(() => undefined);
+    return st !== undefined && String(st.mtimeNs) === stamp && Number(st.size) === this.meta.contentLength;
   }
 
   /** Flushes the content to disk, then records that it is durable; never rejects (the task then stays `durable: false`). */

@@ -24,6 +24,8 @@ const TaskMetaSchema = z.object({
   durable: z.boolean().default(true),
   validator: z.string().nullable().default(null),
   peerId: z.string().nullable().default(null),
+  /** Metadata written before this field existed: taken from the content file when it is read back. */
+  contentMtimeNs: z.string().regex(/^\d+$/).nullable().default(null),
   createdAt: z.number(),
   lastAccess: z.number(),
 });
@@ -49,12 +51,14 @@ export function metaBytes(meta: TaskMeta): number {
 export async function loadTaskDir(dir: string, taskId: string): Promise<TaskMeta> {
   const meta = await readMeta(dir);
   if (meta.taskId !== taskId) throw new Error(`metadata is for task ${meta.taskId}`);
-  const size = await stat(join(dir, CONTENT_FILE)).then(
-    (s) => s.size,
-    () => 0,
-  );
+  const content = await stat(join(dir, CONTENT_FILE), { bigint: true }).catch(() => undefined);
+  const size = content ? Number(content.size) : 0;
   if (meta.complete) {
     if (size !== meta.contentLength) throw new Error(`content is ${size} bytes, metadata says ${meta.contentLength}`);
+    if (meta.contentMtimeNs !== null && String(content?.mtimeNs) !== meta.contentMtimeNs) {
+      throw new Error("the content file was written to after the task completed (an output hard-linked to it and edited?)");
+    }
+    meta.contentMtimeNs ??= String(content?.mtimeNs);
     if (!meta.durable && (await piecesThatCheck(join(dir, CONTENT_FILE), meta)).length !== meta.pieces.length) {
       throw new Error("a piece no longer matches its digest (not flushed before a crash?)");
     }

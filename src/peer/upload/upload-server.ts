@@ -100,7 +100,7 @@ export class UploadServer {
     const taskId = (piece ?? whole)![1]!;
     if (!isTaskId(taskId)) throw new KilnError("BAD_REQUEST", "task id must be 64 or 128 lowercase hex characters");
     const task = await this.storage.open(taskId);
-    if (!task) throw new KilnError("NOT_FOUND", `task ${taskId} is not held by this peer`);
+    if (!task || !(await this.storage.intact(task))) throw new KilnError("NOT_FOUND", `task ${taskId} is not held by this peer`);
 
     let start: number;
     let end: number;
