@@ -20,18 +20,27 @@ import { BENCH_FIGURES, SCENARIOS, VALIDATION, findScenarios } from "./scenarios
 import { completionChart, markdownTable, summarize, type Summary } from "./report.js";
 import { Swarm, type Scenario, type SwarmResult } from "./swarm.js";
 
-const { values } = parseArgs({
-  options: {
-    scenario: { type: "string", multiple: true },
-    validate: { type: "boolean", default: false },
-    seed: { type: "string", default: "1" },
-    seeds: { type: "string", default: "3" },
-    out: { type: "string" },
-    json: { type: "string" },
-    from: { type: "string" },
-    list: { type: "boolean", default: false },
-  },
-});
+const options = {
+  scenario: { type: "string", multiple: true },
+  validate: { type: "boolean", default: false },
+  seed: { type: "string", default: "1" },
+  seeds: { type: "string", default: "3" },
+  out: { type: "string" },
+  json: { type: "string" },
+  from: { type: "string" },
+  list: { type: "boolean", default: false },
+} as const;
+
+function parseOptions() {
+  try {
+    return parseArgs({ options }).values;
+  } catch (err) {
+    // A bad option: one line, not a stack trace.
+    console.error(`npm run sim: ${(err as Error).message}; the options are at the top of sim/run.ts (--list names the scenarios)`);
+    process.exit(2);
+  }
+}
+const values = parseOptions();
 
 if (values.list) {
   for (const s of [...SCENARIOS, ...VALIDATION]) console.log(s.name);
