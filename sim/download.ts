@@ -96,6 +96,7 @@ export class SimDownload {
       {
         active: () => this.state === "p2p",
         hungry: () => this.hungry(),
+        urgent: () => this.dispatcher.awaitsDigest(),
         query: () => ({ since: this.version, count: Math.max(0, this.wantParents - this.dispatcher.parentCount) }),
         apply: async (r) => this.apply(r),
         failed: () => {},
@@ -172,6 +173,7 @@ export class SimDownload {
         else this.dispatcher.parentHolds(id, BitSet.fromBase64(l.base64));
       }
       this.dispatch();
+      if (this.dispatcher.awaitsDigest()) this.poller?.hurry();
     });
   }
 

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { readFile, readdir, writeFile, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { makeFile, startOrigin, type TestOrigin } from "../helpers/origin.js";
@@ -59,6 +60,17 @@ describe("a swarm of peers fetching the same file", () => {
   });
 });
 
+/**
+ * Puts back a file's mtime to the nanosecond (GNU touch): bytes changed behind a peer's back
+ * the way bit rot or a peer that lies on purpose would, which its own check (the content
+ * file's mtime and size against those at completion) cannot see.
+ */
+async function hideChange(path: string, mtimeNs: bigint): Promise<void> {
+  const ns = mtimeNs % 1_000_000_000n;
+  execFileSync("touch", ["-m", "-d", `@${mtimeNs / 1_000_000_000n}.${String(ns).padStart(9, "0")}`, path]);
+  assert.equal((await stat(path, { bigint: true })).mtimeNs, mtimeNs, "the mtime is back");
+}
+
 describe("failures in the swarm", () => {
   let origin: TestOrigin;
   let cluster: TestCluster;
@@ -105,7 +117,9 @@ describe("failures in the swarm", () => {
     // Corrupt every byte the bad peer holds, behind its back (a flaky disk, or malice).
     const [taskDir] = await readdir(join(bad.dataDir, "tasks"));
     const content = join(bad.dataDir, "tasks", taskDir!, "content");
-    await writeFile(content, Buffer.alloc((await stat(content)).size, 0x5a));
+    const before = await stat(content, { bigint: true });
+    await writeFile(content, Buffer.alloc(Number(before.size), 0x5a));
+    await hideChange(content, before.mtimeNs);
 
     const good = await cluster.addPeer("good", { args: ["--upload-concurrency", "8"] });
     const r2 = await cluster.get(good, `${origin.url}/tamper.bin`, join(cluster.dir, "good.out"));
@@ -125,17 +139,46 @@ describe("failures in the swarm", () => {
     const liar = await cluster.addPeer("liar");
     const r1 = await cluster.get(liar, `${origin.url}/liar.bin`, join(cluster.dir, "liar.out"));
     assert.equal(r1.code, 0, r1.stderr);
-    // Its metadata still lists every piece (its have feed says so), but the bytes are gone.
+    // Its metadata still lists every piece (its have feed says so), but the bytes are gone:
+    // a hole where they were, of the same size and mtime, so the peer itself does not notice.
     const [taskDir] = await readdir(join(liar.dataDir, "tasks"));
-    await truncate(join(liar.dataDir, "tasks", taskDir!, "content"), 0);
+    const content = join(liar.dataDir, "tasks", taskDir!, "content");
+    const before = await stat(content, { bigint: true });
+    await truncate(content, 0);
+    await truncate(content, Number(before.size));
+    await hideChange(content, before.mtimeNs);
 
     const child = await cluster.addPeer("child-l");
     const r2 = await cluster.get(child, `${origin.url}/liar.bin`, join(cluster.dir, "child-l.out"));
     assert.equal(r2.code, 0, r2.stderr);
     assert.equal(sha256(await readFile(join(cluster.dir, "child-l.out"))), file.sha256);
-    const failed = await metric(child.metricsUrl, "kiln_peer_piece_failures_total", { kind: "unreachable" });
+    const failed = await metric(child.metricsUrl, "kiln_peer_piece_failures_total", { kind: "digest_mismatch" });
     // A peer is asked before a seed, so the child tried the liar first.
     assert.ok(failed >= 1, "the child asked the liar and got no piece from it");
     assert.ok(failed <= 3, `after its first failure the liar gets no more requests beyond those in flight (${failed} failed)`);
+  });
+
+  it("a peer whose stored file changed behind its back (truncated) drops the task instead of serving it", async () => {
+    const file = makeFile(12 * MiB);
+    origin.add("/changed.bin", file);
+    await cluster.addPeer("seed-c", { seed: true });
+    const holder = await cluster.addPeer("holder");
+    const r1 = await cluster.get(holder, `${origin.url}/changed.bin`, join(cluster.dir, "holder.out"));
+    assert.equal(r1.code, 0, r1.stderr);
+    const [taskDir] = await readdir(join(holder.dataDir, "tasks"));
+    await truncate(join(holder.dataDir, "tasks", taskDir!, "content"), 0);
+
+    const child = await cluster.addPeer("child-c");
+    const r2 = await cluster.get(child, `${origin.url}/changed.bin`, join(cluster.dir, "child-c.out"));
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(sha256(await readFile(join(cluster.dir, "child-c.out"))), file.sha256);
+    const failures = async (kind: string) => metric(child.metricsUrl, "kiln_peer_piece_failures_total", { kind });
+    assert.equal(await failures("digest_mismatch"), 0, "the holder served no byte of the changed file");
+    // Asked before the scheduler heard the holder left, it answers "not held" (404) to what was in flight.
+    assert.ok((await failures("http_error")) <= 3, `at most the pieces in flight were refused (${await failures("http_error")})`);
+    assert.deepEqual(await readdir(join(holder.dataDir, "tasks")), [], "the holder dropped the changed task");
+    const again = await cluster.get(holder, `${origin.url}/changed.bin`, join(cluster.dir, "holder-again.out"));
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(sha256(await readFile(join(cluster.dir, "holder-again.out"))), file.sha256, "and downloads it again when asked");
   });
 });

@@ -142,9 +142,27 @@ describe("have feeds", () => {
     const task = new FakeTask([0, 1, 2, 3, 4, 5, 6, 7]);
     const f = feeds(true);
     const children = subscribe(f, task, 4);
-    for (const c of children) assert.equal(c.told.size, 0, "nothing released at subscription");
-    for (let i = 0; i < 100 && children.some((c) => c.told.size === 0); i++) await sleep(5);
-    for (const c of children) assert.equal(c.told.size, 2, "each child gets its share at the first tick");
+    assert.deepEqual(
+      children.map((c) => [...c.told]),
+      [[0], [1], [2], [3]],
+      "at subscription each child starts at once with a piece nobody else was offered",
+    );
+    const offered = () => new Set(children.flatMap((c) => [...c.told]));
+    for (let i = 0; i < 100 && offered().size < 8; i++) await sleep(5);
+    assert.equal(offered().size, 8, "the first tick offers the rest, in turn");
+    // These children never fetch, so the tick also offers their first pieces to the next child.
+    for (const c of children) assert.ok(c.told.size <= 3, `a share, not everything: ${[...c.told]}`);
+    f.closeAll();
+  });
+
+  it("a piece that landed before any child subscribed goes to the first child at once, not at the next tick", () => {
+    const task = new FakeTask();
+    const f = feeds(true, { ...policy, tickMs: 60_000 });
+    const [early] = subscribe(f, new FakeTask(), 1);
+    task.land(0);
+    const [child] = subscribe(f, task, 1);
+    assert.deepEqual([...child!.told], [0], "told of piece 0 on subscribing, with no tick in between");
+    assert.equal(early!.told.size, 0, "a feed of another task hears nothing");
     f.closeAll();
   });
 

@@ -107,6 +107,18 @@ export class PieceDispatcher {
     for (const n of p.pieces) this.holders[n]!--;
   }
 
+  /**
+   * Whether a parent holds a piece this download lacks whose digest is not known yet: the
+   * origin fetcher told of it before its report reached the scheduler, so the next schedule
+   * answer brings the digest, and the piece can be fetched only then.
+   */
+  awaitsDigest(): boolean {
+    for (let n = this.firstMissing; n < this.holders.length; n++) {
+      if (this.holders[n] && !this.digests.has(n) && !this.has(n)) return true;
+    }
+    return false;
+  }
+
   /** Parents that may be asked for pieces. */
   get parentCount(): number {
     return this.parents.size;

@@ -5,6 +5,8 @@
  * report of the whole swarm; instead a download polls again only when it can use the
  * answer (a free piece slot with nothing to start), never twice within
  * `PEER.pollGapMs`, and refreshes its parents every `PEER.pollRefreshMs` otherwise.
+ * A download waiting on a digest (a parent holds a piece the scheduler has not told it
+ * the digest of) polls at once: the long poll ends when that digest's report lands.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { PEER } from "../../common/defaults.js";
@@ -17,6 +19,8 @@ export interface PollHooks {
   active(): boolean;
   /** Whether the download has room for work it does not know of. */
   hungry(): boolean;
+  /** Whether it waits on something only the next answer can bring (a piece's digest): no gap before that poll. */
+  urgent(): boolean;
   /** The task version last seen and the number of parents wanted. */
   query(): { since: number; count: number };
   apply(reply: ScheduleReply): Promise<void>;
@@ -30,6 +34,7 @@ export class SchedulePoller {
   /** Schedule calls made so far. */
   polls = 0;
   private wakeUp: (() => void) | undefined;
+  private hurryUp: (() => void) | undefined;
 
   constructor(
     private readonly scheduler: SessionScheduler,
@@ -65,19 +70,32 @@ export class SchedulePoller {
     this.wakeUp?.();
   }
 
+  /** The download now waits on a digest (see `urgent`): poll now, even within the gap. */
+  hurry(): void {
+    this.hurryUp?.();
+  }
+
   private async due(polledAt: number): Promise<void> {
-    if (!this.hooks.active()) return;
+    if (!this.hooks.active() || this.hooks.urgent()) return;
     if (!this.hooks.hungry()) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => this.wakeUp?.(), PEER.pollRefreshMs);
-        this.wakeUp = () => {
+        this.wakeUp = this.hurryUp = () => {
           clearTimeout(timer);
-          this.wakeUp = undefined;
+          this.wakeUp = this.hurryUp = undefined;
           resolve();
         };
       });
     }
     const gap = polledAt + PEER.pollGapMs - Date.now();
-    if (gap > 0 && this.hooks.active()) await sleep(gap);
+    if (gap <= 0 || !this.hooks.active() || this.hooks.urgent()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.hurryUp?.(), gap);
+      this.hurryUp = () => {
+        clearTimeout(timer);
+        this.hurryUp = undefined;
+        resolve();
+      };
+    });
   }
 }

@@ -175,6 +175,7 @@ export class DownloadSession {
       {
         active: () => this.fsm.is("p2p"),
         hungry: () => this.hungry(),
+        urgent: () => this.dispatcher.awaitsDigest(),
         query: () => ({ since: this.version, count: Math.max(0, this.wantParents - this.dispatcher.parentCount) }),
         apply: (r) => {
           this.schedulerDownSince = undefined;
@@ -244,10 +245,12 @@ export class DownloadSession {
       bits: (id, pieces) => {
         this.dispatcher.parentHolds(id, pieces);
         this.dispatch();
+        if (this.dispatcher.awaitsDigest()) this.poller?.hurry();
       },
       have: (id, n) => {
         this.dispatcher.parentHas(id, n);
         this.dispatch();
+        if (!this.dispatcher.digest(n) && !this.task.hasPiece(n)) this.poller?.hurry();
       },
       closed: (id, reason) => {
         this.feeds.delete(id);

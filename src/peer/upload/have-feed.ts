@@ -40,6 +40,8 @@ interface Subscriber {
 
 interface Spreading {
   landedAt: number;
+  /** Subscribers told of it so far. */
+  offered: number;
   /** Uploads of the piece in progress from here. */
   sending: number;
   /** Uploads of the piece that finished whole. */
@@ -81,6 +83,14 @@ class TaskFeeds {
     res.writeHead(200, { "content-type": HAVE_FEED_CONTENT_TYPE, "cache-control": "no-store" });
     res.write(encodeHaveFeedLine({ type: "bits", base64: snapshot.toBase64() }));
     res.once("close", () => this.unsubscribe(sub));
+    // A new child starts at once with one piece nobody was offered yet (the rest go round at the
+    // next tick, in turn): the single child of a seed that got the piece before the child
+    // subscribed waited a tick, 250 ms, on every small task.
+    for (const [n, s] of this.spreading) {
+      if (s.offered > 0) continue;
+      this.tellSpreading(sub, n, s);
+      break;
+    }
   }
 
   /** A child started fetching piece `n` from here: a spreader stops offering it around while it is sent. */
@@ -119,7 +129,7 @@ class TaskFeeds {
       return;
     }
     if (this.released.has(n) || this.spreading.has(n)) return;
-    this.spreading.set(n, { landedAt: now, sending: 0, sent: 0 });
+    this.spreading.set(n, { landedAt: now, offered: 0, sending: 0, sent: 0 });
     if (offerNow) this.offer(n, this.policy.firstReceivers);
     this.timer ??= setInterval(() => this.tick(Date.now()), this.policy.tickMs);
   }
@@ -142,12 +152,19 @@ class TaskFeeds {
   /** Tells `count` more subscribers, in turn, of piece `n`. */
   private offer(n: number, count: number): void {
     const subs = this.subscribers;
+    const s = this.spreading.get(n);
+    if (!s) return;
     for (let i = 0, told = 0; i < subs.length && told < count; i++) {
       const sub = subs[this.cursor++ % subs.length]!;
       if (sub.told.has(n)) continue;
-      this.tell(sub, n);
+      this.tellSpreading(sub, n, s);
       told++;
     }
+  }
+
+  private tellSpreading(sub: Subscriber, n: number, s: Spreading): void {
+    s.offered++;
+    this.tell(sub, n);
   }
 
   private release(n: number): void {
