@@ -22,7 +22,7 @@ export function run(command, args, cwd) {
 }
 
 /** Newest mtime under `dir`, skipping node_modules. */
-function newest(dir) {
+export function newest(dir) {
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (e.name === "node_modules") continue;

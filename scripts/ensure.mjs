@@ -3,21 +3,12 @@
 // The root install (most of it compiling better-sqlite3 on one core) and the console's
 // install and build run side by side: on a fresh clone that takes the console's ~20 s
 // off the wait.
-import { existsSync, lstatSync, readdirSync, statSync } from "node:fs";
+import { existsSync, lstatSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { buildConsole, consoleBuildStale, ensureConsoleDeps, run } from "./console.mjs";
+import { buildConsole, consoleBuildStale, ensureConsoleDeps, newest, run } from "./console.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
-
-function newest(dir) {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 async function ensureRootDeps() {
   const installed = join(root, "node_modules/.package-lock.json");

@@ -9,29 +9,13 @@ import type { AddressInfo } from "node:net";
 import { createLogger } from "../../src/common/logger.js";
 import { KilnError } from "../../src/common/errors.js";
 import { SchedulerClient } from "../../src/api/scheduler-client.js";
-import { SCHEDULER_API, SCHEDULER_PATHS, type HostAnnounce, type PieceInfo } from "../../src/api/scheduler.js";
+import { SCHEDULER_API, SCHEDULER_PATHS, type PieceInfo } from "../../src/api/scheduler.js";
 import { buildSchedulerApi } from "../../src/scheduler/server.js";
 import { SchedulerService, defaultSchedulerOptions } from "../../src/scheduler/service.js";
+import { hostInfo } from "../helpers/host.js";
 
 const PL = 4 * 1024 * 1024;
 const log = createLogger("scheduler-test", "silent");
-
-function hostInfo(id: string): HostAnnounce {
-  return {
-    id,
-    hostname: id,
-    ip: "127.0.0.1",
-    uploadPort: 9,
-    isSeed: false,
-    location: "",
-    idc: "",
-    uploadSlots: 10,
-    freeUploadSlots: 10,
-    controlToken: "t".repeat(32),
-    labels: {},
-    version: "",
-  };
-}
 
 function piece(n: number): PieceInfo {
   return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}`).digest("hex")}`, length: PL };

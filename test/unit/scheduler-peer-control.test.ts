@@ -7,26 +7,12 @@ import type { HostAnnounce } from "../../src/api/scheduler.js";
 import type { PrefetchRequestInput } from "../../src/api/peer.js";
 import { Resource } from "../../src/scheduler/resource/resource.js";
 import type { ControlClientFactory } from "../../src/scheduler/resource/peer-control.js";
+import { hostInfo as baseHostInfo } from "../helpers/host.js";
 
 const log = createLogger("scheduler-test", "silent");
 
-function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return {
-    id,
-    hostname: id,
-    ip: "10.0.0.1",
-    uploadPort: 4000,
-    isSeed: true,
-    location: "",
-    idc: "",
-    uploadSlots: 10,
-    freeUploadSlots: 10,
-    controlToken: `token-of-${id}`.padEnd(32, "x"),
-    labels: {},
-    version: "",
-    ...o,
-  };
-}
+const hostInfo = (id: string, o: Partial<HostAnnounce> = {}) =>
+  baseHostInfo(id, { ip: "10.0.0.1", uploadPort: 4000, isSeed: true, controlToken: `token-of-${id}`.padEnd(32, "x"), ...o });
 
 /** Control clients that record their prefetch calls; `refuse` lists base URLs that answer with an error. */
 function fakeClients(refuse: string[] = []) {

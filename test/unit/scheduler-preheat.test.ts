@@ -8,26 +8,11 @@ import { PreheatRequest, type HostAnnounce, type PreheatRequestInput } from "../
 import { Resource } from "../../src/scheduler/resource/resource.js";
 import type { ControlClientFactory } from "../../src/scheduler/resource/peer-control.js";
 import { Preheat } from "../../src/scheduler/preheat.js";
+import { hostInfo as baseHostInfo } from "../helpers/host.js";
 
 const log = createLogger("scheduler-test", "silent");
 
-function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return {
-    id,
-    hostname: id,
-    ip: `10.0.0.${id.length}`,
-    uploadPort: 4000,
-    isSeed: false,
-    location: "",
-    idc: "",
-    uploadSlots: 10,
-    freeUploadSlots: 10,
-    controlToken: "t".repeat(32),
-    labels: {},
-    version: "",
-    ...o,
-  };
-}
+const hostInfo = (id: string, o: Partial<HostAnnounce> = {}) => baseHostInfo(id, { ip: `10.0.0.${id.length}`, uploadPort: 4000, ...o });
 
 /** Hosts are told apart by upload port; `refused` ports answer every prefetch with an error. */
 function setup(hosts: [string, Partial<HostAnnounce>?][], refused: number[] = []) {

@@ -17,27 +17,13 @@ import { Scheduling } from "../../src/scheduler/scheduling/scheduling.js";
 import { Registration } from "../../src/scheduler/registration.js";
 import { Reports } from "../../src/scheduler/reports.js";
 import { taskStatus } from "../../src/scheduler/status.js";
+import { hostInfo as baseHostInfo } from "../helpers/host.js";
 
 const MiB = 1024 * 1024;
 const PL = 4 * MiB;
 const log = createLogger("scheduler-test", "silent");
 
-function hostInfo(id: string): HostAnnounce {
-  return {
-    id,
-    hostname: `name-${id}`,
-    ip: "10.0.0.7",
-    uploadPort: 4000,
-    isSeed: false,
-    location: "",
-    idc: "",
-    uploadSlots: 10,
-    freeUploadSlots: 10,
-    controlToken: "t".repeat(32),
-    labels: {},
-    version: "",
-  };
-}
+const hostInfo = (id: string, o: Partial<HostAnnounce> = {}) => baseHostInfo(id, { hostname: `name-${id}`, ip: "10.0.0.7", uploadPort: 4000, ...o });
 
 function piece(n: number, salt = ""): PieceInfo {
   return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}${salt}`).digest("hex")}`, length: PL };

@@ -16,27 +16,10 @@ import { ChangeSignal } from "../../src/scheduler/resource/change-signal.js";
 import { PieceDigests } from "../../src/scheduler/resource/piece-digests.js";
 import { Resource } from "../../src/scheduler/resource/resource.js";
 import type { Peer } from "../../src/scheduler/resource/peer.js";
+import { hostInfo } from "../helpers/host.js";
 
 const MiB = 1024 * 1024;
 const log = createLogger("scheduler-test", "silent");
-
-function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return {
-    id,
-    hostname: id,
-    ip: "127.0.0.1",
-    uploadPort: 9,
-    isSeed: false,
-    location: "",
-    idc: "",
-    uploadSlots: 10,
-    freeUploadSlots: 10,
-    controlToken: "t".repeat(32),
-    labels: {},
-    version: "",
-    ...o,
-  };
-}
 
 function piece(n: number, length = 4 * MiB): PieceInfo {
   return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}`).digest("hex")}`, length };

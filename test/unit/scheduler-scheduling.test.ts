@@ -16,28 +16,13 @@ import type { Peer } from "../../src/scheduler/resource/peer.js";
 import { RoleAssigner } from "../../src/scheduler/scheduling/roles.js";
 import { candidateParents, selectParents } from "../../src/scheduler/scheduling/parents.js";
 import { FAILURES_FOR_FULL_PENALTY, PARENT_WEIGHTS, parentScore } from "../../src/scheduler/scheduling/evaluator/evaluator.js";
+import { hostInfo as baseHostInfo } from "../helpers/host.js";
 
 const MiB = 1024 * 1024;
 const PL = 4 * MiB;
 const log = createLogger("scheduler-test", "silent");
 
-function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return {
-    id,
-    hostname: id,
-    ip: "10.0.0.1",
-    uploadPort: 4000,
-    isSeed: false,
-    location: "",
-    idc: "",
-    uploadSlots: 10,
-    freeUploadSlots: 10,
-    controlToken: "t".repeat(32),
-    labels: {},
-    version: "",
-    ...o,
-  };
-}
+const hostInfo = (id: string, o: Partial<HostAnnounce> = {}) => baseHostInfo(id, { ip: "10.0.0.1", uploadPort: 4000, ...o });
 
 function piece(n: number): PieceInfo {
   return { number: n, digest: `sha256:${createHash("sha256").update(`piece-${n}`).digest("hex")}`, length: PL };

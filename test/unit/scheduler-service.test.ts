@@ -13,29 +13,14 @@ import { DownloadSpec } from "../../src/api/common.js";
 import type { HostAnnounce, PieceInfo, ScheduleReply } from "../../src/api/scheduler.js";
 import { SchedulerService, defaultSchedulerOptions, type SchedulerOptions } from "../../src/scheduler/service.js";
 import { taskIdFor } from "../../src/common/task-id.js";
+import { hostInfo as baseHostInfo } from "../helpers/host.js";
 
 const MiB = 1024 * 1024;
 const PL = 4 * MiB;
 const LEN = 3 * PL;
 const log = createLogger("scheduler-test", "silent");
 
-function hostInfo(id: string, o: Partial<HostAnnounce> = {}): HostAnnounce {
-  return {
-    id,
-    hostname: id,
-    ip: "127.0.0.1",
-    uploadPort: 9,
-    isSeed: false,
-    location: "",
-    idc: "",
-    uploadSlots: 10,
-    freeUploadSlots: 10,
-    controlToken: tokenOf(id),
-    labels: {},
-    version: "",
-    ...o,
-  };
-}
+const hostInfo = (id: string, o: Partial<HostAnnounce> = {}) => baseHostInfo(id, { controlToken: tokenOf(id), ...o });
 
 /** Each test host's control token: the one its prefetch triggers must carry. */
 function tokenOf(hostId: string): string {
