@@ -7,6 +7,7 @@ import cliProgress from "cli-progress";
 import { DEFAULT_PROXY_FILTER, PORTS } from "../common/defaults.js";
 import { validateExplicitPieceLength } from "../common/piece.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS } from "../api/proxy.js";
+import { splitHeaderLine } from "../common/headers.js";
 import { collect, parseBytes, parseDuration } from "./options.js";
 import { formatBytes } from "./format.js";
 import { PendingOutput } from "./get-output.js";
@@ -102,9 +103,9 @@ function namingTarget(err: unknown, output: PendingOutput): unknown {
 function parseHeaders(lines: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of lines) {
-    const i = line.indexOf(":");
-    if (i <= 0) throw new Error(`bad --header ${JSON.stringify(line)}: use 'Name: value'`);
-    out[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+    const header = splitHeaderLine(line);
+    if (!header) throw new Error(`bad --header ${JSON.stringify(line)}: use 'Name: value'`);
+    out[header.name.toLowerCase()] = header.value;
   }
   return out;
 }

@@ -35,3 +35,10 @@ export function headerDecode(value: string): string {
     return value;
   }
 }
+
+/** A `Name: value` line (curl's -H, the console's header box) as its trimmed name and value; undefined without a colon or a name. */
+export function splitHeaderLine(line: string): { name: string; value: string } | undefined {
+  const i = line.indexOf(":");
+  const name = line.slice(0, i).trim();
+  return i <= 0 || !name ? undefined : { name, value: line.slice(i + 1).trim() };
+}

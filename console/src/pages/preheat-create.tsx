@@ -8,6 +8,7 @@ import { Button, Checkbox, Fieldset, Group, NativeSelect, NumberInput, PasswordI
 import { useLocation } from "wouter";
 import { PreheatScope } from "@api/scheduler";
 import { DEFAULT_PREHEAT_FILTER, MiB, PIECE } from "@common/defaults";
+import { splitHeaderLine } from "@common/headers";
 import { ApiError } from "../lib/client";
 import { useAllClusters, useCreateJob } from "../lib/queries";
 import { Form, PageTitle } from "../ui/bits";
@@ -24,8 +25,9 @@ const num = (v: string | number) => (v === "" ? undefined : Number(v));
 function parseHeaders(text: string): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   for (const l of lines(text)) {
-    const i = l.indexOf(":");
-    out[(i < 0 ? l : l.slice(0, i)).trim()] = i < 0 ? "" : l.slice(i + 1).trim();
+    const header = splitHeaderLine(l);
+    if (header) out[header.name] = header.value;
+    else out[l.trim()] = "";
   }
   return Object.keys(out).length ? out : undefined;
 }
