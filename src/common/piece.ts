@@ -20,8 +20,15 @@ export function pieceCount(contentLength: number, pieceLength: number): number {
   return contentLength === 0 ? 0 : Math.ceil(contentLength / pieceLength);
 }
 
+/** Bytes [start, end) of a content. */
+export interface ByteRange {
+  start: number;
+  /** Exclusive. */
+  end: number;
+}
+
 /** Byte range [start, end) of piece `n`. */
-export function pieceRange(n: number, contentLength: number, pieceLength: number): { start: number; end: number } {
+export function pieceRange(n: number, contentLength: number, pieceLength: number): ByteRange {
   const start = n * pieceLength;
   return { start, end: Math.min(contentLength, start + pieceLength) };
 }

@@ -15,7 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../src/common/logger.js";
 import { decodeLocalCopyMessage, decodeResult, type LocalCopyMessage } from "../../src/api/proxy.js";
-import type { ByteRange, ProxyDownload } from "../../src/peer/proxy/engine-port.js";
+import type { ByteRange } from "../../src/common/piece.js";
+import type { ProxyDownload } from "../../src/peer/proxy/engine-port.js";
 import { sendP2P, type ServedFrom } from "../../src/peer/proxy/p2p-response.js";
 import { sendLocalCopy } from "../../src/peer/proxy/local-copy.js";
 

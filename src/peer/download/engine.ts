@@ -7,7 +7,8 @@ import { DownloadSession, newPeerId, type SessionDeps } from "./session.js";
 import type { EngineScheduler } from "./scheduler-port.js";
 import type { EvictedTask, Storage } from "../storage/storage.js";
 import type { StoredTask } from "../storage/stored-task.js";
-import { verifiedRanges, type ByteRange } from "../storage/verified-ranges.js";
+import type { ByteRange } from "../../common/piece.js";
+import { verifiedRanges } from "../storage/verified-ranges.js";
 
 export interface DownloadHandle {
   taskId: string;

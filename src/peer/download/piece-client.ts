@@ -9,12 +9,12 @@
 import net from "node:net";
 import { describeNetworkError } from "../../common/errors.js";
 import { PEER_PATHS, UPLOAD_CREDENTIAL_HEADER } from "../../api/peer.js";
-import type { ParentInfo } from "../../api/scheduler.js";
+import type { FailureKind, ParentInfo } from "../../api/scheduler.js";
 import { BLOCK_SIZE as BLOCK, retireBlock, takeSharedBlock } from "../blocks.js";
 
 export class PieceFetchError extends Error {
   constructor(
-    readonly kind: "unreachable" | "timeout" | "http_error" | "busy",
+    readonly kind: Exclude<FailureKind, "digest_mismatch"> | "busy",
     message: string,
   ) {
     super(message);

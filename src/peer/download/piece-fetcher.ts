@@ -1,6 +1,6 @@
 /** Fetches one assigned piece from its parent into the task's storage, verified on the way in. */
 import { KilnError } from "../../common/errors.js";
-import type { ParentInfo, PieceInfo } from "../../api/scheduler.js";
+import type { FailureKind, ParentInfo, PieceInfo } from "../../api/scheduler.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import type { Assignment } from "./dispatcher.js";
 import { PieceFetchError, fetchPieceInto, type PieceSink } from "./piece-client.js";
@@ -16,7 +16,8 @@ export function httpPieceSource(stallMs: number, credential: () => string): Piec
   return { fetch: (parent, taskId, n, sink, signal) => fetchPieceInto(parent, taskId, n, sink, stallMs, signal, credential()) };
 }
 
-export type PieceFailureKind = "digest_mismatch" | "unreachable" | "timeout" | "http_error" | "busy";
+/** Why a piece fetch failed: what a report to the scheduler names (FailureKind), or a parent that is busy. */
+export type PieceFailureKind = FailureKind | "busy";
 
 /** Resolves with the stored piece; rejects with what went wrong (see failureKind). */
 export async function fetchPiece(source: PieceSource, task: StoredTask, a: Assignment, signal: AbortSignal): Promise<PieceInfo> {

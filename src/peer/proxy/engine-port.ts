@@ -4,12 +4,7 @@
  * responses with a fake.
  */
 import type { DownloadSpec, OriginAccess } from "../../api/common.js";
-
-export interface ByteRange {
-  start: number;
-  /** Exclusive. */
-  end: number;
-}
+import type { ByteRange } from "../../common/piece.js";
 
 /** A task on this peer's disk, as the proxy sees it. */
 export interface ProxyTask {

@@ -14,7 +14,8 @@ import type { Logger } from "../../common/logger.js";
 import { DRAGONFLY_HEADERS, KILN_PROXY_HEADERS, encodeResult } from "../../api/proxy.js";
 import { parseRange } from "../http-util.js";
 import { whenGone, writeFileRange } from "./file-range.js";
-import type { ByteRange, ProxyDownload } from "./engine-port.js";
+import type { ByteRange } from "../../common/piece.js";
+import type { ProxyDownload } from "./engine-port.js";
 
 export type ServedFrom = "file" | "stream";
 

@@ -6,12 +6,7 @@
  * content that failed verification.
  */
 import type { StoredTask } from "./stored-task.js";
-
-export interface ByteRange {
-  start: number;
-  /** Exclusive. */
-  end: number;
-}
+import type { ByteRange } from "../../common/piece.js";
 
 /** Yields `[start, end)` ranges covering `range` (default: the whole content) as they become readable; throws the task's failure. */
 export async function* verifiedRanges(task: StoredTask, done: Promise<void>, range?: ByteRange): AsyncGenerator<ByteRange, void, undefined> {
