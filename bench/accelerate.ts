@@ -1,5 +1,5 @@
 /**
- * Image acceleration bench (issue 13): time to a ready rootfs on a fresh node for an
+ * Image acceleration bench: time to a ready rootfs on a fresh node for an
  * image of many files, and the bytes the registry served for it, for
  *   - a normal pull (ctr images pull + unpack, containerd's overlayfs snapshotter),
  *   - a pull through a kiln peer mirror whose swarm already has the layers (+ unpack),

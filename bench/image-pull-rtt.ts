@@ -1,5 +1,5 @@
 /**
- * Image pull rows with the registry away from the node (issue 26): docker-registry in
+ * Image pull rows with the registry away from the node: docker-registry in
  * its own network namespace behind a 1 Gbit link (tc tbf) with 20 ms RTT to every
  * other node; the pulling node, a second node, the seed peer and the scheduler each
  * in their own namespace on one bridge (1 Gbit each, no added delay: one rack).

@@ -1,5 +1,5 @@
 /**
- * One peer's proxy under many concurrent clients (issue 10, "also measured"): its
+ * One peer's proxy under many concurrent clients: its
  * peak resident set (VmHWM) and open file descriptors while N clients download
  * through it, and whether every byte was right and the origin was hit once.
  * Not part of `npm run bench`:
@@ -276,7 +276,7 @@ async function main(): Promise<void> {
       fmt(r.seconds, 1),
     ]),
     notes: [
-      "peak RSS: the peer's VmHWM over the scenario (reset after its set-up); goal ≤ 256 MiB under 200 clients (issue 10)",
+      "peak RSS: the peer's VmHWM over the scenario (reset after its set-up); goal ≤ 256 MiB under 200 clients",
       "right: a 200 whose bytes match the file's sha256 (a slow client's hung-up body is not checked); complete: read to the end",
       "fds: open descriptors less the keep-alive connections to the seed peer and the scheduler (client pools those servers close when idle)",
       `fds after: once the clients are gone (waited up to 30 s for the count to fall back); machine: ${os.cpus().length} cores, load ${os

@@ -1,5 +1,5 @@
 /**
- * Where the time of one warm skopeo pull goes (issue 26): on loopback, docker-registry,
+ * Where the time of one warm skopeo pull goes: on loopback, docker-registry,
  * a scheduler, a seed peer and two peers; skopeo pulls an image directly, then through
  * peer 1 (cold), then through peer 2 (warm: every blob in the swarm), and the table
  * shows, per request peer 2 answered, when it arrived (from the first request of

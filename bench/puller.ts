@@ -1,5 +1,5 @@
 /**
- * Keeping 2 images warm on N nodes, two intervals (issue 11, "must measure"): what the
+ * Keeping 2 images warm on N nodes, two intervals: what the
  * registry serves with kiln's pull schedule against the Kubernetes Image Puller's model,
  * where every node pulls every image itself every interval (N direct `skopeo copy`
  * runs per image, each node with its own store, in the same run). Counted from the

@@ -1,4 +1,4 @@
-/** The bench's tables: the swarm, CPU and memory per role, the single node, and issue 15's goals as ratios. */
+/** The bench's tables: the swarm, CPU and memory per role, the single node, and the project's goals as ratios. */
 import type { ImageRow } from "./image-pull.js";
 import type { SingleRow } from "./single.js";
 import { verifiedCount, type RoleUse, type SwarmResult, type System } from "./swarm.js";

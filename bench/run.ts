@@ -15,7 +15,7 @@
  * 3. Image pull (bench/image-pull.ts): skopeo straight from docker-registry, then
  *    through a peer as its mirror.
  * 4. Scheduler (bench/scheduler.ts, written separately; see the marked place below).
- * Then issue 15's goals as ratios against those anchors.
+ * Then the project's goals as ratios against those anchors.
  *
  * Env (MB = 10^6 B, Mbit = 10^6 bit; lists are comma-separated):
  * - BENCH_PEERS: node counts, one swarm run each (8; multi-host: 8,32,64; quick: 4).
@@ -262,7 +262,7 @@ async function main(): Promise<number> {
     images = pulled.rows;
     tables.push(pulled.table);
   }
-  // Scheduler throughput and memory at 10,000 hosts (issue 15 item 6).
+  // Scheduler throughput and memory at 10,000 hosts.
   if (cfg.phases.has("scheduler")) tables.push(...(await schedulerPhase()));
   const first = cells[0];
   const where = cfg.netns && first ? `multi-host (${profileName(first.linkMbit)}, ${cellName(first)})` : "swarm";

@@ -1,5 +1,5 @@
 /**
- * The "tasks" scenario of bench/proxy-memory.ts (issue 22, defect 8): many tiny,
+ * The "tasks" scenario of bench/proxy-memory.ts: many tiny,
  * distinct tasks through one peer's proxy, and the resident set of the peer, the seed
  * peer (which fetched each from the origin) and the scheduler once warm (after a first
  * batch of tasks: heaps and buffer pools grow to their working size then), right after

@@ -82,7 +82,7 @@ export const StoredPreheatArgs = z.object({
 });
 export type StoredPreheatArgs = z.infer<typeof StoredPreheatArgs>;
 
-/** `args` in responses: defaults filled in, keys in Dragonfly's (alphabetical) order; registry credentials never come back (as in seed 001). */
+/** `args` in responses: defaults filled in, keys in Dragonfly's (alphabetical) order; registry credentials never come back (as in Dragonfly's Open API documentation). */
 export const PreheatArgsView = z.object({
   application: z.string().optional(),
   concurrent_peer_count: z.number().int().optional(),

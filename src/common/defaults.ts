@@ -25,14 +25,14 @@ export const PIECE = {
   maxExplicit: 1024 * MiB,
 } as const;
 
-/** Dragonfly's proxy.defaultFilter recommendation for containerd (seed 001). */
+/** Dragonfly's proxy.defaultFilter recommendation for containerd. */
 export const DEFAULT_PROXY_FILTER = "Expires&Signature&ns";
 /** kiln's TLS-interception CA (`kiln ca export`, `kiln peer --proxy-intercept`). */
 export const DEFAULT_CA_DIR = ".kiln/ca";
 
 /** Where containerd listens on a node (pull schedules import images there when the peer can use it). */
 export const DEFAULT_CONTAINERD_SOCKET = "/run/containerd/containerd.sock";
-/** The Open API's default filteredQueryParams (seed 001). */
+/** The Open API's default filteredQueryParams (Dragonfly's Open API documentation). */
 export const DEFAULT_PREHEAT_FILTER = "Expires&Signature";
 
 export const SCHEDULER = {

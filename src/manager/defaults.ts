@@ -47,7 +47,7 @@ export const MANAGER = {
   maxLogLines: 200,
 } as const;
 
-/** Values the Open API fills into `args` when the request leaves them out (seed 001). */
+/** Values the Open API fills into `args` when the request leaves them out (Dragonfly's Open API documentation). */
 export const PREHEAT_DEFAULTS = {
   pieceLength: 4 * MiB,
   filteredQueryParams: DEFAULT_PREHEAT_FILTER,

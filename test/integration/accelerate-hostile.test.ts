@@ -1,6 +1,6 @@
 /**
- * `kiln accelerate create` (the real process, a real registry) on hostile images
- * (issue 22, defects 2 and 3): a layer that reaches another accelerated image's files
+ * `kiln accelerate create` (the real process, a real registry) on hostile images:
+ * a layer that reaches another accelerated image's files
  * through a symlink fails even when its diff ID is wrong (side effects used to happen
  * before the digest check), and a hard link through a lower layer's symlink does not
  * copy a host file onto the shared directory. Neither changes anything outside the

@@ -713,7 +713,7 @@ describe("bad input", () => {
       assert4xxJson(await px("POST", blob, { "x-dragonfly-registry": origin.url }), "POST to a pull-only mirror", 405);
     });
 
-    it("an X-Dragonfly-Registry that is not an http(s) registry: 400 JSON naming the header, nothing contacted (issue 10)", async () => {
+    it("an X-Dragonfly-Registry that is not an http(s) registry: 400 JSON naming the header, nothing contacted", async () => {
       const before = origin.requests.length;
       const blob = `/v2/library/x/blobs/sha256:${"1".repeat(64)}`;
       for (const registry of ["ftp://files.example", "files.example/path"]) {

@@ -1,5 +1,5 @@
 /**
- * `kiln get` interrupted mid-download (issue 10, defect 8): Ctrl-C, `kill`, and
+ * `kiln get` interrupted mid-download: Ctrl-C, `kill`, and
  * `timeout` expiring leave no partial `.<name>.kiln-<id>.part` beside -O and no file
  * at -O, and the exit status is the shell's for the signal. A real scheduler, seed
  * peer and peer on loopback, and an origin slow enough to interrupt mid-way.

@@ -1,6 +1,6 @@
 /**
  * `kiln get` on the peer's own host makes the output from the peer's stored file
- * instead of receiving the bytes (issues 15 and 23): a real scheduler, seed peer and
+ * instead of receiving the bytes: a real scheduler, seed peer and
  * peers on loopback. By default the output is a reflink or, where the filesystem has
  * none, a hard link to the stored file (no byte copied); the peer then checks the file
  * is unchanged before serving it again, so an edited output is never served. With

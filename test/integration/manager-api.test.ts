@@ -71,7 +71,7 @@ function assertSeedShape(job: any, type: "image" | "file", url: string) {
   assert.match(c.created_at, TIME);
 }
 
-/** POST with two Authorization headers, byte for byte as curl sends seed 001's file example. */
+/** POST with two Authorization headers, byte for byte as curl sends the Open API documentation's file example. */
 function postWithTwoAuthHeaders(url: string, first: string, second: string, body: string): Promise<{ status: number; json: any }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
@@ -132,7 +132,7 @@ for (const kind of DB_KINDS) {
       assert.equal(r.json[0].is_default, true);
     });
 
-    it("answers seed 001's image request with the seed's fields and hides the credentials", async (t) => {
+    it("answers the documented image request with the documented fields and hides the credentials", async (t) => {
       if (skip) return t.skip(skip);
       const r = await api(jobs, { token: jobToken, raw: SEED_IMAGE_BODY });
       assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -152,7 +152,7 @@ for (const kind of DB_KINDS) {
       assert.equal(done.result.failure_tasks[0].url, `${CLOSED}/v2/library/alpine/manifests/3.19`);
     });
 
-    it("accepts seed 001's file request: trailing comma, two Authorization headers (the first counts)", async (t) => {
+    it("accepts the documented file request: trailing comma, two Authorization headers (the first counts)", async (t) => {
       if (skip) return t.skip(skip);
       const r = await postWithTwoAuthHeaders(jobs, `Bearer ${jobToken}`, "token your_example.com_personal_access_token", SEED_FILE_BODY);
       assert.equal(r.status, 200, JSON.stringify(r.json));

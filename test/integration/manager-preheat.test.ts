@@ -149,7 +149,7 @@ describe("preheat end to end", () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("seed 001's image body (single-arch, registry with basic auth) → SUCCESS; a later kiln get of a layer comes from the swarm", async (t) => {
+  it("the documented image body (single-arch, registry with basic auth) → SUCCESS; a later kiln get of a layer comes from the swarm", async (t) => {
     if (skip) return t.skip(skip);
     const url = `${registry.url}/v2/library/alpine/manifests/${single.tag}`;
     const r = await api(`${managerUrl}/oapi/v1/jobs`, { token, raw: seedImageBody(url, REGISTRY_USER, REGISTRY_PASSWORD) });
@@ -213,7 +213,7 @@ describe("preheat end to end", () => {
     for (const d of [amd.config, ...amd.layers]) assert.equal(registry.blobGets(d), 0);
   });
 
-  it("seed 001's file body → SUCCESS; kiln get meets the same task without going to the origin", async (t) => {
+  it("the documented file body → SUCCESS; kiln get meets the same task without going to the origin", async (t) => {
     if (skip) return t.skip(skip);
     const file = makeFile(3 * 1024 * 1024);
     origin.add("/files/data.bin", file);

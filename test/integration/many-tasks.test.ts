@@ -1,5 +1,5 @@
 /**
- * A peer that holds more tasks than it keeps in memory (issue 22, defect 8): with
+ * A peer that holds more tasks than it keeps in memory: with
  * --resident-tasks 5 it takes 30 distinct tasks through its proxy; the metadata of at
  * most 5 stays in memory, and every task is still served from its disk to clients
  * and to other peers, and registered again after a restart. (The memory figures at

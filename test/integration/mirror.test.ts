@@ -131,7 +131,7 @@ describe("the peer as a registry mirror for containerd", async () => {
     for (const d of [host.config, ...host.layers]) assert.equal(reg.blobGets(d), 1, `registry GETs of ${d}`);
     const other = image.platforms[OTHER_PLATFORM]!;
     for (const d of [other.config, ...other.layers]) assert.equal(reg.blobGets(d), 0, `${OTHER_PLATFORM} blob ${d} was never fetched`);
-    // A manifest by digest is content (issue 26): through the swarm like a blob, so the registry sends it to the cluster once.
+    // A manifest by digest is content: through the swarm like a blob, so the registry sends it to the cluster once.
     const manifestGets = reg.requests().filter((r) => r === `GET /v2/test/app/manifests/${host.manifest}`).length;
     assert.equal(manifestGets, 1, "one GET of the host manifest for both pulls");
     // The tag is still asked of the registry on every pull (its answer may move).

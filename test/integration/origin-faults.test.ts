@@ -1,5 +1,5 @@
 /**
- * Origins that break off (issue 10, defects 3 and 5), with a real scheduler and peer
+ * Origins that break off, with a real scheduler and peer
  * and `kiln get`: a body that closes early is resumed with a Range request carrying
  * If-Range and the file is right; one that always closes early, or stalls, fails
  * with a message saying so and leaves no file; an origin whose content changes

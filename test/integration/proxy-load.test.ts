@@ -1,6 +1,6 @@
 /**
  * The peer proxy under a load of concurrent clients, some of which hang up
- * mid-stream (issue 10, "also measured"): every complete answer is right, the
+ * mid-stream: every complete answer is right, the
  * origin sends each file once, and afterwards the peer holds no more file
  * descriptors than before: no client connection, no stored file left open.
  * Real scheduler, seed peer and peer on loopback.

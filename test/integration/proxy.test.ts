@@ -272,7 +272,7 @@ describe("the peer as an HTTP(S) proxy and Podman mirror", async () => {
     await writeFile(rules, `allowHosts: ["${IP}:${closed}"]\n`);
     const peer = await cluster.addPeer("peer-closed", { args: ["--host", "0.0.0.0", "--proxy-config", rules] });
     const port = Number(new URL(peer.proxyUrl).port);
-    // Not /v2/: while a registry fails the peer answers its ping itself (so pulls of warm images go on, issue 26).
+    // Not /v2/: while a registry fails the peer answers its ping itself (so pulls of warm images go on).
     const forwarded = await fromNetwork(port, "GET", `http://${IP}:${closed}/files/disk.img`);
     assert.equal(forwarded.status, 502);
     assert.match(forwarded.json().message, /unreachable: connection refused \(ECONNREFUSED\)/);

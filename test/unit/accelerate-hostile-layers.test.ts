@@ -1,5 +1,5 @@
 /**
- * Hostile layers stay in their staging tree (issue 22, defects 2 and 3): symlinks
+ * Hostile layers stay in their staging tree: symlinks
  * planted by the same or a lower layer, hard links through them, `..` after a symlink,
  * hard links to directories. Each case unpacks onto a shared directory that already
  * holds another image's layer (the victim) next to a canary host directory, and checks

@@ -22,7 +22,7 @@ describe("lenient JSON bodies", () => {
 });
 
 describe("preheat args", () => {
-  it("stores the canonical spelling without credentials and shows seed 001's defaults", () => {
+  it("stores the canonical spelling without credentials and shows the documented defaults", () => {
     const input = PreheatArgsInput.parse({ type: "image", url: "https://r/v2/a/manifests/1", filtered_query_params: "X", username: "u", password: "p" });
     const { stored, secret } = normalizeArgs(input);
     assert.deepEqual(stored, { type: "image", url: "https://r/v2/a/manifests/1", filteredQueryParams: "X" });

@@ -22,7 +22,7 @@ describe("registry mirror upstream", () => {
     assert.equal(mirrorUpstream(undefined, "docker.io", {}), "https://registry-1.docker.io");
   });
 
-  it("a registry that is not http(s) nor a host[:port]: 400 naming where it came from, never guessed as a host (issue 10)", () => {
+  it("a registry that is not http(s) nor a host[:port]: 400 naming where it came from, never guessed as a host", () => {
     // Was: "ftp://files.example" taken for a host name, upstream https://ftp.
     const refused = (source: RegExp, why: RegExp) => (e: KilnError) => e.status === 400 && source.test(e.message) && why.test(e.message);
     assert.throws(

@@ -1,5 +1,5 @@
 /**
- * Preheat jobs, twice: /oapi/v1/jobs (Dragonfly's Open API, seed 001; personal access
+ * Preheat jobs, twice: /oapi/v1/jobs (Dragonfly's Open API; personal access
  * token with the `job` scope) and /api/v1/jobs (the console; a signed-in user). Same
  * schemas, same service; guests and guest-owned tokens may only read.
  */

@@ -1,6 +1,6 @@
 /**
  * Request bodies are JSON whatever the Content-Type (as Dragonfly's gin binding
- * reads them), and tolerate trailing commas, which seed 001's own curl example
+ * reads them), and tolerate trailing commas, which the Open API documentation's own curl example
  * contains. Really malformed JSON is a 400 with a JSON message.
  */
 import type { FastifyInstance } from "fastify";

@@ -1,4 +1,4 @@
-/** Job rows as the Open API shows them (seed 001's field names and time format). */
+/** Job rows as the Open API shows them (the field names and time format). */
 import { JobResult, JobState, type JobView } from "../../api/jobs.js";
 import { StoredPreheatArgs } from "../../api/preheat.js";
 import { TaskJobArgs } from "../../api/tasks.js";
