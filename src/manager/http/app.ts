@@ -16,7 +16,7 @@ import { registerMemberListRoutes } from "./members-list-routes.js";
 import { registerUserRoutes } from "./users-routes.js";
 import { registerTokenRoutes } from "./tokens-routes.js";
 import { serveConsole } from "./console-static.js";
-import { registerAccelerateRoutes } from "../../accelerate/http-routes.js";
+import { registerAccelerateRoutes } from "./accelerate-routes.js";
 
 const BODY_LIMIT = 1024 * 1024;
 

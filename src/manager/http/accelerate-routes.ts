@@ -6,11 +6,11 @@
  * KILN_ACCELERATE_SHARED (default /mnt/kiln-shared), so the CLI on any node sees the same.
  */
 import type { FastifyRequest } from "fastify";
-import { ACCELERATE_PATHS, AccelerateView, CreateAccelerationBody, DeleteAccelerationQuery, ForceBody } from "../api/accelerate.js";
-import { SNAPSHOTTER } from "../common/defaults.js";
-import type { ManagerApp, RouteContext } from "../manager/http/context.js";
-import { errorResponses } from "../manager/http/errors.js";
-import * as accelerate from "./service.js";
+import { ACCELERATE_PATHS, AccelerateView, CreateAccelerationBody, DeleteAccelerationQuery, ForceBody } from "../../api/accelerate.js";
+import { SNAPSHOTTER } from "../../common/defaults.js";
+import type { ManagerApp, RouteContext } from "./context.js";
+import { errorResponses } from "./errors.js";
+import * as accelerate from "../../accelerate/service.js";
 
 /** Read per request, so a test or an operator can point a running manager elsewhere. */
 export function managerSharedDir(): string {
