@@ -10,7 +10,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Storage, type EvictedTask } from "../../src/peer/storage/storage.js";
-import type { StoredTask, TaskMeta } from "../../src/peer/storage/stored-task.js";
+import type { StoredTask } from "../../src/peer/storage/stored-task.js";
+import { TaskMeta } from "../../src/peer/storage/task-meta.js";
 import { Content, silentLog } from "../helpers/download-fakes.js";
 
 const PIECE = 64 * 1024;
@@ -36,7 +37,7 @@ async function completeTask(storage: Storage, n: number, content: Content): Prom
   return t;
 }
 
-const metaOf = async (storage: Storage, id: string) => JSON.parse(await readFile(join(storage.tasksDir, id, "meta.json"), "utf8")) as TaskMeta;
+const metaOf = async (storage: Storage, id: string) => TaskMeta.parse(JSON.parse(await readFile(join(storage.tasksDir, id, "meta.json"), "utf8")));
 
 async function until(what: string, probe: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 200; i++) {

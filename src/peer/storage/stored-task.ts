@@ -6,44 +6,12 @@ import { KilnError } from "../../common/errors.js";
 import { PEER } from "../../common/defaults.js";
 import { BitSet } from "../../common/bitset.js";
 import { pieceCount, pieceRange } from "../../common/piece.js";
-import type { OriginAccess } from "../../api/common.js";
 import type { PieceInfo } from "../../api/scheduler.js";
+import type { TaskMeta } from "./task-meta.js";
+
+export type { TaskMeta };
 import { PieceWriter, diskError, type WrittenPiece } from "./piece-writer.js";
 import { ContentHasher } from "./content-hasher.js";
-
-export interface TaskMeta {
-  taskId: string;
-  /** The URL with filtered query parameters removed; never credentials. */
-  url: string;
-  /** The rest of the task's identity, to register it again after a restart. */
-  tag: string;
-  application: string;
-  explicitPieceLength: number | null;
-  contentLength: number | null;
-  pieceLength: number | null;
-  /**
-   * Who the origin serves the content to: set before the layout (by this peer when it
-   * fetched from the origin, else from the scheduler's task info); null when unknown.
-   */
-  access: OriginAccess | null;
-  pieces: PieceInfo[];
-  complete: boolean;
-  /** False from completion until the content is known to be on disk (flushed in the background). */
-  durable: boolean;
-  /** The origin's ETag or Last-Modified the pieces came with, to resume against (If-Range) after a restart. */
-  validator: string | null;
-  /** The peer ID this peer holds the task under at the scheduler (to leave it when the task goes). */
-  peerId: string | null;
-  /**
-   * The content file's mtime (ns, decimal) when the task completed. `kiln get` may hard-link
-   * an output to the content file: if that output is edited, the mtime moves and the task is
-   * dropped instead of served (see `contentUnchanged`). Null before completion.
-   */
-  contentMtimeNs: string | null;
-  createdAt: number;
-  /** Also the metadata file's mtime, so garbage collection can judge a task without reading it. */
-  lastAccess: number;
-}
 
 export const CONTENT_FILE = "content";
 export const META_FILE = "meta.json";

@@ -2,37 +2,13 @@
 import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
-import { OriginAccess } from "../../api/common.js";
-import { PieceInfo } from "../../api/scheduler.js";
 import { pieceRange } from "../../common/piece.js";
-import { CONTENT_FILE, META_FILE, type TaskMeta } from "./stored-task.js";
-
-const TaskMetaSchema = z.object({
-  taskId: z.string(),
-  url: z.string(),
-  tag: z.string().default(""),
-  application: z.string().default(""),
-  explicitPieceLength: z.number().int().nullable().default(null),
-  contentLength: z.number().int().nullable(),
-  pieceLength: z.number().int().nullable(),
-  /** Metadata written before this field existed does not know: its content is treated as needing credentials. */
-  access: OriginAccess.nullable().default(null),
-  pieces: z.array(PieceInfo),
-  complete: z.boolean(),
-  /** Metadata written before this field existed was written after the content was flushed. */
-  durable: z.boolean().default(true),
-  validator: z.string().nullable().default(null),
-  peerId: z.string().nullable().default(null),
-  /** Metadata written before this field existed: taken from the content file when it is read back. */
-  contentMtimeNs: z.string().regex(/^\d+$/).nullable().default(null),
-  createdAt: z.number(),
-  lastAccess: z.number(),
-});
+import { CONTENT_FILE, META_FILE } from "./stored-task.js";
+import { TaskMeta } from "./task-meta.js";
 
 /** The metadata as written, unchecked against the content. */
 export async function readMeta(dir: string): Promise<TaskMeta> {
-  return TaskMetaSchema.parse(JSON.parse(await readFile(join(dir, META_FILE), "utf8")));
+  return TaskMeta.parse(JSON.parse(await readFile(join(dir, META_FILE), "utf8")));
 }
 
 /** Bytes of verified pieces the metadata lists. */
