@@ -32,3 +32,30 @@ export function pieceRange(n: number, contentLength: number, pieceLength: number
   const start = n * pieceLength;
   return { start, end: Math.min(contentLength, start + pieceLength) };
 }
+
+/** A task's layout as known so far (null: not known yet). */
+export interface Layout {
+  contentLength: number | null;
+  pieceLength: number | null;
+}
+
+/** What someone claims about a task's layout; absent (or null) fields claim nothing. */
+export interface LayoutClaim {
+  contentLength?: number | null;
+  pieceLength?: number | null;
+}
+
+/**
+ * Why `claim` cannot be the layout of a task already laid out as `known` (a piece length or
+ * content length that differs from one already fixed), or undefined when it fits. The peer's
+ * storage and the scheduler apply this one rule.
+ */
+export function layoutConflict(known: Layout, claim: LayoutClaim): string | undefined {
+  if (claim.pieceLength != null && known.pieceLength !== null && known.pieceLength !== claim.pieceLength) {
+    return `piece length ${claim.pieceLength} differs from the task's ${known.pieceLength}`;
+  }
+  if (claim.contentLength != null && known.contentLength !== null && known.contentLength !== claim.contentLength) {
+    return `content length ${claim.contentLength} differs from the task's ${known.contentLength}`;
+  }
+  return undefined;
+}

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { KilnError } from "../../common/errors.js";
 import { PEER } from "../../common/defaults.js";
 import { BitSet } from "../../common/bitset.js";
-import { pieceCount, pieceRange } from "../../common/piece.js";
+import { layoutConflict, pieceCount, pieceRange } from "../../common/piece.js";
 import type { PieceInfo } from "../../api/scheduler.js";
 import type { TaskMeta } from "./task-meta.js";
 
@@ -107,12 +107,8 @@ export class StoredTask extends EventEmitter {
   /** Fixes content and piece length, and sizes the file. */
   async setLayout(contentLength: number | null, pieceLength: number): Promise<void> {
     const m = this.meta;
-    if (m.pieceLength !== null && m.pieceLength !== pieceLength) {
-      throw new KilnError("CONFLICT", `piece length ${pieceLength} differs from the task's ${m.pieceLength}`);
-    }
-    if (m.contentLength !== null && contentLength !== null && m.contentLength !== contentLength) {
-      throw new KilnError("CONFLICT", `content length ${contentLength} differs from the task's ${m.contentLength}`);
-    }
+    const conflict = layoutConflict(m, { contentLength, pieceLength });
+    if (conflict) throw new KilnError("CONFLICT", conflict);
     m.pieceLength = pieceLength;
     const fh = await this.handle().catch(rethrowDisk);
     if (contentLength !== null && m.contentLength === null) {

@@ -1,7 +1,7 @@
 /** One piece of content (a task ID), its layout and digests, and the peers downloading it. */
 import { StateMachine } from "../../common/fsm.js";
 import { KilnError } from "../../common/errors.js";
-import { pieceCount } from "../../common/piece.js";
+import { layoutConflict, pieceCount, type LayoutClaim } from "../../common/piece.js";
 import type { DownloadSpec, OriginAccess, TaskError } from "../../api/common.js";
 import type { PieceInfo, TaskInfo, TaskState } from "../../api/scheduler.js";
 import { ChangeSignal } from "./change-signal.js";
@@ -16,12 +16,6 @@ const TASK_TRANSITIONS: Record<TaskState, TaskState[]> = {
   succeeded: ["pending"],
   failed: ["pending"],
 };
-
-/** What a peer claims about the task's layout; absent fields claim nothing. */
-export interface LayoutClaim {
-  contentLength?: number | null;
-  pieceLength?: number;
-}
 
 export class Task {
   private readonly fsm = new StateMachine<TaskState>("pending", TASK_TRANSITIONS, "task");
@@ -124,19 +118,14 @@ export class Task {
 
   /** Refuses (CONFLICT) a content or piece length that differs from the one the task already has. */
   checkLayout(claim: LayoutClaim): void {
-    if (claim.pieceLength !== undefined && this.pieceLength !== null && this.pieceLength !== claim.pieceLength) {
-      throw new KilnError("CONFLICT", `piece length ${claim.pieceLength} differs from the task's ${this.pieceLength}`);
-    }
-    const length = claim.contentLength;
-    if (length !== undefined && length !== null && this.contentLength !== null && this.contentLength !== length) {
-      throw new KilnError("CONFLICT", `content length ${length} differs from the task's ${this.contentLength}`);
-    }
+    const conflict = layoutConflict(this, claim);
+    if (conflict) throw new KilnError("CONFLICT", conflict);
   }
 
   /** Checks the claim, then records what it adds. */
   setLayout(claim: LayoutClaim): void {
     this.checkLayout(claim);
-    if (claim.pieceLength !== undefined) this.pieceLength = claim.pieceLength;
+    if (claim.pieceLength != null) this.pieceLength = claim.pieceLength;
     if (claim.contentLength !== undefined && claim.contentLength !== null) this.contentLength = claim.contentLength;
   }
 
