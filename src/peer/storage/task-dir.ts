@@ -31,10 +31,11 @@ export async function loadTaskDir(dir: string, taskId: string): Promise<TaskMeta
   const size = content ? Number(content.size) : 0;
   if (meta.complete) {
     if (size !== meta.contentLength) throw new Error(`content is ${size} bytes, metadata says ${meta.contentLength}`);
-    if (meta.contentMtimeNs !== null && String(content?.mtimeNs) !== meta.contentMtimeNs) {
+    const mtimeNs = content ? String(content.mtimeNs) : null;
+    if (meta.contentMtimeNs !== null && mtimeNs !== meta.contentMtimeNs) {
       throw new Error("the content file was written to after the task completed (an output hard-linked to it and edited?)");
     }
-    meta.contentMtimeNs ??= String(content?.mtimeNs);
+    meta.contentMtimeNs ??= mtimeNs;
     if (!meta.durable && (await piecesThatCheck(join(dir, CONTENT_FILE), meta)).length !== meta.pieces.length) {
       throw new Error("a piece no longer matches its digest (not flushed before a crash?)");
     }

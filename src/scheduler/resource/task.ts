@@ -126,7 +126,7 @@ export class Task {
   setLayout(claim: LayoutClaim): void {
     this.checkLayout(claim);
     if (claim.pieceLength != null) this.pieceLength = claim.pieceLength;
-    if (claim.contentLength !== undefined && claim.contentLength !== null) this.contentLength = claim.contentLength;
+    if (claim.contentLength != null) this.contentLength = claim.contentLength;
   }
 
   /** Starting over: the layout and digests of a failed fetch are not the next one's. */
