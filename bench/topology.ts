@@ -9,7 +9,7 @@
  * the processes it had started in them.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { log, onCleanup, onExitSync } from "./procs.js";
 
@@ -204,6 +204,36 @@ export async function checkNetnsPrerequisites(): Promise<void> {
   removeStaleNamespaces();
 }
 
+const NEIGH_SYSCTL = "/proc/sys/net/ipv4/neigh/default";
+
+/**
+ * The kernel's ARP table is one for all network namespaces, and its hard limit
+ * (gc_thresh3, 1024 by default) counts every namespace's entries. Each node may need
+ * one for every other, N × (N − 1) in all: at 33 nodes that is past 1024, and a node
+ * that joined after the table filled could reach no one it had not reached before
+ * ("neighbor table overflow" in dmesg; its connects sat in SYN-SENT for a minute). A
+ * real cluster has a table per machine. So the limits are raised for the run and put
+ * back after; returns the function that puts them back.
+ */
+function raiseNeighbourLimits(nodes: number): () => void {
+  const needed = nodes * nodes + 1024;
+  const saved: [string, string][] = [];
+  for (const name of ["gc_thresh2", "gc_thresh3"]) {
+    const file = `${NEIGH_SYSCTL}/${name}`;
+    const current = readFileSync(file, "utf8").trim();
+    if (Number(current) >= needed) continue;
+    try {
+      writeFileSync(file, String(needed));
+      saved.push([file, current]);
+    } catch (err) {
+      log(`warning: could not raise ${file} to ${needed} (${(err as Error).message}): nodes that join late may not reach their peers`);
+    }
+  }
+  return () => {
+    for (const [file, value] of saved.splice(0)) writeFileSync(file, value);
+  };
+}
+
 /** "a, b, c" for a few names; "a, b, c, …, z (40 nodes)" for many. */
 function namesInShort(names: string[]): string {
   if (names.length <= 8) return names.join(", ");
@@ -219,7 +249,9 @@ export async function netnsTopology(nodes: NodeSpec[]): Promise<Topology> {
   const nsNames = nodes.map((_, i) => `${tag}-${i}`);
   // Listed before they exist: removal skips the ones that were never created (or are gone already), so it may run again.
   const created = [hub, ...nsNames];
+  const restoreNeighbourLimits = raiseNeighbourLimits(nodes.length);
   const removeNow = () => {
+    restoreNeighbourLimits();
     for (const ns of [...created].reverse()) {
       if (!nsExists(ns)) continue;
       try {

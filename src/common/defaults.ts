@@ -76,6 +76,10 @@ export const PEER = {
   maxParents: 16,
   /** A piece that makes no progress for this long is retried elsewhere. */
   pieceStallMs: 10_000,
+  /** A have feed whose parent has not answered within this long is opened again on a new connection (download/have-feed-client.ts)… */
+  feedOpenTimeoutMs: 2_000,
+  /** …this many times in all before the parent is given up. */
+  feedOpenAttempts: 5,
   /** With no parent able to serve for this long while the scheduler does not answer, go to the origin (while it answers, it decides). */
   noParentFallbackMs: 15_000,
   /**

@@ -174,7 +174,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     metrics,
     opts: cfg.download,
     pieces,
-    feeds: httpFeedSource(() => membership.credential),
+    feeds: httpFeedSource(() => membership.credential, { openTimeoutMs: PEER.feedOpenTimeoutMs, openAttempts: PEER.feedOpenAttempts }),
     origin: httpOrigin,
   };
   engine = new PeerEngine(ctx, storage, log);

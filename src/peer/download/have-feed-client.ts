@@ -25,52 +25,78 @@ export interface FeedSource {
 /** Longest line a feed may send (a bitmap of MAX_PIECES pieces in base64 is ~175 KiB). */
 const MAX_LINE = 256 * 1024;
 
-/** Feeds from parents' upload ports, presenting the cluster's upload `credential()` as piece requests do. */
-export const httpFeedSource = (credential: () => string): FeedSource => ({
+/**
+ * Feeds from parents' upload ports, presenting the cluster's upload `credential()` as piece
+ * requests do. A feed whose response has not begun within `openTimeoutMs` is opened again
+ * on a new connection, up to `openAttempts` times: a parent whose links are full drops SYNs
+ * (and ARP), and the kernel's own SYN retries back off to 1, 3, 7, 15, 31, 63 s. Children
+ * that joined a 64-node swarm on 40 Mbit links while it ran waited 37–71 s that way for
+ * parents that held every piece.
+ */
+export const httpFeedSource = (credential: () => string, opts: { openTimeoutMs: number; openAttempts: number }): FeedSource => ({
   open(parent, taskId, events) {
     let ended = false;
+    let req: http.ClientRequest | undefined;
+    let openTimer: NodeJS.Timeout | undefined;
     const end = (reason: string) => {
       if (ended) return;
       ended = true;
-      req.destroy();
+      clearTimeout(openTimer);
+      req?.destroy();
       events.closed(parent.peerId, reason);
     };
-    const req = http.get(
-      {
-        host: parent.ip,
-        port: parent.uploadPort,
-        path: PEER_PATHS.feed(taskId),
-        agent: false,
-        headers: { accept: HAVE_FEED_CONTENT_TYPE, [UPLOAD_CREDENTIAL_HEADER]: credential() },
-      },
-      (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          return end(`parent ${parent.peerId} answered ${res.statusCode} for its have feed`);
-        }
-        res.setEncoding("latin1");
-        let buffered = "";
-        res.on("data", (chunk: string) => {
-          buffered += chunk;
-          let nl = buffered.indexOf("\n");
-          while (nl >= 0 && !ended) {
-            const line = decodeHaveFeedLine(buffered.slice(0, nl));
-            buffered = buffered.slice(nl + 1);
-            if (!line) return end(`parent ${parent.peerId} sent a malformed have feed`);
-            if (line.type === "have") events.have(parent.peerId, line.piece);
-            else events.bits(parent.peerId, BitSet.fromBase64(line.base64));
-            nl = buffered.indexOf("\n");
+    const attempt = (n: number) => {
+      const current = http.get(
+        {
+          host: parent.ip,
+          port: parent.uploadPort,
+          path: PEER_PATHS.feed(taskId),
+          agent: false,
+          headers: { accept: HAVE_FEED_CONTENT_TYPE, [UPLOAD_CREDENTIAL_HEADER]: credential() },
+        },
+        (res) => {
+          clearTimeout(openTimer);
+          if (res.statusCode !== 200) {
+            res.resume();
+            return end(`parent ${parent.peerId} answered ${res.statusCode} for its have feed`);
           }
-          if (buffered.length > MAX_LINE) end(`parent ${parent.peerId} sent an oversized have feed line`);
-        });
-        res.on("end", () => end(`parent ${parent.peerId} ended its have feed`));
-        res.on("error", (err) => end(`parent ${parent.peerId} have feed broke: ${describeNetworkError(err)}`));
-      },
-    );
-    req.on("error", (err) => end(`parent ${parent.peerId} unreachable: ${describeNetworkError(err)}`));
+          read(res);
+        },
+      );
+      req = current;
+      openTimer = setTimeout(() => {
+        current.destroy();
+        if (n + 1 < opts.openAttempts) return attempt(n + 1);
+        end(`parent ${parent.peerId} did not open its have feed within ${opts.openTimeoutMs} ms, ${opts.openAttempts} times`);
+      }, opts.openTimeoutMs);
+      current.on("error", (err) => {
+        if (current === req) end(`parent ${parent.peerId} unreachable: ${describeNetworkError(err)}`);
+      });
+    };
+    const read = (res: http.IncomingMessage) => {
+      res.setEncoding("latin1");
+      let buffered = "";
+      res.on("data", (chunk: string) => {
+        buffered += chunk;
+        let nl = buffered.indexOf("\n");
+        while (nl >= 0 && !ended) {
+          const line = decodeHaveFeedLine(buffered.slice(0, nl));
+          buffered = buffered.slice(nl + 1);
+          if (!line) return end(`parent ${parent.peerId} sent a malformed have feed`);
+          if (line.type === "have") events.have(parent.peerId, line.piece);
+          else events.bits(parent.peerId, BitSet.fromBase64(line.base64));
+          nl = buffered.indexOf("\n");
+        }
+        if (buffered.length > MAX_LINE) end(`parent ${parent.peerId} sent an oversized have feed line`);
+      });
+      res.on("end", () => end(`parent ${parent.peerId} ended its have feed`));
+      res.on("error", (err) => end(`parent ${parent.peerId} have feed broke: ${describeNetworkError(err)}`));
+    };
+    attempt(0);
     return () => {
       ended = true;
-      req.destroy();
+      clearTimeout(openTimer);
+      req?.destroy();
     };
   },
 });
