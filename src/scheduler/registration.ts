@@ -27,12 +27,16 @@ export class Registration {
     if (task.peers.has(req.peerId)) throw new KilnError("CONFLICT", `peer ${req.peerId} is already registered`);
     if (req.completed) checkCompleted(task, req.completed);
     if (req.resumed) checkResumed(task, req.resumed);
-    if (task.state === "failed" || (task.state === "succeeded" && !task.fullyAvailable())) task.restart();
+    const restarted = task.state === "failed" || (task.state === "succeeded" && !task.fullyAvailable());
+    if (restarted) task.restart();
     const peer = task.join(req.peerId, host);
     if (req.completed) adoptCompleted(task, peer, req.completed);
     else if (req.resumed) adoptResumed(task, peer, req.resumed, this.opts.seedTriggerWaitMs);
     else this.roles.assign(task, peer);
-    task.touch();
+    // Any peer is a candidate parent (one with nothing yet passes pieces on as they land), but only for polls that
+    // ask for parents: waking every poll on each join made each peer's polls grow with the swarm.
+    if (restarted) task.touch();
+    else task.holderAppeared();
     return { taskId: task.id, ...this.scheduling.reply(peer, this.opts.parentsPerSchedule, task.digests.all()) };
   }
 }

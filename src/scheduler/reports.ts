@@ -83,7 +83,9 @@ export class Reports {
         this.log.warn({ task: taskId, parent: parent.id, reporter: peerId, piece: report.pieceNumber }, "parent served a piece that failed its digest");
       }
     }
-    child.task.touch();
+    // An untrusted parent changes every child's answer; a stall or a refusal only this child's, which asks again anyway.
+    if (report.kind === "digest_mismatch") child.task.touch();
+    else child.task.lastActivity = Date.now();
   }
 
   /** Success must hold every piece at the task's length; an origin failure of the origin fetcher fails the task. */
@@ -106,7 +108,9 @@ export class Reports {
       }
     }
     this.onResult(task);
-    task.touch();
+    // A finished peer is a new parent for those that want one; a failure may leave the task without its origin fetcher.
+    if (result.state === "succeeded") task.holderAppeared();
+    else task.touch();
   }
 }
 

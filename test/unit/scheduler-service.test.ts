@@ -378,7 +378,7 @@ describe("the scheduler out of the per-piece loop", () => {
       s.register({ peerId: id, hostId: `h-${id}`, download: spec(u) });
     }
     s.reportPieces(src.taskId, "seed", { contentLength: 16 * PL, pieceLength: PL, pieces: Array.from({ length: 8 }, (_, n) => piece(n)) });
-    return { s, taskId: src.taskId, ids };
+    return { s, taskId: src.taskId, ids, u };
   }
 
   it("a child's piece report wakes no long poll; a new digest from the origin fetcher does", async () => {
@@ -399,6 +399,32 @@ describe("the scheduler out of the per-piece loop", () => {
       [8],
       "the poll answers with the new digest only",
     );
+  });
+
+  it("a peer joining answers only the polls that ask for parents, with it among them; a failed peer answers every poll", async () => {
+    const { s, taskId, u, ids } = swarm(3);
+    const seen = (await now(s, taskId, "c1")).version;
+    const poll = (peerId: string, count: number) => {
+      let answered = false;
+      const reply = s.schedule(taskId, peerId, seen, count, 60_000).then((r) => {
+        answered = true;
+        return r;
+      });
+      return { reply, answered: () => answered };
+    };
+    const full = poll("c1", 0);
+    const wanting = poll("c2", 64);
+    s.announceHost(hostInfo("h-late"));
+    s.register({ peerId: "late", hostId: "h-late", download: spec(u) });
+    const woken = await Promise.race([wanting.reply, new Promise<undefined>((r) => setTimeout(r, 3_000))]);
+    assert.ok(woken, "the poll asking for parents is answered when a peer joins");
+    assert.ok(parentIds(woken).includes("late"), "with the new peer among its parents");
+    assert.equal(woken.version, seen, "a join moves no version: the next poll waits as before");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(full.answered(), false, "a peer with all the parents it wants is not answered because another joined");
+    s.reportResult(taskId, ids[2]!, { state: "failed", error: { code: "DISK_FULL", status: 503, message: "no space left" } });
+    const all = await Promise.race([full.reply, new Promise<undefined>((r) => setTimeout(r, 3_000))]);
+    assert.ok(all, "a failed peer answers every poll (the task may have lost what it needed)");
   });
 
   it("answers carry candidate parents without piece bitmaps, and none when the child asks for none (count 0)", async () => {

@@ -185,14 +185,21 @@ export class Task {
     return total !== null && this.peers.allHeld(total);
   }
 
+  /** A change every waiting peer must hear of (see ChangeSignal). */
   touch(): void {
     this.lastActivity = Date.now();
     this.changes.notify();
   }
 
-  /** Resolves when the version moves past `since`, or after `ms`. */
-  waitForChange(since: number, ms: number): Promise<void> {
-    return this.changes.waitPast(since, ms);
+  /** A peer others may fetch from appeared (it finished, or joined with pieces): only polls asking for parents are answered. */
+  holderAppeared(): void {
+    this.lastActivity = Date.now();
+    this.changes.notifyHolders();
+  }
+
+  /** Resolves when the version moves past `since`, or (`wantsParents`) a holder appears, or after `ms`. */
+  waitForChange(since: number, ms: number, wantsParents: boolean): Promise<void> {
+    return this.changes.waitPast(since, ms, wantsParents);
   }
 
   info(): TaskInfo {

@@ -23,10 +23,11 @@ export class Scheduling {
   /** Long poll: answers once the task's version is past `since` (or the wait ends), with the digests stamped after `since`. */
   async schedule(taskId: string, peerId: string, since: number, count: number | undefined, waitMs: number | undefined): Promise<ScheduleReply> {
     let peer = this.tasks.peer(taskId, peerId);
-    await peer.task.waitForChange(since, Math.min(waitMs ?? this.opts.scheduleWaitMs, this.opts.maxScheduleWaitMs));
+    const parents = count ?? this.opts.parentsPerSchedule;
+    await peer.task.waitForChange(since, Math.min(waitMs ?? this.opts.scheduleWaitMs, this.opts.maxScheduleWaitMs), parents > 0);
     peer = this.tasks.peer(taskId, peerId); // it may have been dropped while we waited
     this.roles.rescueOrphan(peer);
-    return this.reply(peer, count ?? this.opts.parentsPerSchedule, peer.task.digests.since(since));
+    return this.reply(peer, parents, peer.task.digests.since(since));
   }
 
   /** The answer for `peer` now, carrying `pieces` (every digest at registration, the new ones on a poll). */
