@@ -166,13 +166,19 @@ export function runTimed(cmd: string, args: string[], timeoutMs: number, host?: 
   });
 }
 
-/** Runs `kiln get URL -O out --peer proxyUrl` as its own process (on the peer's node), as a user would. */
-/** BENCH_CPU_PROF=DIR: node's --cpu-prof for a kiln process, its profiles in DIR/<name>. */
+/**
+ * BENCH_CPU_PROF=DIR: node's --cpu-prof for a kiln process, its profiles in DIR/<name>.
+ * BENCH_CPU_PROF_ONLY=name,…: only those processes (profiling all 64 peers of a 2-core
+ * machine slows the run down so far that the profiles show mostly contention).
+ */
 export function cpuProfileArgs(name: string): string[] {
   const dir = process.env.BENCH_CPU_PROF;
-  return dir ? ["--cpu-prof", "--cpu-prof-dir", join(dir, name)] : [];
+  const only = process.env.BENCH_CPU_PROF_ONLY?.split(",");
+  if (!dir || (only && !only.includes(name))) return [];
+  return ["--cpu-prof", "--cpu-prof-dir", join(dir, name)];
 }
 
+/** Runs `kiln get URL -O out --peer proxyUrl` as its own process (on the peer's node), as a user would. */
 export function kilnGet(proxyUrl: string, url: string, out: string, timeoutMs: number, host?: BenchHost): Promise<GetResult> {
   return runTimed(process.execPath, [...cpuProfileArgs("get"), KILN_BIN, "get", url, "-O", out, "--peer", proxyUrl, "--no-progress"], timeoutMs, host);
 }

@@ -30,7 +30,8 @@
  *   BENCH_NETNS=1 (multi-host mode, root), BENCH_ONLY: phases to run, from swarm,single,image,scheduler
  *   (e.g. BENCH_ONLY=swarm for a swarm-only multi-host run; unset: all). BENCH_SWARM_SYSTEMS: the
  *   swarm systems to run, from kiln,BitTorrent,direct (unset: all; the others' rows say skipped).
- * - BENCH_CPU_PROF=DIR: every kiln daemon and `kiln get` runs with --cpu-prof, its profiles in DIR/<name> (seed, peer-N, scheduler, get);
+ * - BENCH_CPU_PROF=DIR: every kiln daemon and `kiln get` runs with --cpu-prof, its profiles in DIR/<name> (seed, peer-N, scheduler, get),
+ *   or only those BENCH_CPU_PROF_ONLY names (comma-separated);
  *   BENCH_LOG_DIR=DIR: every line each daemon logs, in DIR/<name>.log; BENCH_PEER_ARGS: extra `kiln peer` flags (swarm).
  * Tables go to stdout and to bench/results/latest.md (latest-netns.md in multi-host mode); progress goes to stderr.
  * Needs dist/kiln.mjs (`npm run bench` builds it; otherwise `node scripts/build.mjs`).
