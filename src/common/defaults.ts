@@ -69,6 +69,8 @@ export const SCHEDULER = {
 export const PEER = {
   /** Pieces fetched at once by one download. */
   concurrentPieces: 8,
+  /** Pieces fetched at once by all of a peer's downloads together (download/piece-budget.ts). */
+  hostConcurrentPieces: 16,
   /** In-flight pieces per parent. */
   piecesPerParent: 3,
   /** Parents a download keeps have feeds open to; a download that starves asks for this many more, up to `maxParents`. */

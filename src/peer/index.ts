@@ -24,6 +24,7 @@ import { join } from "node:path";
 import type { DownloadOptions } from "./download/session.js";
 import { httpPieceSource } from "./download/piece-fetcher.js";
 import { httpFeedSource } from "./download/have-feed-client.js";
+import { PieceBudget } from "./download/piece-budget.js";
 import type { SpreadPolicy } from "./upload/have-feed.js";
 import { httpOrigin } from "./download/back-to-source.js";
 
@@ -176,6 +177,7 @@ export async function startPeer(cfg: PeerConfig): Promise<RunningPeer> {
     pieces,
     feeds: httpFeedSource(() => membership.credential, { openTimeoutMs: PEER.feedOpenTimeoutMs, openAttempts: PEER.feedOpenAttempts }),
     origin: httpOrigin,
+    budget: new PieceBudget(PEER.hostConcurrentPieces),
   };
   engine = new PeerEngine(ctx, storage, log);
   scheduler.reannounce = (only) => engine!.reannounce(only);

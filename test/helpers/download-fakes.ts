@@ -33,6 +33,8 @@ import type { FeedEvents, FeedSource } from "../../src/peer/download/have-feed-c
 import { PieceFetchError, type PieceSink } from "../../src/peer/download/piece-client.js";
 import type { OriginSource } from "../../src/peer/download/back-to-source.js";
 import type { DownloadOptions, SessionDeps } from "../../src/peer/download/session.js";
+import { PieceBudget } from "../../src/peer/download/piece-budget.js";
+import { PEER } from "../../src/common/defaults.js";
 
 export const silentLog = pino({ level: "silent" });
 
@@ -246,8 +248,19 @@ export function deps<S extends SessionScheduler>(
   pieces: PieceSource,
   origin: OriginSource,
   opts: Partial<DownloadOptions> = {},
+  budget = new PieceBudget(PEER.hostConcurrentPieces),
 ): SessionDeps & { scheduler: S; metrics: PeerMetrics } {
-  return { scheduler, pieces, feeds: new FakeFeeds(), origin, hostId: "host-a", log: silentLog, metrics: new PeerMetrics(), opts: { ...testOptions, ...opts } };
+  return {
+    scheduler,
+    pieces,
+    feeds: new FakeFeeds(),
+    origin,
+    hostId: "host-a",
+    log: silentLog,
+    metrics: new PeerMetrics(),
+    opts: { ...testOptions, ...opts },
+    budget,
+  };
 }
 
 export async function tempStorage(): Promise<{ storage: Storage; cleanup: () => Promise<void> }> {

@@ -13,6 +13,8 @@ import { defaultPieceLength } from "../../src/common/piece.js";
 import type { Storage } from "../../src/peer/storage/storage.js";
 import { DownloadSession } from "../../src/peer/download/session.js";
 import { PeerEngine } from "../../src/peer/download/engine.js";
+import { PieceBudget } from "../../src/peer/download/piece-budget.js";
+import type { PieceSource } from "../../src/peer/download/piece-fetcher.js";
 import {
   Content,
   FakeOrigin,
@@ -282,6 +284,38 @@ describe("download session", () => {
     assert.doesNotMatch(err.message, /half \(/, "a parent that served well is not named");
     assert.match(err.message, /went to the origin: the scheduler sent it there \(no holder could serve\)/);
     assert.match(err.message, /scheduler's last answer [\d.]+ s ago: back_to_source/);
+  });
+
+  it("downloads of one peer share its piece budget: never more fetches in flight than it allows, and every download completes", async () => {
+    /** Fetches in flight across every download, and the most seen at once. */
+    const load = { now: 0, max: 0 };
+    const counting = (inner: FakeParents): PieceSource => ({
+      async fetch(p, taskId, n, sink) {
+        load.max = Math.max(load.max, ++load.now);
+        try {
+          await new Promise((r) => setTimeout(r, 2));
+          return await inner.fetch(p, taskId, n, sink);
+        } finally {
+          load.now--;
+        }
+      },
+    });
+    const both = async (budget: PieceBudget) => {
+      load.max = 0;
+      const runs = [];
+      for (let i = 0; i < 3; i++) {
+        const pieces = Array.from({ length: 11 }, (_, n) => n); // setup's content: 10 pieces and a short one
+        const { content, s, task, scheduler, origin } = await setup([{ action: "p2p", parents: [parent("a", pieces), parent("b", pieces)] }]);
+        const session = new DownloadSession(deps(scheduler, counting(new FakeParents(content)), origin, {}, budget), s, task, undefined);
+        runs.push(session.run().then(async () => assert.deepEqual(await readFile(task.contentPath), content.data)));
+      }
+      await Promise.all(runs);
+      return load.max;
+    };
+    const shared = new PieceBudget(3);
+    assert.equal(await both(shared), 3, "three downloads of four pieces at a time each, three fetches at once on the peer");
+    assert.equal(shared.free, 3, "every slot given back");
+    assert.ok((await both(new PieceBudget(100))) > 3, "without the shared budget the same downloads run more at once");
   });
 
   it("the scheduler says the task failed: the session fails with the task's error", async () => {

@@ -138,14 +138,16 @@ export class PieceDispatcher {
    * random among equals, so children of one parent fetch different pieces and serve each
    * other at once. Each goes to the parent holding it with the fewest pieces in flight
    * from us (a seed only for what no other parent holds, see bestParent); on a tie a peer
-   * before a seed, then the parent used least so far. Busy (backing off) and blocked parents are skipped. `starved` when
-   * pieces are missing and no parent can serve any of them now.
+   * before a seed, then the parent used least so far. Busy (backing off) and blocked parents are skipped. At most
+   * `budget` pieces start (the host's slots left, see piece-budget.ts); `overBudget` when that, not this download's
+   * own limit, stopped it. `starved` when pieces are missing and no parent can serve any of them now.
    */
-  assign(now: number): { assignments: Assignment[]; starved: boolean } {
+  assign(now: number, budget = Number.POSITIVE_INFINITY): { assignments: Assignment[]; starved: boolean; overBudget: boolean } {
     const assignments: Assignment[] = [];
     while (this.has(this.firstMissing)) this.firstMissing++;
-    const room = () => this.inFlight.size < this.opts.concurrentPieces;
-    if (!room()) return { assignments, starved: false };
+    const own = () => this.inFlight.size < this.opts.concurrentPieces;
+    const room = () => own() && assignments.length < budget;
+    if (!room()) return { assignments, starved: false, overBudget: own() };
     for (const n of this.wanted()) {
       if (!room()) break;
       const best = this.bestParent(n, now);
@@ -155,7 +157,7 @@ export class PieceDispatcher {
       this.inFlight.set(n, best);
       assignments.push({ piece: n, parent: best.info, expected: this.digests.get(n)! });
     }
-    return { assignments, starved: assignments.length === 0 && this.inFlight.size === 0 };
+    return { assignments, starved: assignments.length === 0 && this.inFlight.size === 0, overBudget: own() && assignments.length >= budget };
   }
 
   /**

@@ -28,6 +28,7 @@ import type { StoredTask } from "../storage/stored-task.js";
 import { backToSource, type OriginSource } from "./back-to-source.js";
 import { BUSY_BACKOFF_MS, PieceDispatcher, type Assignment } from "./dispatcher.js";
 import type { FeedEvents, FeedSource } from "./have-feed-client.js";
+import type { PieceBudget } from "./piece-budget.js";
 import { failureKind, fetchPiece, type PieceSource } from "./piece-fetcher.js";
 import { SchedulePoller } from "./poller.js";
 import { TaskReporter, type Layout } from "./reporter.js";
@@ -56,6 +57,8 @@ export interface SessionDeps {
   log: Logger;
   metrics: Pick<PeerMetrics, "downloadBytes" | "pieceFailures">;
   opts: DownloadOptions;
+  /** Piece fetches in flight across every download of this peer. */
+  budget: PieceBudget;
 }
 
 export type SessionState = "registering" | "p2p" | "back_to_source" | "completing" | "succeeded" | "failed";
@@ -263,11 +266,17 @@ export class DownloadSession {
     this.feeds.set(parent.peerId, this.deps.feeds.open(parent, this.task.taskId, events));
   }
 
+  /** Called by the host's piece budget when a slot this download waited for frees. */
+  private readonly dispatchWhenFree = () => this.dispatch();
+
   private dispatch(): void {
     if (!this.fsm.is("p2p") || this.task.meta.pieceLength === null) return;
     const now = Date.now();
-    const { assignments, starved } = this.dispatcher.assign(now);
+    const { budget } = this.deps;
+    const { assignments, starved, overBudget } = this.dispatcher.assign(now, budget.free);
+    budget.take(assignments.length);
     for (const a of assignments) void this.fetch(a);
+    if (overBudget) budget.waitForSlot(this.dispatchWhenFree);
     if (starved && now - Math.max(this.lastProgress, this.grewAt) > STARVED_GROW_MS && this.wantParents < PEER.maxParents) {
       this.wantParents = Math.min(PEER.maxParents, this.wantParents + this.deps.opts.parentsPerSchedule);
       this.grewAt = now;
@@ -309,6 +318,7 @@ export class DownloadSession {
       }
     } finally {
       this.fetches.delete(a.piece);
+      this.deps.budget.release();
       this.dispatch();
     }
   }
@@ -427,6 +437,7 @@ export class DownloadSession {
   /** Out of p2p: no more fetches, retries, feeds or polls. */
   private stop(): void {
     clearTimeout(this.retryTimer);
+    this.deps.budget.forget(this.dispatchWhenFree);
     for (const ac of this.fetches.values()) ac.abort();
     for (const close of this.feeds.values()) close();
     this.feeds.clear();
