@@ -129,9 +129,6 @@ function validationReport(all: Summary[]): string {
       lines.push(
         `| ${profile === "40" ? "40 Mbit" : "1 Gbit"} | bench, ${b.run} | ${b.p50.toFixed(1)} | ${b.max.toFixed(1)} | ${b.origin.toFixed(2)} | ${b.seed.toFixed(2)} |`,
       );
-      lines.push(
-        `| | bench, README's same-harness run of main (4 slots + a line of 4) | — | ${b.mainMax.toFixed(1)} | — | ${b.mainSeed === undefined ? "—" : b.mainSeed.toFixed(2)} |`,
-      );
     }
     lines.push(
       `| | simulator: ${name.replace(/^bench 32 × 128 MiB, /, "")} (${rs.length} seed${rs.length > 1 ? "s" : ""}: mean (range)) | ${range(rs.map((r) => r.p50S))} | ${range(rs.map((r) => r.maxS))} | ${range(

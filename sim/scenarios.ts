@@ -39,10 +39,10 @@ export const SCENARIOS: Scenario[] = [
  */
 const benchCell = { ...scenarioDefaults, nodes: 32, sizeBytes: 128 * MiB, originMBps: 50, seedLinkMbit: 400, rttSameZoneMs: 0.2 };
 
-/** From bench/results/latest-netns.md (2493845): CPU seconds by role in the 32 × 128 MiB cells. */
+/** From bench/results/latest-netns.md (77ca21e): CPU seconds by role in the 32 × 128 MiB cells. */
 export const BENCH_CPU = {
-  "1000": { peers: 36.88, seed: 2.65, scheduler: 2.14, origin: 0.54, clients: 24.14 },
-  "40": { peers: 74.1, seed: 3.6, scheduler: 3.5, origin: 0.5, clients: 26.0 },
+  "1000": { peers: 24.3, seed: 1.5, scheduler: 1.17, origin: 0.41, clients: 4.4 },
+  "40": { peers: 57.6, seed: 2.0, scheduler: 2.27, origin: 0.37, clients: 4.9 },
 } as const;
 
 function testbedCpu(profile: keyof typeof BENCH_CPU): { cpu: { cores: number; msPerMiB: number }; clientStartCpuMs: number } {
@@ -51,16 +51,16 @@ function testbedCpu(profile: keyof typeof BENCH_CPU): { cpu: { cores: number; ms
   return { cpu: { cores: 2, msPerMiB: ((c.peers + c.seed + c.scheduler + c.origin) * 1000) / delivered }, clientStartCpuMs: (c.clients * 1000) / 32 };
 }
 
-/** What the bench measured in the same cells (bench/results/latest-netns.md and README's same-harness table for main). */
+/** What the bench measured in the same cells (bench/results/latest-netns.md, 77ca21e: 4 upload slots + a line of 4). */
 export const BENCH_FIGURES = {
-  "1000": { run: "latest-netns.md (2493845, 4 slots, busy at once)", p50: 36.0, max: 38.1, origin: 1.0, seed: 2.44, mainMax: 37.8, mainSeed: undefined },
-  "40": { run: "latest-netns.md (2493845, 4 slots, busy at once)", p50: 55.3, max: 57.9, origin: 1.0, seed: 2.72, mainMax: 68.2, mainSeed: 3.47 },
+  "1000": { run: "latest-netns.md (77ca21e, 4 slots + a line of 4)", p50: 16.5, max: 17.0, origin: 1.0, seed: 3.25 },
+  "40": { run: "latest-netns.md (77ca21e, 4 slots + a line of 4)", p50: 42.5, max: 50.9, origin: 1.0, seed: 3.22 },
 } as const;
 
 /**
- * Each cell twice: with main's upload line (4 slots + a line of 4, what the README's
- * same-harness row measured) and busy at once (4 slots, no line: the build of
- * latest-netns.md, 2493845), both with and without the testbed's CPU.
+ * Each cell twice: with main's upload line (4 slots + a line of 4, the build the bench
+ * figures are from) and busy at once (4 slots, no line, as builds before 9433049), both
+ * with and without the testbed's CPU.
  */
 export const VALIDATION: Scenario[] = (["1000", "40"] as const).flatMap((profile) => {
   const link = profile === "40" ? "40 Mbit" : "1 Gbit";
