@@ -11,7 +11,8 @@
  * rules follow the uploads, not the clock, so they hold at any link speed:
  * - a piece no child is fetching, or whose every fetch broke off, is offered to the
  *   next subscribers each tick;
- * - a piece being sent is left alone however long the send takes;
+ * - a piece being sent, or asked for and waiting for an upload slot, is left alone however
+ *   long that takes;
  * - a piece sent whole once is in the swarm: it is announced to everyone only when
  *   this peer's uplink has had no piece of the task to send for `idleReleaseMs`
  *   (spare uplink goes to second copies, never ahead of first ones);
@@ -93,7 +94,7 @@ class TaskFeeds {
     }
   }
 
-  /** A child started fetching piece `n` from here: a spreader stops offering it around while it is sent. */
+  /** A child asked for piece `n` here (its upload may wait for a slot): a spreader stops offering it around meanwhile. */
   uploadStarted(n: number): void {
     this.uploads++;
     const s = this.spreading.get(n);
@@ -216,7 +217,7 @@ export class HaveFeeds {
     feeds.subscribe(res);
   }
 
-  /** A piece upload began; call `ended` when it is over, `whole` if every byte went out. */
+  /** A piece was asked for (it may wait for a slot); call `ended` when it is over, `whole` if every byte went out. */
   uploadStarted(taskId: string, n: number): (whole: boolean) => void {
     const feeds = this.tasks.get(taskId);
     feeds?.uploadStarted(n);

@@ -145,8 +145,12 @@ export class UploadServer {
       sending.delete(res);
       if (sending.size === 0 && this.sending.get(taskId) === sending) this.sending.delete(taskId);
     };
+    // Counted from the moment it is asked for, line included: a spreader that offered a piece to one child
+    // must not offer it to the next while the first child's request waits for a slot (two copies of one piece).
+    const pieceSent = piece ? this.feeds.uploadStarted(taskId, Number(piece[2])) : undefined;
     const slot = await this.slots.acquire(res);
     if (slot !== "granted") {
+      pieceSent?.(false);
       unlist();
       if (slot === "gone") return;
       this.metrics.uploadsRejected.inc();
@@ -156,7 +160,6 @@ export class UploadServer {
     this.metrics.activeUploads.inc();
     const release = task.acquire();
     task.touch();
-    const pieceSent = piece ? this.feeds.uploadStarted(taskId, Number(piece[2])) : undefined;
     let sentWhole = false;
     try {
       await sendFile(task.contentPath, start, end, res, (bytes) => {
