@@ -28,10 +28,10 @@ const MAX_LINE = 256 * 1024;
 /**
  * Feeds from parents' upload ports, presenting the cluster's upload `credential()` as piece
  * requests do. A feed whose response has not begun within `openTimeoutMs` is opened again
- * on a new connection, up to `openAttempts` times: a parent whose links are full drops SYNs
- * (and ARP), and the kernel's own SYN retries back off to 1, 3, 7, 15, 31, 63 s. Children
- * that joined a 64-node swarm on 40 Mbit links while it ran waited 37–71 s that way for
- * parents that held every piece.
+ * on a new connection, up to `openAttempts` times: a parent whose links are full drops
+ * SYNs, and the kernel's own SYN retries back off to 1, 3, 7, 15, 31, 63 s, while the parent
+ * may hold every piece the child lacks (64 nodes on 40 Mbit links: up to 3 feeds per late
+ * child took all 5 attempts).
  */
 export const httpFeedSource = (credential: () => string, opts: { openTimeoutMs: number; openAttempts: number }): FeedSource => ({
   open(parent, taskId, events) {
