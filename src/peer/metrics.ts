@@ -1,6 +1,7 @@
 /** Prometheus metrics of a peer, served on its metrics port. */
 import http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { survivedErrors } from "../common/process-guard.js";
 
 /**
  * The event-loop lag histogram's sampling interval. prom-client's default, 10 ms, wakes
@@ -8,7 +9,6 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
  * peers on one machine more than a core. Lag worth alerting on lasts far longer than this.
  */
 const EVENT_LOOP_SAMPLE_MS = 200;
-import { survivedErrors } from "../common/process-guard.js";
 
 /** What the storage gauges read at each scrape. */
 export interface StorageStats {

@@ -1,8 +1,8 @@
 /**
  * A version that moves on every change of a task that every waiting peer must hear
  * of (a digest, the layout, the task's state, its origin fetcher), and the long polls
- * waiting for it to move. A new holder (a peer that finished, or joined with pieces)
- * wakes only the polls that asked for parents, without moving the version: a peer with
+ * waiting for it to move. A new candidate parent (a peer that joined or finished) wakes
+ * only the polls that asked for parents, without moving the version: a peer with
  * all the parents it wants is not answered once per peer that joins or finishes, which
  * made each peer's polls, and the scheduler's work, grow with the swarm.
  */

@@ -191,7 +191,7 @@ export class Task {
     this.changes.notify();
   }
 
-  /** A peer others may fetch from appeared (it finished, or joined with pieces): only polls asking for parents are answered. */
+  /** A peer others may fetch from appeared (it joined, or finished): only polls asking for parents are answered. */
   holderAppeared(): void {
     this.lastActivity = Date.now();
     this.changes.notifyHolders();
